@@ -1,0 +1,77 @@
+/**
+ * Contracts between the parts of the simulator: the virtual controller (HCI, link layer, L2CAP),
+ * the virtual peripherals (GATT servers with behaviour) and the clock that drives both.
+ * Nothing here imports noble or Node-RED.
+ */
+
+export type AddressType = "public" | "random";
+
+/** Link-layer model of every connection on one virtual controller. */
+export interface LinkSettings {
+  /** Connection interval in milliseconds (7.5 … 4000, step 1.25 as in the spec). */
+  connectionIntervalMs: number;
+  /** Upper bound on link-layer data PDUs per direction per connection event (further bounded by air time). */
+  pdusPerEvent: number;
+  /** Max link-layer payload: 27 without Data Length Extension, up to 251 with it. */
+  dataLength: number;
+  /** Largest ATT MTU the virtual peripherals accept (23 … 517). */
+  maxMtu: number;
+}
+
+export const DEFAULT_LINK: LinkSettings = { connectionIntervalMs: 7.5, pdusPerEvent: 6, dataLength: 251, maxMtu: 247 };
+
+/** Handle returned by SimClock.setTimeout. */
+export interface SimTimer {
+  cancel(): void;
+}
+
+/**
+ * Time for the simulator. `now()` is simulated milliseconds; with `timeScale` 1 it runs at wall-clock speed,
+ * with 10 it runs ten times faster (every simulated delay is divided by 10 in real time).
+ */
+export interface SimClock {
+  readonly timeScale: number;
+  now(): number;
+  setTimeout(fn: () => void, ms: number): SimTimer;
+}
+
+/** What a virtual peripheral sees of its current connection; provided by the controller. */
+export interface PeripheralLink {
+  /**
+   * Queue one ATT PDU (L2CAP CID 0x0004) to the central. Resolves when its last link-layer fragment has been
+   * delivered to the host; rejects with an Error if the link drops first.
+   */
+  sendAtt(pdu: Buffer): Promise<void>;
+  /** ATT PDUs queued and not yet fully sent: lets a streaming sender apply backpressure. */
+  readonly queuedAttPdus: number;
+  readonly connected: boolean;
+}
+
+/** A virtual peripheral as the controller drives it. */
+export interface VirtualPeripheral {
+  readonly kind: string;
+  /** Lowercase, colon separated, most significant byte first: "d8:75:ba:00:00:01". */
+  readonly address: string;
+  readonly addressType: AddressType;
+  readonly name: string;
+  /** AD structures (length, type, data …) for ADV_IND, at most 31 bytes. */
+  advertisingData(): Buffer;
+  /** AD structures for SCAN_RSP, at most 31 bytes. */
+  scanResponseData(): Buffer;
+  /** A central connected; the peripheral may start sending once it is subscribed. */
+  connected(link: PeripheralLink): void;
+  /** One complete ATT PDU from the central (reassembled from link-layer fragments). */
+  receiveAtt(pdu: Buffer): void;
+  /** The link is gone (HCI reason code: 0x13 central disconnected, 0x08 supervision timeout, 0x16 local). */
+  disconnected(reason: number): void;
+  /** Release timers; the simulation is over. */
+  close(): void;
+}
+
+/** What a peripheral factory gets besides its own scenario entry. */
+export interface PeripheralContext {
+  clock: SimClock;
+  link: LinkSettings;
+  /** Directory of the scenario file, for relative paths inside it ("" for the built-in scenario). */
+  baseDir: string;
+}

@@ -1,0 +1,67 @@
+/** Scenario validation: every failure names the offending field by its JSON path. */
+
+export class ScenarioError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`scenario: ${field}: ${message}`);
+    this.name = "ScenarioError";
+  }
+}
+
+export type JsonObject = Record<string, unknown>;
+
+export function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+export function requireObject(value: unknown, field: string): JsonObject {
+  if (!isObject(value)) throw new ScenarioError(field, "must be an object");
+  return value;
+}
+
+export function optionalNumber(obj: JsonObject, key: string, field: string, fallback: number, min: number, max: number): number {
+  const value = obj[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ScenarioError(`${field}.${key}`, "must be a number");
+  if (value < min || value > max) throw new ScenarioError(`${field}.${key}`, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+export function optionalInteger(obj: JsonObject, key: string, field: string, fallback: number, min: number, max: number): number {
+  const value = optionalNumber(obj, key, field, fallback, min, max);
+  if (!Number.isInteger(value)) throw new ScenarioError(`${field}.${key}`, `must be a whole number, got ${value}`);
+  return value;
+}
+
+export function optionalString(obj: JsonObject, key: string, field: string, fallback: string, maxLength = 248): string {
+  const value = obj[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== "string") throw new ScenarioError(`${field}.${key}`, "must be a string");
+  if (value.length > maxLength) throw new ScenarioError(`${field}.${key}`, `must be at most ${maxLength} characters`);
+  return value;
+}
+
+export function requireString(obj: JsonObject, key: string, field: string, maxLength = 248): string {
+  if (obj[key] === undefined) throw new ScenarioError(`${field}.${key}`, "is required");
+  return optionalString(obj, key, field, "", maxLength);
+}
+
+export function optionalEnum<T extends string>(obj: JsonObject, key: string, field: string, allowed: readonly T[], fallback: T): T {
+  const value = obj[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    throw new ScenarioError(`${field}.${key}`, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`);
+  }
+  return value as T;
+}
+
+const ADDRESS = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** A Bluetooth device address, normalised to lowercase. */
+export function requireAddress(obj: JsonObject, key: string, field: string): string {
+  const value = requireString(obj, key, field, 17).toLowerCase();
+  if (!ADDRESS.test(value)) throw new ScenarioError(`${field}.${key}`, `must look like "d8:75:ba:00:00:01", got ${JSON.stringify(obj[key])}`);
+  return value;
+}
