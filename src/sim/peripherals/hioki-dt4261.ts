@@ -1,0 +1,265 @@
+/**
+ * Virtual HIOKI Z3210 BLE adapter on a DT4261 multimeter (kind "hioki-dt4261").
+ *
+ * GATT as seen on the real adapter: 0x1800, 0x1801, 0x180A, 0x180F, 0x1813, 0x1812 (HID), the Silicon Labs
+ * OTA service (never to be written: every write is recorded as a violation) and the command service.
+ * The central enables indications of the command characteristic 78b028ce…, writes ASCII command lines
+ * ending in CR LF (in as many writes as it likes), and gets each line's reply as an indication after
+ * replyDelayMs. Commands joined with ';' get their answers joined with ';'.
+ *
+ * Choices where the real device is unknown (see shared/docs/protocols.md §2):
+ * - The reply carries no CR LF: the seed prints each indication with print() and its log has no blank
+ *   lines. A scenario can still send any text through `replies`.
+ * - A reply longer than MTU − 3 bytes is split into several indications of MTU − 3 bytes, sent one after
+ *   the other's confirmation. (At MTU 23 that is 20 bytes: "DT4261;+0.00000000E+00" is 22 and splits.)
+ *   A central must therefore join indications until the reply is complete.
+ * - Unknown commands answer "CMD ERR": HIOKI's manuals list "CMD ERR"/"EXE ERR" as the answers of setting
+ *   commands to bad input; what an unknown *query* answers is unknown, and we chose CMD ERR for it too.
+ * - SCPI's leading root colon is optional (":FETC?" = "FETC?"); long forms ("FETCh?") and lower case are
+ *   not accepted.
+ * - ":CONF?" answers the last ":CONF <function>,<range>" (default "DCV,AUTO", an invented spelling);
+ *   ":STAT?" answers "0"; ":CALC:STAT:MAX?/MIN?/AVER?" are computed over the scenario's `values`.
+ * - `replies` replace the answer of every query: commands ending in '?' and "QPID" (which answers
+ *   without one); setting commands still answer "OK".
+ */
+import { formatNr3 } from "../../protocol/hioki";
+import { batteryService, deviceInformationService, GattPeripheral, type PeripheralKind } from "../peripheral";
+import type { ServiceDefinition } from "../gatt-server";
+import type { AddressType, SimClock } from "../types";
+import { optionalInteger, optionalNumber, optionalString, ScenarioError } from "../validate";
+import { optionalIntegerList, optionalNumberList, optionalStringList } from "./options";
+
+export const HIOKI_COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
+export const HIOKI_COMMAND_CHARACTERISTIC = "78b028ce-affd-4967-ab9e-dc336c8c94e7";
+export const HIOKI_UNKNOWN_CHARACTERISTIC = "872f065a-5297-4483-9183-27cd72f7cffc";
+export const SILABS_OTA_SERVICE = "1d14d6ee-fd63-4fa1-bfa4-8f47b42119f0";
+export const SILABS_OTA_CONTROL = "f7bf3564-fb6d-4e53-88a4-5e37e0326063";
+export const HID_SERVICE = "1812";
+
+const MODEL = "DT4261";
+const ADAPTER_FIRMWARE = "V2.10";
+const DEFAULT_CONF = "DCV,AUTO";
+/** A line longer than this without CR LF is garbage: dropped (and recorded) instead of growing forever. */
+const MAX_LINE = 1024;
+/** GAP appearance "Keyboard": the adapter is also a HID keyboard that types readings. */
+const APPEARANCE_KEYBOARD = 0x03c1;
+
+/**
+ * A minimal boot-keyboard report map (one input report: modifiers, reserved, six key codes), enough for a
+ * plausible HID service; nothing reads it but generic tools.
+ */
+const REPORT_MAP = Buffer.from(
+  [
+    "0501 0906 a101", // Usage Page (Generic Desktop), Usage (Keyboard), Collection (Application)
+    "8501", // Report ID 1
+    "0507 19e0 29e7 1500 2501 7501 9508 8102", // modifier keys: 8 one-bit variables
+    "9501 7508 8101", // one reserved byte
+    "9506 7508 1500 2565 0507 1900 2965 8100", // six key codes, 0..101
+    "c0", // End Collection
+  ]
+    .join("")
+    .replace(/ /g, ""),
+  "hex",
+);
+
+export interface HiokiDt4261Config {
+  address: string;
+  addressType?: AddressType;
+  /** Default "Z3210V2.10:DT4261#<serial>". */
+  name?: string;
+  /** Default: the address's last three bytes as a 9-digit decimal number. */
+  serial?: string;
+  clock: SimClock;
+  maxMtu?: number;
+  /** FETC? readings, cycling; default [0]. */
+  values?: number[];
+  /** Verbatim answers to every query, cycling; overrides computed answers. */
+  replies?: string[];
+  /** :FETCCNT? answers, cycling; default [0]. */
+  counts?: number[];
+  replyDelayMs?: number;
+  batteryLevel?: number;
+}
+
+/** "a4:9e:69:00:30:39" → "000012345": a stable serial per address. */
+export function serialFromAddress(address: string): string {
+  return String(parseInt(address.slice(-8).replace(/:/g, ""), 16)).padStart(9, "0");
+}
+
+export class HiokiDt4261Peripheral extends GattPeripheral {
+  readonly serial: string;
+  /** Every complete command line received, in order (without CR LF): tests check what nodes send. */
+  readonly commandLog: string[] = [];
+  private readonly values: readonly number[];
+  private readonly replies: readonly string[] | null;
+  private readonly counts: readonly number[];
+  private readonly replyDelayMs: number;
+  private readonly battery: number;
+  private valueIndex = 0;
+  private replyIndex = 0;
+  private countIndex = 0;
+  private conf = DEFAULT_CONF;
+  private partialLine = "";
+
+  constructor(config: HiokiDt4261Config) {
+    const serial = config.serial ?? serialFromAddress(config.address);
+    super({
+      kind: "hioki-dt4261",
+      address: config.address,
+      addressType: config.addressType ?? "public",
+      name: config.name ?? `Z3210${ADAPTER_FIRMWARE}:${MODEL}#${serial}`,
+      clock: config.clock,
+      maxMtu: config.maxMtu ?? 247,
+      advertisedServices: [HID_SERVICE],
+      appearance: APPEARANCE_KEYBOARD,
+    });
+    this.serial = serial;
+    this.values = config.values ?? [0];
+    this.replies = config.replies ?? null;
+    this.counts = config.counts ?? [0];
+    this.replyDelayMs = config.replyDelayMs ?? 20;
+    this.battery = config.batteryLevel ?? 100;
+    if (this.values.length === 0 || this.counts.length === 0 || this.replies?.length === 0) throw new RangeError("values, counts and replies must not be empty");
+  }
+
+  protected services(): ServiceDefinition[] {
+    return [
+      deviceInformationService({ manufacturer: "HIOKI E.E. CORPORATION", model: "Z3210", serial: this.serial, firmware: ADAPTER_FIRMWARE }),
+      batteryService(() => this.battery),
+      {
+        uuid: "1813",
+        characteristics: [
+          // Scan Interval Window: the central may tell us its scan parameters; nothing to do with them.
+          { uuid: "2a4f", properties: ["writeWithoutResponse"] },
+          { uuid: "2a31", properties: ["notify"] },
+        ],
+      },
+      {
+        uuid: HID_SERVICE,
+        characteristics: [
+          { uuid: "2a4a", properties: ["read"], value: Buffer.of(0x11, 0x01, 0x00, 0x02) }, // HID 1.11, no country, normally connectable
+          { uuid: "2a4b", properties: ["read"], value: REPORT_MAP },
+          { uuid: "2a4d", properties: ["read"], value: Buffer.alloc(8), descriptors: [{ uuid: "2908", value: Buffer.of(0x01, 0x01) }] }, // input report 1
+          { uuid: "2a4e", properties: ["read"], value: Buffer.of(0x01) }, // report protocol
+        ],
+      },
+      {
+        uuid: SILABS_OTA_SERVICE,
+        characteristics: [{ uuid: SILABS_OTA_CONTROL, properties: ["write"], onWrite: (value) => this.recordViolation(`OTA control characteristic ${SILABS_OTA_CONTROL} written: ${value.toString("hex")}`) }],
+      },
+      {
+        uuid: HIOKI_COMMAND_SERVICE,
+        characteristics: [
+          { uuid: HIOKI_COMMAND_CHARACTERISTIC, properties: ["write", "indicate"], onWrite: (value) => this.receiveCommandBytes(value) },
+          { uuid: HIOKI_UNKNOWN_CHARACTERISTIC, properties: ["read", "notify"], value: Buffer.alloc(0) },
+        ],
+      },
+    ];
+  }
+
+  protected override onDisconnected(): void {
+    // Half a command does not survive the link; the reading cycles do (they are the instrument's).
+    this.partialLine = "";
+  }
+
+  private receiveCommandBytes(value: Buffer): void {
+    this.partialLine += value.toString("latin1");
+    let end: number;
+    while ((end = this.partialLine.indexOf("\r\n")) >= 0) {
+      const line = this.partialLine.slice(0, end);
+      this.partialLine = this.partialLine.slice(end + 2);
+      this.commandLine(line);
+    }
+    if (this.partialLine.length > MAX_LINE) {
+      this.recordViolation(`command without CR LF after ${this.partialLine.length} bytes dropped`);
+      this.partialLine = "";
+    }
+  }
+
+  private commandLine(line: string): void {
+    this.commandLog.push(line);
+    if (line === "") return;
+    // Answers are computed now, so readings advance in the order commands arrived.
+    const reply = line
+      .split(";")
+      .map((command) => this.answer(command))
+      .join(";");
+    this.setTimer(this.replyDelayMs, () => this.sendReply(reply));
+  }
+
+  private answer(command: string): string {
+    const c = command.startsWith(":") ? command.slice(1) : command;
+    const isQuery = c.endsWith("?") || c === "QPID";
+    if (isQuery && this.replies) return this.replies[this.replyIndex++ % this.replies.length];
+    switch (c) {
+      case "FETC?":
+        return formatNr3(this.values[this.valueIndex++ % this.values.length]);
+      case "QPID":
+      case "QPID?":
+        return MODEL;
+      case "FETCCNT?":
+        return String(this.counts[this.countIndex++ % this.counts.length]);
+      case "*IDN?":
+        return `HIOKI,${MODEL},${this.serial},${ADAPTER_FIRMWARE}`;
+      case "CONF?":
+        return this.conf;
+      case "CALC:STAT:MAX?":
+        return formatNr3(Math.max(...this.values));
+      case "CALC:STAT:MIN?":
+        return formatNr3(Math.min(...this.values));
+      case "CALC:STAT:AVER?":
+        return formatNr3(this.values.reduce((a, b) => a + b, 0) / this.values.length);
+      case "STAT?":
+        return "0";
+      case "SYST:RST":
+        this.conf = DEFAULT_CONF;
+        return "OK";
+      case "SYST:LLO":
+      case "SYST:GTL":
+        return "OK";
+      default:
+        break;
+    }
+    const conf = /^CONF ([A-Z0-9]+),([A-Z0-9.+-]+)$/.exec(c);
+    if (conf) {
+      this.conf = `${conf[1]},${conf[2]}`;
+      return "OK";
+    }
+    return "CMD ERR";
+  }
+
+  private sendReply(reply: string): void {
+    if (!this.gatt.isSubscribed(HIOKI_COMMAND_CHARACTERISTIC, "indicate")) {
+      this.recordViolation(`reply ${JSON.stringify(reply)} dropped: the central has not enabled indications of ${HIOKI_COMMAND_CHARACTERISTIC}`);
+      return;
+    }
+    const bytes = Buffer.from(reply, "latin1");
+    const size = this.gatt.mtu - 3;
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+    if (chunks.length === 0) chunks.push(Buffer.alloc(0));
+    // Indications queue in the GATT server, one outstanding at a time; a link drop rejects them.
+    for (const chunk of chunks) this.gatt.indicate(HIOKI_COMMAND_CHARACTERISTIC, chunk).catch(() => undefined);
+  }
+}
+
+export const hiokiDt4261Kind: PeripheralKind = {
+  kind: "hioki-dt4261",
+  defaultAddressType: "public",
+  options: ["serial", "values", "replies", "counts", "replyDelayMs", "batteryLevel"],
+  create(spec, field, identity, ctx) {
+    const serial = optionalString(spec, "serial", field, serialFromAddress(identity.address), 32);
+    if (!/^[A-Za-z0-9_.-]+$/.test(serial)) throw new ScenarioError(`${field}.serial`, "must be letters, digits, '_', '.' or '-' (it goes into the advertised name)");
+    return new HiokiDt4261Peripheral({
+      ...identity,
+      serial,
+      clock: ctx.clock,
+      maxMtu: ctx.link.maxMtu,
+      values: optionalNumberList(spec, "values", field),
+      replies: optionalStringList(spec, "replies", field, 512),
+      counts: optionalIntegerList(spec, "counts", field, 0, Number.MAX_SAFE_INTEGER),
+      replyDelayMs: optionalNumber(spec, "replyDelayMs", field, 20, 0, 60_000),
+      batteryLevel: optionalInteger(spec, "batteryLevel", field, 100, 0, 100),
+    });
+  },
+};
