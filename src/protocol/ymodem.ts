@@ -1,0 +1,565 @@
+import { crc16, crc16Arc, crc16Xmodem, type CrcKind } from "./crc16";
+
+/**
+ * YMODEM receiver for files pulled over the Nordic UART Service (docs/protocols.md §3).
+ *
+ * Pure state machine: bytes in (`feed`), events out (bytes to write back, file start/progress/done, end,
+ * error). No I/O and no timers: the caller runs the block timer and calls `timeout()` when no byte arrived
+ * in time, and calls `disconnected()` when the link drops. Within one call's events, a `send` comes before
+ * the report it belongs to, so the reply can go out first. Once `error` or `end` has been emitted the
+ * receiver is finished and every method returns [].
+ *
+ * It serves two dialects, told apart by block 0:
+ * - seed/XOSS: block 0 holds `"<name> <size>"` (a space, zero padded), CRC-16/ARC, no batch: after the
+ *   final EOT the sender disconnects (or sends another block 0, or an empty block 0).
+ * - standard (lrzsz): block 0 holds `name NUL size mtime mode ...` (size decimal, mtime/mode octal),
+ *   CRC-16/XMODEM, batch ended by an empty block 0.
+ */
+
+export const SOH = 0x01;
+export const STX = 0x02;
+export const EOT = 0x04;
+export const ACK = 0x06;
+export const NAK = 0x15;
+export const CAN = 0x18;
+/** 'C': start in CRC mode, one ACK per block. */
+export const WANT_CRC = 0x43;
+/** 'G': start YMODEM-g, blocks stream without ACKs. */
+export const WANT_G = 0x47;
+/** SUB: standard YMODEM pads the last block with it. */
+export const CPMEOF = 0x1a;
+
+/** Header (3) + data + CRC (2). */
+export const SOH_FRAME_LENGTH = 133;
+export const STX_FRAME_LENGTH = 1029;
+
+export type YmodemDialect = "seed" | "standard";
+
+export interface YmodemReceiverOptions {
+  /** "auto": block 0 decides (the CRC that matches it), and that CRC then holds for the session. */
+  crc: "auto" | CrcKind;
+  /** "C": ACK every block, NAK asks for a resend. "G": YMODEM-g, blocks stream, any bad block is fatal. */
+  mode: "C" | "G";
+  /** Largest file accepted. A larger announced size is refused before any data is stored. */
+  maxBytes: number;
+  /** Consecutive failures (timeouts, bad blocks) tolerated; the next one is fatal. */
+  retries: number;
+}
+
+export type YmodemErrorCode =
+  | "cancelled-by-sender" // CAN CAN received
+  | "cancelled" // cancel() called
+  | "too-large" // announced (or, without a size, received) more than maxBytes
+  | "sequence" // a block number that is neither the expected nor the previous one
+  | "size-mismatch" // more blocks than the announced size needs, or EOT before it was reached
+  | "bad-block" // a damaged data block in G mode, which cannot be resent
+  | "retries" // too many consecutive timeouts or bad blocks
+  | "disconnected"; // the link dropped before the transfer finished
+
+export class YmodemError extends Error {
+  readonly code: YmodemErrorCode;
+  /** Bytes of the current file stored so far (0 between files). */
+  readonly bytesReceived: number;
+  /** The file being received, or null before block 0 / between files. */
+  readonly fileName: string | null;
+
+  constructor(code: YmodemErrorCode, message: string, fileName: string | null, bytesReceived: number) {
+    super(message);
+    this.name = "YmodemError";
+    this.code = code;
+    this.fileName = fileName;
+    this.bytesReceived = bytesReceived;
+  }
+}
+
+export type YmodemEvent =
+  | { type: "send"; bytes: Buffer }
+  | {
+      type: "file-start";
+      name: string;
+      size: number | null;
+      dialect: YmodemDialect;
+      crc: CrcKind;
+      mtime?: number;
+      mode?: number;
+    }
+  | { type: "progress"; name: string; received: number; size: number | null; blocks: number }
+  | {
+      type: "file";
+      name: string;
+      data: Buffer;
+      size: number;
+      blocks: number;
+      retransmissions: number;
+      blockSize: 128 | 1024 | "mixed";
+      crc: CrcKind;
+    }
+  | { type: "end" }
+  | { type: "error"; error: YmodemError };
+
+/** What block 0 says. */
+export type Block0Header =
+  | { kind: "end" }
+  | { kind: "file"; name: string; size: number | null; dialect: YmodemDialect; mtime?: number; mode?: number };
+
+const DECIMAL = /^[0-9]+$/;
+const OCTAL = /^[0-7]+$/;
+
+/**
+ * Parses the data of a block 0. A first byte NUL means end of batch. Otherwise the layout decides the
+ * dialect: something after the first NUL (lrzsz's size field) → standard; else `"<name> <digits>"` →
+ * seed (split at the last space, so names may contain spaces); else a standard header without a size.
+ * lrzsz writes a block count in bytes 126–127, so nothing here relies on block 0 ending in zeros.
+ */
+export function parseBlock0(data: Uint8Array): Block0Header {
+  if (data.length === 0 || data[0] === 0) return { kind: "end" };
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
+  let nul = bytes.indexOf(0);
+  if (nul < 0) nul = bytes.length;
+  const first = bytes.toString("utf8", 0, nul);
+  if (nul + 1 < bytes.length && bytes[nul + 1] !== 0) {
+    let end = bytes.indexOf(0, nul + 1);
+    if (end < 0) end = bytes.length;
+    // Fields are single-space separated and positional: an empty field is an absent value.
+    const fields = bytes.toString("latin1", nul + 1, end).split(" ");
+    const header: Block0Header = { kind: "file", name: first, size: null, dialect: "standard" };
+    if (fields[0] !== undefined && DECIMAL.test(fields[0])) header.size = Number(fields[0]);
+    // YMODEM: an mtime or mode of 0 means "unknown", so only real values are reported.
+    const mtime = fields[1] !== undefined && OCTAL.test(fields[1]) ? parseInt(fields[1], 8) : 0;
+    if (mtime > 0) header.mtime = mtime;
+    const mode = fields[2] !== undefined && OCTAL.test(fields[2]) ? parseInt(fields[2], 8) : 0;
+    if (mode > 0) header.mode = mode;
+    return header;
+  }
+  const space = first.lastIndexOf(" ");
+  if (space > 0) {
+    const sizeText = first.slice(space + 1);
+    const name = first.slice(0, space).trimEnd();
+    if (name.length > 0 && DECIMAL.test(sizeText)) {
+      return { kind: "file", name, size: Number(sizeText), dialect: "seed" };
+    }
+  }
+  return { kind: "file", name: first, size: null, dialect: "standard" };
+}
+
+type Phase =
+  | "idle" // start() not called yet
+  | "block0" // C/G sent, waiting for a block 0
+  | "data" // inside a file
+  | "linger" // seed dialect after a file: no C sent; the sender disconnects or sends another block 0
+  | "done";
+
+interface FileState {
+  name: string;
+  size: number | null;
+  dialect: YmodemDialect;
+  crc: CrcKind;
+  buf: Buffer;
+  /** Data bytes of all accepted blocks, padding included. */
+  raw: number;
+  blocks: number;
+  retransmissions: number;
+  /** Bit 1: a 128-byte block seen; bit 2: a 1024-byte block seen. */
+  blockSizes: number;
+  /** Where the last accepted block starts in buf (0x1A stripping stays inside it). */
+  lastBlockStart: number;
+  /** The first EOT was NAKed; a second one ends the file. */
+  eotPending: boolean;
+}
+
+/** Growable buffer for files without a size starts here; it never grows past maxBytes + 1024. */
+const INITIAL_UNSIZED_CAPACITY = 64 * 1024;
+
+/**
+ * Rules beyond the block format (each for a reason given where it is applied):
+ * - The file is cut to the announced size, never by stripping padding, so a file that ends in 0x00 or
+ *   0x1A stays whole. Without a size (standard only), trailing 0x1A is stripped from the last block only.
+ * - An announced size above maxBytes is refused at block 0 (CAN CAN, no ACK); at most maxBytes + 1024
+ *   bytes are ever allocated for a file, whatever the sender sends.
+ * - C mode: EOT is NAKed once, then ACKed. G mode: the first EOT is ACKed; a damaged data block is fatal;
+ *   a timeout mid-stream sends nothing (the streaming sender does not read NAKs) but still counts.
+ * - A timeout before the first data block of a file repeats C/G (as lrzsz rz), later ones NAK.
+ * - `retries` bounds consecutive failures (timeouts and damaged blocks); a good block resets the count.
+ * - `retransmissions` of a file counts the NAKs sent for its blocks plus repeated blocks received.
+ */
+export class YmodemReceiver {
+  private readonly opts: YmodemReceiverOptions;
+  private readonly startByte: number;
+  private readonly streaming: boolean;
+  private phase: Phase = "idle";
+  /** Fixed once a non-empty block 0 has been checked. */
+  private crcKind: CrcKind | null;
+  private readonly frame = Buffer.alloc(STX_FRAME_LENGTH);
+  private frameLen = 0;
+  private frameNeed = 0;
+  private canRun = 0;
+  /** Consecutive timeouts and bad blocks. */
+  private failures = 0;
+  private filesDone = 0;
+  private file: FileState | null = null;
+  private peakBuffer = 0;
+
+  constructor(opts: YmodemReceiverOptions) {
+    if (!Number.isFinite(opts.maxBytes) || opts.maxBytes < 0) throw new RangeError("maxBytes must be a number ≥ 0");
+    if (!Number.isInteger(opts.retries) || opts.retries < 0) throw new RangeError("retries must be an integer ≥ 0");
+    this.opts = { ...opts };
+    this.streaming = opts.mode === "G";
+    this.startByte = this.streaming ? WANT_G : WANT_CRC;
+    this.crcKind = opts.crc === "auto" ? null : opts.crc;
+  }
+
+  get finished(): boolean {
+    return this.phase === "done";
+  }
+
+  /** Files completed so far and the largest file buffer ever allocated (bounded by maxBytes + 1024). */
+  get stats(): { filesReceived: number; peakBufferBytes: number } {
+    return { filesReceived: this.filesDone, peakBufferBytes: this.peakBuffer };
+  }
+
+  /** Sends the first `C` (or `G`). */
+  start(): YmodemEvent[] {
+    if (this.phase !== "idle") return [];
+    this.phase = "block0";
+    return [send(this.startByte)];
+  }
+
+  feed(chunk: Uint8Array): YmodemEvent[] {
+    const out: YmodemEvent[] = [];
+    if (this.phase === "idle" || this.phase === "done") return out;
+    const n = chunk.length;
+    let i = 0;
+    while (i < n && !this.finished) {
+      if (this.frameLen > 0) {
+        // Inside a block every byte is data (0x04, 0x18 included): copy as much of it as this chunk holds.
+        const take = Math.min(this.frameNeed - this.frameLen, n - i);
+        this.frame.set(chunk.subarray(i, i + take), this.frameLen);
+        i += take;
+        this.frameLen += take;
+        if (this.frameLen === this.frameNeed) {
+          this.frameLen = 0;
+          // After a NAKed block the rest of this chunk was sent before our NAK, so it is stale (lrzsz
+          // purges its input the same way); dropping it keeps a misframed block from derailing the resend.
+          if (this.onFrame(out)) break;
+        }
+        continue;
+      }
+      const b = chunk[i++];
+      if (b === SOH || b === STX) {
+        this.canRun = 0;
+        this.frame[0] = b;
+        this.frameLen = 1;
+        this.frameNeed = b === SOH ? SOH_FRAME_LENGTH : STX_FRAME_LENGTH;
+      } else if (b === CAN) {
+        // One CAN may be line noise (lrzsz ignores it); two in a row abort.
+        if (++this.canRun >= 2) this.fail(out, "cancelled-by-sender", "cancelled by sender", false);
+      } else {
+        this.canRun = 0;
+        if (b === EOT) this.onEot(out);
+        // Anything else where a block header belongs is garbage: dropped; the caller's timer NAKs.
+      }
+    }
+    return out;
+  }
+
+  /** The caller's block timer fired (no byte for blockTimeout ms). */
+  timeout(): YmodemEvent[] {
+    const out: YmodemEvent[] = [];
+    if (this.phase === "idle" || this.phase === "done") return out;
+    if (this.phase === "linger") {
+      // The seed sender disconnects after its last file; silence means the same.
+      this.phase = "done";
+      out.push({ type: "end" });
+      return out;
+    }
+    this.frameLen = 0; // a partial block will not be completed any more
+    this.canRun = 0;
+    this.failures++;
+    const f = this.file;
+    if (this.failures > this.opts.retries) {
+      if (this.phase === "block0" && this.filesDone > 0) {
+        // Every file arrived; only the end-of-batch block 0 is missing. Tell the sender we stop.
+        this.phase = "done";
+        out.push(send(CAN, CAN), { type: "end" });
+        return out;
+      }
+      const what =
+        this.phase === "block0"
+          ? "block 0"
+          : f === null || f.eotPending
+            ? "EOT"
+            : `data block ${f.blocks + 1}`;
+      this.fail(out, "retries", `no answer from the sender: timed out ${this.failures} times waiting for ${what}`, true);
+      return out;
+    }
+    if (this.phase === "block0") {
+      out.push(send(this.startByte));
+    } else if (f !== null) {
+      if (f.eotPending) {
+        out.push(send(NAK));
+      } else if (f.blocks === 0) {
+        // Until the first data block, the sender may have missed our C/G (lrzsz rz repeats it too).
+        out.push(send(this.startByte));
+      } else if (!this.streaming) {
+        f.retransmissions++;
+        out.push(send(NAK));
+      }
+      // G mode mid-stream: the sender does not read NAKs; only count the failure.
+    }
+    return out;
+  }
+
+  /** Abort from our side: CAN CAN, then an error event ("cancelled by receiver"). */
+  cancel(): YmodemEvent[] {
+    const out: YmodemEvent[] = [];
+    if (this.phase === "done") return out;
+    this.fail(out, "cancelled", "cancelled by receiver", true);
+    return out;
+  }
+
+  /** The link dropped. Mid-file (or before any file) that is an error; after a complete file it is the end. */
+  disconnected(): YmodemEvent[] {
+    const out: YmodemEvent[] = [];
+    if (this.phase === "done") return out;
+    if (this.phase === "linger" || (this.phase === "block0" && this.filesDone > 0)) {
+      this.phase = "done";
+      out.push({ type: "end" });
+      return out;
+    }
+    const where = this.file !== null ? "during the file" : "before any file";
+    this.fail(out, "disconnected", `disconnected ${where}`, false);
+    return out;
+  }
+
+  /** A whole frame is in `this.frame`. Returns true when it was NAKed (the caller then purges). */
+  private onFrame(out: YmodemEvent[]): boolean {
+    const frame = this.frame;
+    const len = this.frameNeed - 5;
+    const seq = frame[1];
+    const complement = frame[2];
+    const data = frame.subarray(3, 3 + len);
+    const sentCrc = (frame[3 + len] << 8) | frame[4 + len];
+    const f = this.file;
+    if (this.phase !== "data" || f === null) return this.onBlock0(out, seq, complement, data, sentCrc);
+
+    if ((seq ^ complement) !== 0xff) return this.badBlock(out, `damaged header in a block (number ${seq}, complement ${complement})`);
+    if (crc16(f.crc, data) !== sentCrc) return this.badBlock(out, `CRC error in block ${seq}`);
+
+    const expected = (f.blocks + 1) & 0xff;
+    if (seq === expected) {
+      this.acceptBlock(out, f, data);
+      return false;
+    }
+    if (seq === (f.blocks & 0xff)) {
+      // The sender missed our ACK and resent: ACK again, store nothing.
+      f.retransmissions++;
+      f.eotPending = false;
+      this.failures = 0;
+      // A repeated block 0 means our ACK + C/G was lost: the sender waits for both again.
+      if (f.blocks === 0) out.push(send(ACK, this.startByte));
+      else if (!this.streaming) out.push(send(ACK));
+      return false;
+    }
+    this.fail(out, "sequence", `sequence lost: got block ${seq}, expected ${expected}`, true);
+    return false;
+  }
+
+  private onBlock0(out: YmodemEvent[], seq: number, complement: number, data: Buffer, sentCrc: number): boolean {
+    if ((seq ^ complement) !== 0xff) return this.badBlock(out, `damaged header in block 0 (number ${seq}, complement ${complement})`);
+    let header: Block0Header | null = null;
+    let crc: CrcKind | null = this.crcKind;
+    if (crc !== null) {
+      if (crc16(crc, data) !== sentCrc) return this.badBlock(out, `CRC-16/${crc.toUpperCase()} error in block 0`);
+    } else {
+      const arc = crc16Arc(data) === sentCrc;
+      const xmodem = crc16Xmodem(data) === sentCrc;
+      if (!arc && !xmodem) return this.badBlock(out, "CRC error in block 0 (neither CRC-16/ARC nor CRC-16/XMODEM)");
+      if (arc && xmodem) {
+        // Both match an all-zero block (end of batch); a rare non-zero tie goes by the layout.
+        header = parseBlock0(data);
+        crc = header.kind === "file" && header.dialect === "seed" ? "arc" : "xmodem";
+      } else {
+        crc = arc ? "arc" : "xmodem";
+      }
+    }
+    if (seq !== 0) {
+      this.fail(out, "sequence", `sequence lost: expected block 0, got block ${seq}`, true);
+      return false;
+    }
+    this.failures = 0;
+    header ??= parseBlock0(data);
+    if (header.kind === "end") {
+      this.phase = "done";
+      out.push(send(ACK), { type: "end" });
+      return false;
+    }
+    this.crcKind = crc; // the CRC that matched a real block 0 holds for the session
+    const { name, size, dialect } = header;
+    if (size !== null && size > this.opts.maxBytes) {
+      this.fail(out, "too-large", `announced size ${size} exceeds maxBytes ${this.opts.maxBytes}`, true, name);
+      return false;
+    }
+    const capacity = size ?? Math.min(INITIAL_UNSIZED_CAPACITY, this.opts.maxBytes + 1024);
+    this.file = {
+      name,
+      size,
+      dialect,
+      crc,
+      buf: this.allocate(capacity),
+      raw: 0,
+      blocks: 0,
+      retransmissions: 0,
+      blockSizes: 0,
+      lastBlockStart: 0,
+      eotPending: false,
+    };
+    this.phase = "data";
+    const start: YmodemEvent = { type: "file-start", name, size, dialect, crc };
+    if (header.mtime !== undefined) start.mtime = header.mtime;
+    if (header.mode !== undefined) start.mode = header.mode;
+    out.push(send(ACK, this.startByte), start);
+    return false;
+  }
+
+  private acceptBlock(out: YmodemEvent[], f: FileState, data: Buffer): void {
+    const len = data.length;
+    if (f.size !== null) {
+      if (f.raw >= f.size) {
+        this.fail(out, "size-mismatch", `sender sent more blocks than the announced ${f.size} bytes need`, true);
+        return;
+      }
+      // Cut to the announced size: padding never reaches the file, whatever its value.
+      const keep = Math.min(len, f.size - f.raw);
+      f.buf.set(keep === len ? data : data.subarray(0, keep), f.raw);
+    } else {
+      if (f.raw >= this.opts.maxBytes) {
+        this.fail(out, "too-large", `file exceeds maxBytes ${this.opts.maxBytes}`, true);
+        return;
+      }
+      this.ensureCapacity(f, f.raw + len);
+      f.buf.set(data, f.raw);
+      f.lastBlockStart = f.raw;
+    }
+    f.raw += len;
+    f.blocks++;
+    f.blockSizes |= len === 128 ? 1 : 2;
+    f.eotPending = false;
+    this.failures = 0;
+    if (!this.streaming) out.push(send(ACK));
+    out.push({ type: "progress", name: f.name, received: stored(f), size: f.size, blocks: f.blocks });
+  }
+
+  private onEot(out: YmodemEvent[]): void {
+    const f = this.file;
+    if (this.phase === "data" && f !== null) {
+      // NAK the first EOT (it could be noise; the seed and lrzsz both resend it), ACK the second.
+      // YMODEM-g ACKs the first: the stream is trusted, and lrzsz -g waits only for the ACK.
+      if (!this.streaming && !f.eotPending) {
+        f.eotPending = true;
+        out.push(send(NAK));
+        return;
+      }
+      this.finishFile(out, f);
+      return;
+    }
+    if (this.filesDone > 0 && (this.phase === "block0" || this.phase === "linger")) {
+      // A repeated final EOT: the sender missed our ACK.
+      out.push(this.phase === "block0" ? send(ACK, this.startByte) : send(ACK));
+    }
+    // An EOT before any file is garbage.
+  }
+
+  private finishFile(out: YmodemEvent[], f: FileState): void {
+    let data: Buffer;
+    if (f.size !== null) {
+      if (f.raw < f.size) {
+        this.fail(out, "size-mismatch", `sender ended the file after ${f.raw} of the announced ${f.size} bytes`, true);
+        return;
+      }
+      data = f.buf;
+    } else {
+      // No size announced: only the last block's trailing 0x1A padding goes (standard YMODEM).
+      let end = f.raw;
+      while (end > f.lastBlockStart && f.buf[end - 1] === CPMEOF) end--;
+      if (end > this.opts.maxBytes) {
+        this.fail(out, "too-large", `file exceeds maxBytes ${this.opts.maxBytes}`, true);
+        return;
+      }
+      // The doubling buffer may be far larger than the file; do not hand the slack on to the caller.
+      data = f.buf.length - end > INITIAL_UNSIZED_CAPACITY ? Buffer.from(f.buf.subarray(0, end)) : f.buf.subarray(0, end);
+    }
+    this.file = null;
+    this.filesDone++;
+    this.failures = 0;
+    const blockSize: 128 | 1024 | "mixed" = f.blockSizes === 3 ? "mixed" : f.blockSizes === 2 ? 1024 : 128;
+    if (f.dialect === "standard") {
+      this.phase = "block0";
+      out.push(send(ACK, this.startByte));
+    } else {
+      this.phase = "linger";
+      out.push(send(ACK));
+    }
+    out.push({
+      type: "file",
+      name: f.name,
+      data,
+      size: data.length,
+      blocks: f.blocks,
+      retransmissions: f.retransmissions,
+      blockSize,
+      crc: f.crc,
+    });
+  }
+
+  /** A damaged block: fatal in G mode (nothing is resent), else NAK until the retries are spent. */
+  private badBlock(out: YmodemEvent[], why: string): boolean {
+    const f = this.phase === "data" ? this.file : null;
+    if (f !== null && this.streaming) {
+      this.fail(out, "bad-block", `${why} in YMODEM-g mode, which cannot resend`, true);
+      return false;
+    }
+    this.failures++;
+    if (this.failures > this.opts.retries) {
+      this.fail(out, "retries", `${why}; gave up after ${this.opts.retries} retries`, true);
+      return false;
+    }
+    if (f !== null) f.retransmissions++;
+    out.push(send(NAK));
+    return true;
+  }
+
+  private fail(out: YmodemEvent[], code: YmodemErrorCode, what: string, sendCancel: boolean, name?: string): void {
+    const f = this.file;
+    const fileName = name ?? f?.name ?? null;
+    const bytes = f !== null ? stored(f) : 0;
+    const where = fileName !== null ? ` (file "${fileName}", ${bytes} bytes received)` : ` (${bytes} bytes received)`;
+    const error = new YmodemError(code, `YMODEM: ${what}${where}`, fileName, bytes);
+    this.phase = "done";
+    this.file = null;
+    this.frameLen = 0;
+    if (sendCancel) out.push(send(CAN, CAN));
+    out.push({ type: "error", error });
+  }
+
+  private allocate(bytes: number): Buffer {
+    if (bytes > this.peakBuffer) this.peakBuffer = bytes;
+    return Buffer.alloc(bytes);
+  }
+
+  private ensureCapacity(f: FileState, need: number): void {
+    if (need <= f.buf.length) return;
+    // Doubling keeps copies amortised O(1) per byte; the cap bounds memory even if the sender lies.
+    const capacity = Math.min(Math.max(f.buf.length * 2, need), this.opts.maxBytes + 1024);
+    const grown = this.allocate(capacity);
+    f.buf.copy(grown, 0, 0, f.raw);
+    f.buf = grown;
+  }
+}
+
+function stored(f: FileState): number {
+  return f.size !== null ? Math.min(f.raw, f.size) : f.raw;
+}
+
+function send(...bytes: number[]): YmodemEvent {
+  return { type: "send", bytes: Buffer.from(bytes) };
+}
