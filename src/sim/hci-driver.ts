@@ -1,0 +1,222 @@
+/**
+ * How noble reaches a virtual controller in process. noble offers no option that takes a custom socket, but the
+ * UART driver of @stoprocent/bluetooth-hci-socket is loaded lazily (`require('./lib/uart.js')` in its index.js),
+ * so replacing that module's exports in Node's module cache before noble starts lets a port named
+ * `virtual:<id>` reach the controller registered under <id>. Every other port goes to the original UART driver,
+ * so real serial controllers keep working in the same process.
+ */
+import { EventEmitter } from "node:events";
+import * as fs from "node:fs";
+import { createRequire } from "node:module";
+import * as path from "node:path";
+import type { VirtualController } from "./controller";
+import { OP, buildCommand } from "../protocol/h4";
+
+const PORT_PREFIX = "virtual:";
+
+/**
+ * Shared through globalThis: the built package (nodes/) and its TypeScript sources (tests) may both be loaded in
+ * one process, and the driver installed by either must find controllers registered by the other.
+ */
+const REGISTRY_KEY = Symbol.for("@ble-instruments/node-red-ble-instruments/virtual-hci-controllers");
+const INSTALLED_MARK = Symbol.for("@ble-instruments/node-red-ble-instruments/virtual-hci-driver");
+
+function registry(): Map<string, VirtualController> {
+  const holder = globalThis as { [REGISTRY_KEY]?: Map<string, VirtualController> };
+  holder[REGISTRY_KEY] ??= new Map();
+  return holder[REGISTRY_KEY];
+}
+
+/** Makes `controller` reachable as the UART port `virtualPortFor(id)`. Replaces an earlier registration. */
+export function registerVirtualController(id: string, controller: VirtualController): void {
+  if (id.length === 0) throw new Error("a virtual controller id must not be empty");
+  registry().set(id, controller);
+}
+
+export function unregisterVirtualController(id: string): void {
+  registry().delete(id);
+}
+
+/** The `bindParams.uart.port` value that selects the controller registered as `id`. */
+export function virtualPortFor(id: string): string {
+  return `${PORT_PREFIX}${id}`;
+}
+
+/** The part of a driver noble uses (lib/hci-socket/hci.js). */
+interface HciDriver extends EventEmitter {
+  bindRaw(devId: unknown, params: unknown): void;
+  bindUser(devId: unknown, params: unknown, mode?: string): void;
+  bindControl?(): void;
+  start(): void;
+  stop(): void;
+  setFilter(filter: Buffer): void;
+  write(data: Buffer): void;
+  isDevUp(): boolean;
+  reset?(): void;
+  getDeviceList?(): unknown;
+}
+
+type HciDriverClass = new (...args: unknown[]) => HciDriver;
+
+function layoutChanged(detail: string): Error {
+  return new Error(
+    `the @stoprocent/bluetooth-hci-socket layout changed: ${detail}. The virtual BLE controller replaces that package's ` +
+      `lazily loaded UART driver (lib/uart.js); check the installed version against the range in package.json.`,
+  );
+}
+
+/**
+ * The absolute path of the UART driver module that noble will load. `packageDir` is the directory of
+ * @stoprocent/bluetooth-hci-socket (default: the copy noble resolves). Throws if the file is not where expected
+ * or index.js no longer loads it by that name.
+ */
+export function locateUartDriver(packageDir?: string): string {
+  let dir = packageDir;
+  if (dir === undefined) {
+    const fromHere = createRequire(__filename);
+    let nobleDir: string;
+    try {
+      nobleDir = path.dirname(fromHere.resolve("@stoprocent/noble/package.json"));
+    } catch {
+      throw new Error("@stoprocent/noble is not installed");
+    }
+    try {
+      dir = path.dirname(createRequire(path.join(nobleDir, "index.js")).resolve("@stoprocent/bluetooth-hci-socket/package.json"));
+    } catch {
+      throw layoutChanged(`noble (${nobleDir}) cannot resolve it`);
+    }
+  }
+  const driver = path.join(dir, "lib", "uart.js");
+  if (!fs.existsSync(driver)) throw layoutChanged(`${driver} does not exist`);
+  let index: string;
+  try {
+    index = fs.readFileSync(path.join(dir, "index.js"), "utf8");
+  } catch {
+    throw layoutChanged(`${path.join(dir, "index.js")} cannot be read`);
+  }
+  if (!/require\(\s*['"]\.\/lib\/uart(\.js)?['"]\s*\)/.test(index)) throw layoutChanged(`${path.join(dir, "index.js")} no longer loads ./lib/uart.js`);
+  return driver;
+}
+
+/**
+ * Installs the virtual-aware UART driver (idempotent). Call before noble starts its HCI bindings
+ * (`withBindings('hci', { hciDriver: 'uart', bindParams: { uart: { port: virtualPortFor(id), baudRate } } })`).
+ */
+export function installVirtualHciDriver(packageDir?: string): void {
+  const driverPath = locateUartDriver(packageDir);
+  const load = createRequire(driverPath);
+  const current: unknown = load(driverPath);
+  if (typeof current !== "function") throw layoutChanged(`${driverPath} does not export a driver class`);
+  if ((current as { [INSTALLED_MARK]?: true })[INSTALLED_MARK]) return;
+  const cached = load.cache[driverPath];
+  if (!cached) throw layoutChanged(`${driverPath} is not in Node's module cache after loading it`);
+  cached.exports = virtualAwareDriver(current as HciDriverClass);
+}
+
+function portOf(params: unknown): string | undefined {
+  if (typeof params === "object" && params !== null) {
+    const uart = (params as { uart?: unknown }).uart;
+    if (typeof uart === "object" && uart !== null) {
+      const port = (uart as { port?: unknown }).port;
+      if (typeof port === "string" && port.length > 0) return port;
+    }
+  }
+  // Same fallback as the original driver.
+  return process.env.BLUETOOTH_HCI_SOCKET_UART_PORT;
+}
+
+function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
+  class VirtualAwareHciDriver extends EventEmitter implements HciDriver {
+    private readonly ctorArgs: unknown[];
+    /** The original UART driver, for real ports. */
+    private inner?: HciDriver;
+    private controller?: VirtualController;
+    private up = false;
+    private readonly onPacket = (packet: Buffer) => {
+      if (this.up) this.emit("data", packet);
+    };
+    private readonly onControllerClose = () => {
+      if (!this.up) return;
+      this.up = false;
+      this.emit("state", false);
+    };
+
+    constructor(...args: unknown[]) {
+      super();
+      this.ctorArgs = args;
+    }
+
+    bindRaw(devId: unknown, params: unknown): void {
+      this.bind(devId, params, "raw");
+    }
+
+    bindUser(devId: unknown, params: unknown, mode = "user"): void {
+      this.bind(devId, params, mode);
+    }
+
+    private bind(devId: unknown, params: unknown, mode: string): void {
+      const port = portOf(params);
+      if (port?.startsWith(PORT_PREFIX)) {
+        const id = port.slice(PORT_PREFIX.length);
+        const controller = registry().get(id);
+        if (!controller) throw new Error(`no virtual BLE controller is registered as "${id}"`);
+        this.controller = controller;
+        return;
+      }
+      const inner = this.inner ?? new Original(...this.ctorArgs);
+      if (!this.inner) {
+        this.inner = inner;
+        for (const event of ["data", "error", "state"]) inner.on(event, (...args: unknown[]) => this.emit(event, ...args));
+      }
+      if (mode === "raw") inner.bindRaw(devId, params);
+      else inner.bindUser(devId, params, mode);
+    }
+
+    bindControl(): void {
+      this.inner?.bindControl?.();
+    }
+
+    start(): void {
+      if (this.inner) return this.inner.start();
+      const controller = this.controller;
+      if (!controller) throw new Error("virtual HCI driver started before bindRaw/bindUser");
+      if (this.up) return;
+      if (controller.isClosed) return;
+      this.up = true;
+      controller.on("h4", this.onPacket);
+      controller.on("close", this.onControllerClose);
+    }
+
+    stop(): void {
+      if (this.inner) return this.inner.stop();
+      this.up = false;
+      this.controller?.off("h4", this.onPacket);
+      this.controller?.off("close", this.onControllerClose);
+    }
+
+    setFilter(filter: Buffer): void {
+      this.inner?.setFilter(filter);
+    }
+
+    write(data: Buffer): void {
+      if (this.inner) return this.inner.write(data);
+      if (this.up) this.controller?.write(data);
+    }
+
+    isDevUp(): boolean {
+      if (this.inner) return this.inner.isDevUp();
+      return this.up;
+    }
+
+    reset(): void {
+      if (this.inner) return this.inner.reset?.();
+      if (this.up) this.controller?.write(buildCommand(OP.RESET));
+    }
+
+    getDeviceList(): unknown {
+      return (this.inner ?? new Original(...this.ctorArgs)).getDeviceList?.();
+    }
+  }
+  Object.defineProperty(VirtualAwareHciDriver, INSTALLED_MARK, { value: true });
+  return VirtualAwareHciDriver;
+}

@@ -1,0 +1,238 @@
+/**
+ * Scenarios: which virtual peripherals exist, how the link behaves, and a timeline of events
+ * (power a peripheral off, on again). A scenario is JSON; parseScenario checks its shape and names the offending
+ * field in every error; each peripheral kind checks its own fields when the Simulation builds it.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ScaledClock } from "./clock";
+import { VirtualController } from "./controller";
+import { createPeripheral } from "./peripherals";
+import { DEFAULT_LINK, type LinkSettings, type PeripheralContext, type SimTimer, type VirtualPeripheral } from "./types";
+import { ScenarioError, isObject, optionalEnum, optionalInteger, optionalNumber, requireAddress, requireObject, requireString, type JsonObject } from "./validate";
+
+export type ScenarioAction = "power-off" | "power-on";
+const ACTIONS: readonly ScenarioAction[] = ["power-off", "power-on"];
+
+export interface ScenarioPeripheral {
+  kind: string;
+  /** Normalised (lowercase). */
+  address: string;
+  /** JSON path of the entry, e.g. "peripherals[1]", for the kind's own error messages. */
+  field: string;
+  /** The entry as written, with the address normalised; the kind reads its own fields from it. */
+  spec: JsonObject;
+}
+
+export interface ScenarioEvent {
+  /** Simulated milliseconds after Simulation.start(). */
+  atMs: number;
+  address: string;
+  action: ScenarioAction;
+}
+
+export interface Scenario {
+  link: LinkSettings;
+  timeScale: number;
+  peripherals: ScenarioPeripheral[];
+  /** Sorted by time; events at the same time keep their order. */
+  events: ScenarioEvent[];
+  /** Directory of the scenario file, for relative paths inside it ("" for the built-in scenario). */
+  baseDir: string;
+}
+
+/** The built-in scenario. A plain JSON-shaped object, so it reads like a scenario file and can grow like one. */
+export const DEFAULT_SCENARIO = {
+  link: { ...DEFAULT_LINK },
+  peripherals: [
+    {
+      kind: "heart-rate",
+      address: "d8:75:ba:00:00:01",
+      addressType: "random",
+      name: "44278-33",
+      bpm: [45, 46, 47, 46],
+      intervalMs: 1000,
+    },
+  ],
+  events: [],
+};
+
+const TOP_KEYS = ["link", "timeScale", "peripherals", "events"];
+const LINK_KEYS = ["connectionIntervalMs", "pdusPerEvent", "dataLength", "maxMtu"];
+const EVENT_KEYS = ["atMs", "address", "action"];
+
+function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], prefix: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      throw new ScenarioError(prefix ? `${prefix}.${key}` : key, `unknown key; expected one of ${allowed.map((k) => JSON.stringify(k)).join(", ")}`);
+    }
+  }
+}
+
+function parseLink(value: unknown): LinkSettings {
+  if (value === undefined) return { ...DEFAULT_LINK };
+  const link = requireObject(value, "link");
+  rejectUnknownKeys(link, LINK_KEYS, "link");
+  const connectionIntervalMs = optionalNumber(link, "connectionIntervalMs", "link", DEFAULT_LINK.connectionIntervalMs, 7.5, 4000);
+  const steps = connectionIntervalMs / 1.25;
+  if (Math.abs(steps - Math.round(steps)) > 1e-9) {
+    throw new ScenarioError("link.connectionIntervalMs", `must be a multiple of 1.25 ms, got ${connectionIntervalMs}`);
+  }
+  return {
+    connectionIntervalMs,
+    pdusPerEvent: optionalInteger(link, "pdusPerEvent", "link", DEFAULT_LINK.pdusPerEvent, 1, 100),
+    dataLength: optionalInteger(link, "dataLength", "link", DEFAULT_LINK.dataLength, 27, 251),
+    maxMtu: optionalInteger(link, "maxMtu", "link", DEFAULT_LINK.maxMtu, 23, 517),
+  };
+}
+
+/** Validates a scenario (already parsed from JSON). `baseDir` resolves relative paths inside it. */
+export function parseScenario(json: unknown, baseDir: string): Scenario {
+  if (!isObject(json)) throw new ScenarioError("(top level)", "must be a JSON object");
+  rejectUnknownKeys(json, TOP_KEYS, "");
+  const link = parseLink(json.link);
+  const timeScale = json.timeScale ?? 1;
+  if (typeof timeScale !== "number" || !Number.isFinite(timeScale)) throw new ScenarioError("timeScale", "must be a number");
+  if (timeScale < 0.01 || timeScale > 10000) throw new ScenarioError("timeScale", `must be between 0.01 and 10000, got ${timeScale}`);
+
+  if (json.peripherals === undefined) throw new ScenarioError("peripherals", "is required (an array of peripheral entries)");
+  if (!Array.isArray(json.peripherals)) throw new ScenarioError("peripherals", "must be an array");
+  const peripherals: ScenarioPeripheral[] = [];
+  const byAddress = new Map<string, string>();
+  json.peripherals.forEach((entry: unknown, i: number) => {
+    const field = `peripherals[${i}]`;
+    const spec = requireObject(entry, field);
+    const kind = requireString(spec, "kind", field, 64);
+    const address = requireAddress(spec, "address", field);
+    const earlier = byAddress.get(address);
+    if (earlier !== undefined) throw new ScenarioError(`${field}.address`, `${address} is already used by ${earlier}`);
+    byAddress.set(address, field);
+    peripherals.push({ kind, address, field, spec: { ...spec, address } });
+  });
+
+  const events: ScenarioEvent[] = [];
+  if (json.events !== undefined) {
+    if (!Array.isArray(json.events)) throw new ScenarioError("events", "must be an array");
+    json.events.forEach((entry: unknown, i: number) => {
+      const field = `events[${i}]`;
+      const ev = requireObject(entry, field);
+      rejectUnknownKeys(ev, EVENT_KEYS, field);
+      if (ev.atMs === undefined) throw new ScenarioError(`${field}.atMs`, "is required");
+      const atMs = optionalNumber(ev, "atMs", field, 0, 0, 365 * 24 * 3600 * 1000);
+      const address = requireAddress(ev, "address", field);
+      if (!byAddress.has(address)) {
+        const known = [...byAddress.keys()].join(", ") || "none";
+        throw new ScenarioError(`${field}.address`, `no peripheral has address ${address} (known: ${known})`);
+      }
+      if (ev.action === undefined) throw new ScenarioError(`${field}.action`, `is required (${ACTIONS.map((a) => JSON.stringify(a)).join(" or ")})`);
+      const action = optionalEnum(ev, "action", field, ACTIONS, "power-off");
+      events.push({ atMs, address, action });
+    });
+  }
+  // Array.prototype.sort is stable: same-time events keep the file's order.
+  events.sort((a, b) => a.atMs - b.atMs);
+
+  return { link, timeScale, peripherals, events, baseDir };
+}
+
+/** Reads and validates a scenario file; unreadable files and JSON syntax errors are ScenarioErrors too. */
+export function loadScenarioFile(file: string): Scenario {
+  const resolved = path.resolve(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(resolved, "utf8");
+  } catch (error) {
+    throw new ScenarioError(resolved, `cannot be read (${error instanceof Error ? error.message : String(error)})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new ScenarioError(resolved, `is not valid JSON: ${message}${lineAndColumn(text, message)}`);
+  }
+  try {
+    return parseScenario(json, path.dirname(resolved));
+  } catch (error) {
+    if (error instanceof ScenarioError) throw new ScenarioError(error.field, `${error.message.slice(`scenario: ${error.field}: `.length)} (in ${resolved})`);
+    throw error;
+  }
+}
+
+/** " (line L, column C)" for a JSON.parse message that names a position; "" otherwise. */
+function lineAndColumn(text: string, message: string): string {
+  const match = /position (\d+)/.exec(message);
+  if (!match) return "";
+  const before = text.slice(0, Number(match[1]));
+  const line = before.split("\n").length;
+  const column = before.length - before.lastIndexOf("\n");
+  return ` (line ${line}, column ${column})`;
+}
+
+export type PeripheralFactory = (spec: JsonObject, field: string, ctx: PeripheralContext) => VirtualPeripheral;
+
+export interface SimulationOptions {
+  /** Overrides the scenario's timeScale. */
+  timeScale?: number;
+  /** Builds peripherals; defaults to the kinds in ./peripherals (tests inject their own). */
+  createPeripheral?: PeripheralFactory;
+}
+
+/** A running scenario: a clock, a virtual controller with the scenario's peripherals, and its timeline. */
+export class Simulation {
+  readonly scenario: Scenario;
+  readonly clock: ScaledClock;
+  readonly controller: VirtualController;
+  private timers: SimTimer[] = [];
+  private started = false;
+  private closed = false;
+
+  constructor(scenario: Scenario, opts: SimulationOptions = {}) {
+    this.scenario = scenario;
+    this.clock = new ScaledClock(opts.timeScale ?? scenario.timeScale);
+    this.controller = new VirtualController({ clock: this.clock, link: scenario.link });
+    const factory = opts.createPeripheral ?? createPeripheral;
+    const ctx: PeripheralContext = { clock: this.clock, link: scenario.link, baseDir: scenario.baseDir };
+    try {
+      for (const entry of scenario.peripherals) {
+        const peripheral = factory(entry.spec, entry.field, ctx);
+        try {
+          if (peripheral.address.toLowerCase() !== entry.address) {
+            throw new Error(`${entry.field}: the ${entry.kind} factory built a peripheral with address ${peripheral.address}, expected ${entry.address}`);
+          }
+          this.controller.addPeripheral(peripheral);
+        } catch (error) {
+          peripheral.close();
+          throw error;
+        }
+      }
+    } catch (error) {
+      this.controller.close();
+      throw error;
+    }
+  }
+
+  /** Starts the events timeline (idempotent). Peripherals advertise from construction on. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    for (const ev of this.scenario.events) {
+      this.timers.push(
+        this.clock.setTimeout(() => {
+          if (this.closed) return;
+          if (ev.action === "power-off") this.controller.powerOff(ev.address);
+          else this.controller.powerOn(ev.address);
+        }, ev.atMs),
+      );
+    }
+  }
+
+  /** Cancels the timeline and closes the controller and every peripheral (idempotent). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.timers) timer.cancel();
+    this.timers = [];
+    this.controller.close();
+  }
+}

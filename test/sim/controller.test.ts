@@ -1,0 +1,631 @@
+import { strict as assert } from "node:assert";
+import * as h4 from "../../src/protocol/h4";
+import { VirtualController, exchangeAirTimeUs, maxPdusPerEvent, type ConnectionEventInfo } from "../../src/sim/controller";
+import { DEFAULT_LINK, type LinkSettings } from "../../src/sim/types";
+import { FakePeripheral } from "../support/fake-peripheral";
+import { StepClock } from "../support/step-clock";
+
+/** Plays the host: writes H4 packets, collects what the controller emits. */
+class Host {
+  readonly received: Buffer[] = [];
+
+  constructor(readonly controller: VirtualController) {
+    controller.on("h4", (packet: Buffer) => this.received.push(packet));
+  }
+
+  command(op: number, params: Buffer = Buffer.alloc(0)): void {
+    this.controller.write(h4.buildCommand(op, params));
+  }
+
+  /** Sends an L2CAP PDU as noble does: first fragment PB=00, the rest PB=01, each at most `fragment` bytes. */
+  l2cap(handle: number, cid: number, payload: Buffer, fragment = 251): number {
+    const frame = h4.buildL2cap(cid, payload);
+    let count = 0;
+    for (let offset = 0; offset < frame.length; offset += fragment) {
+      this.controller.write(h4.buildAcl(handle, offset === 0 ? h4.PB_FIRST_NON_FLUSHABLE : h4.PB_CONTINUING, frame.subarray(offset, offset + fragment)));
+      count++;
+    }
+    return count;
+  }
+
+  /** Lets the controller emit what it queued (it always replies on a later tick). */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  take(): Buffer[] {
+    return this.received.splice(0);
+  }
+
+  commandCompletes(packets = this.received): h4.CommandComplete[] {
+    return packets.map((p) => h4.parseCommandComplete(p)).filter((c): c is h4.CommandComplete => c !== undefined);
+  }
+
+  /** ATT PDUs (CID 4) reassembled from the controller's ACL packets, checking the boundary flags on the way. */
+  attFromAcl(packets = this.received): Buffer[] {
+    return this.l2capFromAcl(packets)
+      .filter((f) => f.cid === h4.CID_ATT)
+      .map((f) => f.payload);
+  }
+
+  l2capFromAcl(packets = this.received): { cid: number; payload: Buffer }[] {
+    const out: { cid: number; payload: Buffer }[] = [];
+    let partial: { cid: number; length: number; data: Buffer } | undefined;
+    for (const packet of packets) {
+      const acl = h4.parseAcl(packet);
+      if (!acl) continue;
+      if (acl.pb === h4.PB_FIRST_FLUSHABLE) {
+        assert.equal(partial, undefined, "a new PDU started before the previous one ended");
+        const header = h4.parseL2capHeader(acl.data);
+        assert.ok(header);
+        partial = { cid: header.cid, length: header.length, data: Buffer.from(acl.data.subarray(4)) };
+      } else {
+        assert.equal(acl.pb, h4.PB_CONTINUING, "controller → host fragments are PB=10 then PB=01");
+        assert.ok(partial, "continuation without a start");
+        partial.data = Buffer.concat([partial.data, acl.data]);
+      }
+      if (partial.data.length === partial.length) {
+        out.push({ cid: partial.cid, payload: partial.data });
+        partial = undefined;
+      }
+    }
+    return out;
+  }
+}
+
+function createConnectionParams(address: string, random: boolean, supervisionUnits = 0x2a): Buffer {
+  const p = Buffer.alloc(25);
+  p.writeUInt16LE(0x60, 0);
+  p.writeUInt16LE(0x30, 2);
+  p[4] = 0;
+  p[5] = random ? 1 : 0;
+  h4.addressToBytes(address).copy(p, 6);
+  p[12] = 0;
+  p.writeUInt16LE(6, 13);
+  p.writeUInt16LE(12, 15);
+  p.writeUInt16LE(0, 17);
+  p.writeUInt16LE(supervisionUnits, 19);
+  p.writeUInt16LE(4, 21);
+  p.writeUInt16LE(6, 23);
+  return p;
+}
+
+function setup(link: Partial<LinkSettings> = {}, peripherals = [new FakePeripheral()]) {
+  const clock = new StepClock();
+  const controller = new VirtualController({ clock, link: { ...DEFAULT_LINK, ...link } });
+  for (const p of peripherals) controller.addPeripheral(p);
+  const host = new Host(controller);
+  const events: ConnectionEventInfo[] = [];
+  controller.on("connectionEvent", (info: ConnectionEventInfo) => events.push(info));
+  return { clock, controller, host, events, peripheral: peripherals[0] };
+}
+
+/** Connects the host to `peripheral`; returns the connection handle. */
+async function connect(ctx: ReturnType<typeof setup>, peripheral = ctx.peripheral, supervisionUnits = 0x2a): Promise<number> {
+  ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(peripheral.address, peripheral.addressType === "random", supervisionUnits));
+  ctx.clock.advance(20);
+  await ctx.host.settle();
+  const complete = ctx.host
+    .take()
+    .map((p) => h4.parseLeConnectionComplete(p))
+    .find((c) => c !== undefined);
+  assert.ok(complete, "LE Connection Complete");
+  assert.equal(complete.status, 0);
+  return complete.handle;
+}
+
+const notification = (size: number, seq = 0) => {
+  const pdu = Buffer.alloc(3 + size);
+  pdu[0] = 0x1b;
+  pdu.writeUInt16LE(3, 1);
+  if (size >= 4) pdu.writeUInt32LE(seq, 3);
+  return pdu;
+};
+
+describe("sim/controller", () => {
+  describe("initialisation (the commands noble sends)", () => {
+    it("answers Reset with exactly the completion noble's UART driver waits for, and never synchronously", async () => {
+      const { host } = setup();
+      host.command(h4.OP.RESET);
+      assert.equal(host.received.length, 0, "no reply inside write()");
+      await host.settle();
+      assert.deepEqual(
+        host.take().map((p) => p.toString("hex")),
+        ["040e0401030c00"],
+      );
+    });
+
+    it("answers noble's burst of init commands in order, with what noble needs", async () => {
+      const { host, controller } = setup();
+      const burst = [
+        h4.OP.RESET,
+        h4.OP.LE_READ_LOCAL_SUPPORTED_FEATURES,
+        h4.OP.SET_EVENT_MASK,
+        h4.OP.LE_SET_EVENT_MASK,
+        h4.OP.READ_LOCAL_VERSION,
+        h4.OP.READ_BD_ADDR,
+        h4.OP.LE_READ_MAX_DATA_LENGTH,
+        h4.OP.WRITE_LE_HOST_SUPPORTED,
+        h4.OP.READ_LE_HOST_SUPPORTED,
+        h4.OP.LE_READ_BUFFER_SIZE,
+        h4.OP.READ_BUFFER_SIZE,
+        h4.OP.READ_BD_ADDR,
+      ];
+      for (const op of burst) host.command(op, op === h4.OP.SET_EVENT_MASK || op === h4.OP.LE_SET_EVENT_MASK ? Buffer.alloc(8, 0xff) : Buffer.alloc(0));
+      host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 1]));
+      host.command(h4.OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
+      await host.settle();
+      const replies = host.commandCompletes(host.take());
+      assert.deepEqual(
+        replies.map((r) => r.opcode),
+        [...burst, h4.OP.LE_SET_SCAN_ENABLE, h4.OP.LE_SET_SCAN_PARAMETERS],
+      );
+      for (const r of replies) assert.equal(r.status, 0, `status of 0x${r.opcode.toString(16)}`);
+      const by = (op: number) => replies.find((r) => r.opcode === op)?.result ?? Buffer.alloc(0);
+      assert.ok(by(h4.OP.READ_LOCAL_VERSION)[0] >= 6, "HCI version >= 6");
+      const features = by(h4.OP.LE_READ_LOCAL_SUPPORTED_FEATURES);
+      assert.equal(features.length, 8);
+      assert.equal(features[0] & 0x20, 0x20, "DLE bit with dataLength 251");
+      assert.equal(features[1] & 0x18, 0, "no coded PHY, no extended advertising");
+      assert.deepEqual([...by(h4.OP.LE_READ_BUFFER_SIZE)], [251, 0, 8]);
+      assert.equal(by(h4.OP.READ_BD_ADDR).toString("hex"), h4.addressToBytes(controller.address).toString("hex"));
+      const max = by(h4.OP.LE_READ_MAX_DATA_LENGTH);
+      assert.equal(max.readUInt16LE(0), 251);
+      assert.ok(max.readUInt16LE(2) >= 0x148);
+    });
+
+    it("without DLE (dataLength 27) clears the feature bit and sizes the ACL buffers to 27", async () => {
+      const { host } = setup({ dataLength: 27 });
+      host.command(h4.OP.LE_READ_LOCAL_SUPPORTED_FEATURES);
+      host.command(h4.OP.LE_READ_BUFFER_SIZE);
+      await host.settle();
+      const [features, buffers] = host.commandCompletes(host.take());
+      assert.equal(features.result[0] & 0x20, 0);
+      assert.deepEqual([...buffers.result], [27, 0, 8]);
+    });
+
+    it("answers unknown commands with Command Complete status 0x01, never with silence", async () => {
+      const { host } = setup();
+      host.command(0x2041, Buffer.alloc(8)); // LE Set Extended Scan Parameters
+      host.command(0xfc01, Buffer.alloc(6)); // vendor specific
+      await host.settle();
+      assert.deepEqual(
+        host.commandCompletes(host.take()).map((r) => [r.opcode, r.status]),
+        [
+          [0x2041, 0x01],
+          [0xfc01, 0x01],
+        ],
+      );
+    });
+  });
+
+  describe("scanning", () => {
+    const two = () => [new FakePeripheral({ address: "c0:ff:ee:00:00:01", name: "one" }), new FakePeripheral({ address: "c0:ff:ee:00:00:02", name: "two", addressType: "public" })];
+
+    it("reports ADV_IND then SCAN_RSP per peripheral, one report per event, every advertising interval", async () => {
+      const ctx = setup({}, two());
+      ctx.host.command(h4.OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.clock.advance(250);
+      await ctx.host.settle();
+      const packets = ctx.host.take();
+      assert.equal(ctx.host.commandCompletes(packets).length, 2, "replies come first");
+      const reports = packets.map((p) => h4.parseLeAdvertisingReports(p)).filter((r) => r !== undefined);
+      for (const r of reports) assert.equal(r.length, 1, "one report per event");
+      const flat = reports.map((r) => r[0]);
+      assert.equal(flat.length, 3 * 4, "rounds at 0, 100 and 200 ms");
+      assert.deepEqual(
+        flat.slice(0, 4).map((r) => [r.address, r.eventType, r.addressType]),
+        [
+          ["c0:ff:ee:00:00:01", h4.ADV_IND, 1],
+          ["c0:ff:ee:00:00:01", h4.SCAN_RSP, 1],
+          ["c0:ff:ee:00:00:02", h4.ADV_IND, 0],
+          ["c0:ff:ee:00:00:02", h4.SCAN_RSP, 0],
+        ],
+      );
+      assert.deepEqual(flat[0].data, ctx.peripheral.advertisingData());
+      assert.deepEqual(flat[1].data, ctx.peripheral.scanResponseData());
+    });
+
+    it("with duplicate filtering reports each peripheral once per scan, again after re-enabling", async () => {
+      const ctx = setup({}, two());
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
+      ctx.clock.advance(1000);
+      await ctx.host.settle();
+      const count = () => ctx.host.take().filter((p) => h4.parseLeAdvertisingReports(p)).length;
+      assert.equal(count(), 4);
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 1]));
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
+      ctx.clock.advance(1000);
+      await ctx.host.settle();
+      assert.equal(count(), 4);
+    });
+
+    it("leaves out powered-off and connected peripherals, and reports a peripheral again when it powers on", async () => {
+      const [one, two_] = two();
+      const ctx = setup({}, [one, two_]);
+      ctx.controller.powerOff(two_.address);
+      await connect(ctx, one);
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
+      ctx.clock.advance(500);
+      await ctx.host.settle();
+      const addresses = () =>
+        ctx.host
+          .take()
+          .map((p) => h4.parseLeAdvertisingReports(p))
+          .filter((r) => r !== undefined)
+          .map((r) => r[0].address);
+      assert.deepEqual(addresses(), []);
+      ctx.controller.powerOn(two_.address);
+      ctx.clock.advance(200);
+      await ctx.host.settle();
+      assert.deepEqual(addresses(), [two_.address, two_.address]);
+    });
+
+    it("sends no scan responses to a passive scan, and stops on Scan Enable off and on Reset", async () => {
+      const ctx = setup();
+      ctx.host.command(h4.OP.LE_SET_SCAN_PARAMETERS, Buffer.from([0, 0x12, 0, 0x12, 0, 0, 0]));
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.clock.advance(150);
+      await ctx.host.settle();
+      const types = () =>
+        ctx.host
+          .take()
+          .map((p) => h4.parseLeAdvertisingReports(p))
+          .filter((r) => r !== undefined)
+          .map((r) => r[0].eventType);
+      assert.deepEqual(types(), [h4.ADV_IND, h4.ADV_IND]);
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 0]));
+      ctx.clock.advance(500);
+      await ctx.host.settle();
+      assert.deepEqual(types(), []);
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.host.command(h4.OP.RESET);
+      ctx.clock.advance(500);
+      await ctx.host.settle();
+      assert.deepEqual(types(), []);
+    });
+  });
+
+  describe("connections", () => {
+    it("LE Create Connection: Command Status, then LE Connection Complete as central with the peer's address", async () => {
+      const ctx = setup();
+      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      await ctx.host.settle();
+      assert.deepEqual(h4.parseCommandStatus(ctx.host.take()[0]), { status: 0, numCommandPackets: 1, opcode: h4.OP.LE_CREATE_CONNECTION });
+      ctx.clock.advance(20);
+      await ctx.host.settle();
+      const complete = h4.parseLeConnectionComplete(ctx.host.take()[0]);
+      assert.ok(complete);
+      assert.deepEqual({ ...complete, handle: 0 }, { status: 0, handle: 0, role: 0, peerAddressType: 1, peerAddress: ctx.peripheral.address, interval: 6, latency: 0, supervisionTimeout: 42, clockAccuracy: 0 });
+      assert.equal(ctx.peripheral.connections, 1);
+      assert.ok(ctx.peripheral.link?.connected);
+      assert.ok(ctx.controller.isConnected(ctx.peripheral.address));
+    });
+
+    it("does not complete towards a powered-off peripheral until LE Create Connection Cancel: Command Complete, then Connection Complete 0x02", async () => {
+      const ctx = setup();
+      ctx.controller.powerOff(ctx.peripheral.address);
+      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      ctx.clock.advance(10000);
+      await ctx.host.settle();
+      assert.equal(ctx.host.take().length, 1, "only the Command Status");
+      ctx.host.command(h4.OP.LE_CREATE_CONNECTION_CANCEL);
+      await ctx.host.settle();
+      const [cc, complete] = ctx.host.take();
+      assert.deepEqual(h4.parseCommandComplete(cc), { numCommandPackets: 1, opcode: h4.OP.LE_CREATE_CONNECTION_CANCEL, status: 0, result: Buffer.alloc(0) });
+      const c = h4.parseLeConnectionComplete(complete);
+      assert.equal(c?.status, 0x02);
+      assert.equal(c?.peerAddress, ctx.peripheral.address);
+      assert.equal(ctx.peripheral.connections, 0);
+      // Nothing to cancel any more.
+      ctx.host.command(h4.OP.LE_CREATE_CONNECTION_CANCEL);
+      await ctx.host.settle();
+      assert.equal(ctx.host.commandCompletes(ctx.host.take())[0].status, h4.HCI_COMMAND_DISALLOWED);
+    });
+
+    it("completes a pending LE Create Connection when the peripheral powers on", async () => {
+      const ctx = setup();
+      ctx.controller.powerOff(ctx.peripheral.address);
+      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      ctx.clock.advance(1000);
+      ctx.controller.powerOn(ctx.peripheral.address);
+      ctx.clock.advance(20);
+      await ctx.host.settle();
+      assert.equal(h4.parseLeConnectionComplete(ctx.host.take()[1])?.status, 0);
+    });
+
+    it("connects only to the address type it was given, and refuses a second Create Connection while one is pending", async () => {
+      const ctx = setup();
+      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, false));
+      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      ctx.clock.advance(1000);
+      await ctx.host.settle();
+      const packets = ctx.host.take();
+      assert.deepEqual(
+        packets.map((p) => h4.parseCommandStatus(p)?.status),
+        [0, h4.HCI_COMMAND_DISALLOWED],
+      );
+    });
+
+    it("Disconnect: Command Status, then Disconnection Complete (0x16 local host) to the host and 0x13 to the peripheral", async () => {
+      const ctx = setup();
+      const handle = await connect(ctx);
+      const params = Buffer.from([handle & 0xff, handle >> 8, 0x13]);
+      ctx.host.command(h4.OP.DISCONNECT, params);
+      ctx.host.command(h4.OP.DISCONNECT, Buffer.from([0x99, 0x00, 0x13]));
+      ctx.clock.advance(10);
+      await ctx.host.settle();
+      const [status, unknown, done] = ctx.host.take();
+      assert.equal(h4.parseCommandStatus(status)?.status, 0);
+      assert.equal(h4.parseCommandStatus(unknown)?.status, h4.HCI_UNKNOWN_CONNECTION_ID);
+      assert.deepEqual(h4.parseDisconnectionComplete(done), { status: 0, handle, reason: 0x16 });
+      assert.deepEqual(ctx.peripheral.disconnectReasons, [0x13]);
+      assert.equal(ctx.controller.isConnected(ctx.peripheral.address), false);
+    });
+
+    it("power-off while connected: Disconnection Complete 0x08 after the supervision timeout, pending sends rejected", async () => {
+      const ctx = setup();
+      const handle = await connect(ctx, ctx.peripheral, 50); // 500 ms
+      ctx.controller.powerOff(ctx.peripheral.address);
+      const sent = ctx.peripheral.notify(Buffer.from("lost"));
+      const rejected = assert.rejects(sent, /dropped/);
+      ctx.clock.advance(490);
+      await ctx.host.settle();
+      assert.equal(
+        ctx.host.take().filter((p) => h4.parseDisconnectionComplete(p)).length,
+        0,
+        "no disconnection before the supervision timeout",
+      );
+      ctx.clock.advance(20);
+      await ctx.host.settle();
+      assert.deepEqual(h4.parseDisconnectionComplete(ctx.host.take()[0]), { status: 0, handle, reason: 0x08 });
+      assert.deepEqual(ctx.peripheral.disconnectReasons, [0x08]);
+      await rejected;
+      assert.equal(ctx.host.attFromAcl().length, 0, "nothing reached the host from a powered-off peripheral");
+    });
+
+    it("clamps the supervision timeout to at least 100 ms", async () => {
+      const ctx = setup();
+      await connect(ctx, ctx.peripheral, 1); // 10 ms asked
+      ctx.controller.powerOff(ctx.peripheral.address);
+      ctx.clock.advance(95);
+      assert.deepEqual(ctx.peripheral.disconnectReasons, []);
+      ctx.clock.advance(10);
+      assert.deepEqual(ctx.peripheral.disconnectReasons, [0x08]);
+    });
+
+    it("Reset drops links without events; the peripheral survives and advertises again", async () => {
+      const ctx = setup();
+      await connect(ctx);
+      ctx.host.command(h4.OP.RESET);
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.clock.advance(50);
+      await ctx.host.settle();
+      const packets = ctx.host.take();
+      assert.equal(packets.filter((p) => h4.parseDisconnectionComplete(p)).length, 0);
+      assert.equal(packets.filter((p) => h4.parseLeAdvertisingReports(p)).length, 2);
+      assert.deepEqual(ctx.peripheral.disconnectReasons, [0x08]);
+      assert.equal(ctx.controller.peripheral(ctx.peripheral.address), ctx.peripheral);
+      await connect(ctx);
+      assert.equal(ctx.peripheral.connections, 2);
+    });
+  });
+
+  describe("ACL and L2CAP", () => {
+    it("reassembles host fragments (PB 00 then 01) into ATT PDUs and completes every host packet", async () => {
+      const ctx = setup({ dataLength: 27 });
+      const handle = await connect(ctx);
+      const value = Buffer.alloc(100, 0x5a);
+      const write = Buffer.concat([Buffer.from([0x52, 6, 0]), value]);
+      let sent = ctx.host.l2cap(handle, h4.CID_ATT, Buffer.from([0x02, 0x00, 0x01]), 27);
+      sent += ctx.host.l2cap(handle, h4.CID_ATT, write, 27);
+      assert.equal(sent, 1 + Math.ceil((write.length + 4) / 27));
+      ctx.clock.advance(100);
+      await ctx.host.settle();
+      assert.deepEqual(ctx.peripheral.received, [Buffer.from([0x02, 0x00, 0x01]), write]);
+      assert.deepEqual(ctx.peripheral.writes, [value]);
+      const completed = ctx.host.received.map((p) => h4.parseNumberOfCompletedPackets(p)).filter((c) => c !== undefined);
+      assert.equal(
+        completed.flat().reduce((n, c) => (assert.equal(c.handle, handle), n + c.count), 0),
+        sent,
+        "Number Of Completed Packets for every host packet",
+      );
+      assert.equal(ctx.controller.counters.hostAclPackets, sent);
+      assert.deepEqual(ctx.host.attFromAcl(), [Buffer.from([0x03, 247, 0])], "MTU response");
+    });
+
+    it("answers an SMP Pairing Request with Pairing Failed (pairing not supported) and ignores the signalling channel", async () => {
+      const ctx = setup();
+      const handle = await connect(ctx);
+      ctx.host.l2cap(handle, h4.CID_LE_SIGNALING, Buffer.from([0x12, 0x01, 0x08, 0x00, 0x06, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x2a, 0x00]));
+      ctx.host.l2cap(handle, h4.CID_SMP, Buffer.from([0x01, 0x03, 0x00, 0x01, 0x10, 0x00, 0x01]));
+      ctx.clock.advance(50);
+      await ctx.host.settle();
+      assert.deepEqual(ctx.host.l2capFromAcl(), [{ cid: h4.CID_SMP, payload: Buffer.from([0x05, 0x05]) }]);
+      assert.deepEqual(ctx.peripheral.received, []);
+    });
+
+    it("fragments peripheral PDUs (PB=10 first, then PB=01, none above dataLength) and resolves sendAtt once the host has the last fragment", async () => {
+      const ctx = setup({ dataLength: 27, pdusPerEvent: 4 });
+      const handle = await connect(ctx);
+      const pdu = notification(200);
+      let resolved = false;
+      let packetsAtResolution = 0;
+      const sent = ctx.peripheral.notify(pdu.subarray(3)).then(() => {
+        resolved = true;
+        packetsAtResolution = ctx.host.received.length;
+      });
+      assert.equal(ctx.peripheral.link?.queuedAttPdus, 1);
+      const fragments = Math.ceil((pdu.length + 4) / 27);
+      ctx.clock.advance(7.5 * (Math.ceil(fragments / 4) - 1));
+      await ctx.host.settle();
+      assert.equal(resolved, false, "not before the last fragment");
+      ctx.clock.advance(7.5);
+      await ctx.host.settle();
+      await sent;
+      assert.equal(packetsAtResolution, fragments);
+      const acl = ctx.host.received.map((p) => h4.parseAcl(p)).filter((a) => a !== undefined);
+      assert.equal(acl.length, fragments);
+      assert.deepEqual(
+        acl.map((a) => a.pb),
+        [h4.PB_FIRST_FLUSHABLE, ...Array<number>(fragments - 1).fill(h4.PB_CONTINUING)],
+      );
+      for (const a of acl) {
+        assert.equal(a.handle, handle);
+        assert.ok(a.data.length <= 27);
+      }
+      assert.deepEqual(ctx.host.attFromAcl(), [pdu]);
+      assert.equal(ctx.peripheral.link?.queuedAttPdus, 0);
+    });
+  });
+
+  describe("link timing", () => {
+    /** Queues `count` notifications of `size` value bytes and runs the link until they are all through. */
+    async function burst(link: Partial<LinkSettings>, count: number, size: number) {
+      const ctx = setup(link);
+      await connect(ctx);
+      ctx.events.length = 0;
+      const done = ctx.peripheral.sendNotifications(count, size);
+      const l2capLength = 3 + size + 4;
+      const pdus = count * Math.ceil(l2capLength / ctx.controller.link.dataLength);
+      const perEvent = maxPdusPerEvent(ctx.controller.link, Math.min(l2capLength, ctx.controller.link.dataLength));
+      ctx.clock.advance(ctx.controller.link.connectionIntervalMs * (Math.ceil(pdus / perEvent) + 2));
+      await ctx.host.settle();
+      await done;
+      const carrying = ctx.events.filter((e) => e.toCentralPdus > 0);
+      const att = ctx.host.attFromAcl();
+      assert.equal(att.length, count);
+      att.forEach((pdu, i) => assert.equal(pdu.readUInt32LE(3), i, "in order"));
+      return { ctx, carrying, pdus, perEvent };
+    }
+
+    const cases: { name: string; link: Partial<LinkSettings>; size: number; expected: number }[] = [
+      { name: "27-byte PDUs at 7.5 ms: air time allows 11 even if pdusPerEvent says 20", link: { dataLength: 27, pdusPerEvent: 20 }, size: 20, expected: 11 },
+      { name: "251-byte PDUs at 7.5 ms: air time allows 3 even if pdusPerEvent says 6", link: { dataLength: 251, pdusPerEvent: 6 }, size: 244, expected: 3 },
+      { name: "pdusPerEvent 4 bounds 27-byte PDUs below the air time", link: { dataLength: 27, pdusPerEvent: 4 }, size: 20, expected: 4 },
+      { name: "a 30 ms interval fits 11 PDUs of 251 bytes, bounded by pdusPerEvent 8", link: { dataLength: 251, pdusPerEvent: 8, connectionIntervalMs: 30 }, size: 244, expected: 8 },
+    ];
+    for (const c of cases) {
+      it(`carries at most min(pdusPerEvent, air time) PDUs per event: ${c.name}`, async () => {
+        const { carrying, pdus, perEvent } = await burst(c.link, 120, c.size);
+        assert.equal(perEvent, c.expected);
+        assert.equal(Math.max(...carrying.map((e) => e.toCentralPdus)), c.expected);
+        for (const e of carrying) assert.ok(e.airTimeUs <= (c.link.connectionIntervalMs ?? 7.5) * 1000, "the event fits its interval");
+        // Every event but the last is full: the link runs at exactly the bound, no faster, no slower.
+        assert.equal(carrying.length, Math.ceil(pdus / c.expected));
+        assert.equal(carrying.slice(0, -1).every((e) => e.toCentralPdus === c.expected), true);
+      });
+    }
+
+    it("splits a PDU longer than dataLength over ceil(length / dataLength) link-layer PDUs", async () => {
+      const { carrying } = await burst({ dataLength: 27, pdusPerEvent: 6 }, 10, 240); // 247-byte L2CAP PDUs: 10 fragments each
+      assert.equal(
+        carrying.reduce((n, e) => n + e.toCentralPdus, 0),
+        10 * Math.ceil(247 / 27),
+      );
+      assert.equal(carrying.length, Math.ceil((10 * 10) / 6));
+    });
+
+    it("keeps connection events on an absolute schedule when timers fire late", async () => {
+      const ctx = setup({ connectionIntervalMs: 7.5 });
+      await connect(ctx);
+      ctx.events.length = 0;
+      ctx.clock.lateMs = 3.2;
+      const from = ctx.clock.now();
+      ctx.clock.advance(1000);
+      const times = ctx.events.map((e) => e.atMs);
+      for (let i = 1; i < times.length; i++) assert.equal(times[i] - times[i - 1], 7.5);
+      assert.ok(Math.abs(times.length - 1000 / 7.5) <= 2, `about ${1000 / 7.5} events, got ${times.length}`);
+      assert.ok(times[0] > from - 7.5 && times[0] <= from + 7.5);
+    });
+
+    it("bounds the central → peripheral direction the same way and completes host packets per event", async () => {
+      const ctx = setup({ dataLength: 27, pdusPerEvent: 4 });
+      const handle = await connect(ctx);
+      ctx.events.length = 0;
+      // Like noble: at most 8 packets outstanding, more only as Number Of Completed Packets come back.
+      let credits = 8;
+      let toSend = 40;
+      const completions: number[] = [];
+      while (toSend > 0 || credits < 8) {
+        while (credits > 0 && toSend > 0) {
+          ctx.host.l2cap(handle, h4.CID_ATT, Buffer.concat([Buffer.from([0x52, 6, 0]), Buffer.alloc(20, toSend)]), 27);
+          credits--;
+          toSend--;
+        }
+        ctx.clock.advance(7.5);
+        await ctx.host.settle();
+        for (const p of ctx.host.take()) {
+          for (const c of h4.parseNumberOfCompletedPackets(p) ?? []) {
+            credits += c.count;
+            completions.push(c.count);
+          }
+        }
+      }
+      assert.equal(ctx.peripheral.writes.length, 40);
+      const carrying = ctx.events.filter((e) => e.toPeripheralPdus > 0);
+      assert.equal(Math.max(...carrying.map((e) => e.toPeripheralPdus)), 4);
+      assert.equal(carrying.length, 10);
+      assert.deepEqual(completions, Array<number>(10).fill(4));
+    });
+
+    it("shares an event's air time between both directions", async () => {
+      const ctx = setup({ dataLength: 251, pdusPerEvent: 6 });
+      const handle = await connect(ctx);
+      ctx.events.length = 0;
+      for (let i = 0; i < 6; i++) void ctx.peripheral.notify(Buffer.alloc(244));
+      for (let i = 0; i < 6; i++) ctx.host.l2cap(handle, h4.CID_ATT, Buffer.concat([Buffer.from([0x52, 6, 0]), Buffer.alloc(244)]));
+      ctx.clock.advance(7.5);
+      const [event] = ctx.events;
+      // Two full exchanges (251 bytes each way) take 8.95 ms: only one fits a 7.5 ms event.
+      assert.ok(2 * exchangeAirTimeUs(251, 251) > 7500);
+      assert.equal(event.toCentralPdus, 1);
+      assert.equal(event.toPeripheralPdus, 1);
+      await ctx.host.settle();
+    });
+
+    it("exposes queued ATT PDUs for backpressure and counts traffic", async () => {
+      const ctx = setup({ dataLength: 251, pdusPerEvent: 6 });
+      await connect(ctx);
+      const link = ctx.peripheral.link;
+      assert.ok(link);
+      const all = Promise.all(Array.from({ length: 9 }, () => link.sendAtt(notification(100))));
+      assert.equal(link.queuedAttPdus, 9);
+      ctx.clock.advance(7.5);
+      await ctx.host.settle();
+      const perEvent = maxPdusPerEvent(ctx.controller.link, 107);
+      assert.equal(perEvent, 5, "air time: 5 × 1316 µs fit 7.5 ms");
+      assert.equal(link.queuedAttPdus, 9 - perEvent);
+      ctx.clock.advance(15);
+      await ctx.host.settle();
+      await all;
+      assert.equal(link.queuedAttPdus, 0);
+      assert.equal(ctx.controller.counters.controllerAclPackets, 9);
+      assert.equal(ctx.controller.counters.controllerAclBytes, 9 * 107);
+      assert.ok(ctx.controller.counters.connectionEvents >= 3);
+    });
+  });
+
+  describe("close", () => {
+    it("cancels every timer, rejects pending sends, closes the peripherals and emits nothing afterwards", async () => {
+      const ctx = setup();
+      await connect(ctx);
+      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      const pending = ctx.peripheral.notify(Buffer.alloc(10));
+      let closedEvents = 0;
+      ctx.controller.on("close", () => closedEvents++);
+      ctx.controller.close();
+      ctx.controller.close();
+      await assert.rejects(pending, /closed/);
+      assert.equal(ctx.peripheral.closed, true);
+      assert.equal(closedEvents, 1);
+      ctx.host.take();
+      ctx.host.command(h4.OP.RESET);
+      ctx.clock.advance(5000);
+      await ctx.host.settle();
+      assert.deepEqual(ctx.host.received, []);
+      assert.equal(ctx.clock.pending, 0);
+    });
+  });
+});

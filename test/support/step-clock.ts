@@ -1,0 +1,44 @@
+import type { SimClock, SimTimer } from "../../src/sim/types";
+
+/**
+ * A SimClock that moves only when told: `advance(ms)` runs every timer due within the span, in time order,
+ * with `now()` at each timer's due time. Makes link-layer tests exact and free of wall-clock time.
+ */
+export class StepClock implements SimClock {
+  readonly timeScale = 1;
+  /** Every timer fires this much after its due time, as timers on a busy event loop do. */
+  lateMs = 0;
+  private time = 0;
+  private seq = 0;
+  private timers: { at: number; seq: number; fn: () => void; cancelled: boolean }[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimeout(fn: () => void, ms: number): SimTimer {
+    const timer = { at: this.time + Math.max(0, ms) + this.lateMs, seq: this.seq++, fn, cancelled: false };
+    this.timers.push(timer);
+    return { cancel: () => (timer.cancelled = true) };
+  }
+
+  /** Runs the timers due up to now + ms (including ones they schedule inside the span). */
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      this.timers = this.timers.filter((t) => !t.cancelled);
+      let next: (typeof this.timers)[number] | undefined;
+      for (const t of this.timers) if (t.at <= end && (!next || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
+      if (!next) break;
+      this.timers.splice(this.timers.indexOf(next), 1);
+      this.time = Math.max(this.time, next.at);
+      next.fn();
+    }
+    this.time = end;
+  }
+
+  /** Timers still waiting. */
+  get pending(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+}
