@@ -10,6 +10,8 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-explicit-any": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      // `import x = require(...)` is how TypeScript imports the `export =` modules Node-RED loads
+      "@typescript-eslint/no-require-imports": ["error", { allowAsImport: true }],
     },
   },
   {

@@ -260,6 +260,11 @@ export class VirtualController extends EventEmitter {
     return this.entry(address).powered;
   }
 
+  /** Links currently up (a test of connection sharing counts them). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
   isConnected(address: string): boolean {
     return this.entry(address).connection !== undefined;
   }

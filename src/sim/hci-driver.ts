@@ -37,6 +37,11 @@ export function unregisterVirtualController(id: string): void {
   registry().delete(id);
 }
 
+/** Controllers reachable right now (a leak test checks that closed adapters unregister theirs). */
+export function virtualControllerCount(): number {
+  return registry().size;
+}
+
 /** The `bindParams.uart.port` value that selects the controller registered as `id`. */
 export function virtualPortFor(id: string): string {
   return `${PORT_PREFIX}${id}`;

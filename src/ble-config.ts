@@ -1,0 +1,44 @@
+/**
+ * ble-config: one Bluetooth adapter (Linux HCI socket, HCI H4 over UART, or the built-in simulator) and its
+ * connection policy. Device nodes lease peripherals from the adapter's pool; config nodes naming the same
+ * adapter share it.
+ */
+import type { NodeAPI } from "node-red";
+import { acquireAdapter } from "./ble/pool";
+import { poolPolicy, transportSettings, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
+
+export = function register(RED: NodeAPI): void {
+  function BleConfig(this: BleConfigNode, def: BleConfigDef): void {
+    RED.nodes.createNode(this, def);
+    this.adapter = null;
+    this.configError = null;
+    try {
+      this.adapter = acquireAdapter(transportSettings(def), poolPolicy(def));
+    } catch (error) {
+      this.configError = error instanceof Error ? error.message : String(error);
+      this.error(RED._("ble-config.errors.invalid", { error: this.configError }));
+      return;
+    }
+    const adapter = this.adapter;
+    let lastProblem: string | null = null;
+    const onState = (): void => {
+      const problem = adapter.problem;
+      if (problem && problem !== lastProblem) this.error(problem);
+      if (!problem && adapter.state === "poweredOn") this.log(RED._("ble-config.log.ready", { adapter: adapter.description }));
+      lastProblem = problem;
+    };
+    const onWarning = (message: string): void => this.warn(message);
+    adapter.on("state", onState);
+    adapter.on("warning", onWarning);
+    if (adapter.problem) onState();
+    this.on("close", (_removed: boolean, done: () => void) => {
+      adapter.removeListener("state", onState);
+      adapter.removeListener("warning", onWarning);
+      adapter.unref().then(done, (error: unknown) => {
+        this.error(error instanceof Error ? error.message : String(error));
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType("ble-config", BleConfig);
+};

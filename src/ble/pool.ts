@@ -1,0 +1,711 @@
+/**
+ * The connection pool: one BleAdapter per adapter identity (a module-level registry), and on each adapter one
+ * DeviceEntry per peripheral, leased by the nodes that use it and reference-counted. Connection attempts are
+ * queued one at a time, bounded by maxConnections, timed out (noble has no timeouts), and retried with backoff
+ * while any lease holds the peripheral.
+ */
+import { EventEmitter } from "node:events";
+import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
+import { adapterKey, adapterProblem, describeTransport, openAdapter, type OpenAdapter, type TransportSettings } from "./adapter";
+import { TimeoutError, withTimeout } from "./timeout";
+
+export interface PoolPolicy {
+  maxConnections: number;
+  connectTimeout: number;
+  reconnectDelay: number;
+  /** Upper bound of the reconnect backoff. */
+  maxReconnectDelay: number;
+  /** Timeout of each GATT operation (discovery, subscribe, read, write, disconnect). */
+  gattTimeout: number;
+}
+
+export const DEFAULT_POLICY: PoolPolicy = { maxConnections: 4, connectTimeout: 5000, reconnectDelay: 1000, maxReconnectDelay: 30000, gattTimeout: 5000 };
+
+/** Which peripheral a lease wants. Every given field must match; none given matches anything advertising `service`. */
+export interface DeviceSelector {
+  address?: string;
+  /** Exact advertised name. */
+  name?: string;
+  /** Advertised name prefix. */
+  namePrefix?: string;
+  /** A 16-bit ("180d") or 128-bit service UUID the peripheral must advertise when nothing else identifies it. */
+  service?: string;
+}
+
+export type LeaseState =
+  | { state: "adapter"; text: string; error: boolean }
+  | { state: "scanning" }
+  | { state: "waiting-slot"; inUse: number; max: number }
+  | { state: "connecting"; address: string }
+  | { state: "connected"; address: string; name: string }
+  | { state: "reconnecting"; retryInMs: number; reason: string }
+  | { state: "error"; text: string; retryInMs: number };
+
+export interface PeripheralInfo {
+  address: string;
+  addressType: string;
+  name: string;
+  rssi: number;
+  /** Advertised service UUIDs, lowercase, as noble reports them. */
+  serviceUuids: string[];
+}
+
+/** What a node gets while its peripheral is connected. Every call is bounded by the pool's GATT timeout. */
+export interface DeviceSession {
+  readonly info: PeripheralInfo;
+  /** ATT MTU agreed with the peripheral (23 until the exchange completes). */
+  readonly mtu: number;
+  /** Aborted when this connection ends (for any reason). */
+  readonly signal: AbortSignal;
+  hasCharacteristic(service: string, characteristic: string): boolean;
+  /** The characteristic's GATT properties ("write", "writeWithoutResponse", "notify", ...); [] when it is absent. */
+  properties(service: string, characteristic: string): readonly string[];
+  /** Notifications and indications, delivered synchronously in arrival order. Returns the unsubscribe function. */
+  subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void): Promise<() => void>;
+  read(service: string, characteristic: string): Promise<Buffer>;
+  write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void>;
+}
+
+export interface LeaseOptions {
+  selector: DeviceSelector;
+  /** ATT MTU to ask for when this lease causes the connection (the largest of the leases wins). */
+  mtu?: number;
+  onState(state: LeaseState): void;
+  /**
+   * Runs on every (re)connection: discover what the node needs, subscribe. A rejection drops the
+   * connection and retries it with backoff (a device that lacks a characteristic may be a different
+   * firmware, or may expose it after a restart).
+   */
+  onConnected(session: DeviceSession): Promise<void>;
+  /** The connection of a session given to onConnected has ended. */
+  onDisconnected?(): void;
+}
+
+export interface Lease {
+  readonly state: LeaseState;
+  /** The connected session, if any. */
+  readonly session: DeviceSession | null;
+  release(): Promise<void>;
+}
+
+function normalizeUuid(uuid: string): string {
+  const hex = uuid.toLowerCase().replace(/^0x/, "").replace(/-/g, "");
+  // noble reports 16-bit UUIDs as lowercase hex without zero padding ("a00" for 0x0A00)
+  return hex.length <= 4 ? hex.replace(/^0+(?=.)/, "") : hex;
+}
+
+function matches(selector: DeviceSelector, p: Peripheral): boolean {
+  if (selector.address && p.address.toLowerCase() !== selector.address.toLowerCase()) return false;
+  const name = p.advertisement?.localName ?? "";
+  if (selector.name && name !== selector.name) return false;
+  if (selector.namePrefix && !name.startsWith(selector.namePrefix)) return false;
+  if (!selector.address && !selector.name && !selector.namePrefix && selector.service) {
+    const wanted = normalizeUuid(selector.service);
+    return (p.advertisement?.serviceUuids ?? []).some((u) => normalizeUuid(u) === wanted);
+  }
+  return true;
+}
+
+function infoOf(p: Peripheral): PeripheralInfo {
+  return {
+    address: p.address.toLowerCase(),
+    addressType: p.addressType,
+    name: p.advertisement?.localName ?? "",
+    rssi: p.rssi,
+    serviceUuids: (p.advertisement?.serviceUuids ?? []).map((u) => u.toLowerCase()),
+  };
+}
+
+type ConnectParams = { mtu?: number };
+
+class Session implements DeviceSession {
+  private readonly controller = new AbortController();
+  private readonly chars = new Map<string, Characteristic>();
+  private readonly subscriptions = new Map<string, { listeners: Set<(v: Buffer) => void>; attached: (data: Buffer, isNotification: boolean) => void }>();
+  readonly signal = this.controller.signal;
+
+  constructor(
+    private readonly peripheral: Peripheral,
+    services: Service[],
+    private readonly gattTimeout: number,
+  ) {
+    for (const s of services) {
+      for (const c of s.characteristics ?? []) this.chars.set(`${normalizeUuid(s.uuid)}/${normalizeUuid(c.uuid)}`, c);
+    }
+  }
+
+  get info(): PeripheralInfo {
+    return infoOf(this.peripheral);
+  }
+
+  get mtu(): number {
+    return this.peripheral.mtu ?? 23;
+  }
+
+  hasCharacteristic(service: string, characteristic: string): boolean {
+    return this.chars.has(`${normalizeUuid(service)}/${normalizeUuid(characteristic)}`);
+  }
+
+  properties(service: string, characteristic: string): readonly string[] {
+    return this.chars.get(`${normalizeUuid(service)}/${normalizeUuid(characteristic)}`)?.properties ?? [];
+  }
+
+  private characteristic(service: string, characteristic: string): Characteristic {
+    if (this.signal.aborted) throw new Error("not connected");
+    const c = this.chars.get(`${normalizeUuid(service)}/${normalizeUuid(characteristic)}`);
+    if (!c) throw new Error(`characteristic ${characteristic} of service ${service} not found on ${this.info.address}`);
+    return c;
+  }
+
+  async subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void): Promise<() => void> {
+    const key = `${normalizeUuid(service)}/${normalizeUuid(characteristic)}`;
+    const c = this.characteristic(service, characteristic);
+    let sub = this.subscriptions.get(key);
+    if (!sub) {
+      const listeners = new Set<(v: Buffer) => void>();
+      const attached = (data: Buffer, isNotification: boolean): void => {
+        // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
+        if (!isNotification) return;
+        for (const l of listeners) l(data);
+      };
+      sub = { listeners, attached };
+      this.subscriptions.set(key, sub);
+      c.on("data", attached);
+      try {
+        await withTimeout(c.subscribeAsync(), this.gattTimeout, `subscribing to ${characteristic}`);
+      } catch (error) {
+        c.removeListener("data", attached);
+        this.subscriptions.delete(key);
+        throw error;
+      }
+    }
+    const entry = sub;
+    entry.listeners.add(onValue);
+    return () => {
+      entry.listeners.delete(onValue);
+      if (entry.listeners.size === 0 && this.subscriptions.get(key) === entry) {
+        this.subscriptions.delete(key);
+        c.removeListener("data", entry.attached);
+        if (!this.signal.aborted) {
+          withTimeout(c.unsubscribeAsync(), this.gattTimeout, `unsubscribing from ${characteristic}`).catch(() => undefined);
+        }
+      }
+    };
+  }
+
+  async read(service: string, characteristic: string): Promise<Buffer> {
+    return withTimeout(this.characteristic(service, characteristic).readAsync(), this.gattTimeout, `reading ${characteristic}`);
+  }
+
+  async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
+    return withTimeout(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), this.gattTimeout, `writing ${characteristic}`);
+  }
+
+  end(): void {
+    for (const [key, sub] of this.subscriptions) {
+      this.chars.get(key)?.removeListener("data", sub.attached);
+    }
+    this.subscriptions.clear();
+    this.controller.abort();
+  }
+}
+
+class LeaseImpl implements Lease {
+  state: LeaseState = { state: "scanning" };
+  session: DeviceSession | null = null;
+  released = false;
+
+  constructor(
+    readonly options: LeaseOptions,
+    private readonly adapter: BleAdapter,
+  ) {}
+
+  setState(state: LeaseState): void {
+    if (this.released) return;
+    this.state = state;
+    this.options.onState(state);
+  }
+
+  release(): Promise<void> {
+    if (this.released) return Promise.resolve();
+    this.released = true;
+    return this.adapter.releaseLease(this);
+  }
+}
+
+type EntryPhase = "resolving" | "queued" | "connecting" | "connected" | "backoff" | "closing";
+
+/** One peripheral on one adapter, shared by every lease whose selector resolved to it. */
+class DeviceEntry {
+  readonly leases = new Set<LeaseImpl>();
+  phase: EntryPhase = "resolving";
+  peripheral: Peripheral | null = null;
+  session: Session | null = null;
+  attempt = 0;
+  retryTimer: NodeJS.Timeout | null = null;
+  private readonly onDisconnect = (reason: unknown): void => this.adapter.handleDisconnect(this, reason);
+
+  constructor(
+    readonly selector: DeviceSelector,
+    private readonly adapter: BleAdapter,
+  ) {}
+
+  /** Read through a method so that TypeScript does not narrow a phase that changes across awaits. */
+  get closing(): boolean {
+    return this.phase === "closing";
+  }
+
+  get address(): string | null {
+    return this.peripheral ? this.peripheral.address.toLowerCase() : (this.selector.address?.toLowerCase() ?? null);
+  }
+
+  broadcast(state: LeaseState): void {
+    for (const l of this.leases) l.setState(state);
+  }
+
+  watch(p: Peripheral): void {
+    this.peripheral = p;
+    p.on("disconnect", this.onDisconnect);
+  }
+
+  unwatch(): void {
+    this.peripheral?.removeListener("disconnect", this.onDisconnect);
+  }
+
+  cancelRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+}
+
+export interface AdapterLog {
+  warn(message: string): void;
+}
+
+/** One adapter: one noble instance, its scanner, its connection queue and its peripherals. */
+export class BleAdapter extends EventEmitter {
+  readonly key: string;
+  readonly description: string;
+  private opened: OpenAdapter | null = null;
+  private readonly entries = new Set<DeviceEntry>();
+  private readonly leases = new Set<LeaseImpl>();
+  private refs = 0;
+  private scanning = false;
+  private connectBusy = false;
+  private closing: Promise<void> | null = null;
+  private adapterState = "unknown";
+  private openError: Error | null = null;
+  private readonly scanListeners = new Set<(p: Peripheral) => void>();
+  private readonly drops = new Set<Promise<void>>();
+
+  constructor(
+    readonly settings: TransportSettings,
+    readonly policy: PoolPolicy,
+  ) {
+    super();
+    this.key = adapterKey(settings);
+    this.description = describeTransport(settings);
+  }
+
+  get noble(): Noble | null {
+    return this.opened?.noble ?? null;
+  }
+
+  get simulation(): OpenAdapter["simulation"] {
+    return this.opened?.simulation ?? null;
+  }
+
+  /** noble's adapter state, or "error" when the transport could not be opened. */
+  get state(): string {
+    return this.openError ? "error" : this.adapterState;
+  }
+
+  /** A sentence for the user when the adapter is not usable, else null. */
+  get problem(): string | null {
+    if (this.openError) return this.openError.message;
+    return adapterProblem(this.settings, this.adapterState);
+  }
+
+  get connectedCount(): number {
+    let n = 0;
+    for (const e of this.entries) if (e.phase === "connected" || e.phase === "connecting") n++;
+    return n;
+  }
+
+  /** Open lazily, on the first reference. Scenario errors surface here as openError. */
+  private ensureOpen(): void {
+    if (this.opened || this.openError) return;
+    try {
+      this.opened = openAdapter(this.settings);
+    } catch (error) {
+      this.openError = error instanceof Error ? error : new Error(String(error));
+      this.emit("state", this.state);
+      return;
+    }
+    const noble = this.opened.noble;
+    // Reading `state` starts noble's bindings now. Left to noble, they start on a later tick after the first
+    // stateChange listener, which would start them after close() when a flow is redeployed at once, leaking
+    // noble's process handlers and an HCI socket.
+    const initial = noble.state;
+    // noble logs its own warnings with console.warn; route them through our log instead
+    noble.removeAllListeners("warning");
+    noble.on("warning", (message: string) => this.emit("warning", message));
+    noble.on("stateChange", (state: string) => this.onStateChange(state));
+    noble.on("discover", (p: Peripheral) => this.onDiscover(p));
+    noble.on("scanStop", () => {
+      this.scanning = false;
+      this.updateScanning();
+    });
+    if (initial !== "unknown") this.onStateChange(initial);
+  }
+
+  ref(): void {
+    this.refs++;
+    this.ensureOpen();
+  }
+
+  async unref(): Promise<void> {
+    this.refs--;
+    await this.maybeClose();
+  }
+
+  private async maybeClose(): Promise<void> {
+    if (this.refs > 0 || this.leases.size > 0) return;
+    if (!this.closing) this.closing = this.shutdown();
+    await this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    registry.delete(this.key);
+    // Disconnects already under way (a node released its lease just before) must finish before noble stops,
+    // or their Disconnection Complete never arrives.
+    const disconnects = [...this.drops, ...[...this.entries].map((e) => this.dropEntry(e))];
+    await Promise.all(disconnects);
+    this.opened?.close();
+    this.opened = null;
+    this.scanListeners.clear();
+    this.removeAllListeners();
+  }
+
+  private onStateChange(state: string): void {
+    const was = this.adapterState;
+    this.adapterState = state;
+    this.emit("state", state);
+    if (state === "poweredOn") {
+      this.scanning = false;
+      for (const e of this.entries) this.kick(e);
+      this.updateScanning();
+      return;
+    }
+    if (was === "poweredOn") {
+      // The adapter went away: every link is gone with it. Reconnect when it is back.
+      for (const e of this.entries) this.endSession(e);
+    }
+    for (const e of this.entries) {
+      if (e.phase !== "closing") e.phase = "resolving";
+    }
+    this.broadcastAdapterState();
+  }
+
+  private broadcastAdapterState(): void {
+    const problem = this.problem;
+    const state: LeaseState = problem
+      ? { state: "adapter", text: problem, error: true }
+      : { state: "adapter", text: `waiting for ${this.description}`, error: false };
+    for (const l of this.leases) l.setState(state);
+  }
+
+  lease(options: LeaseOptions): Lease {
+    this.ensureOpen();
+    const lease = new LeaseImpl(options, this);
+    this.leases.add(lease);
+    let entry = [...this.entries].find((e) => e.phase !== "closing" && sameSelector(e.selector, options.selector));
+    if (!entry && options.selector.address) {
+      const address = options.selector.address.toLowerCase();
+      entry = [...this.entries].find((e) => e.phase !== "closing" && e.address === address);
+    }
+    if (!entry) {
+      entry = new DeviceEntry(options.selector, this);
+      this.entries.add(entry);
+    }
+    entry.leases.add(lease);
+    if (this.adapterState !== "poweredOn") {
+      this.broadcastAdapterState();
+    } else if (entry.phase === "connected" && entry.session) {
+      this.runSetup(entry, lease, entry.session);
+    } else {
+      this.kick(entry);
+    }
+    return lease;
+  }
+
+  async releaseLease(lease: LeaseImpl): Promise<void> {
+    this.leases.delete(lease);
+    const entry = [...this.entries].find((e) => e.leases.has(lease));
+    if (entry) {
+      entry.leases.delete(lease);
+      if (entry.leases.size === 0) await this.dropEntry(entry);
+    }
+    this.updateScanning();
+    this.processQueue();
+    await this.maybeClose();
+  }
+
+  /** Scan for a bounded time, reporting every peripheral seen (for the editor's Scan button). */
+  async scan(durationMs: number): Promise<PeripheralInfo[]> {
+    this.ensureOpen();
+    if (this.problem && this.adapterState !== "unknown") throw new Error(this.problem);
+    const seen = new Map<string, PeripheralInfo>();
+    const listener = (p: Peripheral): void => {
+      seen.set(p.address.toLowerCase(), infoOf(p));
+    };
+    this.scanListeners.add(listener);
+    this.updateScanning();
+    await new Promise<void>((resolve) => setTimeout(resolve, durationMs).unref());
+    this.scanListeners.delete(listener);
+    this.updateScanning();
+    for (const e of this.entries) if (e.peripheral) seen.set(e.peripheral.address.toLowerCase(), infoOf(e.peripheral));
+    return [...seen.values()];
+  }
+
+  private onDiscover(p: Peripheral): void {
+    for (const l of this.scanListeners) l(p);
+    for (const e of this.entries) {
+      if (e.phase !== "resolving") continue;
+      const known = e.peripheral;
+      if (known ? known.id === p.id : matches(e.selector, p)) {
+        if (!known) {
+          // Another entry may already hold this peripheral (e.g. one node by address, one by name): join it.
+          const holder = [...this.entries].find((o) => o !== e && o.peripheral?.id === p.id && o.phase !== "closing");
+          if (holder) {
+            this.merge(e, holder);
+            continue;
+          }
+          e.watch(p);
+        }
+        e.phase = "queued";
+        e.cancelRetry();
+      }
+    }
+    this.processQueue();
+    this.updateScanning();
+  }
+
+  private merge(from: DeviceEntry, into: DeviceEntry): void {
+    this.entries.delete(from);
+    for (const l of from.leases) {
+      into.leases.add(l);
+      if (into.phase === "connected" && into.session) {
+        this.runSetup(into, l, into.session);
+      } else {
+        l.setState(from.leases.size ? l.state : { state: "scanning" });
+      }
+    }
+    from.leases.clear();
+  }
+
+  /** Put an entry on its way to a connection: scan if its peripheral is unknown, else queue. */
+  private kick(entry: DeviceEntry): void {
+    if (entry.phase === "closing" || entry.phase === "connected" || entry.phase === "connecting") return;
+    if (this.adapterState !== "poweredOn") return;
+    entry.phase = entry.peripheral ? "queued" : "resolving";
+    if (entry.phase === "resolving") entry.broadcast({ state: "scanning" });
+    this.processQueue();
+    this.updateScanning();
+  }
+
+  private updateScanning(): void {
+    const noble = this.noble;
+    if (!noble || this.adapterState !== "poweredOn" || this.closing) return;
+    const wanted = !this.connectBusy && (this.scanListeners.size > 0 || [...this.entries].some((e) => e.phase === "resolving" && e.leases.size > 0));
+    if (wanted && !this.scanning) {
+      this.scanning = true;
+      // Duplicates on: a peripheral that comes back must be reported again, not only the first time noble saw it.
+      noble.startScanning([], true);
+    } else if (!wanted && this.scanning) {
+      this.scanning = false;
+      noble.stopScanning();
+    }
+  }
+
+  private processQueue(): void {
+    if (this.connectBusy || this.adapterState !== "poweredOn" || this.closing) return;
+    const queued = [...this.entries].filter((e) => e.phase === "queued" && e.leases.size > 0);
+    if (queued.length === 0) return;
+    const inUse = [...this.entries].filter((e) => e.phase === "connected").length;
+    if (inUse >= this.policy.maxConnections) {
+      for (const e of queued) e.broadcast({ state: "waiting-slot", inUse, max: this.policy.maxConnections });
+      return;
+    }
+    const next = queued[0];
+    void this.connect(next);
+  }
+
+  private async connect(entry: DeviceEntry): Promise<void> {
+    const p = entry.peripheral;
+    if (!p) return;
+    this.connectBusy = true;
+    entry.phase = "connecting";
+    this.updateScanning();
+    const address = p.address.toLowerCase();
+    entry.broadcast({ state: "connecting", address });
+    const mtu = Math.max(23, ...[...entry.leases].map((l) => l.options.mtu ?? 23));
+    try {
+      const connectParams: ConnectParams = mtu > 23 ? { mtu } : {};
+      // A cancelled attempt can still complete: noble resets the controller before connecting, so our
+      // LE Create Connection Cancel may reach it first and be refused. Such a link is adopted, not redialled.
+      if (p.state !== "connected") await withTimeout(
+        (p.connectAsync as (options?: ConnectParams) => Promise<void>).call(p, connectParams),
+        this.policy.connectTimeout,
+        `connecting to ${address}`,
+        () => p.cancelConnect(),
+      );
+      if (entry.phase !== "connecting") throw new Error("released while connecting");
+      const { services } = await withTimeout(
+        p.discoverAllServicesAndCharacteristicsAsync(),
+        this.policy.gattTimeout,
+        `service discovery on ${address}`,
+      );
+      if (entry.phase !== "connecting") throw new Error("released while connecting");
+      const session = new Session(p, services, this.policy.gattTimeout);
+      entry.session = session;
+      entry.phase = "connected";
+      entry.attempt = 0;
+      this.connectBusy = false;
+      this.processQueue();
+      this.updateScanning();
+      for (const l of entry.leases) this.runSetup(entry, l, session);
+    } catch (error) {
+      this.connectBusy = false;
+      const reason = error instanceof TimeoutError ? "timeout during connection" : error instanceof Error ? error.message : String(error);
+      if (entry.closing || entry.leases.size === 0) {
+        this.processQueue();
+        this.updateScanning();
+        return;
+      }
+      // A connection that came up but failed discovery must not linger.
+      if (p.state === "connected") await this.disconnectPeripheral(p);
+      this.scheduleRetry(entry, reason, false);
+      this.processQueue();
+      this.updateScanning();
+    }
+  }
+
+  /** A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. */
+  private runSetup(entry: DeviceEntry, lease: LeaseImpl, session: Session): void {
+    lease.session = session;
+    lease.options.onConnected(session).then(
+      () => {
+        if (session.signal.aborted || lease.released) return;
+        const info = session.info;
+        lease.setState({ state: "connected", address: info.address, name: info.name });
+      },
+      (error: unknown) => {
+      if (session.signal.aborted || lease.released) return;
+      const text = error instanceof Error ? error.message : String(error);
+      // Setup failures drop the connection: see LeaseOptions.onConnected.
+      this.endSession(entry);
+      const p = entry.peripheral;
+      if (p) void this.disconnectPeripheral(p);
+      this.scheduleRetry(entry, text, true);
+      },
+    );
+  }
+
+  private scheduleRetry(entry: DeviceEntry, reason: string, isError: boolean): void {
+    entry.attempt++;
+    const delay = Math.min(this.policy.reconnectDelay * 2 ** (entry.attempt - 1), this.policy.maxReconnectDelay);
+    entry.phase = "backoff";
+    entry.broadcast(isError ? { state: "error", text: reason, retryInMs: delay } : { state: "reconnecting", retryInMs: delay, reason });
+    entry.cancelRetry();
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = null;
+      if (entry.phase !== "backoff") return;
+      entry.phase = "queued";
+      this.kick(entry);
+    }, delay);
+  }
+
+  /** noble reported the link gone. */
+  handleDisconnect(entry: DeviceEntry, reason: unknown): void {
+    if (entry.phase !== "connected") return;
+    this.endSession(entry);
+    if (entry.leases.size === 0) return;
+    const text = typeof reason === "number" && reason === 0x08 ? "connection lost (supervision timeout)" : `disconnected (${String(reason)})`;
+    this.scheduleRetry(entry, text, false);
+    this.processQueue();
+  }
+
+  private endSession(entry: DeviceEntry): void {
+    const session = entry.session;
+    entry.session = null;
+    if (entry.phase === "connected" || entry.phase === "connecting") entry.phase = "resolving";
+    if (!session) return;
+    session.end();
+    for (const l of entry.leases) {
+      if (l.session === session) {
+        l.session = null;
+        l.options.onDisconnected?.();
+      }
+    }
+  }
+
+  private async disconnectPeripheral(p: Peripheral): Promise<void> {
+    if (p.state !== "connected" && p.state !== "connecting") return;
+    if (p.state === "connecting") {
+      p.cancelConnect();
+      return;
+    }
+    await withTimeout(p.disconnectAsync(), this.policy.gattTimeout, `disconnecting ${p.address}`).catch(() => undefined);
+  }
+
+  private dropEntry(entry: DeviceEntry): Promise<void> {
+    const drop = this.disconnectEntry(entry);
+    this.drops.add(drop);
+    return drop.finally(() => this.drops.delete(drop));
+  }
+
+  private async disconnectEntry(entry: DeviceEntry): Promise<void> {
+    const wasConnected = entry.phase === "connected" || entry.phase === "connecting";
+    entry.phase = "closing";
+    entry.cancelRetry();
+    this.entries.delete(entry);
+    const session = entry.session;
+    entry.session = null;
+    session?.end();
+    const p = entry.peripheral;
+    entry.unwatch();
+    if (p && wasConnected) await this.disconnectPeripheral(p);
+  }
+}
+
+function sameSelector(a: DeviceSelector, b: DeviceSelector): boolean {
+  return (
+    (a.address ?? "").toLowerCase() === (b.address ?? "").toLowerCase() &&
+    (a.name ?? "") === (b.name ?? "") &&
+    (a.namePrefix ?? "") === (b.namePrefix ?? "") &&
+    normalizeUuid(a.service ?? "") === normalizeUuid(b.service ?? "")
+  );
+}
+
+const registry = new Map<string, BleAdapter>();
+
+/**
+ * The adapter for these settings, shared by every config node that names the same adapter.
+ * The first user's policy applies; the caller holds a reference until it calls unref().
+ */
+export function acquireAdapter(settings: TransportSettings, policy: PoolPolicy): BleAdapter {
+  const key = adapterKey(settings);
+  let adapter = registry.get(key);
+  if (!adapter) {
+    adapter = new BleAdapter(settings, policy);
+    registry.set(key, adapter);
+  }
+  adapter.ref();
+  return adapter;
+}
+
+/** Adapters currently open (for tests that check nothing leaks). */
+export function openAdapterCount(): number {
+  return registry.size;
+}

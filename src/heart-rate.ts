@@ -1,0 +1,67 @@
+/**
+ * heart-rate: a standard Bluetooth heart-rate sensor (service 0x180D). One message per 0x2A37 notification,
+ * fully decoded; nothing is dropped or merged.
+ */
+import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
+import type { BleConfigNode } from "./red/ble-config-node";
+import type { DeviceSelector, Lease } from "./ble/pool";
+import { decodeHeartRateMeasurement } from "./protocol/heart-rate";
+import { addressProperty, stringProperty } from "./red/properties";
+import { statusFor } from "./red/status";
+
+const HEART_RATE_SERVICE = "180d";
+const HEART_RATE_MEASUREMENT = "2a37";
+
+interface HeartRateDef extends NodeDef {
+  ble?: string;
+  address?: string;
+  deviceName?: string;
+  topic?: string;
+}
+
+export = function register(RED: NodeAPI): void {
+  function HeartRate(this: Node, def: HeartRateDef): void {
+    RED.nodes.createNode(this, def);
+    const t = (key: string, subs?: Record<string, string | number>): string => RED._(`heart-rate.${key}`, subs);
+    const config = RED.nodes.getNode(def.ble ?? "") as BleConfigNode | null;
+    let selector: DeviceSelector;
+    try {
+      const address = addressProperty(def.address);
+      const name = stringProperty(def.deviceName);
+      selector = address ? { address, ...(name ? { name } : {}) } : name ? { name } : { service: HEART_RATE_SERVICE };
+    } catch (error) {
+      this.status({ fill: "red", shape: "ring", text: t("status.invalid") });
+      this.error(error instanceof Error ? error.message : String(error));
+      return;
+    }
+    if (!config || !config.adapter) {
+      this.status({ fill: "red", shape: "ring", text: t("status.no-adapter") });
+      this.error(config?.configError ?? t("errors.no-adapter"));
+      return;
+    }
+    const topic = stringProperty(def.topic);
+    const lease: Lease = config.adapter.lease({
+      selector,
+      onState: (state) => this.status(statusFor(state, t)),
+      onConnected: async (session) => {
+        const peripheral = { address: session.info.address, name: session.info.name };
+        await session.subscribe(HEART_RATE_SERVICE, HEART_RATE_MEASUREMENT, (value) => {
+          let m;
+          try {
+            m = decodeHeartRateMeasurement(value);
+          } catch (error) {
+            const msg: NodeMessage & Record<string, unknown> = { payload: Buffer.from(value), peripheral, topic };
+            this.error(error instanceof Error ? error : new Error(String(error)), msg);
+            return;
+          }
+          const heartRate = { bpm: m.bpm, sensorContact: m.sensorContact, energyExpended: m.energyExpended, rrIntervals: m.rrIntervals };
+          this.send({ payload: m.bpm, heartRate, peripheral, topic } as NodeMessage);
+        });
+      },
+    });
+    this.on("close", (_removed: boolean, done: () => void) => {
+      lease.release().then(done, () => done());
+    });
+  }
+  RED.nodes.registerType("heart-rate", HeartRate);
+};

@@ -1,0 +1,58 @@
+/** What device nodes see of a ble-config node, and how its editor properties become adapter settings. */
+import type { Node, NodeDef } from "node-red";
+import type { TransportSettings } from "../ble/adapter";
+import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
+import { intProperty, numberProperty, stringProperty } from "./properties";
+
+export interface BleConfigDef extends NodeDef {
+  transport?: string;
+  hciDevice?: string | number;
+  uartPort?: string;
+  uartBaudRate?: string | number;
+  uartFlowControl?: boolean;
+  simScenario?: string;
+  /** Simulator clock speed-up; not in the editor (tests and benchmarks use it). */
+  simTimeScale?: string | number;
+  maxConnections?: string | number;
+  connectTimeout?: string | number;
+  reconnectDelay?: string | number;
+}
+
+export interface BleConfigNode extends Node {
+  /** null when the configuration is invalid; `configError` says why. */
+  adapter: BleAdapter | null;
+  configError: string | null;
+}
+
+export function transportSettings(def: BleConfigDef): TransportSettings {
+  const transport = def.transport || "simulator";
+  switch (transport) {
+    case "hci":
+      return { transport, hciDevice: intProperty(def.hciDevice, 0, 0, 255, "hciDevice") };
+    case "uart": {
+      const port = stringProperty(def.uartPort);
+      if (!port) throw new RangeError("uartPort is required for the uart transport (e.g. /dev/ttyUSB0)");
+      return {
+        transport,
+        port,
+        baudRate: intProperty(def.uartBaudRate, 1000000, 1200, 16000000, "uartBaudRate"),
+        flowControl: def.uartFlowControl !== false,
+      };
+    }
+    case "simulator": {
+      const timeScale = numberProperty(def.simTimeScale, 1, 0.01, 1000, "simTimeScale");
+      return { transport, scenario: stringProperty(def.simScenario), ...(timeScale !== 1 ? { timeScale } : {}) };
+    }
+    default:
+      throw new RangeError(`transport must be "hci", "uart" or "simulator", got ${JSON.stringify(transport)}`);
+  }
+}
+
+export function poolPolicy(def: BleConfigDef): PoolPolicy {
+  return {
+    ...DEFAULT_POLICY,
+    maxConnections: intProperty(def.maxConnections, DEFAULT_POLICY.maxConnections, 1, 32, "maxConnections"),
+    connectTimeout: intProperty(def.connectTimeout, DEFAULT_POLICY.connectTimeout, 100, 120000, "connectTimeout"),
+    reconnectDelay: intProperty(def.reconnectDelay, DEFAULT_POLICY.reconnectDelay, 10, 600000, "reconnectDelay"),
+  };
+}

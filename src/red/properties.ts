@@ -1,0 +1,30 @@
+/** Reading editor properties: what the editor stores is strings, or absent in flows written by hand. */
+
+export function intProperty(value: unknown, fallback: number, min: number, max: number, name: string): number {
+  if (value === undefined || value === null || value === "") return fallback;
+  const n = typeof value === "number" ? value : Number(String(value).trim());
+  if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function numberProperty(value: unknown, fallback: number, min: number, max: number, name: string): number {
+  if (value === undefined || value === null || value === "") return fallback;
+  const n = typeof value === "number" ? value : Number(String(value).trim());
+  if (!Number.isFinite(n) || n < min || n > max) throw new RangeError(`${name} must be a number between ${min} and ${max}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function stringProperty(value: unknown): string {
+  return typeof value === "string" ? value.trim() : "";
+}
+
+const ADDRESS = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{12}$/i;
+
+/** "D8-75-BA-00-00-01", "d875ba000001" → "d8:75:ba:00:00:01"; "" stays ""; anything else throws. */
+export function addressProperty(value: unknown): string {
+  const s = stringProperty(value);
+  if (!s) return "";
+  if (!ADDRESS.test(s)) throw new RangeError(`address must look like d8:75:ba:00:00:01, got ${JSON.stringify(s)}`);
+  const hex = s.replace(/[:-]/g, "").toLowerCase();
+  return hex.match(/../g)!.join(":");
+}

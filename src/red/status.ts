@@ -1,0 +1,24 @@
+/** Lease states as Node-RED status dots, following core conventions (green dot, yellow ring, red ring). */
+import type { NodeStatus } from "node-red";
+import type { LeaseState } from "../ble/pool";
+
+export type Translate = (key: string, substitutions?: Record<string, string | number>) => string;
+
+export function statusFor(state: LeaseState, t: Translate): NodeStatus {
+  switch (state.state) {
+    case "adapter":
+      return state.error ? { fill: "red", shape: "ring", text: state.text } : { fill: "yellow", shape: "ring", text: t("status.waiting-adapter") };
+    case "scanning":
+      return { fill: "yellow", shape: "ring", text: t("status.scanning") };
+    case "waiting-slot":
+      return { fill: "yellow", shape: "ring", text: t("status.waiting-slot", { inUse: state.inUse, max: state.max }) };
+    case "connecting":
+      return { fill: "yellow", shape: "ring", text: t("status.connecting") };
+    case "connected":
+      return { fill: "green", shape: "dot", text: t("status.connected") };
+    case "reconnecting":
+      return { fill: "yellow", shape: "ring", text: t("status.reconnecting", { seconds: Math.ceil(state.retryInMs / 1000) }) };
+    case "error":
+      return { fill: "red", shape: "ring", text: t("status.error", { text: state.text, seconds: Math.ceil(state.retryInMs / 1000) }) };
+  }
+}

@@ -1,0 +1,100 @@
+/** Loading nodes into a real Node-RED runtime (node-red-node-test-helper) and waiting for what they do. */
+import helper = require("node-red-node-test-helper");
+import type { EventEmitter } from "node:events";
+import type { Node, NodeMessage, NodeStatus } from "node-red";
+
+/** The helper emits `call:<method>` events on nodes, which Node-RED's types do not list. */
+const events = (node: Node): EventEmitter => node as unknown as EventEmitter;
+
+helper.init(require.resolve("node-red"));
+
+export { helper };
+
+/** Resolves with the next `count` messages the helper node receives; rejects after `timeoutMs`. */
+export function collectMessages(node: Node, count: number, timeoutMs = 10000): Promise<NodeMessage[]> {
+  return new Promise((resolve, reject) => {
+    const got: NodeMessage[] = [];
+    const onInput = (msg: NodeMessage): void => {
+      got.push(msg);
+      if (got.length === count) {
+        clearTimeout(timer);
+        node.removeListener("input", onInput);
+        resolve(got);
+      }
+    };
+    const timer = setTimeout(() => {
+      node.removeListener("input", onInput);
+      reject(new Error(`expected ${count} messages within ${timeoutMs} ms, got ${got.length}`));
+    }, timeoutMs);
+    node.on("input", onInput);
+  });
+}
+
+interface SpyCall<T> {
+  args: T[];
+}
+
+interface StatusSpy {
+  getCalls(): { thisValue: unknown; args: NodeStatus[] }[];
+}
+
+/** The last status the node has set, read from the helper's spy on Node.prototype.status. */
+export function currentStatus(node: Node): NodeStatus | null {
+  const calls = (node.status as unknown as StatusSpy).getCalls().filter((c) => c.thisValue === node);
+  return calls.length ? calls[calls.length - 1].args[0] : null;
+}
+
+/** Resolves with the node's status once it satisfies `predicate`: the current one, or the first later one that does. */
+export function waitForStatus(node: Node, predicate: (s: NodeStatus) => boolean, timeoutMs = 10000): Promise<NodeStatus> {
+  const now = currentStatus(node);
+  if (now && predicate(now)) return Promise.resolve(now);
+  return new Promise((resolve, reject) => {
+    const seen: string[] = [];
+    const onStatus = (call: SpyCall<NodeStatus>): void => {
+      const status = call.args[0];
+      seen.push(`${status.fill ?? ""}/${status.shape ?? ""}/${String(status.text ?? "")}`);
+      if (predicate(status)) {
+        clearTimeout(timer);
+        events(node).removeListener("call:status", onStatus);
+        resolve(status);
+      }
+    };
+    const timer = setTimeout(() => {
+      events(node).removeListener("call:status", onStatus);
+      reject(new Error(`status not reached within ${timeoutMs} ms; saw ${seen.join(", ") || "nothing"}`));
+    }, timeoutMs);
+    events(node).on("call:status", onStatus);
+  });
+}
+
+/** Resolves with the first node.error(...) call's arguments. */
+export function waitForError(node: Node, timeoutMs = 10000): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const onError = (call: SpyCall<unknown>): void => {
+      clearTimeout(timer);
+      events(node).removeListener("call:error", onError);
+      resolve(call.args);
+    };
+    const timer = setTimeout(() => {
+      events(node).removeListener("call:error", onError);
+      reject(new Error(`no error within ${timeoutMs} ms`));
+    }, timeoutMs);
+    events(node).on("call:error", onError);
+  });
+}
+
+export const isConnected = (s: NodeStatus): boolean => s.fill === "green" && s.shape === "dot";
+
+/** A node of a test flow: any properties the node's editor would store. */
+export interface FlowNode {
+  id: string;
+  type: string;
+  [property: string]: unknown;
+}
+
+type NodeModule = Parameters<typeof helper.load>[0];
+
+/** helper.load with flows typed loosely: node properties are whatever each node's editor stores. */
+export function loadFlow(modules: NodeModule, flow: FlowNode[]): Promise<void> {
+  return helper.load(modules, flow as Parameters<typeof helper.load>[1]);
+}
