@@ -143,8 +143,10 @@ class Connection {
   eventIndex = 0;
   timer?: SimTimer;
   supervisionTimer?: SimTimer;
-  /** Set by the host's Disconnect: carried out at the next connection event. */
+  /** Set by the host's Disconnect: carried out once the data queued to the peripheral has gone. */
   terminate?: { peripheralReason: number };
+  /** Set by the peripheral's PeripheralLink.disconnect: carried out once the data queued to the central has gone. */
+  remoteTerminate?: { hostReason: number };
   /** The peripheral went silent (powered off); the link waits for the supervision timeout. */
   lost = false;
   open = true;
@@ -179,7 +181,11 @@ class ConnectionLink implements PeripheralLink {
   }
 
   get connected(): boolean {
-    return this.conn.open;
+    return this.conn.open && !this.conn.remoteTerminate;
+  }
+
+  disconnect(reason = h4.HCI_REMOTE_USER_TERMINATED): void {
+    if (this.conn.open) this.conn.remoteTerminate ??= { hostReason: reason };
   }
 }
 
@@ -623,7 +629,7 @@ export class VirtualController extends EventEmitter {
   // Link layer
 
   private enqueueAtt(conn: Connection, pdu: Buffer): Promise<void> {
-    if (!conn.open) return Promise.reject(new Error(`not connected to ${conn.entry.peripheral.address}`));
+    if (!conn.open || conn.remoteTerminate) return Promise.reject(new Error(`not connected to ${conn.entry.peripheral.address}`));
     return new Promise<void>((resolve, reject) => {
       conn.attQueued++;
       conn.toCentral.push({ data: h4.buildL2cap(h4.CID_ATT, pdu), offset: 0, queuedAt: this.now(), isAtt: true, resolve, reject });
@@ -671,10 +677,15 @@ export class VirtualController extends EventEmitter {
 
   private runConnectionEvent(conn: Connection, at: number): void {
     this.counters.connectionEvents++;
-    if (conn.terminate && !conn.lost) {
-      // LL_TERMINATE_IND goes out in this event; the host hears 0x16, the peripheral the host's reason.
+    if (conn.terminate && !conn.lost && conn.toPeripheral.length === 0) {
+      // LL_TERMINATE_IND goes out after the data already queued to the peripheral (a last Write Command must
+      // not be lost); the host hears 0x16, the peripheral the host's reason.
       // (Towards a silent peripheral it is never acknowledged: the supervision timeout ends the link instead.)
       this.closeConnection(conn, h4.HCI_LOCAL_HOST_TERMINATED, conn.terminate.peripheralReason, true);
+      return;
+    }
+    if (conn.remoteTerminate && !conn.lost && conn.toCentral.length === 0) {
+      this.closeConnection(conn, conn.remoteTerminate.hostReason, h4.HCI_LOCAL_HOST_TERMINATED, true);
       return;
     }
     const info: ConnectionEventInfo = {

@@ -45,6 +45,12 @@ export interface PeripheralLink {
   /** ATT PDUs queued and not yet fully sent: lets a streaming sender apply backpressure. */
   readonly queuedAttPdus: number;
   readonly connected: boolean;
+  /**
+   * The peripheral ends the link (as the seed's YMODEM server does after a transfer). PDUs already queued
+   * to the central go first; the host then gets Disconnection Complete with `reason` (default 0x13, remote
+   * user terminated) and the peripheral `disconnected(0x16)`. Idempotent; later sendAtt calls reject.
+   */
+  disconnect(reason?: number): void;
 }
 
 /** A virtual peripheral as the controller drives it. */

@@ -364,6 +364,37 @@ describe("sim/controller", () => {
       assert.equal(ctx.controller.isConnected(ctx.peripheral.address), false);
     });
 
+    it("Disconnect after a Write Command: the write reaches the peripheral before the link ends", async () => {
+      const ctx = setup();
+      const handle = await connect(ctx);
+      ctx.host.l2cap(handle, h4.CID_ATT, Buffer.from([0x52, 0x10, 0x00, 0x06])); // Write Command: a final ACK
+      ctx.host.command(h4.OP.DISCONNECT, Buffer.from([handle & 0xff, handle >> 8, 0x13]));
+      ctx.clock.advance(30);
+      await ctx.host.settle();
+      assert.deepEqual(ctx.peripheral.received, [Buffer.from([0x52, 0x10, 0x00, 0x06])]);
+      assert.deepEqual(ctx.peripheral.disconnectReasons, [0x13]);
+      assert.equal(ctx.controller.isConnected(ctx.peripheral.address), false);
+    });
+
+    it("a peripheral hangs up: queued notifications first, then Disconnection Complete 0x13 to the host, 0x16 to the peripheral", async () => {
+      const ctx = setup();
+      const handle = await connect(ctx);
+      const link = ctx.peripheral.link!;
+      const sent = [link.sendAtt(notification(20, 1)), link.sendAtt(notification(20, 2))];
+      link.disconnect();
+      link.disconnect();
+      assert.equal(link.connected, false, "a hanging-up link takes nothing more");
+      await assert.rejects(link.sendAtt(notification(20, 3)), /not connected/);
+      ctx.clock.advance(30);
+      await ctx.host.settle();
+      await Promise.all(sent);
+      const packets = ctx.host.take();
+      assert.equal(ctx.host.attFromAcl(packets).length, 2, "both queued notifications reached the host");
+      const done = packets.map((p) => h4.parseDisconnectionComplete(p)).filter((d) => d !== undefined);
+      assert.deepEqual(done, [{ status: 0, handle, reason: 0x13 }]);
+      assert.deepEqual(ctx.peripheral.disconnectReasons, [0x16]);
+    });
+
     it("power-off while connected: Disconnection Complete 0x08 after the supervision timeout, pending sends rejected", async () => {
       const ctx = setup();
       const handle = await connect(ctx, ctx.peripheral, 50); // 500 ms

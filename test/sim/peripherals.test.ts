@@ -354,7 +354,7 @@ describe("virtual peripherals", () => {
     }
 
     it("lists the kinds it knows", () => {
-      assert.deepEqual(PERIPHERAL_KINDS, ["heart-rate", "hioki-dt4261"]);
+      assert.deepEqual(PERIPHERAL_KINDS, ["heart-rate", "hioki-dt4261", "nus-ymodem"]);
     });
 
     it("builds a heart-rate sensor with defaults", () => {

@@ -32,6 +32,13 @@ export class FakeLink implements PeripheralLink {
     for (const h of this.held.splice(0, Math.min(count, this.held.length))) h.resolve();
   }
 
+  /** Peripheral-initiated disconnects, with their reasons. */
+  readonly disconnects: number[] = [];
+
+  disconnect(reason = 0x13): void {
+    this.disconnects.push(reason);
+  }
+
   drop(): void {
     this.connected = false;
     for (const h of this.held.splice(0)) h.reject(new Error("link down"));

@@ -3,10 +3,11 @@ import type { PeripheralContext, VirtualPeripheral } from "../types";
 import { optionalEnum, optionalString, requireAddress, ScenarioError, type JsonObject } from "../validate";
 import { heartRateKind } from "./heart-rate";
 import { hiokiDt4261Kind } from "./hioki-dt4261";
+import { nusYmodemKind } from "./nus-ymodem";
 import { rejectUnknownKeys } from "./options";
 
 /** Every peripheral kind a scenario can name: adding a kind means adding it here, nowhere else. */
-const KINDS: readonly PeripheralKind[] = [heartRateKind, hiokiDt4261Kind];
+const KINDS: readonly PeripheralKind[] = [heartRateKind, hiokiDt4261Kind, nusYmodemKind];
 
 /** Fields every scenario peripheral entry may carry, whatever its kind. */
 export const COMMON_PERIPHERAL_FIELDS: readonly string[] = ["kind", "address", "addressType", "name"];
