@@ -53,8 +53,30 @@ export const DEFAULT_SCENARIO = {
       bpm: [45, 46, 47, 46],
       intervalMs: 1000,
     },
+    {
+      kind: "hioki-dt4261",
+      address: "a4:9e:69:00:00:01",
+      addressType: "public",
+      name: "Z3210V2.10:DT4261#000000001",
+      values: [0, 0, -0.0001, -0.0001, 0.0001, 0],
+    },
+    {
+      kind: "nus-ymodem",
+      address: "e3:c3:5c:00:00:01",
+      addressType: "random",
+      name: "mpy-nus",
+      filename: "log.bin",
+      sizeBytes: 32768,
+      seed: 1,
+    },
   ],
-  events: [],
+  // The meter is switched off and on again, as in the seed's conn_multiple log.
+  events: [
+    { atMs: 20000, address: "a4:9e:69:00:00:01", action: "power-off" },
+    { atMs: 32000, address: "a4:9e:69:00:00:01", action: "power-on" },
+    { atMs: 60000, address: "a4:9e:69:00:00:01", action: "power-off" },
+    { atMs: 70000, address: "a4:9e:69:00:00:01", action: "power-on" },
+  ],
 };
 
 const TOP_KEYS = ["link", "timeScale", "peripherals", "events"];

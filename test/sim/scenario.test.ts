@@ -42,11 +42,23 @@ describe("sim/scenario", () => {
       const s = parseScenario(clone(DEFAULT_SCENARIO), "");
       assert.deepEqual(s.link, DEFAULT_LINK);
       assert.equal(s.timeScale, 1);
-      assert.deepEqual(s.events, []);
-      assert.equal(s.peripherals.length, 1);
       assert.deepEqual(
-        { kind: s.peripherals[0].kind, address: s.peripherals[0].address, field: s.peripherals[0].field },
-        { kind: "heart-rate", address: "d8:75:ba:00:00:01", field: "peripherals[0]" },
+        s.events.map((e) => [e.atMs, e.action]),
+        [
+          [20000, "power-off"],
+          [32000, "power-on"],
+          [60000, "power-off"],
+          [70000, "power-on"],
+        ],
+        "the meter is switched off and on, as in the seed's log",
+      );
+      assert.deepEqual(
+        s.peripherals.map((p) => [p.kind, p.address, p.field]),
+        [
+          ["heart-rate", "d8:75:ba:00:00:01", "peripherals[0]"],
+          ["hioki-dt4261", "a4:9e:69:00:00:01", "peripherals[1]"],
+          ["nus-ymodem", "e3:c3:5c:00:00:01", "peripherals[2]"],
+        ],
       );
       assert.deepEqual(s.peripherals[0].spec.bpm, [45, 46, 47, 46]);
     });
