@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Node, NodeAPI, NodeMessage } from "node-red";
+import type { Node, NodeMessage } from "node-red";
 import bleConfigNode from "../../src/ble-config";
 import heartRateNode from "../../src/heart-rate";
 import hiokiMeterNode from "../../src/hioki-meter";
 import { openAdapterCount } from "../../src/ble/pool";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { HiokiDt4261Peripheral } from "../../src/sim/peripherals/hioki-dt4261";
-import { collectMessages, currentStatus, helper, isConnected, waitForError, waitForStatus } from "../support/red";
+import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForError, waitForStatus, type FlowNode } from "../support/red";
 
 const M1 = "a4:9e:69:00:00:01";
 const M2 = "a4:9e:69:00:00:02";
@@ -26,11 +26,6 @@ interface MeterMsg extends NodeMessage {
 }
 
 /** One node of a test flow. */
-interface FlowNode {
-  id: string;
-  type: string;
-  [property: string]: unknown;
-}
 
 interface CaughtMsg extends NodeMessage {
   error: { message: string; source: { id: string } };
@@ -76,29 +71,9 @@ function catcher(): FlowNode[] {
   ];
 }
 
-/**
- * The test helper's RED._ returns the message key; Node-RED proper looks it up in the node's catalog with
- * __name__ substitutions. Doing the same here lets the tests assert the status text a user reads.
- */
-function translate(key: string, substitutions?: Record<string, string | number>): string {
-  const [type] = key.split(".");
-  const file = path.join(__dirname, "..", "..", "nodes", "locales", "en-US", `${type}.json`);
-  if (!fs.existsSync(file)) return key;
-  let entry: unknown = JSON.parse(fs.readFileSync(file, "utf8"));
-  for (const part of key.split(".")) entry = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>)[part] : undefined;
-  if (typeof entry !== "string") return key;
-  return entry.replace(/__(\w+)__/g, (whole, name: string) => (substitutions && name in substitutions ? String(substitutions[name]) : whole));
-}
-
-const withCatalog =
-  (register: (RED: NodeAPI) => void) =>
-  (RED: NodeAPI): void => {
-    RED._ = translate;
-    register(RED);
-  };
 
 async function load(flow: FlowNode[]): Promise<void> {
-  await helper.load([bleConfigNode, heartRateNode, hiokiMeterNode].map(withCatalog), [tab, ...flow]);
+  await loadFlow([bleConfigNode, heartRateNode, hiokiMeterNode], [tab, ...flow]);
 }
 
 function controller(): NonNullable<NonNullable<BleConfigNode["adapter"]>["simulation"]>["controller"] {

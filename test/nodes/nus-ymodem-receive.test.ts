@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Node, NodeAPI, NodeMessage } from "node-red";
+import type { Node, NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import { openAdapterCount } from "../../src/ble/pool";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import { generateFileContent, type NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
-import { collectMessages, helper, waitForStatus } from "../support/red";
+import { collectMessages, helper, loadFlow, waitForStatus, type FlowNode } from "../support/red";
 
 const NUS = "e3:c3:5c:00:00:01";
 const NUS2 = "e3:c3:5c:00:00:02";
@@ -30,11 +30,6 @@ interface CaughtMsg extends NodeMessage {
 }
 
 /** One node of a test flow. */
-interface FlowNode {
-  id: string;
-  type: string;
-  [property: string]: unknown;
-}
 
 const tempDirs: string[] = [];
 
@@ -55,24 +50,6 @@ function nusPeripheral(extra: Record<string, unknown> = {}): Record<string, unkn
   return { kind: "nus-ymodem", address: NUS, ...extra };
 }
 
-/**
- * The test helper's RED._ returns the message key; Node-RED looks it up in the node's catalog with __name__
- * substitutions. Doing the same here checks the catalog and lets the tests assert what a user reads.
- */
-function translate(key: string, substitutions?: Record<string, string | number>): string {
-  const file = path.join(__dirname, "..", "..", "nodes", "locales", "en-US", `${key.split(".")[0]}.json`);
-  let entry: unknown = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined;
-  for (const part of key.split(".")) entry = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>)[part] : undefined;
-  assert.equal(typeof entry, "string", `message ${key} is in the catalog`);
-  return String(entry).replace(/__(\w+)__/g, (whole, name: string) => (substitutions && name in substitutions ? String(substitutions[name]) : whole));
-}
-
-const withCatalog =
-  (register: (RED: NodeAPI) => void) =>
-  (RED: NodeAPI): void => {
-    RED._ = translate;
-    register(RED);
-  };
 
 const z = "f1";
 /** A tab and a position make flow nodes (without them Node-RED takes a node for a config node). */
@@ -107,7 +84,7 @@ function flow(scenario: unknown, node: Record<string, unknown> = {}): FlowNode[]
 }
 
 async function load(scenario: unknown, node: Record<string, unknown> = {}): Promise<void> {
-  await helper.load([bleConfigNode, nusYmodemReceiveNode].map(withCatalog), flow(scenario, node));
+  await loadFlow([bleConfigNode, nusYmodemReceiveNode], flow(scenario, node));
 }
 
 function adapter(): NonNullable<BleConfigNode["adapter"]> {
@@ -404,8 +381,8 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     assert.match(byTrigger.get(1) ?? "", /e3:c3:5c:00:00:01 has no Nordic UART Service.*0 bytes received/);
     assert.match(byTrigger.get(2) ?? "", /address must look like/);
     await helper.unload();
-    await helper.load(
-      [bleConfigNode, nusYmodemReceiveNode].map(withCatalog),
+    await loadFlow(
+      [bleConfigNode, nusYmodemReceiveNode],
       flow({ peripherals: [] }).map((n) => (n.id === "cfg" ? { id: "cfg", type: "ble-config", transport: "hci", hciDevice: 0 } : n)),
     );
     const noAdapter = collectMessages(helper.getNode("caught"), 1, 30000);

@@ -1,7 +1,10 @@
 /** Loading nodes into a real Node-RED runtime (node-red-node-test-helper) and waiting for what they do. */
 import helper = require("node-red-node-test-helper");
+import assert from "node:assert/strict";
 import type { EventEmitter } from "node:events";
-import type { Node, NodeMessage, NodeStatus } from "node-red";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
 
 /** The helper emits `call:<method>` events on nodes, which Node-RED's types do not list. */
 const events = (node: Node): EventEmitter => node as unknown as EventEmitter;
@@ -92,9 +95,29 @@ export interface FlowNode {
   [property: string]: unknown;
 }
 
-type NodeModule = Parameters<typeof helper.load>[0];
+/**
+ * The test helper's RED._ returns the message key; Node-RED looks it up in the node's catalog
+ * (nodes/locales/en-US/<type>.json) with __name__ substitutions. Doing the same checks that every key a node
+ * uses is in its catalog, and lets tests assert the text a user reads.
+ */
+export function translate(key: string, substitutions?: Record<string, string | number>): string {
+  const file = path.join(__dirname, "..", "..", "nodes", "locales", "en-US", `${key.split(".")[0]}.json`);
+  let entry: unknown = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined;
+  for (const part of key.split(".")) entry = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>)[part] : undefined;
+  assert.equal(typeof entry, "string", `message ${key} is in the catalog`);
+  return String(entry).replace(/__(\w+)__/g, (whole, name: string) => (substitutions && name in substitutions ? String(substitutions[name]) : whole));
+}
 
-/** helper.load with flows typed loosely: node properties are whatever each node's editor stores. */
-export function loadFlow(modules: NodeModule, flow: FlowNode[]): Promise<void> {
-  return helper.load(modules, flow as Parameters<typeof helper.load>[1]);
+type Register = (RED: NodeAPI) => void;
+
+const withCatalog =
+  (register: Register): Register =>
+  (RED) => {
+    RED._ = translate;
+    register(RED);
+  };
+
+/** helper.load with our catalogs, and flows typed loosely: node properties are whatever each node's editor stores. */
+export function loadFlow(modules: Register[], flow: FlowNode[]): Promise<void> {
+  return helper.load(modules.map(withCatalog) as Parameters<typeof helper.load>[0], flow as Parameters<typeof helper.load>[1]);
 }
