@@ -100,9 +100,15 @@ export interface FlowNode {
  * (nodes/locales/en-US/<type>.json) with __name__ substitutions. Doing the same checks that every key a node
  * uses is in its catalog, and lets tests assert the text a user reads.
  */
+const catalogs = new Map<string, unknown>();
+
 export function translate(key: string, substitutions?: Record<string, string | number>): string {
-  const file = path.join(__dirname, "..", "..", "nodes", "locales", "en-US", `${key.split(".")[0]}.json`);
-  let entry: unknown = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined;
+  const type = key.split(".")[0];
+  if (!catalogs.has(type)) {
+    const file = path.join(__dirname, "..", "..", "nodes", "locales", "en-US", `${type}.json`);
+    catalogs.set(type, fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined);
+  }
+  let entry: unknown = catalogs.get(type);
   for (const part of key.split(".")) entry = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>)[part] : undefined;
   assert.equal(typeof entry, "string", `message ${key} is in the catalog`);
   return String(entry).replace(/__(\w+)__/g, (whole, name: string) => (substitutions && name in substitutions ? String(substitutions[name]) : whole));
