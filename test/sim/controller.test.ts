@@ -3,7 +3,7 @@ import * as h4 from "../../src/protocol/h4";
 import { VirtualController, exchangeAirTimeUs, maxPdusPerEvent, type ConnectionEventInfo } from "../../src/sim/controller";
 import { DEFAULT_LINK, type LinkSettings } from "../../src/sim/types";
 import { FakePeripheral } from "../support/fake-peripheral";
-import { StepClock } from "../support/step-clock";
+import { ManualClock } from "../support/manual-clock";
 
 /** Plays the host: writes H4 packets, collects what the controller emits. */
 class Host {
@@ -91,7 +91,7 @@ function createConnectionParams(address: string, random: boolean, supervisionUni
 }
 
 function setup(link: Partial<LinkSettings> = {}, peripherals = [new FakePeripheral()]) {
-  const clock = new StepClock();
+  const clock = new ManualClock();
   const controller = new VirtualController({ clock, link: { ...DEFAULT_LINK, ...link } });
   for (const p of peripherals) controller.addPeripheral(p);
   const host = new Host(controller);

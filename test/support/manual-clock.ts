@@ -6,6 +6,8 @@ import type { SimClock, SimTimer } from "../../src/sim/types";
  */
 export class ManualClock implements SimClock {
   readonly timeScale = 1;
+  /** Every timer fires this much after its due time, as timers on a busy event loop do. */
+  lateMs = 0;
   private time = 0;
   private seq = 0;
   private timers: { at: number; seq: number; fn: () => void; cancelled: boolean }[] = [];
@@ -15,7 +17,7 @@ export class ManualClock implements SimClock {
   }
 
   setTimeout(fn: () => void, ms: number): SimTimer {
-    const timer = { at: this.time + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
+    const timer = { at: this.time + Math.max(0, ms) + this.lateMs, seq: this.seq++, fn, cancelled: false };
     this.timers.push(timer);
     return { cancel: () => (timer.cancelled = true) };
   }
