@@ -12,6 +12,10 @@ import { DEFAULT_LINK } from "./types";
  * Events:
  * - 'h4' (packet: Buffer): exactly one H4 packet towards the host, always asynchronously, in order; packets
  *   produced together (one connection event, one command) are emitted back to back in the same tick.
+ * - 'host-h4' (packet: Buffer): a packet the host wrote, synchronously from write() before it is handled, so the
+ *   two directions can be observed in the order they happened (a capture needs both; the host's side of the
+ *   transport differs between in-process and pty, write() is the one place both pass). Listeners must not keep
+ *   or change the buffer.
  * - 'connectionEvent' (info: ConnectionEventInfo): after each connection event, for tests and the bench.
  * - 'power' (address: string, poweredOn: boolean): powerOff()/powerOn() changed a peripheral's power.
  * - 'warning' (message: string): something the host or a peripheral did wrong that the controller tolerated.
@@ -320,6 +324,7 @@ export class VirtualController extends EventEmitter {
   /** One H4 packet from the host. */
   write(packet: Buffer): void {
     if (this.closed || packet.length === 0) return;
+    this.emit("host-h4", packet);
     if (packet[0] === h4.H4_COMMAND) {
       const cmd = h4.parseCommand(packet);
       if (!cmd) return this.warn(`truncated HCI command ${packet.toString("hex")}`);

@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { BtsnoopCapture } from "./capture";
 import { ScaledClock } from "./clock";
 import { VirtualController } from "./controller";
 import { createPeripheral } from "./peripherals";
@@ -39,6 +40,11 @@ export interface Scenario {
   events: ScenarioEvent[];
   /** Directory of the scenario file, for relative paths inside it ("" for the built-in scenario). */
   baseDir: string;
+  /**
+   * Absolute path of the BTSnoop file the Simulation writes every H4 packet to (field "capture", relative to
+   * baseDir); absent when the scenario asks for no capture.
+   */
+  capture?: string;
 }
 
 /** The built-in scenario. A plain JSON-shaped object, so it reads like a scenario file and can grow like one. */
@@ -79,7 +85,7 @@ export const DEFAULT_SCENARIO = {
   ],
 };
 
-const TOP_KEYS = ["link", "timeScale", "peripherals", "events"];
+const TOP_KEYS = ["link", "timeScale", "peripherals", "events", "capture"];
 const LINK_KEYS = ["connectionIntervalMs", "pdusPerEvent", "dataLength", "maxMtu"];
 const EVENT_KEYS = ["atMs", "address", "action"];
 
@@ -108,11 +114,30 @@ function parseLink(value: unknown): LinkSettings {
   };
 }
 
+/** Longest "capture" path accepted: PATH_MAX on Linux. */
+const MAX_CAPTURE_PATH = 4096;
+
+/**
+ * The "capture" field: a file path, relative to the scenario's directory. Only its shape is checked here
+ * (parseScenario does no I/O); whether it can be written is found out when the Simulation opens it.
+ */
+function parseCapture(value: unknown, baseDir: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw new ScenarioError("capture", "must be a string: the path of the BTSnoop file to write");
+  if (value.trim() === "") throw new ScenarioError("capture", "must not be empty");
+  if (value.length > MAX_CAPTURE_PATH) throw new ScenarioError("capture", `must be at most ${MAX_CAPTURE_PATH} characters`);
+  // A NUL would reach the file system call and fail there with a less helpful message.
+  if (value.includes("\0")) throw new ScenarioError("capture", "must not contain a NUL character");
+  if (value.endsWith("/") || value.endsWith(path.sep)) throw new ScenarioError("capture", `must name a file, not a directory: ${JSON.stringify(value)}`);
+  return path.resolve(baseDir, value);
+}
+
 /** Validates a scenario (already parsed from JSON). `baseDir` resolves relative paths inside it. */
 export function parseScenario(json: unknown, baseDir: string): Scenario {
   if (!isObject(json)) throw new ScenarioError("(top level)", "must be a JSON object");
   rejectUnknownKeys(json, TOP_KEYS, "");
   const link = parseLink(json.link);
+  const capture = parseCapture(json.capture, baseDir);
   const timeScale = json.timeScale ?? 1;
   if (typeof timeScale !== "number" || !Number.isFinite(timeScale)) throw new ScenarioError("timeScale", "must be a number");
   if (timeScale < 0.01 || timeScale > 10000) throw new ScenarioError("timeScale", `must be between 0.01 and 10000, got ${timeScale}`);
@@ -154,7 +179,8 @@ export function parseScenario(json: unknown, baseDir: string): Scenario {
   // Array.prototype.sort is stable: same-time events keep the file's order.
   events.sort((a, b) => a.atMs - b.atMs);
 
-  return { link, timeScale, peripherals, events, baseDir };
+  // The key is left out rather than set to undefined, so scenarios without a capture compare as before.
+  return { link, timeScale, peripherals, events, baseDir, ...(capture !== undefined ? { capture } : {}) };
 }
 
 /** Reads and validates a scenario file; unreadable files and JSON syntax errors are ScenarioErrors too. */
@@ -174,7 +200,10 @@ export function loadScenarioFile(file: string): Scenario {
     throw new ScenarioError(resolved, `is not valid JSON: ${message}${lineAndColumn(text, message)}`);
   }
   try {
-    return parseScenario(json, path.dirname(resolved));
+    const scenario = parseScenario(json, path.dirname(resolved));
+    // The capture file is truncated when the simulation starts: naming the scenario itself would destroy it.
+    if (scenario.capture === resolved) throw new ScenarioError("capture", "must not be the scenario file itself");
+    return scenario;
   } catch (error) {
     if (error instanceof ScenarioError) throw new ScenarioError(error.field, `${error.message.slice(`scenario: ${error.field}: `.length)} (in ${resolved})`);
     throw error;
@@ -200,11 +229,16 @@ export interface SimulationOptions {
   createPeripheral?: PeripheralFactory;
 }
 
-/** A running scenario: a clock, a virtual controller with the scenario's peripherals, and its timeline. */
+/**
+ * A running scenario: a clock, a virtual controller with the scenario's peripherals, and its timeline; and,
+ * when the scenario names one, a capture file of every H4 packet in both directions.
+ */
 export class Simulation {
   readonly scenario: Scenario;
   readonly clock: ScaledClock;
   readonly controller: VirtualController;
+  /** The open capture (scenario field "capture"), or null. */
+  readonly capture: BtsnoopCapture | null = null;
   private timers: SimTimer[] = [];
   private started = false;
   private closed = false;
@@ -216,6 +250,7 @@ export class Simulation {
     const factory = opts.createPeripheral ?? createPeripheral;
     const ctx: PeripheralContext = { clock: this.clock, link: scenario.link, baseDir: scenario.baseDir };
     try {
+      if (scenario.capture !== undefined) this.capture = this.openCapture(scenario.capture);
       for (const entry of scenario.peripherals) {
         const peripheral = factory(entry.spec, entry.field, ctx);
         try {
@@ -230,8 +265,28 @@ export class Simulation {
       }
     } catch (error) {
       this.controller.close();
+      this.capture?.close();
       throw error;
     }
+  }
+
+  /**
+   * Opens the capture and records both directions. Listening from the constructor puts the capture first among
+   * the 'h4' listeners, so a packet is recorded before noble sees it and before anything noble writes back.
+   * Timestamps are simulated time from the wall-clock moment the simulation began: with a timeScale the capture
+   * shows the intervals the simulated radio keeps, not the compressed real ones.
+   */
+  private openCapture(file: string): BtsnoopCapture {
+    const startUnixMs = Date.now() - this.clock.now();
+    let capture: BtsnoopCapture;
+    try {
+      capture = new BtsnoopCapture(file, () => startUnixMs + this.clock.now());
+    } catch (error) {
+      throw new ScenarioError("capture", `cannot write ${file} (${error instanceof Error ? error.message : String(error)})`);
+    }
+    this.controller.on("h4", (packet: Buffer) => capture.record(packet, "controller-to-host"));
+    this.controller.on("host-h4", (packet: Buffer) => capture.record(packet, "host-to-controller"));
+    return capture;
   }
 
   /** Starts the events timeline (idempotent). Peripherals advertise from construction on. */
@@ -249,12 +304,14 @@ export class Simulation {
     }
   }
 
-  /** Cancels the timeline and closes the controller and every peripheral (idempotent). */
+  /** Cancels the timeline, closes the controller and every peripheral, and completes the capture file (idempotent). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (const timer of this.timers) timer.cancel();
     this.timers = [];
     this.controller.close();
+    // After the controller: nothing more can pass, so the file is complete once close() returns.
+    this.capture?.close();
   }
 }
