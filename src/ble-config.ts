@@ -5,6 +5,7 @@
  */
 import type { NodeAPI } from "node-red";
 import { acquireAdapter } from "./ble/pool";
+import { registerAdminEndpoints } from "./red/admin";
 import { poolPolicy, transportSettings, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
 
 export = function register(RED: NodeAPI): void {
@@ -41,4 +42,6 @@ export = function register(RED: NodeAPI): void {
     });
   }
   RED.nodes.registerType("ble-config", BleConfig);
+  // The editor's Scan button and serial-port list; registered with the config node every device node depends on.
+  registerAdminEndpoints(RED);
 };

@@ -6,7 +6,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import type { BleConfigNode } from "./red/ble-config-node";
 import type { DeviceSelector, Lease } from "./ble/pool";
 import { decodeHeartRateMeasurement } from "./protocol/heart-rate";
-import { addressProperty, stringProperty } from "./red/properties";
+import { addressProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { statusFor } from "./red/status";
 
 const HEART_RATE_SERVICE = "180d";
@@ -15,6 +15,8 @@ const HEART_RATE_MEASUREMENT = "2a37";
 interface HeartRateDef extends NodeDef {
   ble?: string;
   address?: string;
+  /** "str" (default) or "env": the address field names an environment variable. */
+  addressType?: string;
   deviceName?: string;
   topic?: string;
 }
@@ -26,7 +28,7 @@ export = function register(RED: NodeAPI): void {
     const config = RED.nodes.getNode(def.ble ?? "") as BleConfigNode | null;
     let selector: DeviceSelector;
     try {
-      const address = addressProperty(def.address);
+      const address = addressProperty(strOrEnvProperty(RED, this, def.address, def.addressType));
       const name = stringProperty(def.deviceName);
       selector = address ? { address, ...(name ? { name } : {}) } : name ? { name } : { service: HEART_RATE_SERVICE };
     } catch (error) {

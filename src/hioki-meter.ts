@@ -7,7 +7,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "nod
 import type { BleConfigNode } from "./red/ble-config-node";
 import type { DeviceSelector, DeviceSession, Lease, PeripheralInfo } from "./ble/pool";
 import { encodeHiokiCommand, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
-import { addressProperty, intProperty, stringProperty } from "./red/properties";
+import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { statusFor } from "./red/status";
 
 /** The Z3210 command channel. The adapter's other writable custom service is Silicon Labs OTA: never touched. */
@@ -29,6 +29,8 @@ const MAX_WAITING_INPUTS = 100;
 interface HiokiMeterDef extends NodeDef {
   ble?: string;
   address?: string;
+  /** "str" (default) or "env": the address field names an environment variable. */
+  addressType?: string;
   deviceName?: string;
   command?: string;
   interval?: string | number;
@@ -233,7 +235,7 @@ export = function register(RED: NodeAPI): void {
     let interval: number;
     let replyTimeout: number;
     try {
-      const address = addressProperty(def.address);
+      const address = addressProperty(strOrEnvProperty(RED, this, def.address, def.addressType));
       const prefix = stringProperty(def.deviceName);
       // Without an address, the name prefix is all that tells a Z3210 apart: never match just anything.
       selector = address ? { address, ...(prefix ? { namePrefix: prefix } : {}) } : { namePrefix: prefix || DEFAULT_NAME_PREFIX };

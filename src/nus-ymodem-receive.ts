@@ -17,7 +17,7 @@ import { numberedFileName, resolveInside, sanitizeFileName } from "./protocol/fi
 import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, xossFileNameBytes, type XossFetchReply } from "./protocol/xoss";
 import { YmodemError, YmodemReceiver, type YmodemEvent } from "./protocol/ymodem";
 import type { BleConfigNode } from "./red/ble-config-node";
-import { addressProperty, intProperty, stringProperty } from "./red/properties";
+import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { statusFor, type Translate } from "./red/status";
 
 const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
@@ -40,6 +40,8 @@ const MAX_NUMBERED_NAMES = 10000;
 interface NusYmodemReceiveDef extends NodeDef {
   ble?: string;
   address?: string;
+  /** "str" (default) or "env": the address field names an environment variable. */
+  addressType?: string;
   deviceName?: string;
   mtu?: string | number;
   crc?: string;
@@ -74,11 +76,12 @@ function enumProperty<T extends string>(value: unknown, allowed: readonly T[], f
   return found;
 }
 
-function parseSettings(def: NusYmodemReceiveDef): Settings {
+/** `address` is the configured address field's value, already looked up when it names an environment variable. */
+function parseSettings(def: NusYmodemReceiveDef, address: unknown): Settings {
   const requestFile = stringProperty(def.requestFile);
   if (requestFile) xossFileNameBytes(requestFile);
   return {
-    address: addressProperty(def.address),
+    address: addressProperty(address),
     // Absent (a flow written by hand) means the default; an empty field in the editor means "any NUS device".
     deviceName: def.deviceName === undefined ? DEFAULT_DEVICE_NAME : stringProperty(def.deviceName),
     mtu: intProperty(def.mtu, 247, 23, 517, "mtu"),
@@ -243,7 +246,8 @@ class Download {
       if (this.finished) return;
       if (this.requestFile) await this.requestXossFile(session, this.requestFile);
       if (this.finished) return;
-      this.ctx.status({ fill: "blue", shape: "dot", text: this.t("status.starting") });
+      // Green dot: the device is connected (Node-RED's convention); the text says what the transfer is doing.
+      this.ctx.status({ fill: "green", shape: "dot", text: this.t("status.starting") });
       this.blockTimer = setTimeout(() => this.onBlockTimeout(), this.ctx.settings.blockTimeout);
       this.apply(this.receiver.start());
     } catch (error) {
@@ -257,7 +261,7 @@ class Download {
     if (!session.hasCharacteristic(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC)) {
       throw new Error(this.t("errors.not-xoss", { device: session.info.address }));
     }
-    this.ctx.status({ fill: "blue", shape: "dot", text: this.t("status.requesting", { file: name }) });
+    this.ctx.status({ fill: "green", shape: "dot", text: this.t("status.requesting", { file: name }) });
     let settle: (reply: XossFetchReply | Error) => void = () => undefined;
     const reply = new Promise<XossFetchReply | Error>((resolve) => (settle = resolve));
     this.unsubscribes.push(
@@ -353,7 +357,7 @@ class Download {
       p.size !== null && p.size > 0
         ? this.t("status.progress", { file: p.name, percent: Math.floor((p.received * 100) / p.size), kbps })
         : this.t("status.progress-unsized", { file: p.name, bytes: p.received, kbps });
-    this.ctx.status({ fill: "blue", shape: "dot", text });
+    this.ctx.status({ fill: "green", shape: "dot", text });
   }
 
   private onFile(event: Extract<YmodemEvent, { type: "file" }>): void {
@@ -492,7 +496,7 @@ export = function register(RED: NodeAPI): void {
     let settings: Settings | null = null;
     let problem: string | null = null;
     try {
-      settings = parseSettings(def);
+      settings = parseSettings(def, strOrEnvProperty(RED, this, def.address, def.addressType));
     } catch (error) {
       problem = errorOf(error).message;
       this.status({ fill: "red", shape: "ring", text: t("status.invalid") });
@@ -518,6 +522,8 @@ export = function register(RED: NodeAPI): void {
       const suffix = queue.length > 0 ? ` ${t("status.queued", { count: queue.length })}` : "";
       this.status(s.text !== undefined && suffix ? { ...s, text: `${String(s.text)}${suffix}` } : s);
     };
+    // Nothing connects until a message arrives: grey ring, Node-RED's "idle".
+    if (!problem) status({ fill: "grey", shape: "ring", text: t("status.idle") });
 
     function selectorFor(cfg: Settings, msg: InputMessage): DeviceSelector {
       if (msg.address !== undefined && msg.address !== null && msg.address !== "") {
@@ -572,7 +578,8 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       const last = result.last;
-      if (result.files === 0 || last === null) status({ fill: "yellow", shape: "ring", text: t("status.no-file") });
+      // The link is released after every download: the node is idle again (grey ring), the text says how it ended.
+      if (result.files === 0 || last === null) status({ fill: "grey", shape: "ring", text: t("status.no-file") });
       else if (result.files === 1) status({ fill: "green", shape: "dot", text: t("status.done", { file: last.name, bytes: last.stats.bytes, kbps: last.stats.kbps }) });
       else status({ fill: "green", shape: "dot", text: t("status.done-batch", { files: result.files }) });
       job.done();

@@ -88,7 +88,7 @@ export interface Lease {
   release(): Promise<void>;
 }
 
-function normalizeUuid(uuid: string): string {
+export function normalizeUuid(uuid: string): string {
   const hex = uuid.toLowerCase().replace(/^0x/, "").replace(/-/g, "");
   // noble reports 16-bit UUIDs as lowercase hex without zero padding ("a00" for 0x0A00)
   return hex.length <= 4 ? hex.replace(/^0+(?=.)/, "") : hex;
@@ -453,8 +453,11 @@ export class BleAdapter extends EventEmitter {
 
   /** Scan for a bounded time, reporting every peripheral seen (for the editor's Scan button). */
   async scan(durationMs: number): Promise<PeripheralInfo[]> {
+    // A closed adapter must not be reopened by ensureOpen(): it is out of the registry and nobody would close it.
+    if (this.closing) throw new Error(`${this.description} is closed`);
     this.ensureOpen();
-    if (this.problem && this.adapterState !== "unknown") throw new Error(this.problem);
+    // `problem` is null while noble's state is still unknown, and set at once when the transport failed to open.
+    if (this.problem) throw new Error(this.problem);
     const seen = new Map<string, PeripheralInfo>();
     const listener = (p: Peripheral): void => {
       seen.set(p.address.toLowerCase(), infoOf(p));
@@ -464,6 +467,8 @@ export class BleAdapter extends EventEmitter {
     await new Promise<void>((resolve) => setTimeout(resolve, durationMs).unref());
     this.scanListeners.delete(listener);
     this.updateScanning();
+    // An adapter that failed while scanning (or never powered on) found nothing: say why rather than "no devices".
+    if (this.problem) throw new Error(this.problem);
     for (const e of this.entries) if (e.peripheral) seen.set(e.peripheral.address.toLowerCase(), infoOf(e.peripheral));
     return [...seen.values()];
   }

@@ -1,4 +1,5 @@
 /** Reading editor properties: what the editor stores is strings, or absent in flows written by hand. */
+import type { Node, NodeMessage } from "node-red";
 
 export function intProperty(value: unknown, fallback: number, min: number, max: number, name: string): number {
   if (value === undefined || value === null || value === "") return fallback;
@@ -27,4 +28,20 @@ export function addressProperty(value: unknown): string {
   if (!ADDRESS.test(s)) throw new RangeError(`address must look like d8:75:ba:00:00:01, got ${JSON.stringify(s)}`);
   const hex = s.replace(/[:-]/g, "").toLowerCase();
   return hex.match(/../g)!.join(":");
+}
+
+/** What evaluating an "env" typed input needs of Node-RED: its util, and the node (for flow and group env). */
+interface EnvContext {
+  util: { evaluateNodeProperty(value: string, type: string, node: Node, msg: NodeMessage): unknown };
+}
+
+/**
+ * The value of a typed input of types "str" and "env" (the device nodes' address): the text itself, or the
+ * environment variable it names, looked up as Node-RED does (the node's group and flow, then the process).
+ */
+export function strOrEnvProperty(RED: EnvContext, node: Node, value: unknown, type: unknown): unknown {
+  if (type !== "env") return value;
+  const name = stringProperty(value);
+  if (!name) return "";
+  return RED.util.evaluateNodeProperty(name, "env", node, {});
 }

@@ -1,0 +1,221 @@
+/**
+ * The editor's admin HTTP endpoints: a bounded device scan for the device nodes' Scan button, and the serial
+ * ports for the ble-config dialog. Both sit behind Node-RED's admin authentication (RED.auth.needsPermission).
+ */
+import * as fs from "node:fs";
+import { createRequire } from "node:module";
+import type { NodeAPI } from "node-red";
+import type { NextFunction, Request, Response } from "express";
+import { acquireAdapter, DEFAULT_POLICY, normalizeUuid, type BleAdapter, type PeripheralInfo } from "../ble/pool";
+import { locateUartDriver } from "../sim/hci-driver";
+import { transportSettings, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
+
+export const SCAN_PATH = "/ble-instruments/scan";
+export const SERIAL_PORTS_PATH = "/ble-instruments/serial-ports";
+export const SCAN_SECONDS = { min: 1, max: 15, default: 4 };
+/** Each scan may open an adapter of its own (an undeployed config node): a burst of clicks must not open dozens. */
+export const MAX_CONCURRENT_SCANS = 4;
+
+/** One device as the editor lists it. */
+export interface ScanResult {
+  name: string;
+  address: string;
+  addressType: string;
+  rssi: number;
+  services: string[];
+}
+
+/** A serial port as the ble-config dialog lists it (the fields of serialport's PortInfo that say which it is). */
+export interface SerialPortInfo {
+  path: string;
+  manufacturer?: string;
+  serialNumber?: string;
+  vendorId?: string;
+  productId?: string;
+  pnpId?: string;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The query parameters Express hands over, each a string when given once. */
+type Query = Record<string, unknown>;
+
+function queryString(query: Query, name: string): string {
+  const v = query[name];
+  if (v === undefined) return "";
+  if (typeof v !== "string") throw new HttpError(400, `${name} must be given once`);
+  return v.trim();
+}
+
+export interface ScanFilter {
+  /** Service UUIDs, any of which qualifies a device. */
+  services: string[];
+  /** Name prefixes, any of which qualifies a device. */
+  namePrefixes: string[];
+}
+
+/** What a node can talk to: a device advertising one of the services or with one of the name prefixes; no filter, any. */
+export function matchesFilter(info: PeripheralInfo, filter: ScanFilter): boolean {
+  if (filter.services.length === 0 && filter.namePrefixes.length === 0) return true;
+  const advertised = new Set(info.serviceUuids.map(normalizeUuid));
+  if (filter.services.some((s) => advertised.has(s))) return true;
+  return filter.namePrefixes.some((p) => info.name.startsWith(p));
+}
+
+export function parseScanSeconds(raw: string): number {
+  if (raw === "") return SCAN_SECONDS.default;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < SCAN_SECONDS.min || n > SCAN_SECONDS.max) {
+    throw new HttpError(400, `seconds must be a number from ${SCAN_SECONDS.min} to ${SCAN_SECONDS.max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function parseFilter(query: Query): ScanFilter {
+  const list = (name: string): string[] =>
+    queryString(query, name)
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+  const services = list("service").map((s) => {
+    if (!/^(0x)?[0-9a-f]{1,4}$|^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s)) {
+      throw new HttpError(400, `service must be a 16-bit or 128-bit UUID, got ${JSON.stringify(s)}`);
+    }
+    return normalizeUuid(s);
+  });
+  return { services, namePrefixes: list("namePrefix") };
+}
+
+/** Transport settings from the query: the ble-config dialog's properties, for a config node not deployed yet. */
+function settingsFromQuery(query: Query): BleConfigDef | null {
+  const transport = queryString(query, "transport");
+  if (!transport) return null;
+  const def: Record<string, unknown> = { transport };
+  for (const name of ["hciDevice", "uartPort", "uartBaudRate", "simScenario"]) {
+    const v = queryString(query, name);
+    if (v !== "") def[name] = v;
+  }
+  const flow = queryString(query, "uartFlowControl");
+  if (flow !== "") def.uartFlowControl = flow !== "false";
+  return def as unknown as BleConfigDef;
+}
+
+/** Runs `scan` on the adapter the request names, holding it open meanwhile when it is a temporary one. */
+async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
+  const def = settingsFromQuery(query);
+  if (def) {
+    let settings;
+    try {
+      settings = transportSettings(def);
+    } catch (error) {
+      throw new HttpError(400, error instanceof Error ? error.message : String(error));
+    }
+    // Shares the adapter of a deployed config node with the same settings; otherwise opens one until the scan ends.
+    const adapter: BleAdapter = acquireAdapter(settings, DEFAULT_POLICY);
+    try {
+      return await adapter.scan(durationMs);
+    } finally {
+      await adapter.unref();
+    }
+  }
+  const id = queryString(query, "config");
+  if (!id) throw new HttpError(400, "config (the id of a ble-config node) or transport is required");
+  const node = RED.nodes.getNode(id) as (BleConfigNode & { type?: string }) | null;
+  if (!node || node.type !== "ble-config") {
+    throw new HttpError(404, `no deployed ble-config node ${JSON.stringify(id)}: deploy it first, or pass its transport settings`);
+  }
+  if (!node.adapter) throw new HttpError(400, node.configError ?? "the ble-config node has no adapter");
+  return node.adapter.scan(durationMs);
+}
+
+function sendError(res: Response, error: unknown): void {
+  const status = error instanceof HttpError ? error.status : 503;
+  res.status(status).json({ error: error instanceof Error ? error.message : String(error) });
+}
+
+/** serialport's list(), from the very copy the UART driver of @stoprocent/bluetooth-hci-socket loads. */
+export async function listSerialPorts(): Promise<SerialPortInfo[]> {
+  const fromDriver = createRequire(locateUartDriver());
+  const { SerialPort } = fromDriver("serialport") as { SerialPort: { list(): Promise<SerialPortInfo[]> } };
+  let ports: SerialPortInfo[];
+  try {
+    ports = await SerialPort.list();
+  } catch (error) {
+    // On Linux serialport lists through `udevadm`, absent where udev is (containers, minimal images).
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    ports = devSerialPorts();
+  }
+  return ports
+    .map((p) => {
+      const info: SerialPortInfo = { path: p.path };
+      for (const key of ["manufacturer", "serialNumber", "vendorId", "productId", "pnpId"] as const) {
+        if (typeof p[key] === "string" && p[key] !== "") info[key] = p[key];
+      }
+      return info;
+    })
+    .sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/** USB and on-board UARTs by their device names, for machines without udev; ttyS* are left out (always present). */
+function devSerialPorts(): SerialPortInfo[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync("/dev");
+  } catch {
+    return [];
+  }
+  return names.filter((n) => /^tty(USB|ACM|AMA|XRUSB)\d+$|^ttyTHS\d+$|^rfcomm\d+$/.test(n)).map((n) => ({ path: `/dev/${n}` }));
+}
+
+export function registerAdminEndpoints(RED: NodeAPI): void {
+  let running = 0;
+
+  const mayRead = RED.auth.needsPermission("ble-config.read");
+  const mayWrite = RED.auth.needsPermission("ble-config.write");
+  // Scanning on a deployed adapter only reads. Settings in the request open an adapter (a device, a serial port, a
+  // scenario file the runtime reads): that is what deploying a config node does, so it needs the same right.
+  const scanPermission = (req: Request, res: Response, next: NextFunction): void => (req.query.transport !== undefined ? mayWrite : mayRead)(req, res, next);
+
+  RED.httpAdmin.get(SCAN_PATH, scanPermission, (req: Request, res: Response) => {
+    const query = req.query as Query;
+    let seconds: number;
+    let filter: ScanFilter;
+    try {
+      seconds = parseScanSeconds(queryString(query, "seconds"));
+      filter = parseFilter(query);
+    } catch (error) {
+      sendError(res, error);
+      return;
+    }
+    if (running >= MAX_CONCURRENT_SCANS) {
+      sendError(res, new HttpError(429, `${MAX_CONCURRENT_SCANS} scans are already running; try again when they end`));
+      return;
+    }
+    running++;
+    // Asynchronous throughout: the scan waits on a timer, so flows keep running while it lasts.
+    scanOn(RED, query, seconds * 1000)
+      .then((found) => {
+        const results: ScanResult[] = found
+          .filter((p) => matchesFilter(p, filter))
+          .sort((a, b) => b.rssi - a.rssi || a.address.localeCompare(b.address))
+          .map((p) => ({ name: p.name, address: p.address, addressType: p.addressType, rssi: p.rssi, services: p.serviceUuids }));
+        res.json(results);
+      })
+      .catch((error: unknown) => sendError(res, error))
+      .finally(() => running--);
+  });
+
+  RED.httpAdmin.get(SERIAL_PORTS_PATH, mayRead, (_req: Request, res: Response) => {
+    listSerialPorts().then(
+      (ports) => res.json(ports),
+      (error: unknown) => res.status(500).json({ error: `cannot list serial ports: ${error instanceof Error ? error.message : String(error)}` }),
+    );
+  });
+}

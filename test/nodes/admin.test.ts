@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import bleConfigNode = require("../../src/ble-config");
+import heartRateNode = require("../../src/heart-rate");
+import { openAdapterCount } from "../../src/ble/pool";
+import { MAX_CONCURRENT_SCANS, SCAN_PATH, SERIAL_PORTS_PATH, listSerialPorts, registerAdminEndpoints, type ScanResult } from "../../src/red/admin";
+import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode } from "../support/red";
+
+const HR = { name: "44278-33", address: "d8:75:ba:00:00:01", addressType: "random", services: ["180d"] };
+const METER = { name: "Z3210V2.10:DT4261#000000001", address: "a4:9e:69:00:00:01", addressType: "public", services: ["1812"] };
+const NUS = { name: "mpy-nus", address: "e3:c3:5c:00:00:01", addressType: "random", services: ["6e400001b5a3f393e0a9e50e24dcca9e"] };
+
+const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
+const simConfig: FlowNode = { id: "cfg", type: "ble-config", transport: "simulator", simScenario: "" };
+
+/** What a scan reports apart from the RSSI, which the simulator varies. */
+function withoutRssi(results: ScanResult[]): Omit<ScanResult, "rssi">[] {
+  return results.map(({ rssi, ...rest }) => {
+    assert.equal(typeof rssi, "number");
+    return rest;
+  });
+}
+
+function byAddress(results: ScanResult[]): Omit<ScanResult, "rssi">[] {
+  return withoutRssi(results).sort((a, b) => a.address.localeCompare(b.address));
+}
+
+async function scan(query: Record<string, string>): Promise<{ status: number; body: unknown; ms: number }> {
+  const started = Date.now();
+  const res = await helper.request().get(SCAN_PATH).query(query);
+  return { status: res.status, body: res.body as unknown, ms: Date.now() - started };
+}
+
+describe("admin endpoints (scan, serial ports)", function () {
+  this.timeout(30000);
+
+  before((done) => {
+    helper.startServer(done);
+  });
+  after((done) => {
+    helper.stopServer(done);
+  });
+  afterEach(async () => {
+    await helper.unload();
+    assert.equal(openAdapterCount(), 0, "every adapter is closed, the temporary ones of scans included");
+  });
+
+  it("lists the built-in scenario's devices on a deployed simulator config node, filtered by service or name prefix", async () => {
+    await loadFlow([bleConfigNode], [simConfig, tab]);
+    const all = await scan({ config: "cfg", seconds: "1" });
+    assert.equal(all.status, 200);
+    assert.deepEqual(byAddress(all.body as ScanResult[]), [METER, HR, NUS]);
+
+    const heartRate = await scan({ config: "cfg", seconds: "1", service: "180d" });
+    assert.deepEqual(withoutRssi(heartRate.body as ScanResult[]), [HR]);
+
+    const nus = await scan({ config: "cfg", seconds: "1", service: "6e400001-b5a3-f393-e0a9-e50e24dcca9e" });
+    assert.deepEqual(withoutRssi(nus.body as ScanResult[]), [NUS]);
+
+    // The HIOKI node's filter: a Z3210 by name, or anything advertising HID.
+    const meter = await scan({ config: "cfg", seconds: "1", namePrefix: "Z3210", service: "1812" });
+    assert.deepEqual(withoutRssi(meter.body as ScanResult[]), [METER]);
+    const byName = await scan({ config: "cfg", seconds: "1", namePrefix: "Z3210" });
+    assert.deepEqual(withoutRssi(byName.body as ScanResult[]), [METER]);
+  });
+
+  it("answers 404 with a JSON error for a config id that is not a deployed ble-config node", async () => {
+    await loadFlow([bleConfigNode], [simConfig, tab]);
+    for (const config of ["no-such-node", "flow"]) {
+      const res = await scan({ config, seconds: "1" });
+      assert.equal(res.status, 404);
+      assert.match((res.body as { error: string }).error, /no deployed ble-config node/);
+    }
+    const missing = await scan({ seconds: "1" });
+    assert.equal(missing.status, 400);
+    assert.match((missing.body as { error: string }).error, /config/);
+  });
+
+  it("scans for 4 s by default and refuses durations outside 1 to 15 s", async () => {
+    await loadFlow([bleConfigNode], [simConfig, tab]);
+    for (const seconds of ["0", "0.5", "16", "600", "-1", "soon", "Infinity"]) {
+      const res = await scan({ config: "cfg", seconds });
+      assert.equal(res.status, 400, `seconds=${seconds}`);
+      assert.match((res.body as { error: string }).error, /seconds must be a number from 1 to 15/);
+      assert.ok(res.ms < 1000, "refused at once, without scanning");
+    }
+    const one = await scan({ config: "cfg", seconds: "1" });
+    assert.ok(one.ms >= 1000 && one.ms < 3000, `1 s scan took ${one.ms} ms`);
+    const byDefault = await scan({ config: "cfg" });
+    assert.equal(byDefault.status, 200);
+    assert.ok(byDefault.ms >= 4000 && byDefault.ms < 6000, `default scan took ${byDefault.ms} ms`);
+  });
+
+  it("scans on a temporary adapter for a config node that is not deployed, and closes it afterwards", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    const res = await scan({ config: "new-node", transport: "simulator", simScenario: "", seconds: "1", service: "180d" });
+    assert.equal(res.status, 200);
+    assert.deepEqual(withoutRssi(res.body as ScanResult[]), [HR]);
+    assert.equal(openAdapterCount(), 0, "the temporary adapter is closed once the scan has answered");
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-admin-"));
+    const scenario = path.join(dir, "one.json");
+    fs.writeFileSync(scenario, JSON.stringify({ peripherals: [{ kind: "heart-rate", address: "d8:75:ba:00:00:42", name: "strap", bpm: [60] }] }));
+    const custom = await scan({ transport: "simulator", simScenario: scenario, seconds: "1" });
+    assert.deepEqual(withoutRssi(custom.body as ScanResult[]), [{ name: "strap", address: "d8:75:ba:00:00:42", addressType: "random", services: ["180d"] }]);
+  });
+
+  it("answers invalid transport settings with 400 and an unusable adapter with 503, in JSON", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    const invalid = await scan({ transport: "carrier-pigeon", seconds: "1" });
+    assert.equal(invalid.status, 400);
+    assert.match((invalid.body as { error: string }).error, /transport must be/);
+    const noPort = await scan({ transport: "uart", uartPort: "", seconds: "1" });
+    assert.equal(noPort.status, 400);
+    assert.match((noPort.body as { error: string }).error, /uartPort is required/);
+    const badScenario = await scan({ transport: "simulator", simScenario: "/nonexistent/scenario.json", seconds: "1" });
+    assert.equal(badScenario.status, 503);
+    assert.match((badScenario.body as { error: string }).error, /scenario/i);
+    const badService = await scan({ transport: "simulator", service: "heart", seconds: "1" });
+    assert.equal(badService.status, 400);
+  });
+
+  it("scans without disturbing a heart-rate node connected through the same adapter", async () => {
+    await loadFlow(
+      [bleConfigNode, heartRateNode],
+      [
+        { ...simConfig, simTimeScale: 1 },
+        { id: "hr", z: "flow", type: "heart-rate", ble: "cfg", address: "", deviceName: "", topic: "", wires: [["out"]] },
+        { id: "out", z: "flow", type: "helper" },
+        tab,
+      ],
+    );
+    const hr = helper.getNode("hr");
+    await waitForStatus(hr, isConnected);
+    await collectMessages(helper.getNode("out"), 1);
+    const during = collectMessages(helper.getNode("out"), 2, 5000);
+    const res = await scan({ config: "cfg", seconds: "2" });
+    // Measurements kept flowing (one per second) while the scan ran, and the link stayed up.
+    await during;
+    assert.ok(isConnected(currentStatus(hr)!), "still connected after the scan");
+    // A connected sensor no longer advertises; the scan still lists it, as the pool knows it.
+    assert.ok(withoutRssi(res.body as ScanResult[]).some((d) => d.address === HR.address));
+    // The settings of the deployed adapter name the same adapter: a scan with them shares it rather than opening another.
+    const shared = await scan({ transport: "simulator", simScenario: "", seconds: "1", service: "180d" });
+    assert.deepEqual(withoutRssi(shared.body as ScanResult[]), [HR]);
+    assert.equal(openAdapterCount(), 1);
+    assert.ok(isConnected(currentStatus(hr)!));
+  });
+
+  it(`runs at most ${MAX_CONCURRENT_SCANS} scans at once`, async () => {
+    await loadFlow([bleConfigNode], [simConfig, tab]);
+    const answers = await Promise.all(Array.from({ length: MAX_CONCURRENT_SCANS + 2 }, () => scan({ config: "cfg", seconds: "1" })));
+    const statuses = answers.map((a) => a.status).sort();
+    assert.deepEqual(statuses, [...Array(MAX_CONCURRENT_SCANS).fill(200), 429, 429]);
+    assert.match((answers.find((a) => a.status === 429)!.body as { error: string }).error, /already running/);
+  });
+
+  it("protects both endpoints with Node-RED's admin permissions: ble-config.read, and ble-config.write to open an adapter from settings", () => {
+    const routes = new Map<string, ((req: unknown, res: unknown, next: () => void) => void)[]>();
+    const granted: string[] = [];
+    const fakeRed = {
+      httpAdmin: { get: (route: string, ...handlers: ((req: unknown, res: unknown, next: () => void) => void)[]) => routes.set(route, handlers) },
+      auth: { needsPermission: (permission: string) => (_req: unknown, _res: unknown, next: () => void) => (granted.push(permission), next()) },
+    };
+    registerAdminEndpoints(fakeRed as unknown as Parameters<typeof registerAdminEndpoints>[0]);
+    assert.deepEqual([...routes.keys()].sort(), [SCAN_PATH, SERIAL_PORTS_PATH].sort());
+    const check = (route: string, query: Record<string, string>): string[] => {
+      granted.length = 0;
+      let passed = false;
+      routes.get(route)![0]({ query }, {}, () => (passed = true));
+      assert.ok(passed);
+      return [...granted];
+    };
+    assert.deepEqual(check(SCAN_PATH, { config: "cfg" }), ["ble-config.read"]);
+    assert.deepEqual(check(SCAN_PATH, { config: "cfg", transport: "simulator" }), ["ble-config.write"]);
+    assert.deepEqual(check(SERIAL_PORTS_PATH, {}), ["ble-config.read"]);
+  });
+
+  it("lists serial ports through the serialport copy of the UART driver", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    const res = await helper.request().get(SERIAL_PORTS_PATH);
+    assert.equal(res.status, 200);
+    assert.ok(Array.isArray(res.body));
+    assert.deepEqual(res.body, await listSerialPorts());
+    for (const port of res.body as { path: unknown }[]) assert.equal(typeof port.path, "string");
+  });
+});
