@@ -4,9 +4,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
-import { openAdapterCount } from "../../src/ble/pool";
 import { MAX_CONCURRENT_SCANS, SCAN_PATH, SERIAL_PORTS_PATH, listSerialPorts, registerAdminEndpoints, type ScanResult } from "../../src/red/admin";
-import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode } from "../support/red";
+import { openAdapterCount } from "../../src/ble/pool";
+import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const HR = { name: "44278-33", address: "d8:75:ba:00:00:01", addressType: "random", services: ["180d"] };
 const METER = { name: "Z3210V2.10:DT4261#000000001", address: "a4:9e:69:00:00:01", addressType: "public", services: ["1812"] };
@@ -36,16 +36,7 @@ async function scan(query: Record<string, string>): Promise<{ status: number; bo
 describe("admin endpoints (scan, serial ports)", function () {
   this.timeout(30000);
 
-  before((done) => {
-    helper.startServer(done);
-  });
-  after((done) => {
-    helper.stopServer(done);
-  });
-  afterEach(async () => {
-    await helper.unload();
-    assert.equal(openAdapterCount(), 0, "every adapter is closed, the temporary ones of scans included");
-  });
+  useNodeRed("every adapter is closed, the temporary ones of scans included");
 
   it("lists the built-in scenario's devices on a deployed simulator config node, filtered by service or name prefix", async () => {
     await loadFlow([bleConfigNode], [simConfig, tab]);

@@ -7,8 +7,7 @@ import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
-import { openAdapterCount } from "../../src/ble/pool";
-import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode } from "../support/red";
+import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
 const simConfig: FlowNode = { id: "cfg", type: "ble-config", transport: "simulator", simScenario: "", simTimeScale: 10 };
@@ -17,16 +16,9 @@ const sink: FlowNode = { id: "out", z: "flow", type: "helper" };
 describe("editor conventions at runtime (env addresses, status dots)", function () {
   this.timeout(30000);
 
-  before((done) => {
-    helper.startServer(done);
-  });
-  after((done) => {
-    helper.stopServer(done);
-  });
-  afterEach(async () => {
+  useNodeRed();
+  afterEach(() => {
     delete process.env.BLE_TEST_HR_ADDRESS;
-    await helper.unload();
-    assert.equal(openAdapterCount(), 0);
   });
 
   it("takes a device address from an environment variable when the address field's type is env", async () => {

@@ -10,7 +10,7 @@ import { virtualControllerCount } from "../../src/sim/hci-driver";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
-import { collectMessages, helper, isConnected, loadFlow, waitForStatus, type FlowNode } from "../support/red";
+import { collectMessages, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const HR = "d8:75:ba:00:00:01";
 
@@ -48,16 +48,7 @@ function adapterOf(id = "cfg"): NonNullable<BleConfigNode["adapter"]> {
 describe("heart-rate node (Node-RED runtime + simulator through noble)", function () {
   this.timeout(30000);
 
-  before((done) => {
-    helper.startServer(done);
-  });
-  after((done) => {
-    helper.stopServer(done);
-  });
-  afterEach(async () => {
-    await helper.unload();
-    assert.equal(openAdapterCount(), 0, "every adapter is closed once the flow is gone");
-  });
+  useNodeRed();
 
   it("sends one decoded message per measurement of the built-in sensor", async () => {
     await loadFlow([bleConfigNode, heartRateNode], [simConfig(), hrNode("sensor"), sink, tab]);

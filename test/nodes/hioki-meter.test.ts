@@ -6,10 +6,9 @@ import type { Node, NodeMessage } from "node-red";
 import bleConfigNode from "../../src/ble-config";
 import heartRateNode from "../../src/heart-rate";
 import hiokiMeterNode from "../../src/hioki-meter";
-import { openAdapterCount } from "../../src/ble/pool";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { HiokiDt4261Peripheral } from "../../src/sim/peripherals/hioki-dt4261";
-import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForError, waitForStatus, type FlowNode } from "../support/red";
+import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForError, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const M1 = "a4:9e:69:00:00:01";
 const M2 = "a4:9e:69:00:00:02";
@@ -117,16 +116,7 @@ const isReconnecting = (s: { fill?: string; text?: unknown }): boolean => s.fill
 describe("hioki-meter node (Node-RED runtime + simulator through noble)", function () {
   this.timeout(30000);
 
-  before((done) => {
-    helper.startServer(done);
-  });
-  after((done) => {
-    helper.stopServer(done);
-  });
-  afterEach(async () => {
-    await helper.unload();
-    assert.equal(openAdapterCount(), 0, "every adapter is closed once the flow is gone");
-  });
+  useNodeRed();
 
   it("polls FETC? and sends each reading as a number, with the instrument from its advertised name", async () => {
     await load([simConfig({ peripherals: [meter(M1, { values: [0.0001, -0.0001, 1.5, 0] })] }), meterNode("m"), sink("m")]);

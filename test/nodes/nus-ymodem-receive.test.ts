@@ -5,10 +5,9 @@ import * as path from "node:path";
 import type { Node, NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
-import { openAdapterCount } from "../../src/ble/pool";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import { generateFileContent, type NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
-import { collectMessages, helper, loadFlow, waitForStatus, type FlowNode } from "../support/red";
+import { collectMessages, helper, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const NUS = "e3:c3:5c:00:00:01";
 const NUS2 = "e3:c3:5c:00:00:02";
@@ -132,16 +131,7 @@ function noErrors(): () => void {
 describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)", function () {
   this.timeout(60000);
 
-  before((done) => {
-    helper.startServer(done);
-  });
-  after((done) => {
-    helper.stopServer(done);
-  });
-  afterEach(async () => {
-    await helper.unload();
-    assert.equal(openAdapterCount(), 0, "every adapter is closed once the flow is gone");
-  });
+  useNodeRed();
   after(() => {
     for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   });

@@ -5,6 +5,7 @@ import type { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
+import { openAdapterCount } from "../../src/ble/pool";
 
 /** The helper emits `call:<method>` events on nodes, which Node-RED's types do not list. */
 const events = (node: Node): EventEmitter => node as unknown as EventEmitter;
@@ -12,6 +13,23 @@ const events = (node: Node): EventEmitter => node as unknown as EventEmitter;
 helper.init(require.resolve("node-red"));
 
 export { helper };
+
+/**
+ * Mocha hooks for a describe block of node tests: a Node-RED server for the block, the flow unloaded after each
+ * test, and a check that unloading closed every adapter (the pool's reference counting).
+ */
+export function useNodeRed(whatIsClosed = "every adapter is closed once the flow is gone"): void {
+  before((done) => {
+    helper.startServer(done);
+  });
+  after((done) => {
+    helper.stopServer(done);
+  });
+  afterEach(async () => {
+    await helper.unload();
+    assert.equal(openAdapterCount(), 0, whatIsClosed);
+  });
+}
 
 /** Resolves with the next `count` messages the helper node receives; rejects after `timeoutMs`. */
 export function collectMessages(node: Node, count: number, timeoutMs = 10000): Promise<NodeMessage[]> {
