@@ -3,7 +3,7 @@
  * fully decoded; nothing is dropped or merged.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
-import type { BleConfigNode } from "./red/ble-config-node";
+import { configuredAdapter } from "./red/ble-config-node";
 import type { DeviceSelector, Lease } from "./ble/pool";
 import { decodeHeartRateMeasurement } from "./protocol/heart-rate";
 import { addressProperty, stringProperty, strOrEnvProperty } from "./red/properties";
@@ -25,7 +25,6 @@ export = function register(RED: NodeAPI): void {
   function HeartRate(this: Node, def: HeartRateDef): void {
     RED.nodes.createNode(this, def);
     const t = (key: string, subs?: Record<string, string | number>): string => RED._(`heart-rate.${key}`, subs);
-    const config = RED.nodes.getNode(def.ble ?? "") as BleConfigNode | null;
     let selector: DeviceSelector;
     try {
       const address = addressProperty(strOrEnvProperty(RED, this, def.address, def.addressType));
@@ -36,13 +35,10 @@ export = function register(RED: NodeAPI): void {
       this.error(error instanceof Error ? error.message : String(error));
       return;
     }
-    if (!config || !config.adapter) {
-      this.status({ fill: "red", shape: "ring", text: t("status.no-adapter") });
-      this.error(config?.configError ?? t("errors.no-adapter"));
-      return;
-    }
+    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    if (!adapter) return;
     const topic = stringProperty(def.topic);
-    const lease: Lease = config.adapter.lease({
+    const lease: Lease = adapter.lease({
       selector,
       onState: (state) => this.status(statusFor(state, t)),
       onConnected: async (session) => {

@@ -4,7 +4,7 @@
  * a time, whichever node sends them; polls are skipped, never queued, while a command is in flight.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import type { BleConfigNode } from "./red/ble-config-node";
+import { configuredAdapter } from "./red/ble-config-node";
 import type { DeviceSelector, DeviceSession, Lease, PeripheralInfo } from "./ble/pool";
 import { encodeHiokiCommand, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
@@ -229,7 +229,6 @@ export = function register(RED: NodeAPI): void {
   function HiokiMeter(this: Node, def: HiokiMeterDef): void {
     RED.nodes.createNode(this, def);
     const t = (key: string, subs?: Record<string, string | number>): string => RED._(`hioki-meter.${key}`, subs);
-    const config = RED.nodes.getNode(def.ble ?? "") as BleConfigNode | null;
     let selector: DeviceSelector;
     let command: string;
     let interval: number;
@@ -247,11 +246,8 @@ export = function register(RED: NodeAPI): void {
       this.error(error instanceof Error ? error.message : String(error));
       return;
     }
-    if (!config || !config.adapter) {
-      this.status({ fill: "red", shape: "ring", text: t("status.no-adapter") });
-      this.error(config?.configError ?? t("errors.no-adapter"));
-      return;
-    }
+    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    if (!adapter) return;
     const topic = stringProperty(def.topic);
 
     let channel: CommandChannel | null = null;
@@ -336,7 +332,7 @@ export = function register(RED: NodeAPI): void {
       void run({ kind: "poll" }, channel, peripheral);
     };
 
-    const lease: Lease = config.adapter.lease({
+    const lease: Lease = adapter.lease({
       selector,
       onState: (state) => {
         // "connected" from the pool means linked; the node is ready only once indications are on (onConnected).

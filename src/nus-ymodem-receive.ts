@@ -16,7 +16,7 @@ import type { CrcKind } from "./protocol/crc16";
 import { numberedFileName, resolveInside, sanitizeFileName } from "./protocol/file-name";
 import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, xossFileNameBytes, type XossFetchReply } from "./protocol/xoss";
 import { YmodemError, YmodemReceiver, type YmodemEvent } from "./protocol/ymodem";
-import type { BleConfigNode } from "./red/ble-config-node";
+import { configuredAdapter } from "./red/ble-config-node";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { statusFor, type Translate } from "./red/status";
 
@@ -492,7 +492,6 @@ export = function register(RED: NodeAPI): void {
   function NusYmodemReceive(this: Node, def: NusYmodemReceiveDef): void {
     RED.nodes.createNode(this, def);
     const t: Translate = (key, subs) => RED._(`nus-ymodem-receive.${key}`, subs);
-    const config = RED.nodes.getNode(def.ble ?? "") as BleConfigNode | null;
     let settings: Settings | null = null;
     let problem: string | null = null;
     try {
@@ -502,11 +501,8 @@ export = function register(RED: NodeAPI): void {
       this.status({ fill: "red", shape: "ring", text: t("status.invalid") });
       this.error(problem);
     }
-    if (settings && (!config || !config.adapter)) {
-      problem = config?.configError ?? t("errors.no-adapter");
-      this.status({ fill: "red", shape: "ring", text: t("status.no-adapter") });
-      this.error(problem);
-    }
+    const configured = settings ? configuredAdapter(RED, this, def.ble, t) : null;
+    if (configured?.problem) problem = configured.problem;
 
     const queue: Job[] = [];
     const temps = new Set<string>();
@@ -543,7 +539,7 @@ export = function register(RED: NodeAPI): void {
 
     async function runJob(job: Job): Promise<void> {
       const cfg = settings;
-      const adapter = config?.adapter;
+      const adapter = configured?.adapter;
       if (!cfg || !adapter) {
         job.done(new Error(problem ?? t("errors.no-adapter")));
         return;

@@ -1,8 +1,9 @@
 /** What device nodes see of a ble-config node, and how its editor properties become adapter settings. */
-import type { Node, NodeDef } from "node-red";
+import type { Node, NodeAPI, NodeDef } from "node-red";
 import type { TransportSettings } from "../ble/adapter";
 import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
 import { intProperty, numberProperty, stringProperty } from "./properties";
+import type { Translate } from "./status";
 
 export interface BleConfigDef extends NodeDef {
   transport?: string;
@@ -55,4 +56,19 @@ export function poolPolicy(def: BleConfigDef): PoolPolicy {
     connectTimeout: intProperty(def.connectTimeout, DEFAULT_POLICY.connectTimeout, 100, 120000, "connectTimeout"),
     reconnectDelay: intProperty(def.reconnectDelay, DEFAULT_POLICY.reconnectDelay, 10, 600000, "reconnectDelay"),
   };
+}
+
+export type ConfiguredAdapter = { adapter: BleAdapter; problem: null } | { adapter: null; problem: string };
+
+/**
+ * The adapter of a device node's ble-config node. When there is none (no config node, or an invalid one) the
+ * device node shows a red ring and logs why, with its own catalog's `status.no-adapter` / `errors.no-adapter`.
+ */
+export function configuredAdapter(RED: NodeAPI, node: Node, configId: string | undefined, t: Translate): ConfiguredAdapter {
+  const config = RED.nodes.getNode(configId ?? "") as BleConfigNode | null;
+  if (config?.adapter) return { adapter: config.adapter, problem: null };
+  const problem = config?.configError ?? t("errors.no-adapter");
+  node.status({ fill: "red", shape: "ring", text: t("status.no-adapter") });
+  node.error(problem);
+  return { adapter: null, problem };
 }
