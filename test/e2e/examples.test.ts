@@ -1,0 +1,229 @@
+/**
+ * Every flow in examples/ runs as-is: all of them imported into one Node-RED (as a user importing them one
+ * after another from Import > Examples, which reuses config nodes of the same id), started the way `npm start`
+ * starts it. Node-RED lists them as examples; they deploy without errors; every device node on the simulator
+ * connects (the uart one, without its ESP32 dongle, says so); every chart and gauge of every dashboard page gets
+ * data; the file-download example saves under the home directory.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { NodeStatus } from "node-red";
+import type { Browser, Page } from "playwright-core";
+import { PACKAGE_ROOT } from "../../src/demo/launch";
+import { exposeDashboardCharts, launchChromium } from "../support/browser";
+import { readExample, startDemoNodeRed, type DemoNodeRed } from "../support/demo-node-red";
+
+const ARTIFACTS = path.resolve(__dirname, "..", "..", "test-artifacts");
+const PACKAGE = "@ble-instruments/node-red-ble-instruments";
+const EXAMPLES = fs
+  .readdirSync(path.join(PACKAGE_ROOT, "examples"))
+  .filter((f) => f.endsWith(".json"))
+  .sort();
+const DEVICE_TYPES = ["heart-rate", "hioki-meter", "nus-ymodem-receive"];
+
+type FlowNode = Record<string, unknown> & { id: string; type: string };
+
+interface Imported {
+  flows: FlowNode[];
+  /** Example file of each node. */
+  origin: Map<string, string>;
+}
+
+/** All examples in one flow file; a config node shared by several examples (same id) is taken once. */
+function importAll(): Imported {
+  const flows: FlowNode[] = [];
+  const origin = new Map<string, string>();
+  for (const file of EXAMPLES) {
+    for (const node of readExample(file) as FlowNode[]) {
+      const earlier = flows.find((n) => n.id === node.id);
+      if (earlier) {
+        // The editor reuses an existing config node of the same id on import: the copies must be the same node.
+        assert.ok(!("z" in node) && !("wires" in node), `${file}: ${node.id} reuses the id of a node of ${origin.get(node.id)}`);
+        assert.deepEqual(node, earlier, `${file}: the shared config node ${node.id} is the same as in ${origin.get(node.id)}`);
+        continue;
+      }
+      flows.push(node);
+      origin.set(node.id, file);
+    }
+  }
+  return { flows, origin };
+}
+
+/** The editor's node registry, as far as this test reads it (a global of the editor page). */
+interface EditorNode {
+  id: string;
+  type: string;
+  status?: NodeStatus;
+  /** Set by the editor's validation: false draws the red triangle. */
+  valid?: boolean;
+  validationErrors?: string[];
+}
+interface EditorNodes {
+  eachNode(cb: (n: EditorNode) => void): void;
+  eachConfig(cb: (n: EditorNode) => void): void;
+}
+
+describe("examples: each runs as-is on the simulator (all imported into one Node-RED, in a browser)", function () {
+  this.timeout(120000);
+  const { flows, origin } = importAll();
+  let home = "";
+  let red: DemoNodeRed | null = null;
+  let browser: Browser | null = null;
+
+  before(async () => {
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    browser = await launchChromium();
+    // The file-download example saves to ${HOME}/ble-downloads: a home of the test's own.
+    home = fs.mkdtempSync(path.join(os.tmpdir(), "examples-home-"));
+    red = await startDemoNodeRed({ flows, env: { HOME: home }, logFile: path.join(ARTIFACTS, "examples-node-red.log") });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await red?.stop();
+    if (home) fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it("are listed by Node-RED for Import > Examples", async () => {
+    const response = await fetch(`${red!.url}library/examples/flows/${PACKAGE}/`);
+    assert.equal(response.status, 200);
+    const listed = ((await response.json()) as { fn?: string }[]).map((e) => e.fn).sort();
+    assert.deepEqual(
+      listed,
+      EXAMPLES.map((f) => f.replace(/\.json$/, "")),
+    );
+    for (const file of EXAMPLES) {
+      const flow = (await (await fetch(`${red!.url}library/examples/flows/${PACKAGE}/${file.replace(/\.json$/, "")}`)).json()) as FlowNode[];
+      const tab = flow.find((n) => n.type === "tab");
+      assert.ok(tab && typeof tab.info === "string" && tab.info.length > 100, `${file} explains itself in its flow's info`);
+    }
+  });
+
+  it("deploy without errors (only the uart example's missing dongle is reported)", async () => {
+    // Give the flows a moment to report what goes wrong at start.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const log = red!.log();
+    assert.doesNotMatch(log, /missing types|Waiting for missing|Circular config/i);
+    const errors = log.split("\n").filter((line) => /\[(error|warn)\]/.test(line) && !/Projects disabled|unencrypted credentials/.test(line));
+    assert.deepEqual(
+      errors.filter((line) => !/\[ble-config:ESP32 dongle\] HCI UART \/dev\/ttyUSB0/.test(line)),
+      [],
+    );
+  });
+
+  it("open in the editor with no node marked invalid", async () => {
+    const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      await page.goto(red!.url);
+      await page.waitForFunction(() => {
+        let count = 0;
+        (window as unknown as { RED?: { nodes?: EditorNodes } }).RED?.nodes?.eachNode(() => count++);
+        return count > 0;
+      });
+      // What the editor marks with a red triangle: a property its definition does not accept, or one missing.
+      const invalid = await page.evaluate(() => {
+        // No named functions in here: the test runner's compiler would wrap them in a helper the page lacks.
+        const all: EditorNode[] = [];
+        const nodes = (window as unknown as { RED: { nodes: EditorNodes } }).RED.nodes;
+        nodes.eachNode((n) => void all.push(n));
+        nodes.eachConfig((n) => void all.push(n));
+        return all
+          .filter((n) => n.valid === false || (n.validationErrors ?? []).length > 0)
+          .map((n) => `${n.type} ${n.id}: ${JSON.stringify(n.validationErrors ?? [])}`);
+      });
+      assert.deepEqual(invalid.map((line) => `${origin.get(line.split(" ")[1]) ?? "?"}: ${line}`), []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("connect every device node on the simulator; the uart one names its missing port", async () => {
+    const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      await page.goto(red!.url);
+      await page.waitForFunction(() => {
+        let count = 0;
+        (window as unknown as { RED?: { nodes?: EditorNodes } }).RED?.nodes?.eachNode(() => count++);
+        return count > 0;
+      });
+      const statuses = (): Promise<{ id: string; type: string; status?: NodeStatus }[]> =>
+        page.evaluate((types) => {
+          const found: { id: string; type: string; status?: NodeStatus }[] = [];
+          // Inside the page: only what the callback itself holds exists there.
+          (window as unknown as { RED: { nodes: EditorNodes } }).RED.nodes.eachNode((n) => {
+            if (types.includes(n.type)) found.push({ id: n.id, type: n.type, status: n.status });
+          });
+          return found;
+        }, DEVICE_TYPES);
+      const polled = flows.filter((n) => n.type === "heart-rate" || n.type === "hioki-meter");
+      const onSimulator = polled.filter((n) => n.ble === "ble-sim").map((n) => n.id);
+      const onUart = polled.filter((n) => n.ble === "ble-uart").map((n) => n.id);
+      assert.ok(onSimulator.length >= 8 && onUart.length === 1);
+      const deadline = Date.now() + 30000;
+      let last: { id: string; type: string; status?: NodeStatus }[] = [];
+      for (;;) {
+        last = await statuses();
+        const byId = new Map(last.map((n) => [n.id, n.status]));
+        const connected = onSimulator.every((id) => byId.get(id)?.fill === "green" && byId.get(id)?.shape === "dot");
+        const uart = byId.get(onUart[0]);
+        if (connected && uart?.fill === "red" && /ttyUSB0/.test(String(uart.text))) break;
+        if (Date.now() > deadline) {
+          const describe = last.map((n) => `${origin.get(n.id)} ${n.id}: ${n.status?.fill ?? "-"}/${n.status?.shape ?? "-"} ${String(n.status?.text ?? "")}`);
+          assert.fail(`device nodes did not all reach their state:\n${describe.join("\n")}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      await page.screenshot({ path: path.join(ARTIFACTS, "examples-editor.png") });
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("fill every chart and gauge of every dashboard page", async () => {
+    const pages = flows.filter((n) => n.type === "ui-page");
+    assert.ok(pages.length >= 4, "demo, heart rate, meter, several devices");
+    for (const uiPage of pages) {
+      const groups = new Set(flows.filter((n) => n.type === "ui-group" && n.page === uiPage.id).map((n) => n.id));
+      const charts = flows.filter((n) => n.type === "ui-chart" && groups.has(n.group as string)).map((n) => n.id);
+      const gauges = flows.filter((n) => n.type === "ui-gauge" && groups.has(n.group as string)).map((n) => n.id);
+      const page: Page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+      await exposeDashboardCharts(page);
+      try {
+        await page.goto(`${red!.url}dashboard${String(uiPage.path)}`);
+        for (const id of charts) {
+          await page
+            .waitForFunction((chart) => (window.uiCharts?.[chart]?.chart.getOption().series ?? []).some((s) => s.data.length > 0), id, { timeout: 20000 })
+            .catch(() => assert.fail(`${origin.get(id)}: chart ${id} on ${String(uiPage.path)} got no points`));
+        }
+        for (const id of gauges) {
+          // The gauge prints its value in the middle: a number once the first reading has arrived.
+          await page
+            .locator(`#nrdb-ui-widget-${id}`)
+            .getByText(/^-?\d+(\.\d+)?$/)
+            .first()
+            .waitFor({ timeout: 20000 })
+            .catch(() => assert.fail(`${origin.get(id)}: gauge ${id} on ${String(uiPage.path)} shows no value`));
+        }
+        await page.screenshot({ path: path.join(ARTIFACTS, `examples-dashboard${String(uiPage.path).replace(/\//g, "-")}.png`), fullPage: true });
+      } finally {
+        await page.close();
+      }
+    }
+  });
+
+  it("save the downloaded file under ~/ble-downloads (file-download example)", async () => {
+    const inject = flows.find((n) => n.type === "inject" && origin.get(n.id) === "file-download-to-directory.json");
+    assert.ok(inject);
+    const response = await fetch(`${red!.url}inject/${inject.id}`, { method: "POST" });
+    assert.equal(response.status, 200);
+    const file = path.join(home, "ble-downloads", "log.bin");
+    const deadline = Date.now() + 30000;
+    while (!fs.existsSync(file)) {
+      assert.ok(Date.now() < deadline, `${file} did not appear; log:\n${red!.log().slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.equal(fs.statSync(file).size, 32768);
+  });
+});

@@ -1,0 +1,258 @@
+/**
+ * examples/mqtt-gateway.json against a real broker: Debian's mosquitto on a loopback port, Node-RED started the
+ * way `npm start` starts it with the example flow (only the broker's address, the gateway's name and the
+ * download directory changed), and an MQTT client (the `mqtt` package) subscribed to the gateway's topics the way
+ * a central dashboard or database would be. Checks the topic scheme, the JSON payloads, the retained online
+ * states, and the gateway's status through birth, last-will and close messages.
+ *
+ * Without mosquitto these tests fail (they do not skip): `apt-get install -y mosquitto`.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { connectAsync, type MqttClient } from "mqtt";
+import { readExample, startDemoNodeRed, type DemoNodeRed } from "../support/demo-node-red";
+import { startMosquitto, type Broker } from "../support/mosquitto";
+
+const ARTIFACTS = path.resolve(__dirname, "..", "..", "test-artifacts");
+const GATEWAY = "test-gw";
+const ROOT = `ble-instruments/${GATEWAY}`;
+/** The built-in scenario's devices (src/sim/scenario.ts DEFAULT_SCENARIO), as the example's groups name them. */
+const HR = "d8:75:ba:00:00:01";
+const METER = "a4:9e:69:00:00:01";
+const FILES = "e3:c3:5c:00:00:01";
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+interface Received {
+  topic: string;
+  text: string;
+  retain: boolean;
+  qos: number;
+}
+
+type Json = Record<string, unknown>;
+
+const json = (m: Received): Json => JSON.parse(m.text) as Json;
+
+/** The example, pointed at the test's broker and download directory, as gateway "test-gw". */
+function gatewayFlow(broker: Broker, downloads: string): Record<string, unknown>[] {
+  const flow = readExample("mqtt-gateway.json");
+  const brokers = flow.filter((n) => n.type === "mqtt-broker");
+  assert.equal(brokers.length, 1, "the example has one broker node");
+  Object.assign(brokers[0], { broker: broker.host, port: String(broker.port) });
+  const tab = flow.find((n) => n.type === "tab")!;
+  const env = tab.env as { name: string; value: string; type: string }[];
+  const set = (name: string, value: string): void => {
+    const entry = env.find((e) => e.name === name);
+    assert.ok(entry, `the example's flow has the environment variable ${name}`);
+    Object.assign(entry, { value, type: "str" });
+  };
+  set("GATEWAY", GATEWAY);
+  set("DOWNLOAD_DIR", downloads);
+  return flow;
+}
+
+/** Every message a subscriber gets, in order, with a way to wait for the next one that matches. */
+class Subscriber {
+  readonly messages: Received[] = [];
+  private constructor(readonly client: MqttClient) {
+    client.on("message", (topic, payload, packet) => this.messages.push({ topic, text: payload.toString("utf8"), retain: packet.retain, qos: packet.qos }));
+  }
+
+  static async connect(broker: Broker, filter: string): Promise<Subscriber> {
+    const client = await connectAsync(broker.url, { clientId: `test-${process.pid}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
+    const subscriber = new Subscriber(client);
+    await client.subscribeAsync(filter, { qos: 1 });
+    return subscriber;
+  }
+
+  /** Resolves with the first message (from `from` on) that matches; fails after timeoutMs listing what came. */
+  async next(match: (m: Received) => boolean, timeoutMs: number, from = 0): Promise<Received> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.slice(from).find(match);
+      if (found) return found;
+      if (Date.now() > deadline) {
+        const seen = this.messages.slice(from).map((m) => `${m.topic} ${m.text.slice(0, 80)}`);
+        assert.fail(`no matching message within ${timeoutMs} ms; got ${seen.length}:\n${seen.slice(-20).join("\n")}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** All messages on `topic` so far. */
+  on(topic: string): Received[] {
+    return this.messages.filter((m) => m.topic === topic);
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
+
+/**
+ * What a client connecting now is given as retained on `filter` (a dashboard starting up late): mosquitto sends
+ * retained messages right after the subscription, so half a second of quiet ends the list.
+ */
+async function retained(broker: Broker, filter: string): Promise<Map<string, Received>> {
+  const late = await Subscriber.connect(broker, filter);
+  let count = -1;
+  while (count !== late.messages.length) {
+    count = late.messages.length;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  await late.close();
+  return new Map(late.messages.filter((m) => m.retain).map((m) => [m.topic, m]));
+}
+
+describe("MQTT gateway example against a real broker (mosquitto on loopback)", function () {
+  this.timeout(120000);
+  let broker: Broker | null = null;
+  let red: DemoNodeRed | null = null;
+  let central: Subscriber | null = null;
+  let downloads = "";
+
+  before(async () => {
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    broker = await startMosquitto();
+    downloads = fs.mkdtempSync(path.join(os.tmpdir(), "mqtt-downloads-"));
+    // Subscribed before the gateway starts, as a central subscriber would be: nothing published is missed.
+    central = await Subscriber.connect(broker, `${ROOT}/#`);
+    red = await startDemoNodeRed({ flows: gatewayFlow(broker, downloads), logFile: path.join(ARTIFACTS, "mqtt-node-red.log") });
+  });
+
+  after(async () => {
+    await central?.close();
+    await red?.stop();
+    await broker?.stop();
+    if (downloads) fs.rmSync(downloads, { recursive: true, force: true });
+  });
+
+  it("announces the gateway online, retained, through the broker node's birth message", async () => {
+    await central!.next((m) => m.topic === `${ROOT}/status` && m.text === "online", 15000);
+    const kept = await retained(broker!, `${ROOT}/status`);
+    assert.equal(kept.get(`${ROOT}/status`)?.text, "online");
+  });
+
+  it("publishes every heart-rate measurement as JSON under <prefix>/<gateway>/<address>/heart-rate", async () => {
+    const topic = `${ROOT}/${HR}/heart-rate`;
+    const from = central!.messages.length;
+    const readings = (): Received[] => central!.messages.slice(from).filter((m) => m.topic === topic);
+    // One a second from the simulated sensor.
+    await central!.next(() => readings().length >= 3, 15000, from);
+    for (const m of readings()) {
+      const reading = json(m);
+      assert.ok([45, 46, 47].includes(reading.bpm as number), `bpm ${String(reading.bpm)} from the simulated sensor`);
+      assert.equal(reading.sensorContact, true);
+      assert.equal(reading.energyExpended, null);
+      assert.ok(Array.isArray(reading.rrIntervals));
+      assert.equal(reading.name, "44278-33");
+      assert.match(reading.time as string, ISO_TIME);
+      assert.equal(m.qos, 0);
+      assert.equal(m.retain, false, "readings are a stream, not retained state");
+    }
+  });
+
+  it("publishes the HIOKI meter's readings under <prefix>/<gateway>/<address>/reading", async () => {
+    const m = await central!.next((x) => x.topic === `${ROOT}/${METER}/reading`, 15000);
+    const reading = json(m);
+    assert.equal(typeof reading.value, "number");
+    assert.match(reading.raw as string, /^DT4261;[+-]\d\.\d+E[+-]\d\d$/);
+    assert.equal(reading.model, "DT4261");
+    assert.equal(reading.serial, "000000001");
+    assert.equal(reading.name, "Z3210V2.10:DT4261#000000001");
+    assert.match(reading.time as string, ISO_TIME);
+  });
+
+  it("keeps each connected device's online state retained for subscribers that come later", async () => {
+    await central!.next((m) => m.topic === `${ROOT}/${METER}/online` && json(m).online === true, 15000);
+    const kept = await retained(broker!, `${ROOT}/+/online`);
+    for (const device of [HR, METER]) {
+      const state = kept.get(`${ROOT}/${device}/online`);
+      assert.ok(state, `${device}'s online state is retained; retained: ${[...kept.keys()].join(", ")}`);
+      assert.equal(json(state).online, true);
+      assert.equal(json(state).status, "connected");
+      assert.match(json(state).time as string, ISO_TIME);
+    }
+  });
+
+  it("publishes the file-transfer result when the download is triggered, and keeps the file on the gateway", async () => {
+    const from = central!.messages.length;
+    // The inject node's button in the editor does exactly this request.
+    const response = await fetch(`${red!.url}inject/mqtt-dl-inject`, { method: "POST" });
+    assert.equal(response.status, 200, await response.text());
+    const m = await central!.next((x) => x.topic === `${ROOT}/${FILES}/file`, 30000, from);
+    const result = json(m);
+    assert.equal(result.ok, true, m.text);
+    assert.equal(result.filename, "log.bin");
+    assert.equal(result.size, 32768);
+    assert.equal(result.name, "mpy-nus");
+    assert.equal(path.dirname(result.path as string), fs.realpathSync(downloads));
+    assert.equal(fs.statSync(result.path as string).size, 32768, "the file is saved in DOWNLOAD_DIR");
+    const stats = result.stats as Json;
+    assert.equal(stats.bytes, 32768);
+    assert.equal(typeof stats.kbps, "number");
+    assert.equal(m.qos, 1);
+    // The file server's link was up for the transfer: its online state went true on the way.
+    assert.ok(central!.on(`${ROOT}/${FILES}/online`).some((x) => json(x).online === true), "the file server was online during the transfer");
+  });
+
+  it("marks the meter offline while it is switched off and online again when it is back (retained)", async () => {
+    // The built-in scenario switches the meter off 20 s after the flow started, and on again at 32 s.
+    const topic = `${ROOT}/${METER}/online`;
+    // Before its first connection a device is offline too (scanning, connecting): look for the change after it.
+    const onAt = central!.messages.findIndex((m) => m.topic === topic && json(m).online === true);
+    assert.ok(onAt >= 0, "the meter was online");
+    const offMessage = await central!.next((m) => m.topic === topic && json(m).online === false, 40000, onAt + 1);
+    assert.equal(offMessage.qos, 1);
+    assert.match(json(offMessage).status as string, /connecting|reconnecting/, "the status text says why");
+    // The broker keeps the latest state for late subscribers (offline, unless the meter is already back).
+    const kept = (await retained(broker!, topic)).get(topic);
+    assert.ok(kept, "the state is retained");
+    assert.deepEqual(json(kept), json(central!.on(topic).at(-1)!));
+    const offAt = central!.messages.indexOf(offMessage);
+    await central!.next((m) => m.topic === topic && json(m).online === true, 30000, offAt + 1);
+    const readingsAfter = central!.messages.length;
+    await central!.next((m) => m.topic === `${ROOT}/${METER}/reading`, 15000, readingsAfter);
+  });
+
+  it("publishes the online states again after the broker was restarted and lost them", async () => {
+    // mqtt out drops what it is given while disconnected, and this broker keeps nothing across a restart: only
+    // the gateway publishing again on reconnection puts the states back.
+    const port = broker!.port;
+    await central!.close();
+    await broker!.stop();
+    broker = await startMosquitto(port);
+    central = await Subscriber.connect(broker, `${ROOT}/#`);
+    // Node-RED's MQTT client retries every few seconds.
+    await central.next((m) => m.topic === `${ROOT}/status` && m.text === "online", 30000);
+    await central.next((m) => m.topic === `${ROOT}/${HR}/online`, 10000);
+    const kept = await retained(broker, `${ROOT}/+/online`);
+    assert.equal(json(kept.get(`${ROOT}/${HR}/online`)!).online, true, "the sensor is online again for late subscribers");
+    const meter = kept.get(`${ROOT}/${METER}/online`);
+    assert.ok(meter, "the meter's state is back too");
+    assert.deepEqual(json(meter), json(central.on(`${ROOT}/${METER}/online`).at(-1)!));
+  });
+
+  it("has the broker announce the gateway offline when the gateway dies (last will)", async () => {
+    const from = central!.messages.length;
+    // As a power cut would: no chance to say goodbye; the broker sees the connection drop.
+    await red!.kill();
+    red = null;
+    await central!.next((m) => m.topic === `${ROOT}/status` && m.text === "offline", 15000, from);
+    assert.equal((await retained(broker!, `${ROOT}/status`)).get(`${ROOT}/status`)?.text, "offline");
+  });
+
+  it("comes back online when the gateway restarts, and says offline itself on a clean stop (close message)", async () => {
+    const from = central!.messages.length;
+    red = await startDemoNodeRed({ flows: gatewayFlow(broker!, downloads), logFile: path.join(ARTIFACTS, "mqtt-node-red-2.log") });
+    await central!.next((m) => m.topic === `${ROOT}/status` && m.text === "online", 15000, from);
+    // Devices are published again as they connect.
+    await central!.next((m) => m.topic === `${ROOT}/${HR}/online` && json(m).online === true, 15000, from);
+    const stopping = central!.messages.length;
+    await red.stop();
+    red = null;
+    await central!.next((m) => m.topic === `${ROOT}/status` && m.text === "offline", 15000, stopping);
+  });
+});

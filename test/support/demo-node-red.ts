@@ -1,0 +1,114 @@
+/**
+ * Node-RED in a child process set up exactly as `npm start` sets it up (src/demo/launch.ts: this package and
+ * Dashboard 2.0 linked into the user directory), on a free loopback port, in a temporary user directory, with a
+ * flow of the test's choosing: one of the examples, possibly adapted (a broker's port, a download directory).
+ */
+import type { ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { launchNodeRed, PACKAGE_ROOT } from "../../src/demo/launch";
+import { freePort } from "./node-red-process";
+
+export interface DemoNodeRed {
+  /** The editor's address, ending in "/"; the dashboard is at `${url}dashboard`. */
+  readonly url: string;
+  readonly userDir: string;
+  readonly child: ChildProcess;
+  /** Everything Node-RED printed so far. */
+  log(): string;
+  /** SIGTERM (Node-RED closes its flows: MQTT close messages are sent), then SIGKILL after 10 s; removes userDir. */
+  stop(): Promise<void>;
+  /** Ends Node-RED at once, as a power cut would (no close messages: the broker sends the last will). */
+  kill(): Promise<void>;
+}
+
+export interface DemoNodeRedOptions {
+  /** The flow Node-RED starts with. */
+  flows: unknown[];
+  /** Where Node-RED's output is also written, so a failed run can be read afterwards. */
+  logFile?: string;
+  startTimeoutMs?: number;
+  /** Extra environment variables for Node-RED (e.g. HOME, which the file-download example saves under). */
+  env?: Record<string, string>;
+}
+
+/** An example flow from examples/, parsed. */
+export function readExample(file: string): Record<string, unknown>[] {
+  return JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, "examples", file), "utf8")) as Record<string, unknown>[];
+}
+
+export async function startDemoNodeRed(options: DemoNodeRedOptions): Promise<DemoNodeRed> {
+  if (!fs.existsSync(path.join(PACKAGE_ROOT, "nodes", "ble-config.js"))) {
+    throw new Error(`the package is not built (${path.join(PACKAGE_ROOT, "nodes")}): run "npm run build" first`);
+  }
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-demo-red-"));
+  const flowSource = path.join(userDir, "test-flow.json");
+  fs.writeFileSync(flowSource, JSON.stringify(options.flows, null, 2));
+  const port = await freePort();
+  const child = launchNodeRed({
+    userDir,
+    port,
+    flowSource,
+    replaceFlows: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    // Nothing a person would have to dismiss: no welcome tour, no telemetry question, no update check.
+    settings: { editorTheme: { tours: false }, telemetry: { enabled: false, updateNotification: false }, diagnostics: { enabled: false, ui: false } },
+    env: { NODE_RED_ENABLE_PROJECTS: "false", ...options.env },
+  });
+
+  let output = "";
+  const logStream = options.logFile ? fs.createWriteStream(options.logFile) : null;
+  const onOutput = (chunk: Buffer): void => {
+    output += chunk.toString();
+    logStream?.write(chunk);
+  };
+  child.stdout!.on("data", onOutput);
+  child.stderr!.on("data", onOutput);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const cleanUp = (): void => {
+    logStream?.end();
+    fs.rmSync(userDir, { recursive: true, force: true });
+  };
+
+  const stop = async (): Promise<void> => {
+    if (running()) {
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 10000);
+      await exited;
+      clearTimeout(killer);
+    }
+    cleanUp();
+  };
+  const kill = async (): Promise<void> => {
+    if (running()) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    cleanUp();
+  };
+
+  const timeoutMs = options.startTimeoutMs ?? 30000;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Node-RED did not start its flows within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+      const check = (): void => {
+        if (/Started flows/.test(output)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on("data", check);
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`Node-RED exited with code ${String(code)}:\n${output}`));
+      });
+      check();
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: `http://127.0.0.1:${port}/`, userDir, child, log: () => output, stop, kill };
+}
