@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Browser, Locator, Page } from "playwright-core";
 import { launchChromium } from "../support/browser";
-import { startNodeRed, type NodeRedProcess } from "../support/node-red-process";
+import { startDemoNodeRed, type DemoNodeRed } from "../support/demo-node-red";
 
 const ARTIFACTS = path.resolve(__dirname, "..", "..", "test-artifacts");
 const SENSOR = { name: "44278-33", address: "d8:75:ba:00:00:01" };
@@ -71,7 +71,7 @@ async function drag(page: Page, source: Locator, to: { x: number; y: number }): 
 
 describe("editor in a real browser (Node-RED + headless Chromium)", function () {
   this.timeout(180000);
-  let red: NodeRedProcess | null = null;
+  let red: DemoNodeRed | null = null;
   let browser: Browser | null = null;
   let page: Page;
   let step = 0;
@@ -84,7 +84,7 @@ describe("editor in a real browser (Node-RED + headless Chromium)", function () 
     // Never skipped: without /usr/bin/chromium this fails, saying "apt-get install -y chromium".
     browser = await launchChromium();
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    red = await startNodeRed({ flows: FLOWS, logFile: path.join(ARTIFACTS, "editor-node-red.log") });
+    red = await startDemoNodeRed({ flows: FLOWS, logFile: path.join(ARTIFACTS, "editor-node-red.log") });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.setDefaultTimeout(20000);
   });

@@ -5,10 +5,23 @@
  */
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { launchNodeRed, PACKAGE_ROOT } from "../../src/demo/launch";
-import { freePort } from "./node-red-process";
+
+/** A loopback port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
 
 export interface DemoNodeRed {
   /** The editor's address, ending in "/"; the dashboard is at `${url}dashboard`. */

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort } from "./node-red-process";
+import { freePort } from "./demo-node-red";
 
 export const MOSQUITTO_MISSING = "mosquitto is not installed, so the MQTT tests cannot run. Install it: apt-get install -y mosquitto";
 
