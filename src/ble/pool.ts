@@ -94,7 +94,8 @@ export function normalizeUuid(uuid: string): string {
   return hex.length <= 4 ? hex.replace(/^0+(?=.)/, "") : hex;
 }
 
-function matches(selector: DeviceSelector, p: Peripheral): boolean {
+/** Whether a discovered peripheral is the one a selector names (called from noble's discover event: must never throw). */
+export function matches(selector: DeviceSelector, p: Peripheral): boolean {
   if (selector.address && p.address.toLowerCase() !== selector.address.toLowerCase()) return false;
   const name = p.advertisement?.localName ?? "";
   if (selector.name && name !== selector.name) return false;

@@ -124,11 +124,12 @@ export function parseBlock0(data: Uint8Array): Block0Header {
     const fields = bytes.toString("latin1", nul + 1, end).split(" ");
     const header: Block0Header = { kind: "file", name: first, size: null, dialect: "standard" };
     if (fields[0] !== undefined && DECIMAL.test(fields[0])) header.size = Number(fields[0]);
-    // YMODEM: an mtime or mode of 0 means "unknown", so only real values are reported.
+    // YMODEM: an mtime or mode of 0 means "unknown", so only real values are reported. A run of hundreds of
+    // octal digits parses to Infinity (or loses precision): not a real value either.
     const mtime = fields[1] !== undefined && OCTAL.test(fields[1]) ? parseInt(fields[1], 8) : 0;
-    if (mtime > 0) header.mtime = mtime;
+    if (mtime > 0 && Number.isSafeInteger(mtime)) header.mtime = mtime;
     const mode = fields[2] !== undefined && OCTAL.test(fields[2]) ? parseInt(fields[2], 8) : 0;
-    if (mode > 0) header.mode = mode;
+    if (mode > 0 && Number.isSafeInteger(mode)) header.mode = mode;
     return header;
   }
   const space = first.lastIndexOf(" ");

@@ -10,7 +10,7 @@ import { ScaledClock } from "./clock";
 import { VirtualController } from "./controller";
 import { createPeripheral } from "./peripherals";
 import { DEFAULT_LINK, type LinkSettings, type PeripheralContext, type SimTimer, type VirtualPeripheral } from "./types";
-import { ScenarioError, isObject, optionalEnum, optionalInteger, optionalNumber, requireAddress, requireObject, requireString, type JsonObject } from "./validate";
+import { ScenarioError, isObject, keyName, optionalEnum, optionalInteger, optionalNumber, requireAddress, requireObject, requireString, type JsonObject } from "./validate";
 
 export type ScenarioAction = "power-off" | "power-on";
 const ACTIONS: readonly ScenarioAction[] = ["power-off", "power-on"];
@@ -92,7 +92,7 @@ const EVENT_KEYS = ["atMs", "address", "action"];
 function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], prefix: string): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
-      throw new ScenarioError(prefix ? `${prefix}.${key}` : key, `unknown key; expected one of ${allowed.map((k) => JSON.stringify(k)).join(", ")}`);
+      throw new ScenarioError(prefix ? `${prefix}.${keyName(key)}` : keyName(key), `unknown key; expected one of ${allowed.map((k) => JSON.stringify(k)).join(", ")}`);
     }
   }
 }

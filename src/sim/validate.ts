@@ -12,6 +12,11 @@ export class ScenarioError extends Error {
 
 export type JsonObject = Record<string, unknown>;
 
+/** A key as it appears in a field path: plain keys as they are, odd ones ("", "a b", "x.y") quoted. */
+export function keyName(key: string): string {
+  return /^[A-Za-z_$][\w$-]*$/.test(key) ? key : JSON.stringify(key);
+}
+
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

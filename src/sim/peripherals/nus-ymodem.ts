@@ -19,7 +19,7 @@ import { YmodemSender, type YmodemSenderFile, type YmodemSenderStats } from "../
 import type { ServiceDefinition, Subscription } from "../gatt-server";
 import { GattPeripheral, type PeripheralKind } from "../peripheral";
 import type { AddressType, LinkSettings, PeripheralLink, SimClock, SimTimer } from "../types";
-import { isObject, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
+import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalBoolean, optionalIntegerList, rejectTogether, rejectUnknownKeys } from "./options";
 
 export const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
@@ -740,7 +740,7 @@ function parseFiles(spec: JsonObject, field: string, baseDir: string, xoss: bool
   const entries = Object.entries(spec.files);
   if (entries.length === 0) throw new ScenarioError(at, "must name at least one file");
   return entries.map(([name, source]) => {
-    const where = `${at}.${name}`;
+    const where = `${at}.${keyName(name)}`;
     checkName(name, where, xoss ? XOSS_MAX_CONTENT : 100);
     if (typeof source === "string") return { name, data: readScenarioFile(baseDir, source, where) };
     if (isObject(source)) {

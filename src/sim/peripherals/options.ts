@@ -2,7 +2,7 @@
  * Scenario readers the peripheral kinds share, beyond those of ../validate: booleans, lists of numbers,
  * strings and hex packets. Every failure is a ScenarioError naming the exact JSON path ("bpm[1]").
  */
-import { ScenarioError, type JsonObject } from "../validate";
+import { keyName, ScenarioError, type JsonObject } from "../validate";
 
 export function optionalBoolean(obj: JsonObject, key: string, field: string, fallback: boolean): boolean {
   const value = obj[key];
@@ -62,7 +62,7 @@ export function optionalHexList(obj: JsonObject, key: string, field: string, min
 /** Rejects keys nobody reads, so a typo ("bmp") fails loudly instead of silently using a default. */
 export function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], field: string): void {
   for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) throw new ScenarioError(`${field}.${key}`, `unknown option (expected one of ${allowed.join(", ")})`);
+    if (!allowed.includes(key)) throw new ScenarioError(`${field}.${keyName(key)}`, `unknown option (expected one of ${allowed.join(", ")})`);
   }
 }
 
