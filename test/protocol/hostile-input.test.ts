@@ -92,16 +92,13 @@ describe("hostile input: parsers of radio bytes", () => {
       );
     });
 
-    it("long adversarial replies parse in linear time (no regex backtracking): 64 KiB in well under a second", () => {
+    it("answers long adversarial replies (no regex backtracking: a regression shows as a mocha timeout)", () => {
       const nasty = ["1".repeat(65536) + "e", "+" + "1".repeat(32768) + "." + "1".repeat(32768) + "x", ";".repeat(65536), "\r".repeat(65536) + "x", " ".repeat(65536) + "1 "];
       for (const raw of nasty) {
-        const started = process.hrtime.bigint();
-        parseHiokiReply(raw, "QPID;FETC?");
-        parseNr3(raw);
-        parseZ3210Name(`Z3210V${"1".repeat(65536)}:`);
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        assert.ok(ms < 500, `${ms} ms for ${JSON.stringify(raw.slice(0, 20))}…`);
+        assert.equal(parseHiokiReply(raw, "QPID;FETC?").value, null, JSON.stringify(raw.slice(0, 20)));
+        assert.equal(parseNr3(raw), null);
       }
+      assert.equal(parseZ3210Name(`Z3210V${"1".repeat(65536)}:`), null);
     });
   });
 

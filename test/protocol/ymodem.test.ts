@@ -986,30 +986,23 @@ describe("protocol/ymodem", () => {
       assert.throws(() => new YmodemReceiver({ ...defaults, retries: 1.5 }), RangeError);
     });
 
-    it("feeds 8 MiB in G mode at well under 50 ms of CPU per MiB", function () {
+    // Speed is measured by `npm run bench`, not asserted here.
+    it("receives an 8 MiB G-mode stream of 244-byte notifications byte-exact", () => {
       const mib = 8;
       const content = randomBytes(mib << 20, 42);
       const sender = senderFor([{ name: "big.bin", data: content }], { blocks: "stx", maxBurst: 1 << 30 });
       const r = new YmodemReceiver({ ...defaults, mode: "G", maxBytes: content.length });
-      // Build the byte stream first (MTU 247 → 244-byte notifications); only feeding is timed.
+      // MTU 247 → 244-byte notifications.
       const setup = [...sender.receive(Uint8Array.of(G)), ...sender.receive(Uint8Array.of(ACK, G))];
       const chunks = fixedChunks(244)(setup.slice(1));
       r.start();
       r.feed(setup[0]);
-      const cpu = process.cpuUsage();
-      const started = process.hrtime.bigint();
       let file: EventOf<"file"> | undefined;
       for (const chunk of chunks) {
         for (const e of r.feed(chunk)) if (e.type === "file") file = e;
       }
-      const used = process.cpuUsage(cpu);
-      const cpuMs = (used.user + used.system) / 1000;
-      const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
       assert.ok(file, "file received");
       assert.ok(file.data.equals(content));
-      const perMib = Math.min(cpuMs, wallMs) / mib;
-      assert.ok(perMib < 50, `${perMib.toFixed(1)} ms per MiB`);
-      this.test!.title += ` (${perMib.toFixed(1)} ms/MiB)`;
     });
   });
 
