@@ -57,13 +57,14 @@ function nobleWithBindings(options: Parameters<typeof import("@stoprocent/noble"
  * `stateChange` listener is attached. Scenario errors (simulator) throw here, before anything is opened.
  */
 export function openAdapter(settings: TransportSettings): OpenAdapter {
+  // Every transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
+  installVirtualHciDriver();
   if (settings.transport === "hci") {
     const noble = nobleWithBindings({ deviceId: settings.hciDevice });
     return { noble, simulation: null, close: () => stopNoble(noble) };
   }
   if (settings.transport === "uart") {
     // The UART driver of @stoprocent/bluetooth-hci-socket always enables RTS/CTS flow control; see README.
-    installVirtualHciDriver();
     const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: settings.port, baudRate: settings.baudRate } } });
     return { noble, simulation: null, close: () => stopNoble(noble) };
   }
@@ -71,7 +72,6 @@ export function openAdapter(settings: TransportSettings): OpenAdapter {
   const simulation = new Simulation(scenario, settings.timeScale !== undefined ? { timeScale: settings.timeScale } : {});
   // Unique across copies of this module: the registry of virtual controllers is process-wide.
   const id = `sim-${randomUUID()}`;
-  installVirtualHciDriver();
   registerVirtualController(id, simulation.controller);
   simulation.start();
   const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: virtualPortFor(id), baudRate: 1000000 } } });

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { VirtualController } from "./controller";
+import { AttGuard } from "../protocol/att-guard";
 import { OP, buildCommand } from "../protocol/h4";
 
 const PORT_PREFIX = "virtual:";
@@ -108,7 +109,15 @@ export function locateUartDriver(packageDir?: string): string {
  * (`withBindings('hci', { hciDriver: 'uart', bindParams: { uart: { port: virtualPortFor(id), baudRate } } })`).
  */
 export function installVirtualHciDriver(packageDir?: string): void {
-  const driverPath = locateUartDriver(packageDir);
+  const uart = locateUartDriver(packageDir);
+  wrapDriverModule(uart);
+  // The Linux socket driver gets the same wrapper for its ATT guard (it never sees a virtual port). Where the
+  // platform has no native driver (it is loaded only on Linux), there is nothing to wrap.
+  const native = path.join(path.dirname(uart), "native.js");
+  if (process.platform === "linux" && fs.existsSync(native)) wrapDriverModule(native);
+}
+
+function wrapDriverModule(driverPath: string): void {
   const load = createRequire(driverPath);
   const current: unknown = load(driverPath);
   if (typeof current !== "function") throw layoutChanged(`${driverPath} does not export a driver class`);
@@ -133,12 +142,17 @@ function portOf(params: unknown): string | undefined {
 function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
   class VirtualAwareHciDriver extends EventEmitter implements HciDriver {
     private readonly ctorArgs: unknown[];
-    /** The original UART driver, for real ports. */
+    /** The original driver (UART or native socket), for real adapters. */
     private inner?: HciDriver;
     private controller?: VirtualController;
     private up = false;
+    /** ATT PDUs that would crash noble's parser never reach it, from real radios and the simulator alike. */
+    private readonly guard = new AttGuard((reason) => process.emitWarning(`BLE: ${reason}`, { code: "BLE_MALFORMED_ATT" }));
+    private readonly deliver = (packet: Buffer): void => {
+      for (const p of this.guard.toHost(packet)) this.emit("data", p);
+    };
     private readonly onPacket = (packet: Buffer) => {
-      if (this.up) this.emit("data", packet);
+      if (this.up) this.deliver(packet);
     };
     private readonly onControllerClose = () => {
       if (!this.up) return;
@@ -171,7 +185,8 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
       const inner = this.inner ?? new Original(...this.ctorArgs);
       if (!this.inner) {
         this.inner = inner;
-        for (const event of ["data", "error", "state"]) inner.on(event, (...args: unknown[]) => this.emit(event, ...args));
+        inner.on("data", this.deliver);
+        for (const event of ["error", "state"]) inner.on(event, (...args: unknown[]) => this.emit(event, ...args));
       }
       if (mode === "raw") inner.bindRaw(devId, params);
       else inner.bindUser(devId, params, mode);
@@ -204,6 +219,7 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
     }
 
     write(data: Buffer): void {
+      this.guard.fromHost(data);
       if (this.inner) return this.inner.write(data);
       if (this.up) this.controller?.write(data);
     }

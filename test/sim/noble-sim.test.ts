@@ -140,6 +140,29 @@ describe("sim: noble against the virtual controller", function () {
       assert.ok(controller.counters.hostAclPackets >= 51);
     });
 
+    it("a truncated notification from the peripheral is dropped before noble's parser, which would throw on it; the link goes on", async () => {
+      simulate();
+      const n = inProcess();
+      await n.waitForPoweredOnAsync();
+      const peripheral = await discoverByName(n, "fake-sensor");
+      await peripheral.connectAsync();
+      const { notify } = await characteristics(peripheral);
+      await notify.subscribeAsync();
+      const warned = new Promise<string>((resolve) => {
+        const onWarning = (w: Error & { code?: string }) => {
+          if (w.code !== "BLE_MALFORMED_ATT") return;
+          process.off("warning", onWarning);
+          resolve(w.message);
+        };
+        process.on("warning", onWarning);
+      });
+      const received = notifications(notify, 3);
+      await fake.link!.sendAtt(Buffer.from([0x1b, 0x01])); // opcode and half a handle
+      assert.match(await warned, /dropped ATT opcode 0x1b needs at least 3 bytes, got 2/);
+      await fake.sendNotifications(3, 4);
+      assert.deepEqual(await received, range(3), "the notifications after it arrive");
+    });
+
     it("a power-off while connected gives 'disconnect' with reason 8, and noble reconnects after power-on", async () => {
       simulate();
       const n = inProcess();

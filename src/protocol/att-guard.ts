@@ -1,0 +1,151 @@
+/**
+ * A gate for ATT PDUs from a remote GATT server before noble's client parses them.
+ *
+ * noble's hci-socket client (lib/hci-socket/gatt.js) reads notification handles, response entries and list
+ * lengths without checking them against the PDU's length, inside its HCI socket's data handler: a truncated or
+ * inconsistent PDU from a peripheral throws there, where nothing can catch it, and ends the process. Everything
+ * from the radio is untrusted, so H4 ACL traffic towards noble passes through this gate: whole ATT PDUs that are
+ * structurally invalid for what noble will do with them are dropped (the request they answer then times out in
+ * the pool, which reports it). Valid traffic passes byte for byte, in order.
+ *
+ * Pure: no noble, no Node-RED.
+ */
+
+const H4_ACL = 0x02;
+const H4_EVENT = 0x04;
+const PB_CONTINUING = 0b01;
+const CID_ATT = 0x0004;
+
+/** Read By Type attribute types whose entries noble parses with a fixed layout. */
+const CHARACTERISTIC_DECLARATION = 0x2803;
+const INCLUDE_DECLARATION = 0x2802;
+
+/**
+ * Why noble would choke on this ATT PDU from the server, or null when it is safe.
+ * `readByType` is the attribute type of the client's last Read By Type request on this link (noble has at most
+ * one request outstanding), which decides the entry layout noble expects in a Read By Type Response.
+ */
+export function unsafeServerPdu(pdu: Uint8Array, readByType: number | null): string | null {
+  if (pdu.length === 0) return "empty ATT PDU";
+  const op = pdu[0];
+  const need = (n: number): string | null => (pdu.length < n ? `ATT opcode 0x${op.toString(16).padStart(2, "0")} needs at least ${n} bytes, got ${pdu.length}` : null);
+  switch (op) {
+    case 0x01: // Error Response
+      return need(5);
+    case 0x03: // Exchange MTU Response
+      return need(3);
+    case 0x05: {
+      // Find Information Response: format 1 (16-bit UUIDs) or 2 (128-bit), one entry at least, whole entries
+      const format = pdu[1];
+      if (format !== 0x01 && format !== 0x02) return need(2) ?? `Find Information Response with format ${format}`;
+      return list(pdu, format === 0x01 ? 4 : 18, "Find Information Response");
+    }
+    case 0x07: // Find By Type Value Response: handle pairs
+      return need(5) ?? ((pdu.length - 1) % 4 === 0 ? null : "Find By Type Value Response with a partial entry");
+    case 0x09: {
+      // Read By Type Response
+      const size = pdu[1];
+      if (size === undefined || size < 2) return `Read By Type Response with entry length ${String(size)}`;
+      if (readByType === CHARACTERISTIC_DECLARATION && size !== 7 && size !== 21) return `characteristic declarations of ${size} bytes`;
+      if (readByType === INCLUDE_DECLARATION && size !== 8 && size !== 22) return `include declarations of ${size} bytes`;
+      // Other types (noble asks for the CCCD 0x2902): handle + a 16-bit value
+      if (readByType !== CHARACTERISTIC_DECLARATION && readByType !== INCLUDE_DECLARATION && size < 4) return `Read By Type Response entries of ${size} bytes`;
+      return list(pdu, size, "Read By Type Response");
+    }
+    case 0x11: {
+      // Read By Group Type Response: service declarations with 16- or 128-bit UUIDs
+      const size = pdu[1];
+      if (size !== 6 && size !== 20) return need(2) ?? `Read By Group Type Response entries of ${size} bytes`;
+      return list(pdu, size, "Read By Group Type Response");
+    }
+    case 0x17: // Prepare Write Response
+      return need(5);
+    case 0x1b: // Handle Value Notification
+    case 0x1d: // Handle Value Indication
+      return need(3);
+    default:
+      // Read/Read Blob/Write/Execute Write Responses are read no further than the opcode; requests from the
+      // server (even opcodes) get "request not supported" from noble.
+      return null;
+  }
+}
+
+/** A list response: opcode, entry length byte, then at least one whole entry and only whole entries. */
+function list(pdu: Uint8Array, entry: number, what: string): string | null {
+  if (pdu.length < 2 + entry) return `${what} without a complete entry (${pdu.length} bytes, entries of ${entry})`;
+  if ((pdu.length - 2) % entry !== 0) return `${what} with a partial entry (${pdu.length} bytes, entries of ${entry})`;
+  return null;
+}
+
+interface PendingPdu {
+  packets: Buffer[];
+  data: Buffer[];
+  received: number;
+  /** ATT PDU length + 4 (L2CAP header). */
+  total: number;
+}
+
+/**
+ * The gate over one HCI transport: `fromHost` sees every H4 packet noble writes (to learn its Read By Type
+ * requests), `toHost` every H4 packet towards noble and returns the packets to deliver now (held fragments of an
+ * ATT PDU are released together once the PDU is complete and safe, or dropped together with `onDrop`).
+ */
+export class AttGuard {
+  private readonly readByType = new Map<number, number | null>();
+  private readonly pending = new Map<number, PendingPdu>();
+
+  constructor(private readonly onDrop: (reason: string) => void = () => undefined) {}
+
+  fromHost(packet: Buffer): void {
+    const acl = aclOf(packet);
+    if (!acl || acl.pb === PB_CONTINUING || acl.data.length < 5) return;
+    if (acl.data.readUInt16LE(2) !== CID_ATT || acl.data[4] !== 0x08) return;
+    // Read By Type Request: opcode, start, end, then a 16-bit (or 128-bit) attribute type
+    this.readByType.set(acl.handle, acl.data.length >= 11 ? acl.data.readUInt16LE(9) : null);
+  }
+
+  toHost(packet: Buffer): Buffer[] {
+    // Disconnection Complete (event 0x05): the handle may be reused by the next link.
+    if (packet.length >= 6 && packet[0] === H4_EVENT && packet[1] === 0x05) this.forget(packet.readUInt16LE(4) & 0x0fff);
+    const acl = aclOf(packet);
+    if (!acl) return [packet];
+    const held = this.pending.get(acl.handle);
+    if (acl.pb === PB_CONTINUING) {
+      if (!held) return [packet];
+      held.packets.push(packet);
+      held.data.push(acl.data);
+      held.received += acl.data.length;
+      return held.received >= held.total ? this.release(acl.handle, held) : [];
+    }
+    // A new PDU starts: whatever was held for this link never completed; noble drops it too.
+    if (held) this.pending.delete(acl.handle);
+    if (acl.data.length < 4 || acl.data.readUInt16LE(2) !== CID_ATT) return [packet];
+    const pdu: PendingPdu = { packets: [packet], data: [acl.data], received: acl.data.length, total: acl.data.readUInt16LE(0) + 4 };
+    if (pdu.received >= pdu.total) return this.release(acl.handle, pdu);
+    this.pending.set(acl.handle, pdu);
+    return [];
+  }
+
+  /** A link is gone (Disconnection Complete): forget what was learnt and held for its handle. */
+  forget(handle: number): void {
+    this.readByType.delete(handle);
+    this.pending.delete(handle);
+  }
+
+  private release(handle: number, pdu: PendingPdu): Buffer[] {
+    this.pending.delete(handle);
+    const l2cap = pdu.data.length === 1 ? pdu.data[0] : Buffer.concat(pdu.data);
+    const reason = unsafeServerPdu(l2cap.subarray(4, pdu.total), this.readByType.get(handle) ?? null);
+    if (reason === null) return pdu.packets;
+    this.onDrop(`connection 0x${handle.toString(16).padStart(4, "0")}: dropped ${reason}`);
+    return [];
+  }
+}
+
+function aclOf(packet: Buffer): { handle: number; pb: number; data: Buffer } | null {
+  if (packet.length < 5 || packet[0] !== H4_ACL) return null;
+  const flags = packet.readUInt16LE(1);
+  const length = packet.readUInt16LE(3);
+  if (packet.length < 5 + length) return null;
+  return { handle: flags & 0x0fff, pb: (flags >> 12) & 0b11, data: packet.subarray(5, 5 + length) };
+}
