@@ -569,7 +569,7 @@ describe("sim: nus-ymodem peripheral", () => {
       ["xoss without files", { xoss: true }, /peripherals\[0\]\.files: is required with xoss/],
       ["xoss with sizeBytes", { xoss: true, files: { a: "x" }, sizeBytes: 1 }, /peripherals\[0\]\.sizeBytes: cannot be combined with xoss/],
       ["xoss with file", { xoss: true, file: "x" }, /peripherals\[0\]\.file: cannot be combined with xoss/],
-      ["xoss name too long", { xoss: true, files: { "a-very-long-file-name.fit": { sizeBytes: 1 } } }, /peripherals\[0\]\.files\.a-very-long-file-name\.fit: must be at most 18 bytes/],
+      ["xoss name too long", { xoss: true, files: { "a-very-long-file-name.fit": { sizeBytes: 1 } } }, /peripherals\[0\]\.files\."a-very-long-file-name\.fit": must be at most 18 bytes/],
       ["files entry", { files: { a: 3 } }, /peripherals\[0\]\.files\.a: must be a path or/],
       ["files entry key", { files: { a: { size: 3 } } }, /peripherals\[0\]\.files\.a\.size: unknown option/],
       ["empty files", { files: {} }, /peripherals\[0\]\.files: must name at least one file/],
