@@ -163,7 +163,9 @@ class Session implements DeviceSession {
     const c = this.characteristic(service, characteristic);
     let sub = this.subscriptions.get(key);
     if (!sub) {
-      const listeners = new Set<(v: Buffer) => void>();
+      // The first listener is in before the CCCD write: a sensor may notify as soon as it has the write, before
+      // noble hears the write response, and those first values must not fall into an empty set.
+      const listeners = new Set<(v: Buffer) => void>([onValue]);
       const attached = (data: Buffer, isNotification: boolean): void => {
         // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
         if (!isNotification) return;
