@@ -11,7 +11,9 @@
  *
  * The theoretical figures and their formulas are in ./theory.ts.
  *
- * Usage: tsx test/bench/run.ts [--time-scale N] [--rows 1,3]
+ * A second table, the notification path (heart-rate notifications to node.send), comes from ./notifications.ts.
+ *
+ * Usage: tsx test/bench/run.ts [--time-scale N] [--rows 1,3] [--notifications-only]
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -25,6 +27,7 @@ import type { YmodemEvent, YmodemReceiver } from "../../src/protocol/ymodem";
 import type { Simulation } from "../../src/sim/scenario";
 import type { LinkSettings } from "../../src/sim/types";
 import { helper } from "../support/red";
+import { runNotificationBench } from "./notifications";
 import { alignedStreamingKbps, eventsPerBlock, theoreticalCKbps, theoreticalGKbps, type LinkPoint } from "./theory";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -90,6 +93,7 @@ function built<T>(relative: string): T {
 
 const bleConfigNode = built<NodeModule>("ble-config.js");
 const nusYmodemReceiveNode = built<NodeModule>("nus-ymodem-receive.js");
+const heartRateNode = built<NodeModule>("heart-rate.js");
 /** The very module the built node uses, so the probe below sees its receiver. */
 const builtYmodem = built<YmodemModule>("protocol/ymodem.js");
 
@@ -435,9 +439,10 @@ function diagnostics(results: Result[]): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-function parseArgs(argv: string[]): { timeScale: number; rows: number[] | null } {
+function parseArgs(argv: string[]): { timeScale: number; rows: number[] | null; notificationsOnly: boolean } {
   let timeScale = 1;
   let rows: number[] | null = null;
+  let notificationsOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -453,26 +458,29 @@ function parseArgs(argv: string[]): { timeScale: number; rows: number[] | null }
         .split(",")
         .map((s) => Number(s.trim()));
       if (rows.some((n) => !Number.isInteger(n) || n < 1 || n > ROWS.length)) throw new Error(`--rows takes row numbers 1…${ROWS.length}`);
+    } else if (arg === "--notifications-only") {
+      notificationsOnly = true;
     } else if (arg === "--") {
       continue;
     } else {
-      throw new Error(`unknown argument ${arg} (usage: npm run bench -- [--time-scale N] [--rows 1,3])`);
+      throw new Error(`unknown argument ${arg} (usage: npm run bench -- [--time-scale N] [--rows 1,3] [--notifications-only])`);
     }
   }
-  return { timeScale, rows };
+  return { timeScale, rows, notificationsOnly };
 }
 
 async function main(): Promise<number> {
-  const { timeScale, rows } = parseArgs(process.argv.slice(2));
+  const { timeScale, rows, notificationsOnly } = parseArgs(process.argv.slice(2));
   instrument();
   await new Promise<void>((resolve) => helper.startServer(() => resolve()));
   const results: Result[] = [];
   const failures: string[] = [];
+  let notifications: string;
   try {
     // Warm-up (not reported): JIT-compiles noble, Node-RED and the node, so the first row's CPU is not inflated.
     process.stderr.write("warming up…\n");
     await runRow({ intervalMs: 7.5, mtu: 247, dataLength: 251, pdusPerEvent: PDUS, block: "stx", mode: "C", framing: "aligned", sizeBytes: 64 * KiB }, 0, Math.max(timeScale, 10), 99);
-    const selected = ROWS.map((row, i) => ({ row, n: i + 1 })).filter(({ n }) => rows === null || rows.includes(n));
+    const selected = ROWS.map((row, i) => ({ row, n: i + 1 })).filter(({ n }) => !notificationsOnly && (rows === null || rows.includes(n)));
     for (const { row, n } of selected) {
       process.stderr.write(`row ${n}: ${row.intervalMs} ms, MTU ${row.mtu}, DL ${row.dataLength}, ${row.block.toUpperCase()}, ${row.mode} ${row.framing}, ${sizeLabel(row.sizeBytes)}…\n`);
       try {
@@ -483,6 +491,9 @@ async function main(): Promise<number> {
         process.stderr.write(`FAILED: ${message}\n`);
       }
     }
+    const section = await runNotificationBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line));
+    notifications = section.markdown;
+    failures.push(...section.failures);
   } finally {
     await new Promise<void>((resolve) => helper.stopServer(() => resolve()));
     fs.rmSync(tempRoot, { recursive: true, force: true });
@@ -506,6 +517,7 @@ async function main(): Promise<number> {
     "Diagnostics:",
     diagnostics(results),
   ];
+  out.push("", notifications);
   if (failures.length > 0) out.push("", "FAILED:", ...failures.map((f) => `- ${f}`));
   process.stdout.write(`${out.join("\n")}\n`);
   return failures.length > 0 ? 1 : 0;
