@@ -15,6 +15,7 @@
  *
  * Usage: tsx test/bench/run.ts [--time-scale N] [--rows 1,3] [--notifications-only]
  */
+import { parseArgs as parseCommandLine } from "node:util";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -440,33 +441,15 @@ function diagnostics(results: Result[]): string {
 // ---------------------------------------------------------------------------------------------------------------
 
 function parseArgs(argv: string[]): { timeScale: number; rows: number[] | null; notificationsOnly: boolean } {
-  let timeScale = 1;
-  let rows: number[] | null = null;
-  let notificationsOnly = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const v = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === "--time-scale" || arg.startsWith("--time-scale=")) {
-      timeScale = Number(value());
-      if (!(timeScale >= 0.01 && timeScale <= 1000)) throw new Error(`--time-scale must be a number from 0.01 to 1000`);
-    } else if (arg === "--rows" || arg.startsWith("--rows=")) {
-      rows = value()
-        .split(",")
-        .map((s) => Number(s.trim()));
-      if (rows.some((n) => !Number.isInteger(n) || n < 1 || n > ROWS.length)) throw new Error(`--rows takes row numbers 1…${ROWS.length}`);
-    } else if (arg === "--notifications-only") {
-      notificationsOnly = true;
-    } else if (arg === "--") {
-      continue;
-    } else {
-      throw new Error(`unknown argument ${arg} (usage: npm run bench -- [--time-scale N] [--rows 1,3] [--notifications-only])`);
-    }
-  }
-  return { timeScale, rows, notificationsOnly };
+  const { values } = parseCommandLine({
+    args: argv.filter((a) => a !== "--"),
+    options: { "time-scale": { type: "string" }, rows: { type: "string" }, "notifications-only": { type: "boolean" } },
+  });
+  const timeScale = Number(values["time-scale"] ?? 1);
+  if (!(timeScale >= 0.01 && timeScale <= 1000)) throw new Error(`--time-scale must be a number from 0.01 to 1000`);
+  const rows = values.rows === undefined ? null : values.rows.split(",").map((s) => Number(s.trim()));
+  if (rows?.some((n) => !Number.isInteger(n) || n < 1 || n > ROWS.length)) throw new Error(`--rows takes row numbers 1…${ROWS.length}`);
+  return { timeScale, rows, notificationsOnly: values["notifications-only"] ?? false };
 }
 
 async function main(): Promise<number> {

@@ -15,6 +15,7 @@
  * Every delivered notification must come out exactly once, in order. The sensors send the Energy Expended field,
  * a counter that grows by one per measurement and survives reconnects, so each value is distinct and increasing.
  */
+import { parseArgs as parseCommandLine } from "node:util";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -453,26 +454,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 }
 
 function parseArgs(argv: string[]): { minutes: number; seed: number } {
-  let minutes = 10;
-  let seed = 1;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const v = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
-      return v;
-    };
-    if (arg === "--minutes" || arg.startsWith("--minutes=")) {
-      minutes = Number(value());
-      // Bounded: the soak must stop by itself within 10 minutes.
-      if (!(minutes >= 0.5 && minutes <= 10)) throw new Error("--minutes must be a number from 0.5 to 10");
-    } else if (arg === "--seed" || arg.startsWith("--seed=")) {
-      seed = Number(value());
-      if (!Number.isInteger(seed)) throw new Error("--seed must be an integer");
-    } else if (arg !== "--") {
-      throw new Error(`unknown argument ${arg} (usage: npm run soak -- [--minutes N] [--seed N])`);
-    }
-  }
+  const { values } = parseCommandLine({ args: argv.filter((a) => a !== "--"), options: { minutes: { type: "string" }, seed: { type: "string" } } });
+  const minutes = Number(values.minutes ?? 10);
+  // Bounded: the soak must stop by itself within 10 minutes.
+  if (!(minutes >= 0.5 && minutes <= 10)) throw new Error("--minutes must be a number from 0.5 to 10");
+  const seed = Number(values.seed ?? 1);
+  if (!Number.isInteger(seed)) throw new Error("--seed must be an integer");
   return { minutes, seed };
 }
 
