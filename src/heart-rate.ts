@@ -7,7 +7,7 @@ import { configuredAdapter } from "./red/ble-config-node";
 import type { DeviceSelector, Lease } from "./ble/pool";
 import { decodeHeartRateMeasurement } from "./protocol/heart-rate";
 import { addressProperty, stringProperty, strOrEnvProperty } from "./red/properties";
-import { statusFor } from "./red/status";
+import { showInvalid, statusFor } from "./red/status";
 
 const HEART_RATE_SERVICE = "180d";
 const HEART_RATE_MEASUREMENT = "2a37";
@@ -31,8 +31,7 @@ export = function register(RED: NodeAPI): void {
       const name = stringProperty(def.deviceName);
       selector = address ? { address, ...(name ? { name } : {}) } : name ? { name } : { service: HEART_RATE_SERVICE };
     } catch (error) {
-      this.status({ fill: "red", shape: "ring", text: t("status.invalid") });
-      this.error(error instanceof Error ? error.message : String(error));
+      showInvalid(this, t, error);
       return;
     }
     const { adapter } = configuredAdapter(RED, this, def.ble, t);

@@ -8,7 +8,7 @@ import { configuredAdapter } from "./red/ble-config-node";
 import type { DeviceSelector, DeviceSession, Lease, PeripheralInfo } from "./ble/pool";
 import { encodeHiokiCommand, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
-import { statusFor } from "./red/status";
+import { showInvalid, statusFor } from "./red/status";
 
 /** The Z3210 command channel. The adapter's other writable custom service is Silicon Labs OTA: never touched. */
 const COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
@@ -242,8 +242,7 @@ export = function register(RED: NodeAPI): void {
       interval = intProperty(def.interval, 500, 0, 86_400_000, "interval");
       replyTimeout = intProperty(def.replyTimeout, 1000, 10, 600_000, "replyTimeout");
     } catch (error) {
-      this.status({ fill: "red", shape: "ring", text: t("status.invalid") });
-      this.error(error instanceof Error ? error.message : String(error));
+      showInvalid(this, t, error);
       return;
     }
     const { adapter } = configuredAdapter(RED, this, def.ble, t);

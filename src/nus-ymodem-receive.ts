@@ -18,7 +18,7 @@ import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, xossF
 import { YmodemError, YmodemReceiver, type YmodemEvent } from "./protocol/ymodem";
 import { configuredAdapter } from "./red/ble-config-node";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
-import { statusFor, type Translate } from "./red/status";
+import { showInvalid, statusFor, type Translate } from "./red/status";
 
 const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
 /** Central → peripheral (we write C/G, ACK, NAK, CAN here). */
@@ -497,9 +497,7 @@ export = function register(RED: NodeAPI): void {
     try {
       settings = parseSettings(def, strOrEnvProperty(RED, this, def.address, def.addressType));
     } catch (error) {
-      problem = errorOf(error).message;
-      this.status({ fill: "red", shape: "ring", text: t("status.invalid") });
-      this.error(problem);
+      problem = showInvalid(this, t, error);
     }
     const configured = settings ? configuredAdapter(RED, this, def.ble, t) : null;
     if (configured?.problem) problem = configured.problem;

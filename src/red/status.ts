@@ -1,5 +1,5 @@
 /** Lease states as Node-RED status dots, following core conventions (green dot, yellow ring, red ring). */
-import type { NodeStatus } from "node-red";
+import type { Node, NodeStatus } from "node-red";
 import type { LeaseState } from "../ble/pool";
 
 export type Translate = (key: string, substitutions?: Record<string, string | number>) => string;
@@ -21,4 +21,12 @@ export function statusFor(state: LeaseState, t: Translate): NodeStatus {
     case "error":
       return { fill: "red", shape: "ring", text: t("status.error", { text: state.text, seconds: Math.ceil(state.retryInMs / 1000) }) };
   }
+}
+
+/** A node whose own properties are invalid: red ring, and the reason in the log. Returns the reason. */
+export function showInvalid(node: Node, t: Translate, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  node.status({ fill: "red", shape: "ring", text: t("status.invalid") });
+  node.error(reason);
+  return reason;
 }
