@@ -300,6 +300,8 @@ export class BleAdapter extends EventEmitter {
   private openError: Error | null = null;
   private readonly scanListeners = new Set<(p: Peripheral) => void>();
   private readonly drops = new Set<Promise<void>>();
+  private reopenTimer: NodeJS.Timeout | null = null;
+  private reopenAttempt = 0;
 
   constructor(
     readonly settings: TransportSettings,
@@ -360,6 +362,8 @@ export class BleAdapter extends EventEmitter {
       this.updateScanning();
     });
     if (initial !== "unknown") this.onStateChange(initial);
+    // A serial port that fails to open may never report a state at all: check back, and reopen it if it is not up.
+    if (this.settings.transport === "uart") this.scheduleReopen();
   }
 
   ref(): void {
@@ -380,6 +384,8 @@ export class BleAdapter extends EventEmitter {
 
   private async shutdown(): Promise<void> {
     registry.delete(this.key);
+    if (this.reopenTimer) clearTimeout(this.reopenTimer);
+    this.reopenTimer = null;
     // Disconnects already under way (a node released its lease just before) must finish before noble stops,
     // or their Disconnection Complete never arrives.
     const disconnects = [...this.drops, ...[...this.entries].map((e) => this.dropEntry(e))];
@@ -395,6 +401,7 @@ export class BleAdapter extends EventEmitter {
     this.adapterState = state;
     this.emit("state", state);
     if (state === "poweredOn") {
+      this.reopenAttempt = 0;
       this.scanning = false;
       for (const e of this.entries) this.kick(e);
       this.updateScanning();
@@ -408,6 +415,44 @@ export class BleAdapter extends EventEmitter {
       if (e.phase !== "closing") e.phase = "resolving";
     }
     this.broadcastAdapterState();
+    if (this.settings.transport === "uart" && state !== "unknown" && state !== "resetting") this.scheduleReopen();
+  }
+
+  /**
+   * A serial adapter that closed or never came up (a dongle unplugged, a USB reset) is opened again, with backoff,
+   * until it answers.
+   * noble's UART driver only retries while the port shows in the system's port list, for a few seconds; reopening
+   * the whole transport works for any serial device and never gives up while a node uses the adapter.
+   */
+  private scheduleReopen(): void {
+    if (this.reopenTimer || this.closing) return;
+    const backoff = Math.min(this.policy.reconnectDelay * 2 ** this.reopenAttempt, this.policy.maxReconnectDelay);
+    // An adapter still starting up gets at least a connect timeout before it is judged.
+    const delay = this.adapterState === "unknown" ? Math.max(backoff, this.policy.connectTimeout) : backoff;
+    this.reopenAttempt++;
+    this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = null;
+      if (this.closing || this.adapterState === "poweredOn") return;
+      this.emit("warning", `reopening ${this.description}`);
+      this.opened?.close();
+      this.opened = null;
+      this.openError = null;
+      this.adapterState = "unknown";
+      this.scanning = false;
+      this.connectBusy = false;
+      for (const e of this.entries) {
+        // Peripheral objects belong to the closed noble instance: find the devices again on the new one.
+        e.unwatch();
+        e.peripheral = null;
+        if (e.phase !== "closing") e.phase = "resolving";
+      }
+      this.ensureOpen();
+      if (this.openError) {
+        this.broadcastAdapterState();
+        this.openError = null;
+        this.scheduleReopen();
+      }
+    }, delay);
   }
 
   private broadcastAdapterState(): void {

@@ -345,6 +345,40 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
     });
   });
 
+  describe("the adapter comes back", () => {
+    it("a uart adapter that closes and reappears at its path is reopened: nodes recover without a redeploy", async () => {
+      const simulation = new Simulation(parseScenario({ peripherals: [hrPeripheral()] }, ""), { timeScale: SCALE });
+      simulation.start();
+      // A stable device path in front of the pty, as udev gives a dongle (/dev/serial/by-id/...).
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-uart-"));
+      const devicePath = path.join(dir, "ttyBLE");
+      let port = await openVirtualSerialPort(simulation.controller);
+      fs.symlinkSync(port.path, devicePath);
+      try {
+        await loadFlow(MODULES, [tab, { id: "cfg", type: "ble-config", transport: "uart", uartPort: devicePath, uartBaudRate: 1000000, reconnectDelay: 100 }, hrNode(), ...sinks()]);
+        await waitForStatus(node("hr"), isConnected, 20000);
+        await collectMessages(node("outHr"), 1);
+        const gone = waitForStatus(node("hr"), (s) => s.fill === "red" && String(s.text).includes(devicePath), 20000);
+        await port.close();
+        fs.unlinkSync(devicePath);
+        await gone;
+        // The dongle is plugged in again: a new device behind the same path.
+        const back = waitForStatus(node("hr"), isConnected, 30000);
+        port = await openVirtualSerialPort(simulation.controller);
+        fs.symlinkSync(port.path, devicePath);
+        await back;
+        const [msg] = await collectMessages(node("outHr"), 1);
+        assert.equal((msg as NodeMessage & { peripheral: { address: string } }).peripheral.address, HR);
+        await helper.unload();
+        assert.equal(openAdapterCount(), 0);
+      } finally {
+        await port.close();
+        simulation.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe("the peripheral misbehaves", () => {
     it("a notification before the subscription is confirmed: delivered once, in order, no error, and the stream goes on", async () => {
       const c = await loadAll({ peripherals: [hrPeripheral({ bpm: [60] })], events: [{ atMs: 0, address: HR, action: "power-off" }] });
