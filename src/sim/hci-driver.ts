@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { VirtualController } from "./controller";
+import { guardAdvertisingReport } from "../protocol/advertising-guard";
 import { AttGuard } from "../protocol/att-guard";
 import { OP, buildCommand } from "../protocol/h4";
 
@@ -146,10 +147,15 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
     private inner?: HciDriver;
     private controller?: VirtualController;
     private up = false;
-    /** ATT PDUs that would crash noble's parser never reach it, from real radios and the simulator alike. */
+    /**
+     * ATT PDUs that would crash noble's parser never reach it, and advertising reports it would drop are repaired,
+     * from real radios and the simulator alike.
+     */
     private readonly guard = new AttGuard((reason) => process.emitWarning(`BLE: ${reason}`, { code: "BLE_MALFORMED_ATT" }));
     private readonly deliver = (packet: Buffer): void => {
-      for (const p of this.guard.toHost(packet)) this.emit("data", p);
+      for (const p of this.guard.toHost(packet)) {
+        for (const q of guardAdvertisingReport(p)) this.emit("data", q);
+      }
     };
     private readonly onPacket = (packet: Buffer) => {
       if (this.up) this.deliver(packet);

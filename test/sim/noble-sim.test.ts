@@ -163,6 +163,16 @@ describe("sim: noble against the virtual controller", function () {
       assert.deepEqual(await received, range(3), "the notifications after it arrive");
     });
 
+    it("a peripheral advertising an empty TX Power Level structure is still discovered by name (noble alone drops the report)", async () => {
+      controller = new VirtualController({ clock: new ScaledClock(TIME_SCALE), link: DEFAULT_LINK });
+      fake = new FakePeripheral({ name: "odd-adv", extraAdvertising: Buffer.from([0x01, 0x0a]) });
+      controller.addPeripheral(fake);
+      const n = inProcess();
+      await n.waitForPoweredOnAsync();
+      const peripheral = await discoverByName(n, "odd-adv");
+      assert.equal(peripheral.address, fake.address);
+    });
+
     it("a power-off while connected gives 'disconnect' with reason 8, and noble reconnects after power-on", async () => {
       simulate();
       const n = inProcess();

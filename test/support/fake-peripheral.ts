@@ -17,6 +17,8 @@ export interface FakePeripheralOptions {
   address?: string;
   addressType?: AddressType;
   name?: string;
+  /** Extra AD structures appended to the advertising data (for malformed-advertisement tests). */
+  extraAdvertising?: Buffer;
   maxMtu?: number;
 }
 
@@ -42,6 +44,7 @@ export class FakePeripheral extends EventEmitter implements VirtualPeripheral {
   readonly addressType: AddressType;
   readonly name: string;
   readonly maxMtu: number;
+  readonly extraAdvertising: Buffer;
   link?: PeripheralLink;
   mtu = 23;
   cccd = 0;
@@ -57,11 +60,12 @@ export class FakePeripheral extends EventEmitter implements VirtualPeripheral {
     this.addressType = options.addressType ?? "random";
     this.name = options.name ?? "fake-1";
     this.maxMtu = options.maxMtu ?? 247;
+    this.extraAdvertising = options.extraAdvertising ?? Buffer.alloc(0);
   }
 
   advertisingData(): Buffer {
     const name = Buffer.from(this.name, "utf8");
-    return Buffer.concat([Buffer.from([0x02, 0x01, 0x06, name.length + 1, 0x09]), name]);
+    return Buffer.concat([Buffer.from([0x02, 0x01, 0x06]), this.extraAdvertising, Buffer.from([name.length + 1, 0x09]), name]);
   }
 
   scanResponseData(): Buffer {
