@@ -31,6 +31,7 @@ const NUS = "e3:c3:5c:00:00:01";
 const SCALE = 20;
 
 const ATT_ERROR_RSP = 0x01;
+const ATT_HANDLE_VALUE_CFM = 0x1e;
 const ATT_EXCHANGE_MTU_REQ = 0x02;
 const ATT_READ_BY_GROUP_TYPE_REQ = 0x10;
 const ATT_WRITE_REQ = 0x12;
@@ -419,6 +420,31 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const status = await error;
       assert.match(String(status.text), /subscribing to 78b028ce-affd-4967-ab9e-dc336c8c94e7 timed out after \d+ ms \(retry in \d+ s\)/);
       // The retry subscribes normally and polling starts; the sensor was never disturbed.
+      await collectMessages(node("outMeter"), 2, 20000);
+      await allConnected(c);
+    });
+
+    it("indications never confirmed (the confirmations are lost): the meter falls silent, the node says so without hanging, and recovers with a new link", async () => {
+      const c = await loadAll({ peripherals: [hrPeripheral(), meterPeripheral()] });
+      const meter = peripheral(c, METER);
+      let lose = true;
+      tapAtt(meter, (pdu, pass) => {
+        if (pdu[0] === ATT_HANDLE_VALUE_CFM && lose) return;
+        pass();
+      });
+      // The first reply gets through; without its confirmation the meter may not indicate again.
+      await collectMessages(node("outMeter"), 1, 20000);
+      await waitForStatus(node("meter"), (s) => s.fill === "yellow" && /no reply/.test(String(s.text)), 20000);
+      const caught = collectMessages(node("caught"), 1, 20000);
+      node("meter").receive({ payload: "FETC?" });
+      const [err] = (await caught) as CaughtMsg[];
+      assert.match(err.error.message, /no reply|timed out/i);
+      // A new link starts with no indication outstanding.
+      lose = false;
+      c.powerOff(METER);
+      await waitForStatus(node("meter"), (s) => s.fill === "yellow" && /reconnecting|connecting/.test(String(s.text)), 20000);
+      c.powerOn(METER);
+      await waitForStatus(node("meter"), isConnected, 20000);
       await collectMessages(node("outMeter"), 2, 20000);
       await allConnected(c);
     });
