@@ -86,9 +86,12 @@ export function serialFromAddress(address: string): string {
   return String(parseInt(address.slice(-8).replace(/:/g, ""), 16)).padStart(9, "0");
 }
 
+/** Commands kept in commandLog. */
+const COMMAND_LOG_LENGTH = 1000;
+
 export class HiokiDt4261Peripheral extends GattPeripheral {
   readonly serial: string;
-  /** Every complete command line received, in order (without CR LF): tests check what nodes send. */
+  /** The last COMMAND_LOG_LENGTH command lines received, in order (without CR LF): tests check what nodes send. */
   readonly commandLog: string[] = [];
   private readonly values: readonly number[];
   private readonly replies: readonly string[] | null;
@@ -178,6 +181,8 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
 
   private commandLine(line: string): void {
     this.commandLog.push(line);
+    // Bounded: a meter polled for days in a demo or a soak must not grow without end; tests read the recent past.
+    if (this.commandLog.length > COMMAND_LOG_LENGTH) this.commandLog.splice(0, this.commandLog.length - COMMAND_LOG_LENGTH);
     if (line === "") return;
     // Answers are computed now, so readings advance in the order commands arrived.
     const reply = line
