@@ -433,7 +433,6 @@ export class BleAdapter extends EventEmitter {
     this.reopenTimer = setTimeout(() => {
       this.reopenTimer = null;
       if (this.closing || this.adapterState === "poweredOn") return;
-      this.emit("warning", `reopening ${this.description}`);
       this.opened?.close();
       this.opened = null;
       this.openError = null;
