@@ -116,6 +116,8 @@ interface DownloadContext {
   output(file: ReceivedFile): void;
   /** Temporary files being written, so that closing the node can remove them. */
   temps: Set<string>;
+  /** The absolute directory that the configured "Save to" directory names now (see saveDirectory). */
+  resolveDirectory(directory: string): string;
 }
 
 interface FileStats {
@@ -381,7 +383,7 @@ class Download {
     this.saves = this.saves
       .then(async () => {
         if (this.error) return; // the download already failed: a later file is not delivered
-        const saved = directory ? await saveFile(directory, event.name, event.data, this.ctx.temps) : null;
+        const saved = directory ? await saveFile(this.ctx.resolveDirectory(directory), event.name, event.data, this.ctx.temps) : null;
         const file: ReceivedFile = { name: event.name, data: event.data, path: saved, stats, peripheral };
         this.filesReceived++;
         this.lastFile = file;
@@ -441,13 +443,22 @@ class Download {
 }
 
 /**
- * Saves `data` under the sanitised remote name in `directory`, never overwriting: the bytes go to a
+ * The absolute directory that a "Save to" directory names, as Node-RED's file nodes resolve a file name: an
+ * absolute path as it is, a relative one against the `fileWorkingDirectory` setting when that is set, else
+ * against the process's working directory. (Environment variables, "${NAME}", the runtime has already
+ * substituted when it created the node.)
+ */
+function saveDirectory(directory: string, fileWorkingDirectory: unknown): string {
+  return typeof fileWorkingDirectory === "string" && fileWorkingDirectory !== "" ? path.resolve(fileWorkingDirectory, directory) : path.resolve(directory);
+}
+
+/**
+ * Saves `data` under the sanitised remote name in the absolute directory `dir`, never overwriting: the bytes go to a
  * temporary file first, which is then hard-linked to the first free name ("a.txt", "a (1).txt", ...);
  * link() fails instead of replacing an existing file, so a name taken meanwhile is never clobbered.
  * File systems without hard links fall back to check-then-rename. Returns the final path.
  */
-async function saveFile(directory: string, remoteName: string, data: Buffer, temps: Set<string>): Promise<string> {
-  const dir = path.resolve(directory);
+async function saveFile(dir: string, remoteName: string, data: Buffer, temps: Set<string>): Promise<string> {
   await fs.promises.mkdir(dir, { recursive: true });
   const safeName = sanitizeFileName(remoteName);
   const temp = path.join(dir, `.nus-ymodem-${crypto.randomBytes(6).toString("hex")}.part`);
@@ -563,7 +574,9 @@ export = function register(RED: NodeAPI): void {
         if (cfg.topic) out.topic = cfg.topic;
         job.send(out);
       };
-      current = new Download({ adapter, settings: cfg, t, status, temps, output }, selector, requestFile);
+      // Read when a file is saved, as the file nodes read it for each message.
+      const resolveDirectory = (directory: string): string => saveDirectory(directory, (RED.settings as unknown as Record<string, unknown>).fileWorkingDirectory);
+      current = new Download({ adapter, settings: cfg, t, status, temps, output, resolveDirectory }, selector, requestFile);
       const result = await current.run();
       current = null;
       if (result.error) {

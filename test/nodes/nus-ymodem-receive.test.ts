@@ -400,4 +400,45 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     assert.deepEqual(rx.slice(-2), [0x18, 0x18], "CAN CAN reached the device before the link was released");
     assert.deepEqual(listDir(dir), [], "no file and no temporary file");
   });
+
+  it("resolves a relative Save to against fileWorkingDirectory, as Node-RED's file nodes do; an absolute one stays", async () => {
+    const workDir = tempDir("ble-nus-fwd-");
+    // Unique, so that a file saved beside the process's working directory instead is noticed and removed.
+    const relative = path.join(`${path.basename(workDir)}-downloads`, "nus");
+    const stray = path.resolve(relative.split(path.sep)[0]);
+    assert.equal(fs.existsSync(stray), false, `${stray} does not exist before the test`);
+    // A settings.js setting that the helper's LocalSettings type does not list.
+    helper.settings({ fileWorkingDirectory: workDir } as Parameters<typeof helper.settings>[0]);
+    try {
+      await load({ peripherals: [nusPeripheral({ sizeBytes: 5000, seed: 21, filename: "rel.bin" })] }, { directory: relative });
+      const check = noErrors();
+      const received = collectMessages(helper.getNode("out"), 1, 30000);
+      const completed = collectMessages(helper.getNode("completed"), 1, 30000);
+      trigger();
+      const [msg] = files(await received);
+      await completed;
+      const dir = path.join(workDir, relative);
+      const expected = generateFileContent(5000, 21);
+      assert.equal(msg.path, path.join(dir, "rel.bin"), "msg.path is the file under fileWorkingDirectory");
+      assert.ok(fs.readFileSync(path.join(dir, "rel.bin")).equals(expected), "the saved file is byte-exact");
+      assert.deepEqual(listDir(dir), ["rel.bin"], "no temporary file is left");
+      assert.equal(fs.existsSync(stray), false, "nothing was saved under the process's working directory");
+      check();
+
+      await helper.unload();
+      const absolute = tempDir("ble-nus-fwd-abs-");
+      await load({ peripherals: [nusPeripheral({ sizeBytes: 3000, seed: 22, filename: "abs.bin" })] }, { directory: absolute });
+      const checkAbsolute = noErrors();
+      const again = collectMessages(helper.getNode("out"), 1, 30000);
+      trigger();
+      const [abs] = files(await again);
+      assert.equal(abs.path, path.join(absolute, "abs.bin"), "an absolute directory is used as it is");
+      assert.ok(fs.readFileSync(path.join(absolute, "abs.bin")).equals(generateFileContent(3000, 22)));
+      assert.deepEqual(listDir(workDir), [path.basename(stray)], "nothing else was written under fileWorkingDirectory");
+      checkAbsolute();
+    } finally {
+      helper.settings({});
+      fs.rmSync(stray, { recursive: true, force: true });
+    }
+  });
 });
