@@ -9,6 +9,12 @@ import { DEFAULT_LINK } from "./types";
  * peripherals, and carries ATT between the host and a peripheral over a link-layer model in which every
  * connection event moves a bounded number of PDUs (pdusPerEvent and air time), so no setting beats physics.
  *
+ * One radio serves every connection, as in a real adapter: connection events never overlap. A new link's anchor
+ * goes into the middle of the largest free gap between the anchors already in use (placeAnchor); an event starts at
+ * its anchor (or when the radio frees up) and ends before the next anchor of any connection, its own included,
+ * after at least one exchange; a quiet event still costs the empty exchange that keeps the link alive. An event
+ * that cannot start before its own next anchor is skipped.
+ *
  * Events:
  * - 'h4' (packet: Buffer): exactly one H4 packet towards the host, always asynchronously, in order; packets
  *   produced together (one connection event, one command) are emitted back to back in the same tick.
@@ -57,11 +63,15 @@ export interface ConnectionEventInfo {
   address: string;
   /** Simulated time of the event's anchor point. */
   atMs: number;
+  /** When the radio started the event: the anchor, or later when another link's event ran over it. */
+  startMs: number;
+  /** The radio was busy past this link's next anchor: the event did not take place. */
+  skipped: boolean;
   toCentralPdus: number;
   toCentralBytes: number;
   toPeripheralPdus: number;
   toPeripheralBytes: number;
-  /** Air time used by the event's exchanges, in microseconds. */
+  /** Air time used by the event's exchanges (an idle event: its empty exchange), in microseconds. */
   airTimeUs: number;
 }
 
@@ -70,6 +80,8 @@ const PDU_OVERHEAD_BYTES = 10;
 const US_PER_BYTE = 8;
 /** Inter frame space between the two packets of an exchange and before the next exchange. */
 const T_IFS_US = 150;
+/** LL_TERMINATE_IND: opcode and error code. */
+const LL_TERMINATE_IND_BYTES = 2;
 
 /** Air time of one link-layer packet with `payload` bytes (0 = empty PDU), in microseconds. */
 export function pduAirTimeUs(payload: number): number {
@@ -83,11 +95,47 @@ export function exchangeAirTimeUs(centralPayload: number, peripheralPayload: num
 
 /**
  * Most data PDUs of `payload` bytes one direction can carry in one connection event while the other direction
- * sends empty PDUs: min(pdusPerEvent, air time). With 7.5 ms: 11 × 27 bytes, 3 × 251 bytes.
+ * sends empty PDUs: min(pdusPerEvent, air time). With 7.5 ms: 11 × 27 bytes, 3 × 251 bytes. `slotMs` is the time
+ * the event may use (the whole interval for a single connection, less when the radio is shared).
  */
-export function maxPdusPerEvent(link: LinkSettings, payload = link.dataLength): number {
-  const byAirTime = Math.floor((link.connectionIntervalMs * 1000) / exchangeAirTimeUs(payload, 0));
+export function maxPdusPerEvent(link: LinkSettings, payload = link.dataLength, slotMs = link.connectionIntervalMs): number {
+  const byAirTime = Math.floor((slotMs * 1000) / exchangeAirTimeUs(payload, 0));
   return Math.max(1, Math.min(link.pdusPerEvent, byAirTime));
+}
+
+/**
+ * Where the controller puts a new link's anchor, as a phase in [0, interval): in the middle of the largest gap
+ * between the phases already in use (the first of equal gaps, counting from the smallest phase), or `fallback` on
+ * an idle radio. Every link uses the scenario's one interval, so phases alone describe the schedule.
+ */
+export function placeAnchor(phases: readonly number[], intervalMs: number, fallback = 0): number {
+  if (phases.length === 0) return ((fallback % intervalMs) + intervalMs) % intervalMs;
+  const sorted = [...phases].sort((a, b) => a - b);
+  let best = 0;
+  let bestGap = -1;
+  for (let i = 0; i < sorted.length; i++) {
+    const next = i + 1 < sorted.length ? sorted[i + 1] : sorted[0] + intervalMs;
+    const gap = next - sorted[i];
+    if (gap > bestGap) {
+      bestGap = gap;
+      best = sorted[i] + gap / 2;
+    }
+  }
+  return best % intervalMs;
+}
+
+/**
+ * The time each of `count` links opened one after another on an idle radio may use per event: the gap from its
+ * anchor to the next anchor in use (the bench's ceiling for several connections at once).
+ */
+export function radioSlotsMs(count: number, intervalMs: number): number[] {
+  const phases: number[] = [];
+  for (let i = 0; i < count; i++) phases.push(placeAnchor(phases, intervalMs));
+  const sorted = [...phases].sort((a, b) => a - b);
+  return phases.map((phase) => {
+    const i = sorted.indexOf(phase);
+    return i + 1 < sorted.length ? sorted[i + 1] - phase : sorted[0] + intervalMs - phase;
+  });
 }
 
 const HCI_VERSION = 0x09; // Bluetooth 5.0: noble needs >= 6
@@ -145,7 +193,6 @@ class Connection {
   /** L2CAP PDU being reassembled from host fragments. */
   partial?: { cid: number; length: number; chunks: Buffer[]; received: number };
   eventIndex = 0;
-  timer?: SimTimer;
   supervisionTimer?: SimTimer;
   /** Set by the host's Disconnect: carried out once the data queued to the peripheral has gone. */
   terminate?: { peripheralReason: number };
@@ -166,6 +213,11 @@ class Connection {
     enqueueAtt: (conn: Connection, pdu: Buffer) => Promise<void>,
   ) {
     this.link = new ConnectionLink(this, enqueueAtt);
+  }
+
+  /** The anchor of the next event not yet run. */
+  get nextAnchorMs(): number {
+    return this.anchorMs + (this.eventIndex + 1) * this.intervalMs;
   }
 }
 
@@ -231,6 +283,10 @@ export class VirtualController extends EventEmitter {
   private flushHandle?: NodeJS.Immediate;
   /** Simulated time of the connection event being processed, so replies queued during it are stamped with it. */
   private eventTime?: number;
+  /** The one radio: the timer for the next connection event of any link, and when the radio is free again. */
+  private radioTimer?: SimTimer;
+  private radioTimerAt = Infinity;
+  private radioFreeAtMs = -Infinity;
   private closed = false;
 
   constructor(options: VirtualControllerOptions) {
@@ -586,7 +642,13 @@ export class VirtualController extends EventEmitter {
 
   private openConnection(entry: PeripheralEntry, pending: PendingCreate): void {
     const intervalMs = this.link.connectionIntervalMs;
-    const conn = new Connection(this.allocateHandle(), entry, this.clock.now(), intervalMs, pending.latency, pending.supervisionTimeoutMs, (c, pdu) =>
+    const now = this.clock.now();
+    // The first anchor comes within one interval of now (the transmit window offset), at the phase that leaves
+    // the most room next to the links already on the radio.
+    const phase = placeAnchor([...this.connections.values()].map((c) => c.anchorMs % intervalMs), intervalMs, now);
+    const offset = (((phase - now) % intervalMs) + intervalMs) % intervalMs;
+    const anchorMs = now + (offset > 1e-9 ? offset : intervalMs) - intervalMs;
+    const conn = new Connection(this.allocateHandle(), entry, anchorMs, intervalMs, pending.latency, pending.supervisionTimeoutMs, (c, pdu) =>
       this.enqueueAtt(c, pdu),
     );
     this.connections.set(conn.handle, conn);
@@ -604,7 +666,7 @@ export class VirtualController extends EventEmitter {
         clockAccuracy: 0,
       }),
     );
-    this.scheduleConnectionEvent(conn);
+    this.scheduleRadio();
     entry.peripheral.connected(conn.link);
   }
 
@@ -615,7 +677,6 @@ export class VirtualController extends EventEmitter {
   private closeConnection(conn: Connection, hostReason: number, peripheralReason: number, notifyHost: boolean): void {
     if (!conn.open) return;
     conn.open = false;
-    conn.timer?.cancel();
     conn.supervisionTimer?.cancel();
     this.connections.delete(conn.handle);
     if (conn.entry.connection === conn) conn.entry.connection = undefined;
@@ -657,59 +718,105 @@ export class VirtualController extends EventEmitter {
     conn.toPeripheral.push({ pb: acl.pb, data: Buffer.from(acl.data), offset: 0, queuedAt: this.clock.now() });
   }
 
-  /** Connection events sit on absolute anchors (anchor + n × interval), so late timers do not drift the link. */
-  private scheduleConnectionEvent(conn: Connection): void {
-    const at = conn.anchorMs + (conn.eventIndex + 1) * conn.intervalMs;
-    conn.timer = this.clock.setTimeout(() => this.connectionEventsDue(conn), at - this.clock.now());
+  /**
+   * Connection events sit on absolute anchors (anchor + n × interval), so late timers do not drift the links. One
+   * timer serves the radio: it wakes for the earliest anchor of any link.
+   */
+  private scheduleRadio(): void {
+    let next = Infinity;
+    for (const conn of this.connections.values()) next = Math.min(next, conn.nextAnchorMs);
+    if (next === this.radioTimerAt && this.radioTimer) return;
+    this.radioTimer?.cancel();
+    this.radioTimer = undefined;
+    this.radioTimerAt = next;
+    if (next === Infinity || this.closed) return;
+    this.radioTimer = this.clock.setTimeout(() => this.connectionEventsDue(), next - this.clock.now());
   }
 
-  private connectionEventsDue(conn: Connection): void {
-    conn.timer = undefined;
-    if (!conn.open || this.closed) return;
+  /** Runs every event that is due, of all links, in anchor order (the radio serves one at a time). */
+  private connectionEventsDue(): void {
+    this.radioTimer = undefined;
+    this.radioTimerAt = Infinity;
+    if (this.closed) return;
     // The tolerance absorbs float rounding between the timer's delay and the anchor it was computed from.
     const now = this.clock.now() + 1e-6;
     let ran = 0;
-    while (conn.open && conn.anchorMs + (conn.eventIndex + 1) * conn.intervalMs <= now) {
-      conn.eventIndex++;
+    for (;;) {
+      let conn: Connection | undefined;
+      for (const c of this.connections.values()) if (!conn || c.nextAnchorMs < conn.nextAnchorMs) conn = c;
+      if (!conn || conn.nextAnchorMs > now || this.closed) break;
       if (++ran > MAX_CATCH_UP_EVENTS) {
-        conn.eventIndex = Math.floor((now - conn.anchorMs) / conn.intervalMs);
+        // Far behind (a stalled process): every link skips to its latest anchor, the radio starts afresh.
+        for (const c of this.connections.values()) c.eventIndex = Math.max(c.eventIndex, Math.floor((now - c.anchorMs) / c.intervalMs));
+        this.radioFreeAtMs = -Infinity;
         break;
       }
+      conn.eventIndex++;
       this.runConnectionEvent(conn, conn.anchorMs + conn.eventIndex * conn.intervalMs);
     }
-    if (conn.open && !this.closed) this.scheduleConnectionEvent(conn);
+    this.scheduleRadio();
+  }
+
+  /**
+   * When the event anchored at `at` must end: before its own next anchor and before the next anchor of every other
+   * link (those events are still to run, in anchor order).
+   */
+  private eventEndMs(conn: Connection, at: number): number {
+    let end = at + conn.intervalMs;
+    for (const c of this.connections.values()) if (c !== conn) end = Math.min(end, c.nextAnchorMs);
+    return end;
   }
 
   private runConnectionEvent(conn: Connection, at: number): void {
     this.counters.connectionEvents++;
-    if (conn.terminate && !conn.lost && conn.toPeripheral.length === 0) {
-      // LL_TERMINATE_IND goes out after the data already queued to the peripheral (a last Write Command must
-      // not be lost); the host hears 0x16, the peripheral the host's reason.
-      // (Towards a silent peripheral it is never acknowledged: the supervision timeout ends the link instead.)
-      this.closeConnection(conn, h4.HCI_LOCAL_HOST_TERMINATED, conn.terminate.peripheralReason, true);
-      return;
-    }
-    if (conn.remoteTerminate && !conn.lost && conn.toCentral.length === 0) {
-      this.closeConnection(conn, conn.remoteTerminate.hostReason, h4.HCI_LOCAL_HOST_TERMINATED, true);
-      return;
-    }
     const info: ConnectionEventInfo = {
       handle: conn.handle,
       address: conn.entry.peripheral.address,
       atMs: at,
+      startMs: Math.max(at, this.radioFreeAtMs),
       toCentralPdus: 0,
       toCentralBytes: 0,
       toPeripheralPdus: 0,
       toPeripheralBytes: 0,
       airTimeUs: 0,
+      skipped: false,
     };
-    if (conn.lost) {
-      // Nobody answers the central: no exchange, just the wait for the supervision timeout.
+    if (info.startMs >= at + conn.intervalMs) {
+      // The radio is busy until past this link's next anchor: the event does not happen (the peripheral hears
+      // nothing and waits for the next one).
+      info.skipped = true;
       this.emit("connectionEvent", info);
       return;
     }
+    const endMs = this.eventEndMs(conn, at);
+    const finish = () => {
+      this.radioFreeAtMs = info.startMs + info.airTimeUs / 1000;
+      this.emit("connectionEvent", info);
+    };
+    if (conn.terminate && !conn.lost && conn.toPeripheral.length === 0) {
+      // LL_TERMINATE_IND goes out after the data already queued to the peripheral (a last Write Command must
+      // not be lost); the host hears 0x16, the peripheral the host's reason.
+      // (Towards a silent peripheral it is never acknowledged: the supervision timeout ends the link instead.)
+      info.airTimeUs = exchangeAirTimeUs(LL_TERMINATE_IND_BYTES, 0);
+      finish();
+      this.closeConnection(conn, h4.HCI_LOCAL_HOST_TERMINATED, conn.terminate.peripheralReason, true);
+      return;
+    }
+    if (conn.remoteTerminate && !conn.lost && conn.toCentral.length === 0) {
+      info.airTimeUs = exchangeAirTimeUs(0, LL_TERMINATE_IND_BYTES);
+      finish();
+      this.closeConnection(conn, conn.remoteTerminate.hostReason, h4.HCI_LOCAL_HOST_TERMINATED, true);
+      return;
+    }
+    if (conn.lost) {
+      // Nobody answers the central: its empty packet goes out, the answer never comes, the link waits for the
+      // supervision timeout.
+      info.airTimeUs = pduAirTimeUs(0) + 2 * T_IFS_US;
+      finish();
+      return;
+    }
     const dl = this.link.dataLength;
-    const budgetUs = conn.intervalMs * 1000;
+    const budgetUs = (endMs - info.startMs) * 1000;
     const completedHostPackets: Buffer[] = [];
     for (;;) {
       const up = info.toPeripheralPdus < this.link.pdusPerEvent ? conn.toPeripheral[0] : undefined;
@@ -720,7 +827,8 @@ export class VirtualController extends EventEmitter {
       const upLen = upOk ? Math.min(dl, up.data.length - up.offset) : 0;
       const downLen = downOk ? Math.min(dl, down.data.length - down.offset) : 0;
       const cost = exchangeAirTimeUs(upLen, downLen);
-      // The first exchange always fits: even two 251-byte PDUs take less than the shortest interval.
+      // The first exchange always happens: an event is at least one exchange (a single link always has room for
+      // it: even two 251-byte PDUs take less than the shortest interval; on a crowded radio it delays the next).
       if (info.airTimeUs > 0 && info.airTimeUs + cost > budgetUs) break;
       info.airTimeUs += cost;
       if (upOk) {
@@ -754,10 +862,12 @@ export class VirtualController extends EventEmitter {
         this.send(h4.buildAcl(conn.handle, first ? h4.PB_FIRST_FLUSHABLE : h4.PB_CONTINUING, fragment), delivered);
       }
     }
+    // Nothing to carry: the empty exchange that keeps the link alive still takes the radio.
+    if (info.airTimeUs === 0) info.airTimeUs = exchangeAirTimeUs(0, 0);
     if (completedHostPackets.length > 0) {
       this.send(h4.buildNumberOfCompletedPackets([{ handle: conn.handle, count: completedHostPackets.length }]));
     }
-    this.emit("connectionEvent", info);
+    finish();
     this.deliverToPeripheral(conn, at);
   }
 
@@ -857,10 +967,11 @@ export class VirtualController extends EventEmitter {
     this.scanTimer?.cancel();
     this.pendingCreate?.timer?.cancel();
     this.pendingCreate = undefined;
+    this.radioTimer?.cancel();
+    this.radioTimer = undefined;
     const error = new Error("virtual controller closed");
     for (const conn of this.connections.values()) {
       conn.open = false;
-      conn.timer?.cancel();
       conn.supervisionTimer?.cancel();
       for (const item of conn.toCentral.splice(0)) item.reject?.(error);
       conn.attQueued = 0;

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as h4 from "../../src/protocol/h4";
-import { VirtualController, exchangeAirTimeUs, maxPdusPerEvent, type ConnectionEventInfo } from "../../src/sim/controller";
+import { VirtualController, exchangeAirTimeUs, maxPdusPerEvent, placeAnchor, radioSlotsMs, type ConnectionEventInfo } from "../../src/sim/controller";
 import { DEFAULT_LINK, type LinkSettings } from "../../src/sim/types";
 import { FakePeripheral } from "../support/fake-peripheral";
 import { ManualClock } from "../support/manual-clock";
@@ -635,6 +635,111 @@ describe("sim/controller", () => {
       assert.equal(ctx.controller.counters.controllerAclPackets, 9);
       assert.equal(ctx.controller.counters.controllerAclBytes, 9 * 107);
       assert.ok(ctx.controller.counters.connectionEvents >= 3);
+    });
+  });
+
+  describe("one radio for every link", () => {
+    const sensors = (n: number) => Array.from({ length: n }, (_, i) => new FakePeripheral({ address: `c0:ff:ee:00:00:${(i + 1).toString(16).padStart(2, "0")}` }));
+
+    /** Connects every peripheral of `ctx`, one after another as noble does; returns their handles. */
+    async function connectAll(ctx: ReturnType<typeof setup>, peripherals: FakePeripheral[]): Promise<number[]> {
+      const handles: number[] = [];
+      for (const p of peripherals) handles.push(await connect(ctx, p));
+      ctx.events.length = 0;
+      return handles;
+    }
+
+    /** Events in the order the radio ran them never overlap. */
+    function assertNoOverlap(events: ConnectionEventInfo[]): void {
+      const ran = events.filter((e) => !e.skipped).sort((a, b) => a.startMs - b.startMs);
+      for (let i = 1; i < ran.length; i++) {
+        const previousEnd = ran[i - 1].startMs + ran[i - 1].airTimeUs / 1000;
+        assert.ok(ran[i].startMs >= previousEnd - 1e-9, `event of 0x${ran[i].handle.toString(16)} at ${ran[i].startMs} ms starts before the previous one ends (${previousEnd} ms)`);
+      }
+    }
+
+    /** The ATT PDUs the host received on one connection. */
+    const attOn = (host: Host, packets: Buffer[], handle: number) => host.attFromAcl(packets.filter((p) => h4.parseAcl(p)?.handle === handle));
+
+    it("places each new link's anchor in the middle of the largest free gap", () => {
+      assert.equal(placeAnchor([], 7.5, 20), 5);
+      assert.equal(placeAnchor([1], 7.5), 4.75);
+      assert.deepEqual([placeAnchor([0, 3.75], 7.5), placeAnchor([0, 1.875, 3.75], 7.5)], [1.875, 5.625]);
+      const slots = radioSlotsMs(7, 7.5);
+      assert.equal(slots.reduce((a, b) => a + b, 0), 7.5, "the slots cover the interval once");
+      assert.deepEqual([...slots].sort((a, b) => a - b), [0.9375, 0.9375, 0.9375, 0.9375, 0.9375, 0.9375, 1.875]);
+    });
+
+    it("two busy links share the interval: events never overlap and together they carry what one link alone would", async () => {
+      const peripherals = sensors(2);
+      const ctx = setup({ dataLength: 27, pdusPerEvent: 20 }, peripherals);
+      const handles = await connectAll(ctx, peripherals);
+      const count = 200;
+      const done = Promise.all(peripherals.map((p) => p.sendNotifications(count, 4)));
+      const l2cap = 3 + 4 + 4;
+      const alone = maxPdusPerEvent(ctx.controller.link, l2cap);
+      const [slotA, slotB] = radioSlotsMs(2, 7.5);
+      const shared = maxPdusPerEvent(ctx.controller.link, l2cap, slotA) + maxPdusPerEvent(ctx.controller.link, l2cap, slotB);
+      assert.equal(alone, 13);
+      assert.equal(shared, 12, "two half intervals hold 6 + 6 exchanges of 564 µs");
+      ctx.clock.advance(7.5 * (Math.ceil((2 * count) / shared) + 2));
+      await ctx.host.settle();
+      await done;
+      const packets = ctx.host.take();
+      for (const handle of handles) {
+        const att = attOn(ctx.host, packets, handle);
+        assert.equal(att.length, count);
+        att.forEach((pdu, i) => assert.equal(pdu.readUInt32LE(3), i, "in order"));
+      }
+      assertNoOverlap(ctx.events);
+      for (const e of ctx.events) assert.ok(e.toCentralPdus <= 6, `at most 6 notifications in half an interval, got ${e.toCentralPdus}`);
+      // Over every interval the two links together carried no more than one radio can.
+      const busy = ctx.events.filter((e) => e.toCentralPdus > 0);
+      const firstAt = Math.min(...busy.map((e) => e.atMs));
+      const perInterval = new Map<number, number>();
+      for (const e of busy) {
+        const k = Math.floor((e.atMs - firstAt) / 7.5);
+        perInterval.set(k, (perInterval.get(k) ?? 0) + e.toCentralPdus);
+      }
+      assert.ok(Math.max(...perInterval.values()) <= alone, `at most ${alone} notifications per interval on one radio`);
+      assert.equal(busy.length, 2 * Math.ceil(count / 6), "each link's event is full until its burst ends");
+    });
+
+    it("a busy link next to idle ones: the idle links still cost an empty exchange and the busy one keeps to its slot", async () => {
+      const peripherals = sensors(3);
+      const ctx = setup({ dataLength: 27, pdusPerEvent: 20 }, peripherals);
+      const [busyHandle] = await connectAll(ctx, peripherals);
+      const done = peripherals[0].sendNotifications(100, 4);
+      ctx.clock.advance(7.5 * 40);
+      await ctx.host.settle();
+      await done;
+      const idle = ctx.events.filter((e) => e.handle !== busyHandle);
+      assert.ok(idle.length >= 2 * 30);
+      for (const e of idle) assert.equal(e.airTimeUs, exchangeAirTimeUs(0, 0));
+      const slot = radioSlotsMs(3, 7.5)[0];
+      const busy = ctx.events.filter((e) => e.handle === busyHandle && e.toCentralPdus > 0);
+      assert.equal(Math.max(...busy.map((e) => e.toCentralPdus)), maxPdusPerEvent(ctx.controller.link, 11, slot));
+      assertNoOverlap(ctx.events);
+    });
+
+    it("seven links of 251-byte PDUs, longer than their slots: no overlap, no link starves, every notification arrives in order", async () => {
+      const peripherals = sensors(7);
+      const ctx = setup({ dataLength: 251, pdusPerEvent: 6 }, peripherals);
+      const handles = await connectAll(ctx, peripherals);
+      const count = 30;
+      const done = Promise.all(peripherals.map((p) => p.sendNotifications(count, 240)));
+      // One exchange (2.47 ms) overruns a 0.94 ms slot: each link gets at least one exchange per event it runs.
+      ctx.clock.advance(7.5 * (7 * count) + 100);
+      await ctx.host.settle();
+      await done;
+      const packets = ctx.host.take();
+      for (const handle of handles) {
+        const att = attOn(ctx.host, packets, handle);
+        assert.equal(att.length, count, `link 0x${handle.toString(16)}`);
+        att.forEach((pdu, i) => assert.equal(pdu.readUInt32LE(3), i, "in order"));
+      }
+      assertNoOverlap(ctx.events);
+      assert.ok(ctx.events.some((e) => e.skipped), "a crowded radio skips events");
     });
   });
 
