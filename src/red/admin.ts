@@ -93,13 +93,22 @@ function parseFilter(query: Query): ScanFilter {
   return { services, namePrefixes: list("namePrefix") };
 }
 
-/** Transport settings from the query: the ble-config dialog's properties, for a config node not deployed yet. */
-function settingsFromQuery(query: Query): BleConfigDef | null {
+/** A whole-field environment reference, "${NAME}", as Node-RED substitutes it in a deployed node's properties. */
+const ENV_REFERENCE = /^\$\{([^}]+)\}$/;
+
+/**
+ * Transport settings from the query: the ble-config dialog's properties, for a config node not deployed yet. A
+ * property that is exactly "${NAME}" is replaced by `env(NAME)` when that is set, as the runtime would do when the
+ * node is deployed (kept as written otherwise, as the runtime keeps it).
+ */
+function settingsFromQuery(query: Query, env: (name: string) => string | undefined): BleConfigDef | null {
   const transport = queryString(query, "transport");
   if (!transport) return null;
   const def: Record<string, unknown> = { transport };
   for (const name of ["hciDevice", "uartPort", "uartBaudRate", "simScenario"]) {
-    const v = queryString(query, name);
+    let v = queryString(query, name);
+    const ref = ENV_REFERENCE.exec(v);
+    if (ref) v = env(ref[1]) ?? v;
     if (v !== "") def[name] = v;
   }
   const flow = queryString(query, "uartFlowControl");
@@ -109,7 +118,8 @@ function settingsFromQuery(query: Query): BleConfigDef | null {
 
 /** Runs `scan` on the adapter the request names, holding it open meanwhile when it is a temporary one. */
 async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
-  const def = settingsFromQuery(query);
+  // Not deployed, the node belongs to no flow yet: its "${NAME}" can only mean the process's environment.
+  const def = settingsFromQuery(query, (name) => process.env[name]);
   if (def) {
     let settings;
     try {

@@ -96,6 +96,20 @@ describe("admin endpoints (scan, serial ports)", function () {
     fs.writeFileSync(scenario, JSON.stringify({ peripherals: [{ kind: "heart-rate", address: "d8:75:ba:00:00:42", name: "strap", bpm: [60] }] }));
     const custom = await scan({ transport: "simulator", simScenario: scenario, seconds: "1" });
     assert.deepEqual(withoutRssi(custom.body as ScanResult[]), [{ name: "strap", address: "d8:75:ba:00:00:42", addressType: "random", services: ["180d"] }]);
+
+    // "${NAME}" in a setting means the environment variable, as it will once the node is deployed.
+    process.env.BLE_ADMIN_TEST_SCENARIO = scenario;
+    try {
+      const viaEnv = await scan({ transport: "simulator", simScenario: "${BLE_ADMIN_TEST_SCENARIO}", seconds: "1" });
+      assert.equal(viaEnv.status, 200);
+      assert.deepEqual(withoutRssi(viaEnv.body as ScanResult[]), [{ name: "strap", address: "d8:75:ba:00:00:42", addressType: "random", services: ["180d"] }]);
+    } finally {
+      delete process.env.BLE_ADMIN_TEST_SCENARIO;
+    }
+    const unset = await scan({ transport: "simulator", simScenario: "${BLE_ADMIN_TEST_UNSET}", seconds: "1" });
+    assert.equal(unset.status, 503, "an unset variable stays as written: no such scenario file");
+    assert.match((unset.body as { error: string }).error, /BLE_ADMIN_TEST_UNSET/);
+    assert.equal(openAdapterCount(), 0);
   });
 
   it("answers invalid transport settings with 400 and an unusable adapter with 503, in JSON", async () => {
