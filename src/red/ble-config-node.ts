@@ -17,6 +17,7 @@ export interface BleConfigDef extends NodeDef {
   maxConnections?: string | number;
   connectTimeout?: string | number;
   reconnectDelay?: string | number;
+  gattTimeout?: string | number;
 }
 
 export interface BleConfigNode extends Node {
@@ -55,6 +56,7 @@ export function poolPolicy(def: BleConfigDef): PoolPolicy {
     maxConnections: intProperty(def.maxConnections, DEFAULT_POLICY.maxConnections, 1, 32, "maxConnections"),
     connectTimeout: intProperty(def.connectTimeout, DEFAULT_POLICY.connectTimeout, 100, 120000, "connectTimeout"),
     reconnectDelay: intProperty(def.reconnectDelay, DEFAULT_POLICY.reconnectDelay, 10, 600000, "reconnectDelay"),
+    gattTimeout: intProperty(def.gattTimeout, DEFAULT_POLICY.gattTimeout, 500, 120000, "gattTimeout"),
   };
 }
 

@@ -405,8 +405,8 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       await waitForStatus(node("hr"), isConnected);
     });
 
-    it("a subscription never confirmed (CCCD write unanswered) ends in a clear error status and a retry, never a hang", async () => {
-      const c = await loadAll({ peripherals: [hrPeripheral(), meterPeripheral()], events: [{ atMs: 0, address: METER, action: "power-off" }] });
+    it("a subscription never confirmed (CCCD write unanswered) ends in a clear error status after the configured GATT timeout and a retry, never a hang", async () => {
+      const c = await loadAll({ peripherals: [hrPeripheral(), meterPeripheral()], events: [{ atMs: 0, address: METER, action: "power-off" }] }, { gattTimeout: 1500 });
       await poweredOff(c, METER);
       const meter = peripheral(c, METER);
       const cccd = meter.gatt.handlesOf("78b028ce-affd-4967-ab9e-dc336c8c94e7").cccd;
@@ -418,7 +418,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const error = waitForStatus(node("meter"), (s) => s.fill === "red", 20000);
       c.powerOn(METER);
       const status = await error;
-      assert.match(String(status.text), /subscribing to 78b028ce-affd-4967-ab9e-dc336c8c94e7 timed out after \d+ ms \(retry in \d+ s\)/);
+      assert.match(String(status.text), /subscribing to 78b028ce-affd-4967-ab9e-dc336c8c94e7 timed out after 1500 ms \(retry in \d+ s\)/);
       // The retry subscribes normally and polling starts; the sensor was never disturbed.
       await collectMessages(node("outMeter"), 2, 20000);
       await allConnected(c);
