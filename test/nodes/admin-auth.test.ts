@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SCAN_PATH, SERIAL_PORTS_PATH, type ScanResult } from "../../src/red/admin";
-import { freePort } from "../support/demo-node-red";
+import { freePort, terminate } from "../support/demo-node-red";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -113,16 +113,9 @@ async function startNodeRed(timeoutMs = 30000): Promise<RunningNodeRed> {
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const running = (): boolean => child.exitCode === null && child.signalCode === null;
 
   const stop = async (): Promise<void> => {
-    if (running()) {
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), 10000);
-      await exited;
-      clearTimeout(killer);
-    }
+    await terminate(child);
     fs.rmSync(userDir, { recursive: true, force: true });
   };
 

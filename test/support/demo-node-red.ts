@@ -11,6 +11,16 @@ import * as path from "node:path";
 import { launchNodeRed, PACKAGE_ROOT } from "../../src/demo/launch";
 
 /** A loopback port nobody listens on right now. */
+/** Ends a child process: SIGTERM, then SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
+export async function terminate(child: ChildProcess, graceMs = 10000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const killer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(killer);
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -86,12 +96,7 @@ export async function startDemoNodeRed(options: DemoNodeRedOptions): Promise<Dem
   };
 
   const stop = async (): Promise<void> => {
-    if (running()) {
-      child.kill("SIGTERM");
-      const killer = setTimeout(() => child.kill("SIGKILL"), 10000);
-      await exited;
-      clearTimeout(killer);
-    }
+    await terminate(child);
     cleanUp();
   };
   const kill = async (): Promise<void> => {
