@@ -645,7 +645,7 @@ export class VirtualController extends EventEmitter {
     const now = this.clock.now();
     // The first anchor comes within one interval of now (the transmit window offset), at the phase that leaves
     // the most room next to the links already on the radio.
-    const phase = placeAnchor([...this.connections.values()].map((c) => c.anchorMs % intervalMs), intervalMs, now);
+    const phase = placeAnchor([...this.connections.values()].map((c) => ((c.anchorMs % intervalMs) + intervalMs) % intervalMs), intervalMs, now);
     const offset = (((phase - now) % intervalMs) + intervalMs) % intervalMs;
     const anchorMs = now + (offset > 1e-9 ? offset : intervalMs) - intervalMs;
     const conn = new Connection(this.allocateHandle(), entry, anchorMs, intervalMs, pending.latency, pending.supervisionTimeoutMs, (c, pdu) =>
