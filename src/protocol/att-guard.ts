@@ -6,7 +6,9 @@
  * inconsistent PDU from a peripheral throws there, where nothing can catch it, and ends the process. Everything
  * from the radio is untrusted, so H4 ACL traffic towards noble passes through this gate: whole ATT PDUs that are
  * structurally invalid for what noble will do with them are dropped (the request they answer then times out in
- * the pool, which reports it). Valid traffic passes byte for byte, in order.
+ * the pool, which reports it). A truncated Handle Value Indication is not dropped but replaced by an indication of
+ * attribute handle 0x0000, which names no characteristic: noble then confirms it, as ATT requires of every
+ * indication, so the server is free to send its next one. Valid traffic passes byte for byte, in order.
  *
  * Pure: no noble, no Node-RED.
  */
@@ -15,6 +17,7 @@ const H4_ACL = 0x02;
 const H4_EVENT = 0x04;
 const PB_CONTINUING = 0b01;
 const CID_ATT = 0x0004;
+const HANDLE_VALUE_INDICATION = 0x1d;
 
 /** Read By Type attribute types whose entries noble parses with a fixed layout. */
 const CHARACTERISTIC_DECLARATION = 0x2803;
@@ -135,11 +138,29 @@ export class AttGuard {
   private release(handle: number, pdu: PendingPdu): Buffer[] {
     this.pending.delete(handle);
     const l2cap = pdu.data.length === 1 ? pdu.data[0] : Buffer.concat(pdu.data);
-    const reason = unsafeServerPdu(l2cap.subarray(4, pdu.total), this.readByType.get(handle) ?? null);
+    const att = l2cap.subarray(4, pdu.total);
+    const reason = unsafeServerPdu(att, this.readByType.get(handle) ?? null);
     if (reason === null) return pdu.packets;
-    this.onDrop(`connection 0x${handle.toString(16).padStart(4, "0")}: dropped ${reason}`);
+    const link = `connection 0x${handle.toString(16).padStart(4, "0")}`;
+    if (att[0] === HANDLE_VALUE_INDICATION) {
+      this.onDrop(`${link}: ${reason}; passed on as an indication of handle 0x0000 so that it is confirmed`);
+      return [unnamedIndication(pdu.packets[0])];
+    }
+    this.onDrop(`${link}: dropped ${reason}`);
     return [];
   }
+}
+
+/** A Handle Value Indication of attribute handle 0x0000 and no value, in one ACL packet on the link of `first`. */
+function unnamedIndication(first: Buffer): Buffer {
+  const packet = Buffer.alloc(12);
+  packet[0] = H4_ACL;
+  packet.writeUInt16LE(first.readUInt16LE(1), 1); // handle and flags of the PDU's first fragment
+  packet.writeUInt16LE(7, 3);
+  packet.writeUInt16LE(3, 5); // L2CAP length
+  packet.writeUInt16LE(CID_ATT, 7);
+  packet[9] = HANDLE_VALUE_INDICATION; // handle 0x0000 and an empty value follow as zeros
+  return packet;
 }
 
 function aclOf(packet: Buffer): { handle: number; pb: number; data: Buffer } | null {

@@ -36,6 +36,7 @@ const ATT_EXCHANGE_MTU_REQ = 0x02;
 const ATT_READ_BY_GROUP_TYPE_REQ = 0x10;
 const ATT_WRITE_REQ = 0x12;
 const ATT_HANDLE_VALUE_NTF = 0x1b;
+const ATT_HANDLE_VALUE_IND = 0x1d;
 const ATT_REQUEST_NOT_SUPPORTED = 0x06;
 
 interface CaughtMsg extends NodeMessage {
@@ -447,6 +448,39 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       await waitForStatus(node("meter"), isConnected, 20000);
       await collectMessages(node("outMeter"), 2, 20000);
       await allConnected(c);
+    });
+
+    it("a truncated indication is confirmed all the same (the guard passes it on naming no attribute), so the meter's next replies still arrive", async () => {
+      await loadFlow(MODULES, [tab, config({ peripherals: [meterPeripheral()] }), meterNode({ interval: 0 }), ...sinks()]);
+      const c = controller();
+      await waitForStatus(node("meter"), isConnected, 20000);
+      const meter = peripheral(c, METER);
+      // Polling is off: no real indication is outstanding, so a confirmation now can only answer ours.
+      let confirmations = 0;
+      let confirmed!: () => void;
+      const ours = new Promise<void>((resolve) => (confirmed = resolve));
+      tapAtt(meter, (pdu, pass) => {
+        if (pdu[0] !== ATT_HANDLE_VALUE_CFM || confirmations++ > 0) return pass();
+        confirmed(); // the meter's GATT server never sent this indication: it does not see the answer
+      });
+      const warnings: string[] = [];
+      const onWarning = (w: Error & { code?: string }): void => {
+        if (w.code === "BLE_MALFORMED_ATT") warnings.push(w.message);
+      };
+      process.on("warning", onWarning);
+      try {
+        void linkOf(meter).sendAtt(Buffer.of(ATT_HANDLE_VALUE_IND, 0x03));
+        await ours;
+        const out = collectMessages(node("outMeter"), 1, 20000);
+        node("meter").receive({ payload: "FETC?" });
+        const [msg] = await out;
+        assert.equal(msg.payload, 1);
+        assert.equal(confirmations, 2, "ours, then the reply's");
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0], /ATT opcode 0x1d needs at least 3 bytes, got 2; passed on as an indication of handle 0x0000/);
+      } finally {
+        process.off("warning", onWarning);
+      }
     });
 
     it("an MTU exchange refused (Request Not Supported): the file still arrives, at MTU 23", async () => {

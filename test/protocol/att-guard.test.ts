@@ -105,6 +105,26 @@ describe("protocol/att-guard (what reaches noble's GATT client from a peripheral
       assert.deepEqual(guard.toHost(event), [event], "events pass");
     });
 
+    it("passes a truncated indication on as one of handle 0x0000, which noble confirms without reading past its end", () => {
+      const drops: string[] = [];
+      const guard = new AttGuard((r) => drops.push(r));
+      const [out, ...rest] = guard.toHost(att(0x40, Buffer.from("1d03", "hex")));
+      assert.deepEqual(rest, []);
+      assert.deepEqual(out, att(0x40, Buffer.from("1d0000", "hex")));
+      assert.deepEqual(drops, ["connection 0x0040: ATT opcode 0x1d needs at least 3 bytes, got 2; passed on as an indication of handle 0x0000 so that it is confirmed"]);
+      // noble's client takes it: no throw, a Handle Value Confirmation (0x1e) written, no characteristic notified.
+      const written: Buffer[] = [];
+      const stream = Object.assign(new EventEmitter(), { write: (_cid: number, data: Buffer) => written.push(Buffer.from(data)), encrypt: () => undefined });
+      const gatt = new Gatt("00:11:22:33:44:55", stream);
+      gatt._services = { "180d": { uuid: "180d", startHandle: 1, endHandle: 9 } };
+      gatt._characteristics = { "180d": { "2a37": { uuid: "2a37", startHandle: 2, valueHandle: 3, endHandle: 9, properties: 0x20 } } };
+      const notified: unknown[] = [];
+      gatt.on("notification", (...args: unknown[]) => notified.push(args));
+      gatt.onAclStreamData(CID_ATT, out.subarray(9));
+      assert.deepEqual(written, [Buffer.from([0x1e])]);
+      assert.deepEqual(notified, []);
+    });
+
     it("holds the fragments of a PDU until it is complete, then releases them together, in order", () => {
       const guard = new AttGuard();
       const frame = buildL2cap(CID_ATT, Buffer.concat([Buffer.from("1b0300", "hex"), Buffer.alloc(60, 7)]));
