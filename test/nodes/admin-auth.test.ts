@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
 import { SCAN_PATH, SERIAL_PORTS_PATH, type ScanResult } from "../../src/red/admin";
-import { freePort, terminate } from "../support/demo-node-red";
+import { freePort, terminate, waitForOutput } from "../support/demo-node-red";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -119,35 +119,8 @@ async function startNodeRed(timeoutMs = 30000): Promise<RunningNodeRed> {
     fs.rmSync(userDir, { recursive: true, force: true });
   };
 
-  /** Resolves when the child's output satisfies `test`, checked now and on each new chunk. */
-  const waitForOutput = <T>(test: () => T | undefined, what: string, ms: number): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = test();
-        if (found === undefined) return;
-        done();
-        resolve(found);
-      };
-      const onExit = (code: number | null): void => {
-        done();
-        reject(new Error(`Node-RED exited with code ${String(code)} while waiting for ${what}:\n${output}`));
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no ${what} within ${ms} ms:\n${output}`));
-      }, ms);
-      const done = (): void => {
-        clearTimeout(timer);
-        child.stdout!.removeListener("data", check);
-        child.removeListener("exit", onExit);
-      };
-      child.stdout!.on("data", check);
-      child.once("exit", onExit);
-      check();
-    });
-
   try {
-    await waitForOutput(() => (/Started flows/.test(output) ? true : undefined), '"Started flows"', timeoutMs);
+    await waitForOutput(child, () => output, () => (/Started flows/.test(output) ? true : undefined), '"Started flows"', timeoutMs);
   } catch (error) {
     await stop();
     throw error;
@@ -157,7 +130,7 @@ async function startNodeRed(timeoutMs = 30000): Promise<RunningNodeRed> {
     child,
     userDir,
     output: () => output,
-    audit: (predicate, ms = 10000) => waitForOutput(() => auditEvents(output).find(predicate), "matching audit event", ms),
+    audit: (predicate, ms = 10000) => waitForOutput(child, () => output, () => auditEvents(output).find(predicate), "matching audit event", ms),
     stop,
   };
 }

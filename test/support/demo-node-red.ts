@@ -21,6 +21,37 @@ export async function terminate(child: ChildProcess, graceMs = 10000): Promise<v
   clearTimeout(killer);
 }
 
+/**
+ * Resolves with what `test` finds in a child's output, checked now and whenever the child writes to stdout;
+ * rejects if the child exits first or nothing is found within `ms`. `output()` is everything it wrote so far.
+ */
+export function waitForOutput<T>(child: ChildProcess, output: () => string, test: () => T | undefined, what: string, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      const found = test();
+      if (found === undefined) return;
+      done();
+      resolve(found);
+    };
+    const onExit = (code: number | null): void => {
+      done();
+      reject(new Error(`Node-RED exited with code ${String(code)} while waiting for ${what}:\n${output()}`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`no ${what} within ${ms} ms:\n${output()}`));
+    }, ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      child.stdout!.removeListener("data", check);
+      child.removeListener("exit", onExit);
+    };
+    child.stdout!.on("data", check);
+    child.once("exit", onExit);
+    check();
+  });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -109,21 +140,7 @@ export async function startDemoNodeRed(options: DemoNodeRedOptions): Promise<Dem
 
   const timeoutMs = options.startTimeoutMs ?? 30000;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Node-RED did not start its flows within ${timeoutMs} ms:\n${output}`)), timeoutMs);
-      const check = (): void => {
-        if (/Started flows/.test(output)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout!.on("data", check);
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`Node-RED exited with code ${String(code)}:\n${output}`));
-      });
-      check();
-    });
+    await waitForOutput(child, () => output, () => (/Started flows/.test(output) ? true : undefined), '"Started flows"', timeoutMs);
   } catch (error) {
     await stop();
     throw error;
