@@ -86,6 +86,23 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
     if (home) fs.rmSync(home, { recursive: true, force: true });
   });
 
+  /** A new page on the editor, once it has loaded the flows (closed again if that fails). */
+  async function openEditor(): Promise<Page> {
+    const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
+    try {
+      await page.goto(red!.url);
+      await page.waitForFunction(() => {
+        let count = 0;
+        (window as unknown as { RED?: { nodes?: EditorNodes } }).RED?.nodes?.eachNode(() => count++);
+        return count > 0;
+      });
+      return page;
+    } catch (error) {
+      await page.close();
+      throw error;
+    }
+  }
+
   it("are listed by Node-RED for Import > Examples", async () => {
     const response = await fetch(`${red!.url}library/examples/flows/${PACKAGE}/`);
     assert.equal(response.status, 200);
@@ -114,14 +131,8 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
   });
 
   it("open in the editor with no node marked invalid", async () => {
-    const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
+    const page = await openEditor();
     try {
-      await page.goto(red!.url);
-      await page.waitForFunction(() => {
-        let count = 0;
-        (window as unknown as { RED?: { nodes?: EditorNodes } }).RED?.nodes?.eachNode(() => count++);
-        return count > 0;
-      });
       // What the editor marks with a red triangle: a property its definition does not accept, or one missing.
       const invalid = await page.evaluate(() => {
         // No named functions in here: the test runner's compiler would wrap them in a helper the page lacks.
@@ -140,14 +151,8 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
   });
 
   it("connect every device node on the simulator; the uart one names its missing port", async () => {
-    const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
+    const page = await openEditor();
     try {
-      await page.goto(red!.url);
-      await page.waitForFunction(() => {
-        let count = 0;
-        (window as unknown as { RED?: { nodes?: EditorNodes } }).RED?.nodes?.eachNode(() => count++);
-        return count > 0;
-      });
       const statuses = (): Promise<{ id: string; type: string; status?: NodeStatus }[]> =>
         page.evaluate((types) => {
           const found: { id: string; type: string; status?: NodeStatus }[] = [];
