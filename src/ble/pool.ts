@@ -71,7 +71,10 @@ export interface DeviceSession {
 
 export interface LeaseOptions {
   selector: DeviceSelector;
-  /** ATT MTU to ask for when this lease causes the connection (the largest of the leases wins). */
+  /**
+   * ATT MTU to ask for when this lease causes the connection (the largest of the leases wins; none asking: 256). The
+   * link runs at the smaller of this and the peripheral's answer: DeviceSession.mtu.
+   */
   mtu?: number;
   onState(state: LeaseState): void;
   /**
@@ -122,8 +125,8 @@ function infoOf(p: Peripheral): PeripheralInfo {
 
 type ConnectParams = { mtu?: number };
 
-/** What noble 2.8's GATT client asks for in Exchange MTU when the connect options name no MTU. */
-const NOBLE_DEFAULT_MTU = 256;
+/** The MTU asked for when no lease names one (noble 2.8's own default, asked explicitly so it is known). */
+const DEFAULT_REQUESTED_MTU = 256;
 
 class Session implements DeviceSession {
   private readonly controller = new AbortController();
@@ -610,10 +613,11 @@ export class BleAdapter extends EventEmitter {
     this.updateScanning();
     const address = p.address.toLowerCase();
     entry.broadcast({ state: "connecting", address });
-    // The largest MTU a lease asks for (23 included: a node that asks for 23 gets 23); none: noble's default.
+    // The largest MTU a lease asks for (23 included: a node that asks for 23 gets 23); none: the default.
     const asked = [...entry.leases].flatMap((l) => (l.options.mtu === undefined ? [] : [l.options.mtu]));
+    const requestedMtu = asked.length > 0 ? Math.max(23, ...asked) : DEFAULT_REQUESTED_MTU;
     try {
-      const connectParams: ConnectParams = asked.length > 0 ? { mtu: Math.max(23, ...asked) } : {};
+      const connectParams: ConnectParams = { mtu: requestedMtu };
       // A cancelled attempt can still complete: noble resets the controller before connecting, so our
       // LE Create Connection Cancel may reach it first and be refused. Such a link is adopted, not redialled.
       if (p.state !== "connected") await withTimeout(
@@ -629,7 +633,7 @@ export class BleAdapter extends EventEmitter {
         `service discovery on ${address}`,
       );
       if (entry.phase !== "connecting") throw new Error("released while connecting");
-      const session = new Session(p, services, this.policy.gattTimeout, connectParams.mtu ?? NOBLE_DEFAULT_MTU);
+      const session = new Session(p, services, this.policy.gattTimeout, requestedMtu);
       entry.session = session;
       entry.phase = "connected";
       entry.attempt = 0;
