@@ -53,7 +53,10 @@ export interface PeripheralInfo {
 /** What a node gets while its peripheral is connected. Every call is bounded by the pool's GATT timeout. */
 export interface DeviceSession {
   readonly info: PeripheralInfo;
-  /** ATT MTU agreed with the peripheral (23 until the exchange completes). */
+  /**
+   * The link's ATT MTU: min(what was asked for, the peripheral's answer); 23 until the exchange completes. noble
+   * 2.8 reports the peripheral's answer as it is, and real servers answer their own maximum (often 517).
+   */
   readonly mtu: number;
   /** Aborted when this connection ends (for any reason). */
   readonly signal: AbortSignal;
@@ -68,7 +71,10 @@ export interface DeviceSession {
 
 export interface LeaseOptions {
   selector: DeviceSelector;
-  /** ATT MTU to ask for when this lease causes the connection (the largest of the leases wins). */
+  /**
+   * ATT MTU to ask for when this lease causes the connection (the largest of the leases wins; none asking: 256). The
+   * link runs at the smaller of this and the peripheral's answer: DeviceSession.mtu.
+   */
   mtu?: number;
   onState(state: LeaseState): void;
   /**
@@ -119,6 +125,9 @@ function infoOf(p: Peripheral): PeripheralInfo {
 
 type ConnectParams = { mtu?: number };
 
+/** The MTU asked for when no lease names one (noble 2.8's own default, asked explicitly so it is known). */
+const DEFAULT_REQUESTED_MTU = 256;
+
 class Session implements DeviceSession {
   private readonly controller = new AbortController();
   private readonly chars = new Map<string, Characteristic>();
@@ -129,6 +138,8 @@ class Session implements DeviceSession {
     private readonly peripheral: Peripheral,
     services: Service[],
     private readonly gattTimeout: number,
+    /** The MTU noble asked for in Exchange MTU on this connection. */
+    private readonly requestedMtu: number,
   ) {
     for (const s of services) {
       for (const c of s.characteristics ?? []) this.chars.set(`${normalizeUuid(s.uuid)}/${normalizeUuid(c.uuid)}`, c);
@@ -140,7 +151,8 @@ class Session implements DeviceSession {
   }
 
   get mtu(): number {
-    return this.peripheral.mtu ?? 23;
+    // noble adopts the server's answer as the MTU; the link's is the smaller of both (Core Spec Vol 3 Part F 3.4.2.2).
+    return Math.max(23, Math.min(this.requestedMtu, this.peripheral.mtu ?? 23));
   }
 
   hasCharacteristic(service: string, characteristic: string): boolean {
@@ -601,9 +613,11 @@ export class BleAdapter extends EventEmitter {
     this.updateScanning();
     const address = p.address.toLowerCase();
     entry.broadcast({ state: "connecting", address });
-    const mtu = Math.max(23, ...[...entry.leases].map((l) => l.options.mtu ?? 23));
+    // The largest MTU a lease asks for (23 included: a node that asks for 23 gets 23); none: the default.
+    const asked = [...entry.leases].flatMap((l) => (l.options.mtu === undefined ? [] : [l.options.mtu]));
+    const requestedMtu = asked.length > 0 ? Math.max(23, ...asked) : DEFAULT_REQUESTED_MTU;
     try {
-      const connectParams: ConnectParams = mtu > 23 ? { mtu } : {};
+      const connectParams: ConnectParams = { mtu: requestedMtu };
       // A cancelled attempt can still complete: noble resets the controller before connecting, so our
       // LE Create Connection Cancel may reach it first and be refused. Such a link is adopted, not redialled.
       if (p.state !== "connected") await withTimeout(
@@ -619,7 +633,7 @@ export class BleAdapter extends EventEmitter {
         `service discovery on ${address}`,
       );
       if (entry.phase !== "connecting") throw new Error("released while connecting");
-      const session = new Session(p, services, this.policy.gattTimeout);
+      const session = new Session(p, services, this.policy.gattTimeout, requestedMtu);
       entry.session = session;
       entry.phase = "connected";
       entry.attempt = 0;

@@ -932,6 +932,9 @@ export class VirtualController extends EventEmitter {
   /**
    * Emits what was queued before this tick, one packet per 'h4'. Packets queued while emitting (replies to
    * what the host writes from its handlers) wait for the next tick, so the host never sees a reentrant reply.
+   * A listener that throws does not undo the emission: the packet counts as delivered (its send completes, so
+   * the transmit window stays whole), the error propagates as from any emitter, and the rest of the batch
+   * follows on the next tick.
    */
   private flush(): void {
     this.flushHandle = undefined;
@@ -941,8 +944,11 @@ export class VirtualController extends EventEmitter {
     try {
       for (; i < batch.length && !this.closed; i++) {
         const item = batch[i];
-        this.emit("h4", item.packet);
-        item.delivered?.();
+        try {
+          this.emit("h4", item.packet);
+        } finally {
+          item.delivered?.();
+        }
       }
     } finally {
       if (i + 1 < batch.length && !this.closed) {

@@ -92,7 +92,11 @@ export interface GattServerEvents {
 }
 
 export interface GattServerOptions {
-  /** Largest ATT MTU this server accepts (23 … 517); default 247. */
+  /**
+   * This server's own ATT MTU (23 … 517), the largest it can receive: it answers every Exchange MTU Request
+   * with it, whatever the client asked, as real servers do; the link then runs at min(client's, this).
+   * Default 247.
+   */
   maxMtu?: number;
 }
 
@@ -332,7 +336,10 @@ export class GattServer extends EventEmitter<GattServerEvents> {
     return this.session !== null;
   }
 
-  /** The connection's ATT MTU (23 until the client exchanges it, and while disconnected). */
+  /**
+   * The connection's ATT MTU: min(client's Rx MTU, maxMtu) once the client has exchanged it, 23 before and while
+   * disconnected. Notifications, indications and client PDUs are bounded by this, not by maxMtu.
+   */
   get mtu(): number {
     return this.session?.mtu ?? ATT_DEFAULT_MTU;
   }
@@ -541,16 +548,18 @@ export class GattServer extends EventEmitter<GattServerEvents> {
   }
 
   private exchangeMtu(s: Session, clientRxMtu: number): Buffer {
+    // The answer is the server's own Rx MTU, never the smaller value (Core Spec Vol 3 Part F 3.4.2.2): NimBLE,
+    // BlueZ and Bumble do so, and a client that adopts the answer as the link MTU (noble 2.8 does) must be seen
+    // to get it wrong here as it does against them.
     if (s.mtuExchanged) {
-      // The spec allows one exchange per connection; repeat the agreed value so both sides stay in step.
+      // The spec allows one exchange per connection; the link MTU stays what the first one agreed.
       this.violation(`repeated MTU Exchange (client ${clientRxMtu}); MTU stays ${s.mtu}`);
-      return encodeExchangeMtuResponse(s.mtu);
+      return encodeExchangeMtuResponse(this.maxMtu);
     }
-    // noble adopts the server's answer as the MTU, so answer the minimum of both, never below 23.
     s.mtu = Math.max(ATT_DEFAULT_MTU, Math.min(clientRxMtu, this.maxMtu));
     s.mtuExchanged = true;
     this.emit("mtu", s.mtu);
-    return encodeExchangeMtuResponse(s.mtu);
+    return encodeExchangeMtuResponse(this.maxMtu);
   }
 
   private rangeError(start: number, end: number, error: (h: number, c: number) => Buffer): Buffer | null {

@@ -14,6 +14,11 @@ export interface PeripheralIdentity {
   addressType: AddressType;
   /** From the scenario; undefined lets the kind choose its default name. */
   name?: string;
+  /**
+   * The peripheral's own ATT MTU (scenario field "serverMtu", default link.maxMtu): what its GATT server answers to
+   * every Exchange MTU Request. The link runs at min(client's, this).
+   */
+  serverMtu: number;
 }
 
 /** One kind of virtual peripheral as the scenario loader sees it. */
@@ -32,7 +37,7 @@ export interface GattPeripheralOptions {
   addressType: AddressType;
   name: string;
   clock: SimClock;
-  /** Largest ATT MTU accepted (LinkSettings.maxMtu). */
+  /** The server's own ATT MTU, answered to Exchange MTU (PeripheralIdentity.serverMtu). */
   maxMtu: number;
   /** Service UUIDs to advertise, in order; in ADV_IND when they fit, else in the scan response. */
   advertisedServices?: readonly string[];

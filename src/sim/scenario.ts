@@ -74,6 +74,8 @@ export const DEFAULT_SCENARIO = {
       filename: "log.bin",
       sizeBytes: 32768,
       seed: 1,
+      // The seed's server calls aioble.config(mtu=512): its NimBLE answers 512 whatever the central asks.
+      serverMtu: 512,
     },
   ],
   // The meter is switched off and on again, as in the seed's conn_multiple log.

@@ -14,11 +14,15 @@ export interface LinkSettings {
   pdusPerEvent: number;
   /** Max link-layer payload: 27 without Data Length Extension, up to 251 with it. */
   dataLength: number;
-  /** Largest ATT MTU the virtual peripherals accept (23 … 517). */
+  /**
+   * The virtual peripherals' own ATT MTU (23 … 517): the largest they accept, and what they answer to every
+   * Exchange MTU Request, as real servers do; a peripheral's "serverMtu" overrides it. Default 517, the common
+   * answer of real stacks (BlueZ, Bumble; NimBLE as configured).
+   */
   maxMtu: number;
 }
 
-export const DEFAULT_LINK: LinkSettings = { connectionIntervalMs: 7.5, pdusPerEvent: 6, dataLength: 251, maxMtu: 247 };
+export const DEFAULT_LINK: LinkSettings = { connectionIntervalMs: 7.5, pdusPerEvent: 6, dataLength: 251, maxMtu: 517 };
 
 /** Handle returned by SimClock.setTimeout. */
 export interface SimTimer {

@@ -408,3 +408,27 @@ describe("hioki-meter node (Node-RED runtime + simulator through noble)", functi
     assert.match(String(error[0]), /TAB/);
   });
 });
+
+describe("hioki-meter node: the link's ATT MTU, with a meter that answers Exchange MTU with its own maximum", function () {
+  this.timeout(30000);
+
+  useNodeRed();
+
+  it("joins a 271-byte reply sent as 253 + 18 bytes on a link of MTU 256 (noble asks 256, the meter answers 517)", async () => {
+    // 17 readings joined by commas: 17 × 15 + 16 = 271 bytes.
+    const long = Array.from({ length: 17 }, (_, i) => `+${String(i + 1).padStart(2, "0")}.0000000E+00`).join(",");
+    assert.equal(long.length, 271);
+    const scenario = { peripherals: [meter(M1, { serverMtu: 517, replies: [long, "+2.00000000E+00"] })] };
+    await load([simConfig(scenario), meterNode("m"), sink("m")]);
+    const msgs = (await collectMessages(out("m"), 2)) as MeterMsg[];
+    assert.equal(dt4261(M1).gatt.mtu, 256, "the link runs at min(256, 517): the reply comes as indications of 253 and 18 bytes");
+    assert.deepEqual(
+      msgs.map((m) => [m.payload, m.raw]),
+      [
+        [null, long],
+        [2, "+2.00000000E+00"],
+      ],
+    );
+    assert.deepEqual(dt4261(M1).violations, []);
+  });
+});

@@ -442,3 +442,58 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     }
   });
 });
+
+describe("nus-ymodem-receive node: stats.mtu against a server that answers Exchange MTU with its own maximum", function () {
+  this.timeout(60000);
+
+  useNodeRed();
+  after(() => {
+    for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The device's record of its transfers, once it has one (it ends its session on the final ACK, after the node's output). */
+  async function deviceTransfers(): Promise<{ outcome: string; mtu: number }[]> {
+    const deadline = Date.now() + 10000;
+    while (device().transfers.length === 0) {
+      if (Date.now() > deadline) throw new Error("the device recorded no transfer within 10 s");
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return device().transfers;
+  }
+
+  it("the seed's server answers 512 to the node's 247: the link and stats.mtu are 247", async () => {
+    await load({ peripherals: [nusPeripheral({ sizeBytes: 5000, seed: 3, serverMtu: 512 })] });
+    const check = noErrors();
+    const received = collectMessages(helper.getNode("out"), 1, 30000);
+    trigger();
+    const [msg] = files(await received);
+    assert.ok(msg.payload.equals(generateFileContent(5000, 3)));
+    assert.equal(msg.stats.mtu, 247);
+    assert.deepEqual((await deviceTransfers()).map((t) => [t.outcome, t.mtu]), [["done", 247]], "the device sent at 247 too");
+    check();
+  });
+
+  it("asking for 100 from a server of 517: stats.mtu is 100", async () => {
+    await load({ peripherals: [nusPeripheral({ sizeBytes: 3000, seed: 4 })] }, { mtu: 100 });
+    const check = noErrors();
+    const received = collectMessages(helper.getNode("out"), 1, 30000);
+    trigger();
+    const [msg] = files(await received);
+    assert.ok(msg.payload.equals(generateFileContent(3000, 4)));
+    assert.equal(msg.stats.mtu, 100);
+    assert.deepEqual((await deviceTransfers()).map((t) => [t.outcome, t.mtu]), [["done", 100]]);
+    check();
+  });
+
+  it("asking for 23 asks for 23 (not noble's default): stats.mtu 23 and the seed's SOH blocks", async () => {
+    await load({ peripherals: [nusPeripheral({ sizeBytes: 2000, seed: 5 })] }, { mtu: 23 });
+    const check = noErrors();
+    const received = collectMessages(helper.getNode("out"), 1, 30000);
+    trigger();
+    const [msg] = files(await received);
+    assert.ok(msg.payload.equals(generateFileContent(2000, 5)));
+    assert.deepEqual([msg.stats.mtu, msg.stats.blockSize], [23, 128]);
+    assert.deepEqual((await deviceTransfers()).map((t) => [t.outcome, t.mtu]), [["done", 23]]);
+    check();
+  });
+});

@@ -114,6 +114,27 @@ async function connect(ctx: ReturnType<typeof setup>, peripheral = ctx.periphera
   return complete.handle;
 }
 
+/**
+ * Runs `body` with the process's uncaught-exception handlers (mocha's) replaced by a collector: an 'h4' listener's
+ * exception surfaces from the controller's flush on a later tick, as an uncaught exception. Returns what was thrown.
+ */
+async function uncaughtDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const saved = process.listeners("uncaughtException");
+  const thrown: unknown[] = [];
+  const collect = (error: unknown): void => {
+    thrown.push(error);
+  };
+  process.removeAllListeners("uncaughtException");
+  process.on("uncaughtException", collect);
+  try {
+    await body();
+  } finally {
+    process.off("uncaughtException", collect);
+    for (const listener of saved) process.on("uncaughtException", listener);
+  }
+  return thrown;
+}
+
 const notification = (size: number, seq = 0) => {
   const pdu = Buffer.alloc(3 + size);
   pdu[0] = 0x1b;
@@ -508,6 +529,37 @@ describe("sim/controller", () => {
       }
       assert.deepEqual(ctx.host.attFromAcl(), [pdu]);
       assert.equal(ctx.peripheral.link?.queuedAttPdus, 0);
+    });
+
+    it("an 'h4' listener that throws on a PDU's last fragment still completes that send: the transmit window does not shrink", async () => {
+      const ctx = setup({ dataLength: 251, pdusPerEvent: 6 });
+      await connect(ctx);
+      const link = ctx.peripheral.link;
+      assert.ok(link);
+      const failure = new Error("host listener failed");
+      let throwOnNextAcl = true;
+      ctx.controller.on("h4", (packet: Buffer) => {
+        if (throwOnNextAcl && h4.parseAcl(packet)) {
+          throwOnNextAcl = false;
+          throw failure;
+        }
+      });
+      const settled: string[] = [];
+      const thrown = await uncaughtDuring(async () => {
+        for (const seq of [1, 2]) {
+          link.sendAtt(notification(20, seq)).then(
+            () => settled.push(`sent ${seq}`),
+            () => settled.push(`failed ${seq}`),
+          );
+        }
+        assert.equal(link.queuedAttPdus, 2);
+        ctx.clock.advance(7.5);
+        await ctx.host.settle();
+      });
+      assert.deepEqual(thrown, [failure], "the listener's error is not swallowed");
+      assert.deepEqual(settled, ["sent 1", "sent 2"], "both sends complete, the first one's packet went to the host before the listener threw");
+      assert.equal(link.queuedAttPdus, 0, "nothing stays counted as queued");
+      assert.deepEqual(ctx.host.attFromAcl(), [notification(20, 1), notification(20, 2)], "each packet reached the host once, in order");
     });
   });
 

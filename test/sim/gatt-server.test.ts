@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { GattServer, type ServiceDefinition } from "../../src/sim/gatt-server";
-import type { VirtualPeripheral } from "../../src/sim/types";
+import type { GattPeripheral } from "../../src/sim/peripheral";
+import { createPeripheral } from "../../src/sim/peripherals";
+import { DEFAULT_SCENARIO } from "../../src/sim/scenario";
+import { DEFAULT_LINK, type LinkSettings, type VirtualPeripheral } from "../../src/sim/types";
+import { ScenarioError, type JsonObject } from "../../src/sim/validate";
 import { TestCentral } from "../support/fake-central";
+import { ManualClock } from "../support/manual-clock";
 
 const h = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ""), "hex");
 const NUS = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
@@ -135,27 +140,46 @@ describe("GattServer", () => {
   });
 
   describe("MTU exchange", () => {
-    it("answers min(client, maxMtu)", () => {
+    it("answers with its own maximum whatever the client asks, as real servers do; the link runs at the smaller value", () => {
       const f = fixture(247);
-      assert.deepEqual(f.central.request(h("02 0001")), h("03 f700"));
+      assert.deepEqual(f.central.request(h("02 0001")), h("03 f700"), "client 256, server 247: answers 247");
       assert.equal(f.server.mtu, 247);
       const g = fixture(247);
-      assert.deepEqual(g.central.request(h("02 6400")), h("03 6400"));
-      assert.equal(g.server.mtu, 100);
+      assert.deepEqual(g.central.request(h("02 6400")), h("03 f700"), "client 100: still answers 247, not 100");
+      assert.equal(g.server.mtu, 100, "the link MTU is min(client, server)");
+    });
+
+    it("like the seed's NimBLE server: answers 512 to a request of 247 and sends notifications of at most 244 bytes", () => {
+      const f = fixture(512);
+      assert.deepEqual(f.central.request(h("02 f700")), h("03 0002"));
+      assert.equal(f.server.mtu, 247);
+      f.central.discoverAll();
+      f.central.subscribe(NUS_TX);
+      assert.doesNotThrow(() => void f.server.notify(NUS_TX, Buffer.alloc(244)));
+      assert.throws(() => void f.server.notify(NUS_TX, Buffer.alloc(245)), RangeError, "never above link MTU − 3, whatever it answered");
     });
 
     it("never goes below 23", () => {
       const f = fixture();
-      assert.deepEqual(f.central.request(h("02 0a00")), h("03 1700"));
+      assert.deepEqual(f.central.request(h("02 0a00")), h("03 f700"));
       assert.equal(f.server.mtu, 23);
     });
 
-    it("repeats the agreed MTU on a second exchange and records it", () => {
+    it("answers a second exchange the same way, keeps the link MTU and records it", () => {
       const f = fixture();
       f.central.exchangeMtu(100);
-      assert.deepEqual(f.central.request(h("02 0001")), h("03 6400"));
+      assert.deepEqual(f.central.request(h("02 0001")), h("03 f700"));
       assert.equal(f.server.mtu, 100);
       assert.equal(f.violations.length, 1);
+    });
+
+    it("refuses a client PDU longer than the link MTU even when the server could receive it", () => {
+      const f = fixture(517);
+      f.central.discoverAll(100);
+      const rx = f.server.handlesOf(NUS_RX).value;
+      f.central.peripheral.receiveAtt(Buffer.concat([Buffer.of(0x52), Buffer.of(rx & 0xff, rx >> 8), Buffer.alloc(98)]));
+      assert.equal(f.writes.length, 0, "a 101-byte Write Command on a link of MTU 100 is dropped");
+      assert.equal(f.violations.filter((v) => /exceeds MTU 100/.test(v)).length, 1);
     });
   });
 
@@ -570,6 +594,60 @@ describe("GattServer", () => {
         { numRuns: 300 },
       );
     });
+  });
+});
+
+describe("the serverMtu scenario option (what a simulated peripheral answers to Exchange MTU)", () => {
+  const entry = { kind: "nus-ymodem", address: "e3:c3:5c:00:00:01", sizeBytes: 1000 };
+
+  /** Builds the scenario entry's peripheral, connects, asks for `desired`: the server's answer and the link's MTU. */
+  function exchange(spec: JsonObject, desired: number, link: Partial<LinkSettings> = {}): { answer: number; linkMtu: number } {
+    const peripheral = createPeripheral(spec, "peripherals[0]", { clock: new ManualClock(), link: { ...DEFAULT_LINK, ...link }, baseDir: "" }) as unknown as GattPeripheral;
+    const central = new TestCentral(peripheral);
+    central.connect();
+    const response = central.request(Buffer.concat([Buffer.of(0x02), Buffer.of(desired & 0xff, desired >> 8)]));
+    assert.equal(response[0], 0x03, "Exchange MTU Response");
+    return { answer: response.readUInt16LE(1), linkMtu: peripheral.gatt.mtu };
+  }
+
+  it("by default every kind answers the link's maxMtu (517 unless the scenario says otherwise), not the client's value", () => {
+    assert.equal(DEFAULT_LINK.maxMtu, 517);
+    for (const spec of [entry, { kind: "heart-rate", address: "d8:75:ba:00:00:01" }, { kind: "hioki-dt4261", address: "a4:9e:69:00:00:01" }]) {
+      assert.deepEqual(exchange(spec, 256), { answer: 517, linkMtu: 256 }, spec.kind);
+    }
+    assert.deepEqual(exchange(entry, 256, { maxMtu: 185 }), { answer: 185, linkMtu: 185 });
+  });
+
+  it("serverMtu: 512 answers 512 to a request of 247, like the seed's NimBLE file server, and the link runs at 247", () => {
+    assert.deepEqual(exchange({ ...entry, serverMtu: 512 }, 247), { answer: 512, linkMtu: 247 });
+    assert.deepEqual(exchange({ ...entry, serverMtu: 23 }, 247), { answer: 23, linkMtu: 23 });
+  });
+
+  it("the built-in scenario's file server answers 512, as the seed's does", () => {
+    const nus = DEFAULT_SCENARIO.peripherals.find((p) => p.kind === "nus-ymodem");
+    assert.ok(nus);
+    assert.equal(exchange(nus as unknown as JsonObject, 247).answer, 512);
+  });
+
+  it("a heart-rate packet may be as long as serverMtu − 3 allows", () => {
+    const hr = { kind: "heart-rate", address: "d8:75:ba:00:00:01", serverMtu: 30 };
+    assert.doesNotThrow(() => exchange({ ...hr, packets: ["00".repeat(27)] }, 256));
+    assert.throws(() => exchange({ ...hr, packets: ["00".repeat(28)] }, 256), (e: unknown) => e instanceof ScenarioError && e.field === "peripherals[0].packets[0]");
+  });
+
+  it("rejects values that are not whole numbers 23 … 517, naming the field", () => {
+    for (const [value, message] of [
+      ["512", /must be a number/],
+      [22, /between 23 and 517, got 22/],
+      [518, /between 23 and 517, got 518/],
+      [247.5, /whole number/],
+    ] as const) {
+      assert.throws(
+        () => exchange({ ...entry, serverMtu: value }, 247),
+        (e: unknown) => e instanceof ScenarioError && e.field === "peripherals[0].serverMtu" && message.test(e.message),
+        String(value),
+      );
+    }
   });
 });
 

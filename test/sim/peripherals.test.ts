@@ -409,7 +409,7 @@ describe("virtual peripherals", () => {
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", intervalMs: 0 }, "peripherals[2].intervalMs", /between/);
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", rrIntervals: "yes" }, "peripherals[2].rrIntervals", /true or false/);
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", packets: ["0637", "06 3"] }, "peripherals[2].packets[1]", /hex/);
-      rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", packets: [""] }, "peripherals[2].packets[0]", /1 to 244 bytes/);
+      rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", packets: [""] }, "peripherals[2].packets[0]", /1 to 514 bytes/);
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", packets: ["00".repeat(21)] }, "peripherals[2].packets[0]", /1 to 20 bytes/, 23);
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", packets: ["0637"], bpm: [60] }, "peripherals[2].bpm", /cannot be combined with packets/);
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", bodySensorLocation: 256 }, "peripherals[2].bodySensorLocation", /between 0 and 255/);

@@ -141,9 +141,13 @@ export class TestCentral {
     if (this.responses.length !== before) throw new Error(`command ${pdu.toString("hex")} got a response: ${this.responses[before].toString("hex")}`);
   }
 
+  /**
+   * Exchange MTU; the link then runs at min(desired, the server's answer), as the spec says (noble 2.8 adopts the
+   * answer instead; the pool corrects for that, this client models a correct one).
+   */
   exchangeMtu(desired = 256): number {
     const res = this.request(Buffer.concat([Buffer.of(0x02), u16(desired)]));
-    if (res[0] === 0x03) this.mtu = res.readUInt16LE(1);
+    if (res[0] === 0x03) this.mtu = Math.max(23, Math.min(desired, res.readUInt16LE(1)));
     return this.mtu;
   }
 

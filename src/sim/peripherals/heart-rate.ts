@@ -202,11 +202,11 @@ export const heartRateKind: PeripheralKind = {
     return new HeartRatePeripheral({
       ...identity,
       clock: ctx.clock,
-      maxMtu: ctx.link.maxMtu,
+      maxMtu: identity.serverMtu,
       bpm: optionalIntegerList(spec, "bpm", field, 1, 0xffff),
-      // The largest MTU the link can agree is the limit here; a packet longer than the agreed MTU − 3 is
-      // skipped at run time (and recorded as a violation).
-      packets: optionalHexList(spec, "packets", field, 1, ctx.link.maxMtu - 3),
+      // The largest MTU the link can agree (the server's own) is the limit here; a packet longer than the agreed
+      // MTU − 3 is skipped at run time (and recorded as a violation).
+      packets: optionalHexList(spec, "packets", field, 1, identity.serverMtu - 3),
       intervalMs: optionalNumber(spec, "intervalMs", field, 1000, 1, 3_600_000),
       rrIntervals: optionalBoolean(spec, "rrIntervals", field, false),
       energyExpended: optionalBoolean(spec, "energyExpended", field, false),

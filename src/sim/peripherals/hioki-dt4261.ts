@@ -259,7 +259,7 @@ export const hiokiDt4261Kind: PeripheralKind = {
       ...identity,
       serial,
       clock: ctx.clock,
-      maxMtu: ctx.link.maxMtu,
+      maxMtu: identity.serverMtu,
       values: optionalNumberList(spec, "values", field),
       replies: optionalStringList(spec, "replies", field, 512),
       counts: optionalIntegerList(spec, "counts", field, 0, Number.MAX_SAFE_INTEGER),

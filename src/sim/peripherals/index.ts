@@ -1,6 +1,7 @@
 import type { PeripheralKind } from "../peripheral";
 import type { PeripheralContext, VirtualPeripheral } from "../types";
-import { optionalEnum, optionalString, requireAddress, ScenarioError, type JsonObject } from "../validate";
+import { ATT_DEFAULT_MTU, ATT_MAX_MTU } from "../../protocol/att";
+import { optionalEnum, optionalInteger, optionalString, requireAddress, ScenarioError, type JsonObject } from "../validate";
 import { heartRateKind } from "./heart-rate";
 import { hiokiDt4261Kind } from "./hioki-dt4261";
 import { nusYmodemKind } from "./nus-ymodem";
@@ -10,7 +11,7 @@ import { rejectUnknownKeys } from "./options";
 const KINDS: readonly PeripheralKind[] = [heartRateKind, hiokiDt4261Kind, nusYmodemKind];
 
 /** Fields every scenario peripheral entry may carry, whatever its kind. */
-export const COMMON_PERIPHERAL_FIELDS: readonly string[] = ["kind", "address", "addressType", "name"];
+export const COMMON_PERIPHERAL_FIELDS: readonly string[] = ["kind", "address", "addressType", "name", "serverMtu"];
 
 export const PERIPHERAL_KINDS: readonly string[] = KINDS.map((k) => k.kind);
 
@@ -34,6 +35,9 @@ export function createPeripheral(spec: JsonObject, field: string, ctx: Periphera
       address: requireAddress(spec, "address", field),
       addressType: optionalEnum(spec, "addressType", field, ["public", "random"] as const, kind.defaultAddressType),
       name,
+      // What the GATT server answers to Exchange MTU, whatever the central asks (real servers answer their own
+      // maximum: 517 is common, the seed's NimBLE file server 512).
+      serverMtu: optionalInteger(spec, "serverMtu", field, ctx.link.maxMtu, ATT_DEFAULT_MTU, ATT_MAX_MTU),
     },
     ctx,
   );

@@ -787,7 +787,7 @@ export const nusYmodemKind: PeripheralKind = {
       return new NusYmodemPeripheral({
         ...identity,
         clock: ctx.clock,
-        maxMtu: ctx.link.maxMtu,
+        maxMtu: identity.serverMtu,
         link: ctx.link,
         files,
         dialect,
