@@ -133,7 +133,7 @@ function settingsFromQuery(query: Query, env: (name: string) => string | undefin
  * The message with every form in which an error could carry a substituted value (as given, trimmed, JSON-quoted,
  * resolved as a path) replaced by the "${NAME}" it came from.
  */
-export function redact(message: string, substitutions: readonly Substitution[]): string {
+function redact(message: string, substitutions: readonly Substitution[]): string {
   let out = message;
   for (const { reference, value } of substitutions) {
     const trimmed = value.trim();
