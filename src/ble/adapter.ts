@@ -7,8 +7,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import type { Noble } from "@stoprocent/noble";
-import { installVirtualHciDriver, registerVirtualController, unregisterVirtualController, virtualPortFor } from "../sim/hci-driver";
-import { DEFAULT_SCENARIO, loadScenarioFile, parseScenario, Simulation } from "../sim/scenario";
+import {
+  installVirtualHciDriver,
+  registerVirtualController,
+  SERIAL_OBSERVER,
+  unregisterVirtualController,
+  virtualPortFor,
+  type SerialObserver,
+} from "../sim/hci-driver";
+import { DEFAULT_SCENARIO, loadScenarioFile, parseScenario, Simulation, type Scenario } from "../sim/scenario";
 
 export type TransportSettings =
   | { transport: "hci"; hciDevice: number }
@@ -41,8 +48,16 @@ export function describeTransport(settings: TransportSettings): string {
 export interface OpenAdapter {
   readonly noble: Noble;
   readonly simulation: Simulation | null;
-  /** Stops noble and whatever the transport opened; idempotent. */
-  close(): void;
+  /**
+   * Stops noble and whatever the transport opened; idempotent. Resolves once the transport has let go of the
+   * device: a serial port is closed, or its open, still pending when noble stopped, has ended.
+   */
+  close(): Promise<void>;
+}
+
+export interface AdapterEvents {
+  /** The transport failed (a serial port that cannot be opened, and why): a sentence for the user. */
+  transportProblem?(problem: string): void;
 }
 
 /** Loads noble lazily: requiring it creates default bindings, which is wasted work until an adapter is opened. */
@@ -54,21 +69,57 @@ function nobleWithBindings(options: Parameters<typeof import("@stoprocent/noble"
 
 /**
  * Opens the transport and returns an un-started noble: noble initialises its bindings when the first
- * `stateChange` listener is attached. Scenario errors (simulator) throw here, before anything is opened.
+ * `stateChange` listener is attached. Scenario errors (simulator) throw here, before anything is opened; a serial
+ * port's failure arrives later, through `events.transportProblem`. Nothing the serial port or its driver reports
+ * is ever thrown.
  */
-export function openAdapter(settings: TransportSettings): OpenAdapter {
+export function openAdapter(settings: TransportSettings, events: AdapterEvents = {}): OpenAdapter {
   // Every transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
   installVirtualHciDriver();
   if (settings.transport === "hci") {
     const noble = nobleWithBindings({ deviceId: settings.hciDevice });
-    return { noble, simulation: null, close: () => stopNoble(noble) };
+    return {
+      noble,
+      simulation: null,
+      close: () => {
+        stopNoble(noble);
+        return Promise.resolve();
+      },
+    };
   }
   if (settings.transport === "uart") {
+    let released: Promise<void> = Promise.resolve();
+    let closed = false;
+    const observer: SerialObserver = {
+      error: (error) => {
+        if (!closed) events.transportProblem?.(serialPortProblem(settings.port, error));
+      },
+      stopped: (whenReleased) => {
+        released = whenReleased;
+      },
+    };
     // The UART driver of @stoprocent/bluetooth-hci-socket always enables RTS/CTS flow control; see README.
-    const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: settings.port, baudRate: settings.baudRate } } });
-    return { noble, simulation: null, close: () => stopNoble(noble) };
+    const uart = { port: settings.port, baudRate: settings.baudRate, [SERIAL_OBSERVER]: observer };
+    const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart } });
+    return {
+      noble,
+      simulation: null,
+      close: async () => {
+        if (!closed) {
+          closed = true;
+          stopNoble(noble);
+        }
+        await released;
+      },
+    };
   }
-  const scenario = settings.scenario ? loadScenarioFile(settings.scenario) : parseScenario(DEFAULT_SCENARIO, "");
+  let scenario: Scenario;
+  try {
+    scenario = settings.scenario ? loadScenarioFile(settings.scenario) : parseScenario(DEFAULT_SCENARIO, "");
+  } catch (error) {
+    // The config node's property, so the user knows which setting to fix.
+    throw new Error(`simScenario: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
   const simulation = new Simulation(scenario, settings.timeScale !== undefined ? { timeScale: settings.timeScale } : {});
   // Unique across copies of this module: the registry of virtual controllers is process-wide.
   const id = `sim-${randomUUID()}`;
@@ -80,14 +131,36 @@ export function openAdapter(settings: TransportSettings): OpenAdapter {
     noble,
     simulation,
     close: () => {
-      if (closed) return;
+      if (closed) return Promise.resolve();
       closed = true;
       stopNoble(noble);
       unregisterVirtualController(id);
       simulation.close();
+      return Promise.resolve();
     },
   };
 }
+
+/**
+ * Why a serial port failed, for the user: the operating system's reason, which serialport gives only as text
+ * ("Error: No such file or directory, cannot open /dev/ttyUSB0", "Error Resource temporarily unavailable Cannot
+ * lock port"), with what to do about it.
+ */
+export function serialPortProblem(port: string, error: Error): string {
+  const message = error.message;
+  const reason = SERIAL_REASONS.find((r) => r.pattern.test(message));
+  if (reason) return `HCI UART ${port}: ${reason.text}`;
+  // Anything else: the operating system's words, without serialport's "Error: " prefixes.
+  return `HCI UART ${port} failed: ${message.replace(/^(Error:?\s*)+/, "")}`;
+}
+
+const SERIAL_REASONS: readonly { pattern: RegExp; text: string }[] = [
+  { pattern: /No such file or directory/i, text: "no such file (ENOENT): is the dongle plugged in, and is this its name? The editor lists the serial ports" },
+  { pattern: /Permission denied|Operation not permitted/i, text: "permission denied (EACCES): the user running Node-RED must be allowed to open it (group dialout on most Linux systems)" },
+  { pattern: /Is a directory/i, text: "not a serial device (EISDIR): the path is a directory" },
+  { pattern: /Inappropriate ioctl for device|Not a typewriter/i, text: "not a serial device (ENOTTY): the path is not a serial port" },
+  { pattern: /Cannot lock port|Device or resource busy|Resource temporarily unavailable/i, text: "in use by another program (EBUSY): close it (a serial monitor, another Node-RED) or pick another port" },
+];
 
 function stopNoble(noble: Noble): void {
   try {
@@ -120,4 +193,12 @@ export function adapterProblem(settings: TransportSettings, state: string): stri
     return `HCI UART ${settings.port}: controller not usable (${state}); it must be an HCI H4 controller with Bluetooth 4.0 or later`;
   }
   return `simulator adapter is ${state}`;
+}
+
+/** A serial port that opened, but whose controller never answered noble's HCI Reset. */
+export function uartNotAnswering(settings: Extract<TransportSettings, { transport: "uart" }>): string {
+  return (
+    `HCI UART ${settings.port} opened but did not answer HCI Reset: it must be an HCI H4 controller (the ESP32 ` +
+    `dongle's firmware) at ${settings.baudRate} baud, with RTS/CTS connected`
+  );
 }

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
-import { adapterKey, adapterProblem, describeTransport, openAdapter, type OpenAdapter, type TransportSettings } from "./adapter";
+import { adapterKey, adapterProblem, describeTransport, openAdapter, uartNotAnswering, type OpenAdapter, type TransportSettings } from "./adapter";
 import { TimeoutError, withTimeout } from "./timeout";
 
 export interface PoolPolicy {
@@ -310,6 +310,12 @@ export class BleAdapter extends EventEmitter {
   private closing: Promise<void> | null = null;
   private adapterState = "unknown";
   private openError: Error | null = null;
+  /** A uart adapter between opening its port and its first poweredOn: noble's "poweredOff" then only means "starting". */
+  private starting = false;
+  /** Why the current start of the transport failed, reported by the transport itself (the serial port's open). */
+  private attemptProblem: string | null = null;
+  /** Why the last start failed, shown while the next one runs; cleared once the adapter is up. */
+  private startProblem: string | null = null;
   private readonly scanListeners = new Set<(p: Peripheral) => void>();
   private readonly drops = new Set<Promise<void>>();
   private reopenTimer: NodeJS.Timeout | null = null;
@@ -340,6 +346,7 @@ export class BleAdapter extends EventEmitter {
   /** A sentence for the user when the adapter is not usable, else null. */
   get problem(): string | null {
     if (this.openError) return this.openError.message;
+    if (this.adapterState === "unknown" && this.startProblem) return this.startProblem;
     return adapterProblem(this.settings, this.adapterState);
   }
 
@@ -352,8 +359,20 @@ export class BleAdapter extends EventEmitter {
   /** Open lazily, on the first reference. Scenario errors surface here as openError. */
   private ensureOpen(): void {
     if (this.opened || this.openError) return;
+    if (this.settings.transport === "uart") {
+      // Reopened after a start that never came up: say why, or that the controller never answered.
+      if (this.starting) this.startProblem = this.attemptProblem ?? uartNotAnswering(this.settings);
+      this.attemptProblem = null;
+      this.starting = true;
+    }
     try {
-      this.opened = openAdapter(this.settings);
+      const opened: OpenAdapter = openAdapter(this.settings, {
+        // Only while this transport is the current one: a closed one's late report is of no interest.
+        transportProblem: (problem) => {
+          if (this.opened === opened && !this.closing) this.onTransportProblem(problem);
+        },
+      });
+      this.opened = opened;
     } catch (error) {
       this.openError = error instanceof Error ? error : new Error(String(error));
       this.emit("state", this.state);
@@ -402,13 +421,34 @@ export class BleAdapter extends EventEmitter {
     // or their Disconnection Complete never arrives.
     const disconnects = [...this.drops, ...[...this.entries].map((e) => this.dropEntry(e))];
     await Promise.all(disconnects);
-    this.opened?.close();
+    // Waits for the transport to let go of the device (a serial port still opening included): a config node
+    // deployed again at once must find its port free.
+    const released = this.opened?.close();
     this.opened = null;
     this.scanListeners.clear();
     this.removeAllListeners();
+    await released;
   }
 
-  private onStateChange(state: string): void {
+  /** The serial port failed while the adapter was starting: show why, rather than waiting for a timeout. */
+  private onTransportProblem(problem: string): void {
+    if (!this.starting) return;
+    this.attemptProblem = problem;
+    if (this.startProblem === problem) return;
+    this.startProblem = problem;
+    this.emit("state", this.state);
+    this.broadcastAdapterState();
+  }
+
+  private onStateChange(reported: string): void {
+    // noble's UART driver reports the adapter down until its first HCI Reset is answered: that is a start, not a
+    // failure (noble says "poweredOff" on every normal start).
+    const state = this.starting && reported === "poweredOff" ? "unknown" : reported;
+    if (state === "poweredOn") {
+      this.starting = false;
+      this.attemptProblem = null;
+      this.startProblem = null;
+    }
     const was = this.adapterState;
     this.adapterState = state;
     this.emit("state", state);
@@ -445,7 +485,7 @@ export class BleAdapter extends EventEmitter {
     this.reopenTimer = setTimeout(() => {
       this.reopenTimer = null;
       if (this.closing || this.adapterState === "poweredOn") return;
-      this.opened?.close();
+      void this.opened?.close();
       this.opened = null;
       this.openError = null;
       this.adapterState = "unknown";

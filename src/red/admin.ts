@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
+import * as path from "node:path";
 import type { NodeAPI } from "node-red";
 import type { NextFunction, Request, Response } from "express";
 import { acquireAdapter, DEFAULT_POLICY, normalizeUuid, type BleAdapter, type PeripheralInfo } from "../ble/pool";
@@ -96,41 +97,73 @@ function parseFilter(query: Query): ScanFilter {
 /** A whole-field environment reference, "${NAME}", as Node-RED substitutes it in a deployed node's properties. */
 const ENV_REFERENCE = /^\$\{([^}]+)\}$/;
 
+/** A setting of the request that came from an environment variable: its value must never be sent back. */
+interface Substitution {
+  reference: string;
+  value: string;
+}
+
 /**
  * Transport settings from the query: the ble-config dialog's properties, for a config node not deployed yet. A
  * property that is exactly "${NAME}" is replaced by `env(NAME)` when that is set, as the runtime would do when the
- * node is deployed (kept as written otherwise, as the runtime keeps it).
+ * node is deployed (kept as written otherwise, as the runtime keeps it). The substitutions are listed, so that
+ * errors can say "${NAME}" where they would name the value.
  */
-function settingsFromQuery(query: Query, env: (name: string) => string | undefined): BleConfigDef | null {
+function settingsFromQuery(query: Query, env: (name: string) => string | undefined): { def: BleConfigDef; substitutions: Substitution[] } | null {
   const transport = queryString(query, "transport");
   if (!transport) return null;
   const def: Record<string, unknown> = { transport };
+  const substitutions: Substitution[] = [];
   for (const name of ["hciDevice", "uartPort", "uartBaudRate", "simScenario"]) {
     let v = queryString(query, name);
     const ref = ENV_REFERENCE.exec(v);
-    if (ref) v = env(ref[1]) ?? v;
+    const value = ref ? env(ref[1]) : undefined;
+    if (value !== undefined) {
+      substitutions.push({ reference: v, value });
+      v = value.trim();
+    }
     if (v !== "") def[name] = v;
   }
   const flow = queryString(query, "uartFlowControl");
   if (flow !== "") def.uartFlowControl = flow !== "false";
-  return def as unknown as BleConfigDef;
+  return { def: def as unknown as BleConfigDef, substitutions };
+}
+
+/**
+ * The message with every form in which an error could carry a substituted value (as given, trimmed, JSON-quoted,
+ * resolved as a path) replaced by the "${NAME}" it came from.
+ */
+function redact(message: string, substitutions: readonly Substitution[]): string {
+  let out = message;
+  for (const { reference, value } of substitutions) {
+    const trimmed = value.trim();
+    if (trimmed === "") continue;
+    const forms = new Set([value, trimmed, JSON.stringify(trimmed).slice(1, -1), path.resolve(trimmed)]);
+    // Longest first: a resolved path contains the value itself.
+    for (const form of [...forms].filter((f) => f !== "").sort((a, b) => b.length - a.length)) out = out.split(form).join(reference);
+  }
+  return out;
 }
 
 /** Runs `scan` on the adapter the request names, holding it open meanwhile when it is a temporary one. */
 async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
   // Not deployed, the node belongs to no flow yet: its "${NAME}" can only mean the process's environment.
-  const def = settingsFromQuery(query, (name) => process.env[name]);
-  if (def) {
+  const fromQuery = settingsFromQuery(query, (name) => process.env[name]);
+  if (fromQuery) {
+    const { def, substitutions } = fromQuery;
+    const message = (error: unknown): string => redact(error instanceof Error ? error.message : String(error), substitutions);
     let settings;
     try {
       settings = transportSettings(def);
     } catch (error) {
-      throw new HttpError(400, error instanceof Error ? error.message : String(error));
+      throw new HttpError(400, message(error));
     }
     // Shares the adapter of a deployed config node with the same settings; otherwise opens one until the scan ends.
     const adapter: BleAdapter = acquireAdapter(settings, DEFAULT_POLICY);
     try {
       return await adapter.scan(durationMs);
+    } catch (error) {
+      throw new HttpError(503, message(error));
     } finally {
       await adapter.unref();
     }

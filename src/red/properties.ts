@@ -1,17 +1,21 @@
-/** Reading editor properties: what the editor stores is strings, or absent in flows written by hand. */
+/**
+ * Reading editor properties: what the editor stores is strings, or absent in flows written by hand. A property may
+ * hold an environment variable's value (Node-RED substitutes "${NAME}" at deploy), so errors name the property and
+ * what is wrong with it, never the value.
+ */
 import type { Node, NodeMessage } from "node-red";
 
 export function intProperty(value: unknown, fallback: number, min: number, max: number, name: string): number {
   if (value === undefined || value === null || value === "") return fallback;
   const n = typeof value === "number" ? value : Number(String(value).trim());
-  if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`${name} must be a whole number between ${min} and ${max}`);
   return n;
 }
 
 export function numberProperty(value: unknown, fallback: number, min: number, max: number, name: string): number {
   if (value === undefined || value === null || value === "") return fallback;
   const n = typeof value === "number" ? value : Number(String(value).trim());
-  if (!Number.isFinite(n) || n < min || n > max) throw new RangeError(`${name} must be a number between ${min} and ${max}, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n < min || n > max) throw new RangeError(`${name} must be a number between ${min} and ${max}`);
   return n;
 }
 
@@ -25,7 +29,7 @@ const ADDRESS = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{12}$/i;
 export function addressProperty(value: unknown): string {
   const s = stringProperty(value);
   if (!s) return "";
-  if (!ADDRESS.test(s)) throw new RangeError(`address must look like d8:75:ba:00:00:01, got ${JSON.stringify(s)}`);
+  if (!ADDRESS.test(s)) throw new RangeError("address must look like d8:75:ba:00:00:01");
   const hex = s.replace(/[:-]/g, "").toLowerCase();
   return hex.match(/../g)!.join(":");
 }
@@ -38,10 +42,17 @@ interface EnvContext {
 /**
  * The value of a typed input of types "str" and "env" (the device nodes' address): the text itself, or the
  * environment variable it names, looked up as Node-RED does (the node's group and flow, then the process).
+ * An "env" input must give a non-empty text: Node-RED evaluates an unset variable to "", which would otherwise
+ * read as "no address" and select any device of the kind, as a "${NAME}" left unsubstituted is refused too.
+ * `field` names the property in the error, which never quotes the variable's value.
  */
-export function strOrEnvProperty(RED: EnvContext, node: Node, value: unknown, type: unknown): unknown {
+export function strOrEnvProperty(RED: EnvContext, node: Node, value: unknown, type: unknown, field = "address"): unknown {
   if (type !== "env") return value;
   const name = stringProperty(value);
-  if (!name) return "";
-  return RED.util.evaluateNodeProperty(name, "env", node, {});
+  if (!name) throw new RangeError(`${field} is typed as an environment variable but names none`);
+  const resolved = RED.util.evaluateNodeProperty(name, "env", node, {});
+  if (typeof resolved !== "string" || resolved.trim() === "") {
+    throw new RangeError(`${field} names the environment variable ${name}, which is not set, empty or not text`);
+  }
+  return resolved;
 }

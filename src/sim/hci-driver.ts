@@ -49,6 +49,84 @@ export function virtualPortFor(id: string): string {
   return `${PORT_PREFIX}${id}`;
 }
 
+/**
+ * Key of an optional SerialObserver in `bindParams.uart` (a symbol: the UART driver reads only the fields it knows).
+ * Shared through the symbol registry, like the controller registry, between the built package and its sources.
+ */
+export const SERIAL_OBSERVER = Symbol.for("@ble-instruments/node-red-ble-instruments/serial-observer");
+
+/** What the opener of a real serial adapter learns from the driver wrapper. */
+export interface SerialObserver {
+  /** The serial port or its driver failed (the open, a read, a write); reported here, never thrown. */
+  error(error: Error): void;
+  /** noble stopped the driver; `released` resolves once the port is closed or its pending open has ended. */
+  stopped(released: Promise<void>): void;
+}
+
+/** How long a stopped serial port may take to close, or to finish an open that was pending, before we stop waiting. */
+const RELEASE_TIMEOUT_MS = 2000;
+
+/** The part of serialport's SerialPort that a stopped driver leaves behind. */
+interface SerialDevice extends EventEmitter {
+  readonly opening: boolean;
+  readonly closing: boolean;
+  readonly isOpen: boolean;
+  close(callback?: (error: Error | null) => void): void;
+}
+
+/**
+ * The UART driver's serial port (its `_serialDevice`: the driver offers no public way to it). Checked by shape, so a
+ * driver that changed gives undefined rather than a wrong object.
+ */
+function serialDeviceOf(driver: HciDriver): SerialDevice | undefined {
+  const device = (driver as { _serialDevice?: unknown })._serialDevice;
+  if (!(device instanceof EventEmitter)) return undefined;
+  const d = device as Partial<SerialDevice>;
+  if (typeof d.close !== "function" || typeof d.opening !== "boolean" || typeof d.isOpen !== "boolean") return undefined;
+  return device as SerialDevice;
+}
+
+/**
+ * Keeps what the driver's stop() leaves behind from ending the process, and closes it. stop() removes every
+ * listener from the port, even while its open is pending: the open's failure (ENOENT, EISDIR, ENOTTY, a lock) or a
+ * failing close would then be emitted as `error` to nobody, an uncaught exception; an open that succeeds would leave
+ * the port open. Resolves once the port is closed or its open has failed (or after RELEASE_TIMEOUT_MS).
+ */
+function releaseSerialDevice(device: SerialDevice): Promise<void> {
+  device.on("error", () => {
+    // Nothing is listening any more: whatever the port still reports is of no use to anyone.
+  });
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, RELEASE_TIMEOUT_MS);
+    timer.unref();
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    if (device.opening) {
+      device.once("open", () => device.close(() => done()));
+      device.once("error", done);
+    } else if (device.closing) {
+      device.once("close", done);
+      device.once("error", done);
+    } else if (device.isOpen) {
+      device.close(() => done());
+    } else {
+      done();
+    }
+  });
+}
+
+function observerOf(params: unknown): SerialObserver | undefined {
+  if (typeof params !== "object" || params === null) return undefined;
+  const uart = (params as { uart?: unknown }).uart;
+  if (typeof uart !== "object" || uart === null) return undefined;
+  const observer = (uart as { [SERIAL_OBSERVER]?: unknown })[SERIAL_OBSERVER];
+  if (typeof observer !== "object" || observer === null) return undefined;
+  const o = observer as Partial<SerialObserver>;
+  return typeof o.error === "function" && typeof o.stopped === "function" ? (observer as SerialObserver) : undefined;
+}
+
 /** The part of a driver noble uses (lib/hci-socket/hci.js). */
 interface HciDriver extends EventEmitter {
   bindRaw(devId: unknown, params: unknown): void;
@@ -146,6 +224,7 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
     /** The original driver (UART or native socket), for real adapters. */
     private inner?: HciDriver;
     private controller?: VirtualController;
+    private observer?: SerialObserver;
     private up = false;
     /**
      * ATT PDUs that would crash noble's parser never reach it, and advertising reports it would drop are repaired,
@@ -188,11 +267,18 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
         this.controller = controller;
         return;
       }
+      this.observer = observerOf(params) ?? this.observer;
       const inner = this.inner ?? new Original(...this.ctorArgs);
       if (!this.inner) {
         this.inner = inner;
         inner.on("data", this.deliver);
-        for (const event of ["error", "state"]) inner.on(event, (...args: unknown[]) => this.emit(event, ...args));
+        inner.on("state", (...args: unknown[]) => this.emit("state", ...args));
+        inner.on("error", (error: unknown) => {
+          const e = error instanceof Error ? error : new Error(String(error));
+          this.observer?.error(e);
+          // noble listens while it runs; an `error` emitted to nobody would be an uncaught exception.
+          if (this.listenerCount("error") > 0) this.emit("error", e);
+        });
       }
       if (mode === "raw") inner.bindRaw(devId, params);
       else inner.bindUser(devId, params, mode);
@@ -214,7 +300,16 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
     }
 
     stop(): void {
-      if (this.inner) return this.inner.stop();
+      if (this.inner) {
+        const device = serialDeviceOf(this.inner);
+        try {
+          this.inner.stop();
+        } finally {
+          const released = device ? releaseSerialDevice(device) : Promise.resolve();
+          this.observer?.stopped(released);
+        }
+        return;
+      }
       this.up = false;
       this.controller?.off("h4", this.onPacket);
       this.controller?.off("close", this.onControllerClose);

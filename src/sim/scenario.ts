@@ -185,21 +185,22 @@ export function parseScenario(json: unknown, baseDir: string): Scenario {
   return { link, timeScale, peripherals, events, baseDir, ...(capture !== undefined ? { capture } : {}) };
 }
 
-/** Reads and validates a scenario file; unreadable files and JSON syntax errors are ScenarioErrors too. */
+/** The largest scenario file loadScenarioFile reads: 1 MiB, far more than any scenario needs. */
+export const MAX_SCENARIO_BYTES = 1024 * 1024;
+
+/**
+ * Reads and validates a scenario file; unreadable files and JSON syntax errors are ScenarioErrors too.
+ * Only a regular file of at most MAX_SCENARIO_BYTES is read: a FIFO would stop the event loop until someone writes
+ * to it, a device such as /dev/zero never ends. Errors name the file and the problem, never its content.
+ */
 export function loadScenarioFile(file: string): Scenario {
   const resolved = path.resolve(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(resolved, "utf8");
-  } catch (error) {
-    throw new ScenarioError(resolved, `cannot be read (${error instanceof Error ? error.message : String(error)})`);
-  }
+  const text = readScenarioText(resolved);
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new ScenarioError(resolved, `is not valid JSON: ${message}${lineAndColumn(text, message)}`);
+    throw new ScenarioError(resolved, `is not valid JSON: ${jsonSyntaxProblem(text, error instanceof Error ? error.message : String(error))}`);
   }
   try {
     const scenario = parseScenario(json, path.dirname(resolved));
@@ -212,11 +213,82 @@ export function loadScenarioFile(file: string): Scenario {
   }
 }
 
-/** " (line L, column C)" for a JSON.parse message that names a position; "" otherwise. */
-function lineAndColumn(text: string, message: string): string {
-  const match = /position (\d+)/.exec(message);
-  if (!match) return "";
-  const before = text.slice(0, Number(match[1]));
+/**
+ * The file's text, checked to be a regular file both by its path (so a device is never even opened: opening a
+ * serial port can reset what is attached) and by the descriptor actually read (the path may change in between).
+ * O_NONBLOCK makes opening a FIFO that replaced the file return at once instead of waiting for a writer.
+ */
+function readScenarioText(resolved: string): string {
+  const notRegular = (stat: fs.Stats): ScenarioError => new ScenarioError(resolved, `is ${fileKind(stat)}, not a regular file: a scenario must be a JSON file`);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(resolved);
+  } catch (error) {
+    throw new ScenarioError(resolved, `cannot be read (${systemReason(error)})`);
+  }
+  if (!stat.isFile()) throw notRegular(stat);
+  let fd: number;
+  try {
+    fd = fs.openSync(resolved, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0));
+  } catch (error) {
+    throw new ScenarioError(resolved, `cannot be read (${systemReason(error)})`);
+  }
+  try {
+    const opened = fs.fstatSync(fd);
+    if (!opened.isFile()) throw notRegular(opened);
+    const tooLarge = new ScenarioError(resolved, `is larger than 1 MiB (${MAX_SCENARIO_BYTES} bytes), the limit for a scenario file`);
+    if (opened.size > MAX_SCENARIO_BYTES) throw tooLarge;
+    // One byte more than the limit: a file that grew since fstat is caught too.
+    const buffer = Buffer.alloc(MAX_SCENARIO_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > MAX_SCENARIO_BYTES) throw tooLarge;
+    }
+    return buffer.toString("utf8", 0, length);
+  } catch (error) {
+    if (error instanceof ScenarioError) throw error;
+    throw new ScenarioError(resolved, `cannot be read (${systemReason(error)})`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fileKind(stat: fs.Stats): string {
+  if (stat.isDirectory()) return "a directory";
+  if (stat.isFIFO()) return "a FIFO";
+  if (stat.isCharacterDevice()) return "a character device";
+  if (stat.isBlockDevice()) return "a block device";
+  if (stat.isSocket()) return "a socket";
+  return "not a file";
+}
+
+/** "ENOENT: no such file or directory" from a Node.js file-system error, without the path it repeats. */
+function systemReason(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  const described = typeof e?.message === "string" ? /^([A-Z][A-Z0-9_]*: [^,]*)/.exec(e.message) : null;
+  if (described) return described[1];
+  return typeof e?.code === "string" ? e.code : "unknown error";
+}
+
+/**
+ * What is wrong with the JSON, and where, from JSON.parse's message, which V8 sometimes completes with a quote of
+ * the text around the error: only messages made of words and quoted punctuation are kept, never a quote of the file.
+ */
+function jsonSyntaxProblem(text: string, message: string): string {
+  if (/^Unexpected end of JSON input/.test(message)) return "it ends too early";
+  const positioned = /^(.*) in JSON at position (\d+)/.exec(message);
+  if (positioned && /^[A-Za-z -]*(?:'[^\sA-Za-z0-9'"]'[A-Za-z -]*)*$/.test(positioned[1])) {
+    return `${positioned[1].charAt(0).toLowerCase()}${positioned[1].slice(1)}${lineAndColumn(text, Number(positioned[2]))}`;
+  }
+  return "unexpected character (check quotes, commas and comments, which JSON does not allow)";
+}
+
+/** " (line L, column C)" of a position in the text. */
+function lineAndColumn(text: string, position: number): string {
+  const before = text.slice(0, position);
   const line = before.split("\n").length;
   const column = before.length - before.lastIndexOf("\n");
   return ` (line ${line}, column ${column})`;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -125,6 +126,105 @@ describe("admin endpoints (scan, serial ports)", function () {
     assert.match((badScenario.body as { error: string }).error, /scenario/i);
     const badService = await scan({ transport: "simulator", service: "heart", seconds: "1" });
     assert.equal(badService.status, 400);
+  });
+
+  it("answers a uart scan on a path that is no serial port with 503 and the reason, and the process survives", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-admin-uart-"));
+    const seen: unknown[] = [];
+    const onUncaught = (error: unknown): void => {
+      seen.push(error);
+    };
+    // serialport emits a failed open's error from a promise handler: unheard, it is an unhandled rejection first.
+    process.on("uncaughtException", onUncaught);
+    process.on("unhandledRejection", onUncaught);
+    try {
+      const cases: [string, RegExp][] = [
+        [path.join(dir, "ttyUSB0"), /no such file/],
+        ["/dev/null", /not a serial device/],
+        [dir, /not a serial device/],
+      ];
+      const answers = await Promise.all(cases.map(([uartPort]) => scan({ transport: "uart", uartPort, seconds: "1" })));
+      answers.forEach((res, i) => {
+        assert.equal(res.status, 503, cases[i][0]);
+        assert.match((res.body as { error: string }).error, cases[i][1]);
+      });
+      assert.equal(openAdapterCount(), 0, "every temporary adapter is closed, its serial port released");
+      // A deployed adapter that a scan shares, then the scan's own, on the same missing path at once.
+      const again = await Promise.all([1, 2].map(() => scan({ transport: "uart", uartPort: cases[0][0], seconds: "1" })));
+      assert.deepEqual(
+        again.map((a) => a.status),
+        [503, 503],
+      );
+      assert.deepEqual(seen, [], "no error escaped from the serial port or its driver");
+    } finally {
+      process.removeListener("uncaughtException", onUncaught);
+      process.removeListener("unhandledRejection", onUncaught);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a scenario that is not a regular file (FIFO, /dev/zero, directory) at once, naming simScenario", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-admin-fifo-"));
+    const fifo = path.join(dir, "scenario.fifo");
+    execFileSync("mkfifo", [fifo]);
+    // Would hand a valid scenario to whoever opens the FIFO for reading (and without it, a reader would wait forever).
+    const writer = spawn("sh", ["-c", 'printf %s "$0" > "$1"', JSON.stringify({ peripherals: [] }), fifo], { stdio: "ignore" });
+    try {
+      for (const [simScenario, kind] of [
+        [fifo, /a FIFO/],
+        ["/dev/zero", /a character device/],
+        [dir, /a directory/],
+      ] as const) {
+        const res = await scan({ transport: "simulator", simScenario, seconds: "1" });
+        assert.equal(res.status, 503, simScenario);
+        const { error } = res.body as { error: string };
+        assert.match(error, /simScenario/);
+        assert.match(error, kind);
+        assert.match(error, /not a regular file/);
+      }
+      // Meanwhile the endpoint and everything else kept answering.
+      const ports = await helper.request().get(SERIAL_PORTS_PATH);
+      assert.equal(ports.status, 200);
+    } finally {
+      writer.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("never echoes a file's content or an environment variable's value in its errors", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-admin-leak-"));
+    const shadow = path.join(dir, "shadow");
+    fs.writeFileSync(shadow, "root:$6$s3cr3tHash:19000:0:99999:7:::\n");
+    const secretDir = path.join(dir, "s3cr3t-dir");
+    process.env.BLE_ADMIN_TEST_SECRET_TEXT = "s3cr3t-value";
+    process.env.BLE_ADMIN_TEST_SECRET_PATH = path.join(secretDir, "ttyUSB0");
+    process.env.BLE_ADMIN_TEST_SECRET_FILE = path.join(secretDir, "scenario.json");
+    try {
+      const requests: [Record<string, string>, number][] = [
+        [{ transport: "simulator", simScenario: shadow }, 503],
+        [{ transport: "hci", hciDevice: "${BLE_ADMIN_TEST_SECRET_TEXT}" }, 400],
+        [{ transport: "uart", uartPort: "/dev/ttyUSB0", uartBaudRate: "${BLE_ADMIN_TEST_SECRET_TEXT}" }, 400],
+        [{ transport: "uart", uartPort: "${BLE_ADMIN_TEST_SECRET_PATH}" }, 503],
+        [{ transport: "simulator", simScenario: "${BLE_ADMIN_TEST_SECRET_FILE}" }, 503],
+      ];
+      for (const [query, status] of requests) {
+        const res = await scan({ ...query, seconds: "1" });
+        assert.equal(res.status, status, JSON.stringify(query));
+        const { error } = res.body as { error: string };
+        assert.ok(!/s3cr3t|root:/.test(error), `${JSON.stringify(query)} answered without the data: ${error}`);
+      }
+      // The error still says which setting is wrong: the variable by name.
+      const named = await scan({ transport: "uart", uartPort: "${BLE_ADMIN_TEST_SECRET_PATH}", seconds: "1" });
+      assert.match((named.body as { error: string }).error, /\$\{BLE_ADMIN_TEST_SECRET_PATH\}.*no such file/);
+    } finally {
+      delete process.env.BLE_ADMIN_TEST_SECRET_TEXT;
+      delete process.env.BLE_ADMIN_TEST_SECRET_PATH;
+      delete process.env.BLE_ADMIN_TEST_SECRET_FILE;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("scans without disturbing a heart-rate node connected through the same adapter", async () => {

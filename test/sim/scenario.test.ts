@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { once } from "node:events";
-import { DEFAULT_SCENARIO, Simulation, loadScenarioFile, parseScenario, type PeripheralFactory } from "../../src/sim/scenario";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { DEFAULT_SCENARIO, MAX_SCENARIO_BYTES, Simulation, loadScenarioFile, parseScenario, type PeripheralFactory } from "../../src/sim/scenario";
 import { DEFAULT_LINK } from "../../src/sim/types";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
 import { FakePeripheral } from "../support/fake-peripheral";
@@ -152,6 +153,69 @@ describe("sim/scenario", () => {
         assert.ok(error.message.endsWith(`(in ${file})`));
         return true;
       });
+    });
+  });
+
+  describe("loadScenarioFile: only regular files of bounded size, and errors that never quote the file", () => {
+    let dir: string;
+    let writer: ChildProcess | undefined;
+    beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "scenario-"))));
+    afterEach(() => {
+      writer?.kill("SIGKILL");
+      writer = undefined;
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** Asserts that loading `file` fails with `problem`, and returns what the error says after naming the file. */
+    const refused = (file: string, problem: RegExp): string => {
+      let said = "";
+      assert.throws(
+        () => loadScenarioFile(file),
+        (error: unknown) => {
+          assert.ok(error instanceof ScenarioError, `a ScenarioError, got ${String(error)}`);
+          const prefix = `scenario: ${path.resolve(file)}: `;
+          assert.ok(error.message.startsWith(prefix), error.message);
+          said = error.message.slice(prefix.length);
+          assert.match(said, problem);
+          return true;
+        },
+      );
+      return said;
+    };
+
+    it("refuses a FIFO at once, without waiting for a writer (reading one would stop the event loop)", () => {
+      const fifo = path.join(dir, "scenario.fifo");
+      execFileSync("mkfifo", [fifo]);
+      // A writer that would hand over a valid scenario as soon as someone opens the FIFO for reading: a loader that
+      // reads the FIFO gets it (and, without this writer, would wait forever).
+      writer = spawn("sh", ["-c", 'printf %s "$0" > "$1"', JSON.stringify(base()), fifo], { stdio: "ignore" });
+      refused(fifo, /is a FIFO, not a regular file/);
+    });
+
+    it("refuses a character device such as /dev/zero (reading it would grow without end)", () => {
+      refused("/dev/zero", /is a character device, not a regular file/);
+    });
+
+    it("refuses a directory", () => {
+      refused(dir, /is a directory, not a regular file/);
+    });
+
+    it(`refuses a file over ${MAX_SCENARIO_BYTES} bytes (1 MiB)`, () => {
+      const big = path.join(dir, "big.json");
+      // A valid scenario, so only the size can be the reason.
+      fs.writeFileSync(big, JSON.stringify(base()) + " ".repeat(MAX_SCENARIO_BYTES));
+      refused(big, /is larger than 1 MiB/);
+    });
+
+    it("never quotes the file's content in a JSON syntax error (a secret file named as a scenario stays secret)", () => {
+      const shadow = path.join(dir, "shadow");
+      fs.writeFileSync(shadow, "root:$6$s3cr3tHash:19000:0:99999:7:::\nbin:*:19000:0:99999:7:::\n");
+      const quoted = path.join(dir, "quoted.json");
+      fs.writeFileSync(quoted, "{ \"peripherals\": 's3cr3t' }");
+      for (const file of [shadow, quoted]) {
+        const said = refused(file, /is not valid JSON/);
+        assert.ok(!/s3cr3t|root|bin:|peripherals/.test(said), `no file content in ${JSON.stringify(said)}`);
+      }
     });
   });
 

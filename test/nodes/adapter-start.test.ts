@@ -1,0 +1,239 @@
+/**
+ * Opening a uart adapter, as users see it: a normal start is quiet (no red status, nothing logged as a warning or
+ * an error), a failure names the operating system's reason, and no failure of the serial port or its driver can
+ * escape as an uncaught exception, whatever the flow does meanwhile (deploy, redeploy, stop).
+ */
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import * as fs from "node:fs";
+import { createRequire } from "node:module";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Node, NodeStatus } from "node-red";
+import bleConfigNode = require("../../src/ble-config");
+import heartRateNode = require("../../src/heart-rate");
+import { serialPortProblem } from "../../src/ble/adapter";
+import { acquireAdapter, DEFAULT_POLICY, openAdapterCount } from "../../src/ble/pool";
+import type { VirtualController } from "../../src/sim/controller";
+import { locateUartDriver } from "../../src/sim/hci-driver";
+import { openVirtualSerialPort } from "../../src/sim/pty";
+import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
+import { collectMessages, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
+
+const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
+const sink: FlowNode = { id: "out", z: "flow", type: "helper" };
+const hrNode: FlowNode = { id: "hr", z: "flow", type: "heart-rate", ble: "cfg", address: "", deviceName: "", topic: "", wires: [["out"]] };
+const uartConfig = (port: string, extra: Record<string, unknown> = {}): FlowNode => ({
+  id: "cfg",
+  type: "ble-config",
+  transport: "uart",
+  uartPort: port,
+  uartBaudRate: 1000000,
+  reconnectDelay: 100,
+  ...extra,
+});
+
+/** Every status the node has shown since the flow was loaded, from the helper's spy. */
+function statusesOf(node: Node): NodeStatus[] {
+  const spy = node.status as unknown as { getCalls(): { thisValue: unknown; args: NodeStatus[] }[] };
+  return spy
+    .getCalls()
+    .filter((c) => c.thisValue === node)
+    .map((c) => c.args[0]);
+}
+
+/** What this package's nodes logged at warning level or worse since the flow was loaded (node.warn, node.error). */
+function warningsAndErrors(): string[] {
+  const log = helper.log() as unknown as { args: { level: number; msg: unknown; type?: string }[][]; WARN: number };
+  return log.args
+    .filter(([entry]) => entry.level <= log.WARN && (entry.type === "ble-config" || entry.type === "heart-rate"))
+    .map(([entry]) => String(entry.msg));
+}
+
+type SerialPortClass = new (options: { path: string; baudRate: number; autoOpen?: boolean }) => NodeJS.EventEmitter & {
+  open(cb?: (error: Error | null) => void): void;
+  close(cb: (error: Error | null) => void): void;
+};
+
+/** The serialport the UART driver uses. */
+function serialPortClass(): SerialPortClass {
+  return (createRequire(locateUartDriver())("serialport") as { SerialPort: SerialPortClass }).SerialPort;
+}
+
+/** Resolves once opening `port` with serialport has failed (it must fail). */
+function failedOpen(port: string): Promise<void> {
+  const SerialPort = serialPortClass();
+  const probe = new SerialPort({ path: port, baudRate: 1000000, autoOpen: false });
+  return new Promise((resolve, reject) => probe.open((error) => (error ? resolve() : probe.close(() => reject(new Error(`${port} opened`))))));
+}
+
+/**
+ * Uncaught exceptions and unhandled rejections while a test runs: what would end a Node-RED process. (serialport
+ * emits a failed open's `error` from a promise handler, so with nobody listening it surfaces as an unhandled
+ * rejection, which Node.js turns into an uncaught exception.) Mocha would blame whichever test is running, or only
+ * warn, so each test checks its own.
+ */
+function watchUncaught(): { seen: unknown[]; stop(): void } {
+  const seen: unknown[] = [];
+  const onUncaught = (error: unknown): void => {
+    seen.push(error);
+  };
+  process.on("uncaughtException", onUncaught);
+  process.on("unhandledRejection", onUncaught);
+  return {
+    seen,
+    stop: () => {
+      process.removeListener("uncaughtException", onUncaught);
+      process.removeListener("unhandledRejection", onUncaught);
+    },
+  };
+}
+
+describe("uart adapter start-up and failures", function () {
+  this.timeout(30000);
+  useNodeRed();
+
+  let dir: string;
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-uart-start-"))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("a normal start on a serial port shows no red status and logs no warning or error before 'connected'", async () => {
+    const simulation = new Simulation(parseScenario(DEFAULT_SCENARIO, ""), { timeScale: 10 });
+    simulation.start();
+    const port = await openVirtualSerialPort(simulation.controller);
+    try {
+      await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port.path), hrNode, sink]);
+      const hr = helper.getNode("hr");
+      await waitForStatus(hr, isConnected, 20000);
+      await collectMessages(helper.getNode("out"), 1);
+      const shown = statusesOf(hr);
+      assert.ok(shown.length >= 2, `statuses were recorded: ${JSON.stringify(shown)}`);
+      assert.deepEqual(
+        shown.filter((s) => s.fill === "red"),
+        [],
+        `no red status on the way: ${shown.map((s) => `${s.fill}/${String(s.text)}`).join(", ")}`,
+      );
+      assert.deepEqual(warningsAndErrors(), [], "nothing logged as a warning or an error");
+      await helper.unload();
+    } finally {
+      await port.close();
+      simulation.close();
+    }
+  });
+
+  const failures: { what: string; port: () => string; reason: RegExp }[] = [
+    { what: "a missing device", port: () => path.join(dir, "ttyUSB-missing"), reason: /no such file/ },
+    { what: "a directory", port: () => dir, reason: /not a serial device/ },
+    { what: "a character device that is not a tty (/dev/null)", port: () => "/dev/null", reason: /not a serial device/ },
+  ];
+  for (const { what, port, reason } of failures) {
+    it(`${what}: the status and the log name the operating system's reason, and nothing escapes`, async () => {
+      const uncaught = watchUncaught();
+      try {
+        await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port()), hrNode, sink]);
+        const status = await waitForStatus(helper.getNode("hr"), (s) => s.fill === "red", 20000);
+        assert.match(String(status.text), reason);
+        assert.ok(String(status.text).includes(port()), `the status names the port: ${String(status.text)}`);
+        assert.doesNotMatch(String(status.text), /closed or not answering/);
+        assert.ok(
+          warningsAndErrors().some((m) => reason.test(m)),
+          `the ble-config node logs the reason: ${JSON.stringify(warningsAndErrors())}`,
+        );
+        await helper.unload();
+        assert.equal(openAdapterCount(), 0);
+        assert.deepEqual(uncaught.seen, []);
+      } finally {
+        uncaught.stop();
+      }
+    });
+  }
+
+  it("a serial port another program holds: 'in use'", async () => {
+    const simulation = new Simulation(parseScenario(DEFAULT_SCENARIO, ""), { timeScale: 10 });
+    simulation.start();
+    const port = await openVirtualSerialPort(simulation.controller);
+    // The same serialport the UART driver uses, and its default: an exclusive lock on the device.
+    const SerialPort = serialPortClass();
+    const holder = new SerialPort({ path: port.path, baudRate: 1000000 });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.once("open", resolve);
+        holder.once("error", reject);
+      });
+      await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port.path), hrNode, sink]);
+      const status = await waitForStatus(helper.getNode("hr"), (s) => s.fill === "red", 20000);
+      assert.match(String(status.text), /in use/);
+      await helper.unload();
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+      await port.close();
+      simulation.close();
+    }
+  });
+
+  it("a serial port that opens but never answers HCI Reset: a red status saying so, after the connect timeout", async () => {
+    // A pty with nothing behind it: what the host writes goes nowhere.
+    const silent = Object.assign(new EventEmitter(), { write: (): void => undefined }) as unknown as VirtualController;
+    const port = await openVirtualSerialPort(silent);
+    try {
+      await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port.path, { connectTimeout: 200 }), hrNode, sink]);
+      const status = await waitForStatus(helper.getNode("hr"), (s) => s.fill === "red", 20000);
+      assert.match(String(status.text), /did not answer HCI Reset/);
+      assert.ok(String(status.text).includes(port.path));
+      await helper.unload();
+    } finally {
+      await port.close();
+    }
+  });
+
+  it("deploy and an immediate redeploy (the first port still opening), then stop: every adapter closed, nothing escapes", async () => {
+    const uncaught = watchUncaught();
+    try {
+      for (const port of [path.join(dir, "ttyUSB-missing"), dir, "/dev/null"]) {
+        await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port), hrNode, sink]);
+        // A full deploy closes the config node while its serial port's open is still pending, and opens it again.
+        await helper.setFlows([tab, uartConfig(port, { name: "again" }), hrNode, sink] as Parameters<typeof helper.setFlows>[0], "full");
+        await helper.setFlows([tab, uartConfig(port, { name: "and again" }), hrNode, sink] as Parameters<typeof helper.setFlows>[0], "full");
+        await helper.unload();
+        assert.equal(openAdapterCount(), 0, `no adapter left open (${port})`);
+      }
+      assert.deepEqual(uncaught.seen, []);
+    } finally {
+      uncaught.stop();
+    }
+  });
+
+  it("an adapter released while its serial port is still opening (a config node deployed and at once replaced): nothing escapes", async () => {
+    const uncaught = watchUncaught();
+    try {
+      const ports = [path.join(dir, "ttyUSB-missing"), dir, "/dev/null"];
+      for (const port of ports) {
+        // What a ble-config node does when it is created and then closed by the next deploy, before any I/O completes.
+        const adapter = acquireAdapter({ transport: "uart", port, baudRate: 1000000, flowControl: true }, DEFAULT_POLICY);
+        await adapter.unref();
+      }
+      assert.equal(openAdapterCount(), 0);
+      // Opens of the same paths queued after theirs have failed too: the thread pool takes work in order, so any
+      // error of the released ports has been emitted by now.
+      await Promise.all(ports.map((port) => failedOpen(port)));
+      assert.deepEqual(uncaught.seen, []);
+    } finally {
+      uncaught.stop();
+    }
+  });
+
+  it("names the reason for each way serialport's open fails, permission denied and locks included", () => {
+    const port = "/dev/ttyUSB0";
+    const cases: [string, RegExp][] = [
+      ["Error: No such file or directory, cannot open /dev/ttyUSB0", /^HCI UART \/dev\/ttyUSB0: no such file \(ENOENT\)/],
+      ["Error: Permission denied, cannot open /dev/ttyUSB0", /^HCI UART \/dev\/ttyUSB0: permission denied \(EACCES\).*dialout/],
+      ["Error: Is a directory, cannot open /dev/ttyUSB0", /^HCI UART \/dev\/ttyUSB0: not a serial device \(EISDIR\)/],
+      ["Error: Inappropriate ioctl for device setting custom baud rate of 1000000", /^HCI UART \/dev\/ttyUSB0: not a serial device \(ENOTTY\)/],
+      ["Error Resource temporarily unavailable Cannot lock port", /^HCI UART \/dev\/ttyUSB0: in use by another program \(EBUSY\)/],
+      ["Error: Device or resource busy, cannot open /dev/ttyUSB0", /^HCI UART \/dev\/ttyUSB0: in use by another program \(EBUSY\)/],
+    ];
+    for (const [message, expected] of cases) assert.match(serialPortProblem(port, new Error(message)), expected, message);
+    // Anything else: the operating system's own words, not a guess.
+    assert.match(serialPortProblem(port, new Error("Error: Input/output error, cannot open /dev/ttyUSB0")), /Input\/output error/);
+  });
+});

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import type { Node, NodeMessage } from "node-red";
+import bleConfigNode = require("../../src/ble-config");
+import heartRateNode = require("../../src/heart-rate");
+import hiokiMeterNode = require("../../src/hioki-meter");
+import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
+import { collectMessages, helper, loadFlow, useNodeRed, waitForStatus, type FlowNode } from "../support/red";
+
+/** The address field typed as an environment variable ("env" in the editor's typed input). */
+const UNSET = "BLE_ENV_ADDRESS_TEST_UNSET";
+const SET = "BLE_ENV_ADDRESS_TEST_SET";
+const HR = "d8:75:ba:00:00:01";
+
+const z = "flow";
+const on = { z, x: 100, y: 100 };
+const tab: FlowNode = { id: z, type: "tab", label: "test" };
+// The built-in scenario: one heart-rate sensor, one meter, one NUS device — each node would find "any" of its kind.
+const simConfig: FlowNode = { id: "cfg", type: "ble-config", transport: "simulator", simScenario: "", simTimeScale: 10 };
+const sink: FlowNode = { id: "out", ...on, type: "helper" };
+
+const NODES: Record<string, FlowNode> = {
+  "heart-rate": { id: "dev", ...on, type: "heart-rate", ble: "cfg", deviceName: "", topic: "", wires: [["out"]] },
+  "nus-ymodem-receive": { id: "dev", ...on, type: "nus-ymodem-receive", ble: "cfg", deviceName: "", topic: "", wires: [["out"]] },
+  "hioki-meter": { id: "dev", ...on, type: "hioki-meter", ble: "cfg", deviceName: "", command: "", interval: 0, topic: "", wires: [["out"]] },
+};
+const MODULES = [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode];
+
+/** What the node logged with node.error, as text. */
+function errorsOf(node: Node): string[] {
+  const spy = node.error as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
+  return spy
+    .getCalls()
+    .filter((c) => c.thisValue === node)
+    .map((c) => String(c.args[0] instanceof Error ? c.args[0].message : c.args[0]));
+}
+
+describe("device nodes: an address typed as an environment variable", function () {
+  this.timeout(30000);
+  useNodeRed();
+
+  afterEach(() => {
+    delete process.env[UNSET];
+    delete process.env[SET];
+  });
+
+  for (const type of Object.keys(NODES)) {
+    it(`${type}: an unset variable is an invalid configuration (red status), not "any device"`, async () => {
+      delete process.env[UNSET];
+      await loadFlow(MODULES, [tab, simConfig, { ...NODES[type], address: UNSET, addressType: "env" }, sink]);
+      const dev = helper.getNode("dev");
+      const status = await waitForStatus(dev, (s) => s.fill === "red");
+      assert.deepEqual(status, { fill: "red", shape: "ring", text: "invalid configuration" });
+      const errors = errorsOf(dev);
+      assert.ok(
+        errors.some((e) => e.includes("address") && e.includes(UNSET)),
+        `the log names the field and the variable: ${JSON.stringify(errors)}`,
+      );
+    });
+
+    it(`${type}: a variable set to an empty value or to something that is not an address is refused without echoing it`, async () => {
+      for (const value of ["", "  ", "secret-token-4711"]) {
+        process.env[SET] = value;
+        await loadFlow(MODULES, [tab, simConfig, { ...NODES[type], address: SET, addressType: "env" }, sink]);
+        const dev = helper.getNode("dev");
+        const status = await waitForStatus(dev, (s) => s.fill === "red");
+        assert.equal(status.text, "invalid configuration", `value ${JSON.stringify(value)}`);
+        const errors = errorsOf(dev);
+        assert.ok(errors.length > 0);
+        for (const e of errors) assert.ok(!e.includes("secret-token"), `the log does not echo the variable's value: ${e}`);
+        await helper.unload();
+      }
+    });
+  }
+
+  it("heart-rate: a set variable selects that device", async () => {
+    process.env[SET] = HR.toUpperCase();
+    await loadFlow(MODULES, [tab, simConfig, { ...NODES["heart-rate"], address: SET, addressType: "env" }, sink]);
+    const [msg] = (await collectMessages(helper.getNode("out"), 1)) as (NodeMessage & { peripheral: { address: string } })[];
+    assert.equal(msg.peripheral.address, HR);
+  });
+});
