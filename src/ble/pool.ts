@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
 import { adapterKey, adapterProblem, describeTransport, openAdapter, type OpenAdapter, type TransportSettings } from "./adapter";
-import { TimeoutError, withTimeout } from "./timeout";
+import { realTimers, TimeoutError, withTimeout, type Timers } from "./timeout";
 
 export interface PoolPolicy {
   maxConnections: number;
@@ -129,6 +129,7 @@ class Session implements DeviceSession {
     private readonly peripheral: Peripheral,
     services: Service[],
     private readonly gattTimeout: number,
+    private readonly timers: Timers,
   ) {
     for (const s of services) {
       for (const c of s.characteristics ?? []) this.chars.set(`${normalizeUuid(s.uuid)}/${normalizeUuid(c.uuid)}`, c);
@@ -175,7 +176,7 @@ class Session implements DeviceSession {
       this.subscriptions.set(key, sub);
       c.on("data", attached);
       try {
-        await withTimeout(c.subscribeAsync(), this.gattTimeout, `subscribing to ${characteristic}`);
+        await withTimeout(c.subscribeAsync(), this.gattTimeout, `subscribing to ${characteristic}`, undefined, this.timers);
       } catch (error) {
         c.removeListener("data", attached);
         this.subscriptions.delete(key);
@@ -190,18 +191,24 @@ class Session implements DeviceSession {
         this.subscriptions.delete(key);
         c.removeListener("data", entry.attached);
         if (!this.signal.aborted) {
-          withTimeout(c.unsubscribeAsync(), this.gattTimeout, `unsubscribing from ${characteristic}`).catch(() => undefined);
+          withTimeout(c.unsubscribeAsync(), this.gattTimeout, `unsubscribing from ${characteristic}`, undefined, this.timers).catch(() => undefined);
         }
       }
     };
   }
 
   async read(service: string, characteristic: string): Promise<Buffer> {
-    return withTimeout(this.characteristic(service, characteristic).readAsync(), this.gattTimeout, `reading ${characteristic}`);
+    return withTimeout(this.characteristic(service, characteristic).readAsync(), this.gattTimeout, `reading ${characteristic}`, undefined, this.timers);
   }
 
   async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
-    return withTimeout(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), this.gattTimeout, `writing ${characteristic}`);
+    return withTimeout(
+      this.characteristic(service, characteristic).writeAsync(value, withoutResponse),
+      this.gattTimeout,
+      `writing ${characteristic}`,
+      undefined,
+      this.timers,
+    );
   }
 
   end(): void {
@@ -245,7 +252,7 @@ class DeviceEntry {
   peripheral: Peripheral | null = null;
   session: Session | null = null;
   attempt = 0;
-  retryTimer: NodeJS.Timeout | null = null;
+  retryTimer: { cancel(): void } | null = null;
   private readonly onDisconnect = (reason: unknown): void => this.adapter.handleDisconnect(this, reason);
 
   constructor(
@@ -276,13 +283,19 @@ class DeviceEntry {
   }
 
   cancelRetry(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer?.cancel();
     this.retryTimer = null;
   }
 }
 
 export interface AdapterLog {
   warn(message: string): void;
+}
+
+/** What an adapter runs on. Tests give a fake noble and a manual clock; everything else uses the defaults. */
+export interface AdapterDeps {
+  open?: (settings: TransportSettings) => OpenAdapter;
+  timers?: Timers;
 }
 
 /** One adapter: one noble instance, its scanner, its connection queue and its peripherals. */
@@ -300,14 +313,19 @@ export class BleAdapter extends EventEmitter {
   private openError: Error | null = null;
   private readonly scanListeners = new Set<(p: Peripheral) => void>();
   private readonly drops = new Set<Promise<void>>();
-  private reopenTimer: NodeJS.Timeout | null = null;
+  private reopenTimer: { cancel(): void } | null = null;
   private reopenAttempt = 0;
+  private readonly open: (settings: TransportSettings) => OpenAdapter;
+  private readonly timers: Timers;
 
   constructor(
     readonly settings: TransportSettings,
     readonly policy: PoolPolicy,
+    deps: AdapterDeps = {},
   ) {
     super();
+    this.open = deps.open ?? openAdapter;
+    this.timers = deps.timers ?? realTimers;
     this.key = adapterKey(settings);
     this.description = describeTransport(settings);
   }
@@ -341,7 +359,7 @@ export class BleAdapter extends EventEmitter {
   private ensureOpen(): void {
     if (this.opened || this.openError) return;
     try {
-      this.opened = openAdapter(this.settings);
+      this.opened = this.open(this.settings);
     } catch (error) {
       this.openError = error instanceof Error ? error : new Error(String(error));
       this.emit("state", this.state);
@@ -383,8 +401,8 @@ export class BleAdapter extends EventEmitter {
   }
 
   private async shutdown(): Promise<void> {
-    registry.delete(this.key);
-    if (this.reopenTimer) clearTimeout(this.reopenTimer);
+    if (registry.get(this.key) === this) registry.delete(this.key);
+    this.reopenTimer?.cancel();
     this.reopenTimer = null;
     // Disconnects already under way (a node released its lease just before) must finish before noble stops,
     // or their Disconnection Complete never arrives.
@@ -430,7 +448,7 @@ export class BleAdapter extends EventEmitter {
     // An adapter still starting up gets at least a connect timeout before it is judged.
     const delay = this.adapterState === "unknown" ? Math.max(backoff, this.policy.connectTimeout) : backoff;
     this.reopenAttempt++;
-    this.reopenTimer = setTimeout(() => {
+    this.reopenTimer = this.timers.setTimeout(() => {
       this.reopenTimer = null;
       if (this.closing || this.adapterState === "poweredOn") return;
       this.opened?.close();
@@ -611,15 +629,18 @@ export class BleAdapter extends EventEmitter {
         this.policy.connectTimeout,
         `connecting to ${address}`,
         () => p.cancelConnect(),
+        this.timers,
       );
       if (entry.phase !== "connecting") throw new Error("released while connecting");
       const { services } = await withTimeout(
         p.discoverAllServicesAndCharacteristicsAsync(),
         this.policy.gattTimeout,
         `service discovery on ${address}`,
+        undefined,
+        this.timers,
       );
       if (entry.phase !== "connecting") throw new Error("released while connecting");
-      const session = new Session(p, services, this.policy.gattTimeout);
+      const session = new Session(p, services, this.policy.gattTimeout, this.timers);
       entry.session = session;
       entry.phase = "connected";
       entry.attempt = 0;
@@ -670,7 +691,7 @@ export class BleAdapter extends EventEmitter {
     entry.phase = "backoff";
     entry.broadcast(isError ? { state: "error", text: reason, retryInMs: delay } : { state: "reconnecting", retryInMs: delay, reason });
     entry.cancelRetry();
-    entry.retryTimer = setTimeout(() => {
+    entry.retryTimer = this.timers.setTimeout(() => {
       entry.retryTimer = null;
       if (entry.phase !== "backoff") return;
       entry.phase = "queued";
@@ -708,7 +729,7 @@ export class BleAdapter extends EventEmitter {
       p.cancelConnect();
       return;
     }
-    await withTimeout(p.disconnectAsync(), this.policy.gattTimeout, `disconnecting ${p.address}`).catch(() => undefined);
+    await withTimeout(p.disconnectAsync(), this.policy.gattTimeout, `disconnecting ${p.address}`, undefined, this.timers).catch(() => undefined);
   }
 
   private dropEntry(entry: DeviceEntry): Promise<void> {
