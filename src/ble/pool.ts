@@ -223,6 +223,8 @@ class Session implements DeviceSession {
 class LeaseImpl implements Lease {
   state: LeaseState = { state: "scanning" };
   session: DeviceSession | null = null;
+  /** The session this lease's setup (onConnected) succeeded on. */
+  setUpOn: DeviceSession | null = null;
   released = false;
 
   constructor(
@@ -643,7 +645,6 @@ export class BleAdapter extends EventEmitter {
       const session = new Session(p, services, this.policy.gattTimeout, this.timers);
       entry.session = session;
       entry.phase = "connected";
-      entry.attempt = 0;
       this.connectBusy = false;
       this.processQueue();
       this.updateScanning();
@@ -664,12 +665,18 @@ export class BleAdapter extends EventEmitter {
     }
   }
 
-  /** A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. */
+  /**
+   * A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. The
+   * backoff starts again from reconnectDelay only when every lease's setup has succeeded: a device that accepts
+   * the link and then fails setup (or drops it) is retried ever more slowly, not every reconnectDelay forever.
+   */
   private runSetup(entry: DeviceEntry, lease: LeaseImpl, session: Session): void {
     lease.session = session;
     lease.options.onConnected(session).then(
       () => {
         if (session.signal.aborted || lease.released) return;
+        lease.setUpOn = session;
+        if ([...entry.leases].every((l) => l.setUpOn === session)) entry.attempt = 0;
         const info = session.info;
         lease.setState({ state: "connected", address: info.address, name: info.name });
       },

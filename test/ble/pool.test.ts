@@ -180,6 +180,82 @@ describe("connection pool (fake noble, manual clock)", () => {
 
   });
 
+  describe("backoff", () => {
+    const policy = { reconnectDelay: 100, maxReconnectDelay: 400 };
+
+    /** Advances the clock to just before `delay` and checks no attempt starts early, then to the delay. */
+    async function waitOutBackoff(h: Harness, p: FakePeripheral, delay: number): Promise<void> {
+      const connects = p.calls.count("connect");
+      h.clock.advance(delay - 1);
+      await settled();
+      assert.equal(p.calls.count("connect"), connects, `no new attempt before ${delay} ms`);
+      h.clock.advance(1);
+    }
+
+    it("grows 1×, 2×, 4× reconnectDelay up to maxReconnectDelay for a device whose subscription always fails", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      for (const delay of [100, 200, 400, 400]) {
+        (await a.chr.calls.next("subscribe")).reject(new Error("CCCD write refused"));
+        assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: "CCCD write refused", retryInMs: delay });
+        assert.equal(a.p.state, "disconnected", "the link was dropped");
+        await waitOutBackoff(h, a.p, delay);
+      }
+      await a.chr.calls.next("subscribe");
+      assert.equal(a.p.calls.count("connect"), 5, "one attempt per backoff");
+    });
+
+    it("grows for a link that drops during setup, every time", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      for (const delay of [100, 200, 400]) {
+        await a.chr.calls.next("subscribe");
+        const from = u.states.length;
+        a.p.drop(0x08);
+        assert.deepEqual(await u.waitFor(is("reconnecting"), from), { state: "reconnecting", retryInMs: delay, reason: "connection lost (supervision timeout)" });
+        await waitOutBackoff(h, a.p, delay);
+      }
+    });
+
+    it("starts again from reconnectDelay once a connection's setup has succeeded", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      for (const delay of [100, 200]) {
+        (await a.chr.calls.next("subscribe")).reject(new Error("CCCD write refused"));
+        assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: "CCCD write refused", retryInMs: delay });
+        h.clock.advance(delay);
+      }
+      (await a.chr.calls.next("subscribe")).resolve();
+      await u.waitFor(is("connected"));
+      const from = u.states.length;
+      a.p.drop(0x08);
+      assert.deepEqual(await u.waitFor(is("reconnecting"), from), { state: "reconnecting", retryInMs: 100, reason: "connection lost (supervision timeout)" });
+    });
+
+    it("does not reset while one of two leases' setup on the link still fails", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const good = h.user({ address: A });
+      const bad = h.user({ address: A }, () => Promise.reject(new Error("no command characteristic")));
+      h.noble.discover(a.p);
+      for (const delay of [100, 200, 400]) {
+        assert.deepEqual(await bad.waitFor(is("error")), { state: "error", text: "no command characteristic", retryInMs: delay });
+        h.clock.advance(delay);
+      }
+      assert.ok(good.sessions.length >= 3);
+    });
+  });
+
   describe("subscriptions", () => {
     it("fans one notification out to every subscriber with one CCCD write; the last unsubscribe writes it off", async () => {
       const h = new Harness();
