@@ -119,10 +119,18 @@ function infoOf(p: Peripheral): PeripheralInfo {
 
 type ConnectParams = { mtu?: number };
 
+/** One characteristic's notifications on one link, fanned out to every subscriber. */
+interface Subscription {
+  listeners: Set<(v: Buffer) => void>;
+  attached: (data: Buffer, isNotification: boolean) => void;
+  /** The CCCD write: every subscriber waits for it, and every one gets its failure. */
+  written: Promise<void>;
+}
+
 class Session implements DeviceSession {
   private readonly controller = new AbortController();
   private readonly chars = new Map<string, Characteristic>();
-  private readonly subscriptions = new Map<string, { listeners: Set<(v: Buffer) => void>; attached: (data: Buffer, isNotification: boolean) => void }>();
+  private readonly subscriptions = new Map<string, Subscription>();
   readonly signal = this.controller.signal;
 
   constructor(
@@ -162,39 +170,45 @@ class Session implements DeviceSession {
   async subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void): Promise<() => void> {
     const key = `${normalizeUuid(service)}/${normalizeUuid(characteristic)}`;
     const c = this.characteristic(service, characteristic);
-    let sub = this.subscriptions.get(key);
-    if (!sub) {
-      // The first listener is in before the CCCD write: a sensor may notify as soon as it has the write, before
-      // noble hears the write response, and those first values must not fall into an empty set.
-      const listeners = new Set<(v: Buffer) => void>([onValue]);
-      const attached = (data: Buffer, isNotification: boolean): void => {
-        // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
-        if (!isNotification) return;
-        for (const l of listeners) l(data);
-      };
-      sub = { listeners, attached };
-      this.subscriptions.set(key, sub);
-      c.on("data", attached);
-      try {
-        await withTimeout(c.subscribeAsync(), this.gattTimeout, `subscribing to ${characteristic}`, undefined, this.timers);
-      } catch (error) {
-        c.removeListener("data", attached);
-        this.subscriptions.delete(key);
-        throw error;
-      }
+    const sub = this.subscriptions.get(key) ?? this.writeCccd(key, c, characteristic);
+    // Listeners are in before the CCCD write is answered: a sensor may notify as soon as it has the write, before
+    // noble hears the write response, and those first values must not fall into an empty set.
+    sub.listeners.add(onValue);
+    try {
+      await sub.written;
+    } catch (error) {
+      sub.listeners.delete(onValue);
+      throw error;
     }
-    const entry = sub;
-    entry.listeners.add(onValue);
     return () => {
-      entry.listeners.delete(onValue);
-      if (entry.listeners.size === 0 && this.subscriptions.get(key) === entry) {
+      sub.listeners.delete(onValue);
+      if (sub.listeners.size === 0 && this.subscriptions.get(key) === sub) {
         this.subscriptions.delete(key);
-        c.removeListener("data", entry.attached);
+        c.removeListener("data", sub.attached);
         if (!this.signal.aborted) {
           withTimeout(c.unsubscribeAsync(), this.gattTimeout, `unsubscribing from ${characteristic}`, undefined, this.timers).catch(() => undefined);
         }
       }
     };
+  }
+
+  /** Starts one subscription to `c`, shared by every subscriber; it is forgotten if the CCCD write fails. */
+  private writeCccd(key: string, c: Characteristic, characteristic: string): Subscription {
+    const listeners = new Set<(v: Buffer) => void>();
+    const attached = (data: Buffer, isNotification: boolean): void => {
+      // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
+      if (!isNotification) return;
+      for (const l of listeners) l(data);
+    };
+    c.on("data", attached);
+    const written = withTimeout(c.subscribeAsync(), this.gattTimeout, `subscribing to ${characteristic}`, undefined, this.timers);
+    const sub: Subscription = { listeners, attached, written };
+    written.catch(() => {
+      c.removeListener("data", attached);
+      if (this.subscriptions.get(key) === sub) this.subscriptions.delete(key);
+    });
+    this.subscriptions.set(key, sub);
+    return sub;
   }
 
   async read(service: string, characteristic: string): Promise<Buffer> {

@@ -289,6 +289,32 @@ describe("connection pool (fake noble, manual clock)", () => {
     });
 
 
+    it("a second subscriber joining while the CCCD write is pending waits for it, and gets its failure", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const outcomes: string[] = [];
+      const setup = (tag: string) => async (session: DeviceSession, user: User) => {
+        try {
+          await session.subscribe(SVC, CHR, (value) => user.values.push(value));
+          outcomes.push(`${tag} subscribed`);
+        } catch (error) {
+          outcomes.push(`${tag}: ${(error as Error).message}`);
+          throw error;
+        }
+      };
+      h.user({ address: A }, setup("first"));
+      h.noble.discover(a.p);
+      const write = await a.chr.calls.next("subscribe");
+      h.user({ address: A }, setup("second"));
+      await settled();
+      assert.deepEqual(outcomes, [], "nobody is subscribed before the CCCD write is answered");
+      assert.equal(a.chr.calls.count("subscribe"), 1);
+      write.reject(new Error("CCCD write refused"));
+      await settled();
+      assert.deepEqual(outcomes.sort(), ["first: CCCD write refused", "second: CCCD write refused"]);
+    });
+
     it("a second subscriber joining while the CCCD write is pending gets the values once it is answered", async () => {
       const h = new Harness();
       const a = device(A);
