@@ -577,14 +577,19 @@ export class BleAdapter extends EventEmitter {
     this.updateScanning();
   }
 
+  /**
+   * `from`'s leases join `into`: on a connected link they run their setup at once; otherwise they take the state
+   * `into`'s leases show (connecting, waiting for a slot, reconnecting in N s), which is theirs from now on.
+   */
   private merge(from: DeviceEntry, into: DeviceEntry): void {
     this.entries.delete(from);
+    const current: LeaseState = [...into.leases][0]?.state ?? { state: "scanning" };
     for (const l of from.leases) {
       into.leases.add(l);
       if (into.phase === "connected" && into.session) {
         this.runSetup(into, l, into.session);
       } else {
-        l.setState(from.leases.size ? l.state : { state: "scanning" });
+        l.setState(current);
       }
     }
     from.leases.clear();

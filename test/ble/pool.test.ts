@@ -178,6 +178,23 @@ describe("connection pool (fake noble, manual clock)", () => {
       assert.equal(a.p.calls.count("connect"), 1, "one link");
     });
 
+
+    it("a lease by name joining a lease in backoff is given that state at once (not left 'scanning')", async () => {
+      const h = new Harness();
+      const a = device(A, "meter");
+      const byAddress = h.user({ address: A });
+      h.noble.discover(a.p);
+      (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
+      const backoff = await byAddress.waitFor(is("reconnecting"));
+      const byName = h.user({ name: "meter" });
+      h.noble.discover(a.p);
+      assert.deepEqual(byName.state, backoff);
+      // And from then on they go together.
+      h.clock.advance(1000);
+      await a.p.calls.next("connect");
+      assert.deepEqual(byName.state, { state: "connecting", address: A });
+      assert.deepEqual(byAddress.state, { state: "connecting", address: A });
+    });
   });
 
   describe("backoff", () => {
