@@ -669,13 +669,18 @@ export class BleAdapter extends EventEmitter {
       this.updateScanning();
       for (const l of entry.leases) this.runSetup(entry, l, session);
     } catch (error) {
-      this.connectBusy = false;
       const reason = error instanceof TimeoutError ? "timeout during connection" : error instanceof Error ? error.message : String(error);
       if (entry.closing || entry.leases.size === 0) {
+        // Released while connecting, and the cancel came too late: the link is up all the same, and nobody holds it.
+        // It is closed before the next connection starts (a connected peripheral does not advertise, so no other
+        // lease could find it and adopt it).
+        if (p.state === "connected") await this.disconnectPeripheral(p);
+        this.connectBusy = false;
         this.processQueue();
         this.updateScanning();
         return;
       }
+      this.connectBusy = false;
       // A connection that came up but failed discovery must not linger.
       if (p.state === "connected") await this.disconnectPeripheral(p);
       this.scheduleRetry(entry, reason, false);

@@ -457,6 +457,18 @@ describe("connection pool (fake noble, manual clock)", () => {
         },
       },
       {
+        phase: "connecting, the cancel too late (the link comes up anyway)",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          a.p.cancelWorks = false;
+          const u = h.user({ address: A });
+          h.noble.discover(a.p);
+          const connect = await a.p.calls.next("connect");
+          return { h, a, u, late: () => connect.resolve() };
+        },
+      },
+      {
         phase: "discovery",
         reach: async () => {
           const h = new Harness();
