@@ -408,6 +408,30 @@ describe("connection pool (fake noble, manual clock)", () => {
     });
   });
 
+  describe("the adapter", () => {
+    it("powered off under a connected link: the session ends, the lease says why; powered on again: set up anew", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover");
+      a.chr.calls.auto.add("subscribe");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      await u.waitFor(is("connected"), 0);
+      const first = u.sessions[0];
+      h.noble.setState("poweredOff");
+      a.p.drop(0x16);
+      assert.equal(first.signal.aborted, true);
+      assert.equal(u.disconnects, 1);
+      assert.deepEqual(u.state, { state: "adapter", text: "simulator adapter is poweredOff", error: true });
+      h.noble.setState("poweredOn");
+      await u.waitFor(is("connected"));
+      assert.equal(u.sessions.length, 2);
+      assert.equal(a.p.calls.count("connect"), 2);
+      a.chr.notify(Buffer.of(1));
+      assert.deepEqual(u.values, [Buffer.of(1)]);
+    });
+  });
+
   describe("a lease released in every phase: the link ends, nothing is retried, the adapter closes", () => {
     interface Reached {
       h: Harness;
@@ -443,6 +467,22 @@ describe("connection pool (fake noble, manual clock)", () => {
           const connect = await other.p.calls.next("connect");
           other.p.calls.auto.add("discover").add("disconnect");
           return { h, a, u, late: () => connect.resolve(), others: [otherUser] };
+        },
+      },
+      {
+        phase: "waiting for a slot",
+        reach: async () => {
+          const h = new Harness({ maxConnections: 1 });
+          const other = device(B);
+          const a = device(A);
+          other.p.calls.auto.add("connect").add("discover").add("disconnect");
+          const otherUser = h.user({ address: B });
+          h.noble.discover(other.p);
+          await otherUser.waitFor(is("connected"), 0);
+          const u = h.user({ address: A });
+          h.noble.discover(a.p);
+          assert.equal(u.state.state, "waiting-slot");
+          return { h, a, u, others: [otherUser] };
         },
       },
       {
@@ -546,5 +586,23 @@ describe("connection pool (fake noble, manual clock)", () => {
       });
     }
 
+    it("one of two leases released while connected: the other keeps the link and its values", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      a.chr.calls.auto.add("subscribe");
+      const u1 = h.user({ address: A }, subscribing);
+      const u2 = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      await Promise.all([u1.waitFor(is("connected"), 0), u2.waitFor(is("connected"), 0)]);
+      await u1.lease.release();
+      assert.equal(a.p.state, "connected");
+      a.chr.notify(Buffer.of(5));
+      assert.deepEqual(u2.values, [Buffer.of(5)]);
+      await u2.lease.release();
+      assert.equal(a.p.state, "disconnected");
+      await h.close();
+      assert.equal(h.noble.closed, true);
+    });
   });
 });
