@@ -509,14 +509,9 @@ export class BleAdapter extends EventEmitter {
       entry = new DeviceEntry(options.selector, this);
       this.entries.add(entry);
     }
-    entry.leases.add(lease);
-    if (this.adapterState !== "poweredOn") {
-      this.broadcastAdapterState();
-    } else if (entry.phase === "connected" && entry.session) {
-      this.runSetup(entry, lease, entry.session);
-    } else {
-      this.kick(entry);
-    }
+    this.join(lease, entry);
+    if (this.adapterState !== "poweredOn") this.broadcastAdapterState();
+    else if (!(entry.phase === "connected" && entry.session)) this.kick(entry);
     return lease;
   }
 
@@ -577,27 +572,30 @@ export class BleAdapter extends EventEmitter {
     this.updateScanning();
   }
 
-  /**
-   * `from`'s leases join `into`: on a connected link they run their setup at once; otherwise they take the state
-   * `into`'s leases show (connecting, waiting for a slot, reconnecting in N s), which is theirs from now on.
-   */
+  /** `from`'s leases join `into`, the entry that already holds their peripheral. */
   private merge(from: DeviceEntry, into: DeviceEntry): void {
     this.entries.delete(from);
-    const current: LeaseState = [...into.leases][0]?.state ?? { state: "scanning" };
-    for (const l of from.leases) {
-      into.leases.add(l);
-      if (into.phase === "connected" && into.session) {
-        this.runSetup(into, l, into.session);
-      } else {
-        l.setState(current);
-      }
-    }
+    for (const l of from.leases) this.join(l, into);
     from.leases.clear();
   }
 
-  /** Put an entry on its way to a connection: scan if its peripheral is unknown, else queue. */
+  /**
+   * A lease joins an entry: on a connected link it runs its setup at once; otherwise it takes the state the
+   * entry's other leases show (connecting, waiting for a slot, reconnecting in N s), which is its own from now on.
+   */
+  private join(lease: LeaseImpl, entry: DeviceEntry): void {
+    const current = [...entry.leases][0]?.state;
+    entry.leases.add(lease);
+    if (entry.phase === "connected" && entry.session) this.runSetup(entry, lease, entry.session);
+    else if (current) lease.setState(current);
+  }
+
+  /**
+   * Put an entry on its way to a connection: scan if its peripheral is unknown, else queue. An entry in backoff
+   * waits for its retry timer, whoever joins it meanwhile.
+   */
   private kick(entry: DeviceEntry): void {
-    if (entry.phase === "closing" || entry.phase === "connected" || entry.phase === "connecting") return;
+    if (entry.phase === "closing" || entry.phase === "connected" || entry.phase === "connecting" || entry.phase === "backoff") return;
     if (this.adapterState !== "poweredOn") return;
     entry.phase = entry.peripheral ? "queued" : "resolving";
     if (entry.phase === "resolving") entry.broadcast({ state: "scanning" });

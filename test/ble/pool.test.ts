@@ -162,6 +162,36 @@ describe("connection pool (fake noble, manual clock)", () => {
     });
   });
 
+  describe("a lease joining an entry shares its state", () => {
+    it("a second lease on a peripheral being connected shows connecting at once", async () => {
+      const h = new Harness();
+      const a = device(A);
+      const u1 = h.user({ address: A });
+      h.noble.discover(a.p);
+      await a.p.calls.next("connect");
+      const u2 = h.user({ address: A });
+      assert.deepEqual(u2.states, [{ state: "connecting", address: A }]);
+      assert.deepEqual(u1.state, u2.state);
+      assert.equal(a.p.calls.count("connect"), 1);
+    });
+
+    it("a second lease on a peripheral in backoff shows the backoff at once, and waits for it", async () => {
+      const h = new Harness();
+      const a = device(A);
+      const u1 = h.user({ address: A });
+      h.noble.discover(a.p);
+      (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
+      const backoff = await u1.waitFor(is("reconnecting"));
+      const u2 = h.user({ address: A });
+      assert.deepEqual(u2.states, [backoff]);
+      await settled();
+      assert.equal(a.p.calls.count("connect"), 1, "the new lease does not cut the backoff short");
+      h.clock.advance(1000);
+      await a.p.calls.next("connect");
+      assert.deepEqual(u2.state, { state: "connecting", address: A });
+    });
+  });
+
   describe("merge: leases that name one peripheral differently share one entry", () => {
     it("a lease by name joining a connected lease by address gets the same link and runs its own setup on it", async () => {
       const h = new Harness();
