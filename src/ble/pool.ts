@@ -186,7 +186,7 @@ class Session implements DeviceSession {
         this.subscriptions.delete(key);
         c.removeListener("data", sub.attached);
         if (!this.signal.aborted) {
-          withTimeout(c.unsubscribeAsync(), this.gattTimeout, `unsubscribing from ${characteristic}`, undefined, this.timers).catch(() => undefined);
+          this.timed(c.unsubscribeAsync(), `unsubscribing from ${characteristic}`).catch(() => undefined);
         }
       }
     };
@@ -201,7 +201,7 @@ class Session implements DeviceSession {
       for (const l of listeners) l(data);
     };
     c.on("data", attached);
-    const written = withTimeout(c.subscribeAsync(), this.gattTimeout, `subscribing to ${characteristic}`, undefined, this.timers);
+    const written = this.timed(c.subscribeAsync(), `subscribing to ${characteristic}`);
     const sub: Subscription = { listeners, attached, written };
     written.catch(() => {
       c.removeListener("data", attached);
@@ -212,17 +212,16 @@ class Session implements DeviceSession {
   }
 
   async read(service: string, characteristic: string): Promise<Buffer> {
-    return withTimeout(this.characteristic(service, characteristic).readAsync(), this.gattTimeout, `reading ${characteristic}`, undefined, this.timers);
+    return this.timed(this.characteristic(service, characteristic).readAsync(), `reading ${characteristic}`);
   }
 
   async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
-    return withTimeout(
-      this.characteristic(service, characteristic).writeAsync(value, withoutResponse),
-      this.gattTimeout,
-      `writing ${characteristic}`,
-      undefined,
-      this.timers,
-    );
+    return this.timed(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), `writing ${characteristic}`);
+  }
+
+  /** Every GATT request is bounded by the pool's GATT timeout (noble has none). */
+  private timed<T>(request: Promise<T>, what: string): Promise<T> {
+    return withTimeout(request, this.gattTimeout, what, undefined, this.timers);
   }
 
   end(): void {
