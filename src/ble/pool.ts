@@ -6,8 +6,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
-import { adapterKey, adapterProblem, describeTransport, openAdapter, uartNotAnswering, type OpenAdapter, type TransportSettings } from "./adapter";
-import { TimeoutError, withTimeout } from "./timeout";
+import { adapterKey, adapterProblem, describeTransport, openAdapter, uartNotAnswering, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
+import { realTimers, TimeoutError, withTimeout, type Timers } from "./timeout";
 
 export interface PoolPolicy {
   maxConnections: number;
@@ -128,10 +128,18 @@ type ConnectParams = { mtu?: number };
 /** The MTU asked for when no lease names one (noble 2.8's own default, asked explicitly so it is known). */
 const DEFAULT_REQUESTED_MTU = 256;
 
+/** One characteristic's notifications on one link, fanned out to every subscriber. */
+interface Subscription {
+  listeners: Set<(v: Buffer) => void>;
+  attached: (data: Buffer, isNotification: boolean) => void;
+  /** The CCCD write: every subscriber waits for it, and every one gets its failure. */
+  written: Promise<void>;
+}
+
 class Session implements DeviceSession {
   private readonly controller = new AbortController();
   private readonly chars = new Map<string, Characteristic>();
-  private readonly subscriptions = new Map<string, { listeners: Set<(v: Buffer) => void>; attached: (data: Buffer, isNotification: boolean) => void }>();
+  private readonly subscriptions = new Map<string, Subscription>();
   readonly signal = this.controller.signal;
 
   constructor(
@@ -140,6 +148,7 @@ class Session implements DeviceSession {
     private readonly gattTimeout: number,
     /** The MTU noble asked for in Exchange MTU on this connection. */
     private readonly requestedMtu: number,
+    private readonly timers: Timers,
   ) {
     for (const s of services) {
       for (const c of s.characteristics ?? []) this.chars.set(`${normalizeUuid(s.uuid)}/${normalizeUuid(c.uuid)}`, c);
@@ -173,47 +182,58 @@ class Session implements DeviceSession {
   async subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void): Promise<() => void> {
     const key = `${normalizeUuid(service)}/${normalizeUuid(characteristic)}`;
     const c = this.characteristic(service, characteristic);
-    let sub = this.subscriptions.get(key);
-    if (!sub) {
-      // The first listener is in before the CCCD write: a sensor may notify as soon as it has the write, before
-      // noble hears the write response, and those first values must not fall into an empty set.
-      const listeners = new Set<(v: Buffer) => void>([onValue]);
-      const attached = (data: Buffer, isNotification: boolean): void => {
-        // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
-        if (!isNotification) return;
-        for (const l of listeners) l(data);
-      };
-      sub = { listeners, attached };
-      this.subscriptions.set(key, sub);
-      c.on("data", attached);
-      try {
-        await withTimeout(c.subscribeAsync(), this.gattTimeout, `subscribing to ${characteristic}`);
-      } catch (error) {
-        c.removeListener("data", attached);
-        this.subscriptions.delete(key);
-        throw error;
-      }
+    const sub = this.subscriptions.get(key) ?? this.writeCccd(key, c, characteristic);
+    // Listeners are in before the CCCD write is answered: a sensor may notify as soon as it has the write, before
+    // noble hears the write response, and those first values must not fall into an empty set.
+    sub.listeners.add(onValue);
+    try {
+      await sub.written;
+    } catch (error) {
+      sub.listeners.delete(onValue);
+      throw error;
     }
-    const entry = sub;
-    entry.listeners.add(onValue);
     return () => {
-      entry.listeners.delete(onValue);
-      if (entry.listeners.size === 0 && this.subscriptions.get(key) === entry) {
+      sub.listeners.delete(onValue);
+      if (sub.listeners.size === 0 && this.subscriptions.get(key) === sub) {
         this.subscriptions.delete(key);
-        c.removeListener("data", entry.attached);
+        c.removeListener("data", sub.attached);
         if (!this.signal.aborted) {
-          withTimeout(c.unsubscribeAsync(), this.gattTimeout, `unsubscribing from ${characteristic}`).catch(() => undefined);
+          this.timed(c.unsubscribeAsync(), `unsubscribing from ${characteristic}`).catch(() => undefined);
         }
       }
     };
   }
 
+  /** Starts one subscription to `c`, shared by every subscriber; it is forgotten if the CCCD write fails. */
+  private writeCccd(key: string, c: Characteristic, characteristic: string): Subscription {
+    const listeners = new Set<(v: Buffer) => void>();
+    const attached = (data: Buffer, isNotification: boolean): void => {
+      // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
+      if (!isNotification) return;
+      for (const l of listeners) l(data);
+    };
+    c.on("data", attached);
+    const written = this.timed(c.subscribeAsync(), `subscribing to ${characteristic}`);
+    const sub: Subscription = { listeners, attached, written };
+    written.catch(() => {
+      c.removeListener("data", attached);
+      if (this.subscriptions.get(key) === sub) this.subscriptions.delete(key);
+    });
+    this.subscriptions.set(key, sub);
+    return sub;
+  }
+
   async read(service: string, characteristic: string): Promise<Buffer> {
-    return withTimeout(this.characteristic(service, characteristic).readAsync(), this.gattTimeout, `reading ${characteristic}`);
+    return this.timed(this.characteristic(service, characteristic).readAsync(), `reading ${characteristic}`);
   }
 
   async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
-    return withTimeout(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), this.gattTimeout, `writing ${characteristic}`);
+    return this.timed(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), `writing ${characteristic}`);
+  }
+
+  /** Every GATT request is bounded by the pool's GATT timeout (noble has none). */
+  private timed<T>(request: Promise<T>, what: string): Promise<T> {
+    return withTimeout(request, this.gattTimeout, what, undefined, this.timers);
   }
 
   end(): void {
@@ -228,6 +248,8 @@ class Session implements DeviceSession {
 class LeaseImpl implements Lease {
   state: LeaseState = { state: "scanning" };
   session: DeviceSession | null = null;
+  /** The session this lease's setup (onConnected) succeeded on. */
+  setUpOn: DeviceSession | null = null;
   released = false;
 
   constructor(
@@ -257,7 +279,7 @@ class DeviceEntry {
   peripheral: Peripheral | null = null;
   session: Session | null = null;
   attempt = 0;
-  retryTimer: NodeJS.Timeout | null = null;
+  retryTimer: { cancel(): void } | null = null;
   private readonly onDisconnect = (reason: unknown): void => this.adapter.handleDisconnect(this, reason);
 
   constructor(
@@ -288,13 +310,19 @@ class DeviceEntry {
   }
 
   cancelRetry(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer?.cancel();
     this.retryTimer = null;
   }
 }
 
 export interface AdapterLog {
   warn(message: string): void;
+}
+
+/** What an adapter runs on. Tests give a fake noble and a manual clock; everything else uses the defaults. */
+export interface AdapterDeps {
+  open?: (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
+  timers?: Timers;
 }
 
 /** One adapter: one noble instance, its scanner, its connection queue and its peripherals. */
@@ -318,14 +346,19 @@ export class BleAdapter extends EventEmitter {
   private startProblem: string | null = null;
   private readonly scanListeners = new Set<(p: Peripheral) => void>();
   private readonly drops = new Set<Promise<void>>();
-  private reopenTimer: NodeJS.Timeout | null = null;
+  private reopenTimer: { cancel(): void } | null = null;
   private reopenAttempt = 0;
+  private readonly open: (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
+  private readonly timers: Timers;
 
   constructor(
     readonly settings: TransportSettings,
     readonly policy: PoolPolicy,
+    deps: AdapterDeps = {},
   ) {
     super();
+    this.open = deps.open ?? openAdapter;
+    this.timers = deps.timers ?? realTimers;
     this.key = adapterKey(settings);
     this.description = describeTransport(settings);
   }
@@ -366,7 +399,7 @@ export class BleAdapter extends EventEmitter {
       this.starting = true;
     }
     try {
-      const opened: OpenAdapter = openAdapter(this.settings, {
+      const opened: OpenAdapter = this.open(this.settings, {
         // Only while this transport is the current one: a closed one's late report is of no interest.
         transportProblem: (problem) => {
           if (this.opened === opened && !this.closing) this.onTransportProblem(problem);
@@ -414,8 +447,8 @@ export class BleAdapter extends EventEmitter {
   }
 
   private async shutdown(): Promise<void> {
-    registry.delete(this.key);
-    if (this.reopenTimer) clearTimeout(this.reopenTimer);
+    if (registry.get(this.key) === this) registry.delete(this.key);
+    this.reopenTimer?.cancel();
     this.reopenTimer = null;
     // Disconnects already under way (a node released its lease just before) must finish before noble stops,
     // or their Disconnection Complete never arrives.
@@ -482,7 +515,7 @@ export class BleAdapter extends EventEmitter {
     // An adapter still starting up gets at least a connect timeout before it is judged.
     const delay = this.adapterState === "unknown" ? Math.max(backoff, this.policy.connectTimeout) : backoff;
     this.reopenAttempt++;
-    this.reopenTimer = setTimeout(() => {
+    this.reopenTimer = this.timers.setTimeout(() => {
       this.reopenTimer = null;
       if (this.closing || this.adapterState === "poweredOn") return;
       void this.opened?.close();
@@ -527,14 +560,9 @@ export class BleAdapter extends EventEmitter {
       entry = new DeviceEntry(options.selector, this);
       this.entries.add(entry);
     }
-    entry.leases.add(lease);
-    if (this.adapterState !== "poweredOn") {
-      this.broadcastAdapterState();
-    } else if (entry.phase === "connected" && entry.session) {
-      this.runSetup(entry, lease, entry.session);
-    } else {
-      this.kick(entry);
-    }
+    this.join(lease, entry);
+    if (this.adapterState !== "poweredOn") this.broadcastAdapterState();
+    else if (!(entry.phase === "connected" && entry.session)) this.kick(entry);
     return lease;
   }
 
@@ -595,22 +623,30 @@ export class BleAdapter extends EventEmitter {
     this.updateScanning();
   }
 
+  /** `from`'s leases join `into`, the entry that already holds their peripheral. */
   private merge(from: DeviceEntry, into: DeviceEntry): void {
     this.entries.delete(from);
-    for (const l of from.leases) {
-      into.leases.add(l);
-      if (into.phase === "connected" && into.session) {
-        this.runSetup(into, l, into.session);
-      } else {
-        l.setState(from.leases.size ? l.state : { state: "scanning" });
-      }
-    }
+    for (const l of from.leases) this.join(l, into);
     from.leases.clear();
   }
 
-  /** Put an entry on its way to a connection: scan if its peripheral is unknown, else queue. */
+  /**
+   * A lease joins an entry: on a connected link it runs its setup at once; otherwise it takes the state the
+   * entry's other leases show (connecting, waiting for a slot, reconnecting in N s), which is its own from now on.
+   */
+  private join(lease: LeaseImpl, entry: DeviceEntry): void {
+    const current = [...entry.leases][0]?.state;
+    entry.leases.add(lease);
+    if (entry.phase === "connected" && entry.session) this.runSetup(entry, lease, entry.session);
+    else if (current) lease.setState(current);
+  }
+
+  /**
+   * Put an entry on its way to a connection: scan if its peripheral is unknown, else queue. An entry in backoff
+   * waits for its retry timer, whoever joins it meanwhile.
+   */
   private kick(entry: DeviceEntry): void {
-    if (entry.phase === "closing" || entry.phase === "connected" || entry.phase === "connecting") return;
+    if (entry.phase === "closing" || entry.phase === "connected" || entry.phase === "connecting" || entry.phase === "backoff") return;
     if (this.adapterState !== "poweredOn") return;
     entry.phase = entry.peripheral ? "queued" : "resolving";
     if (entry.phase === "resolving") entry.broadcast({ state: "scanning" });
@@ -665,30 +701,37 @@ export class BleAdapter extends EventEmitter {
         this.policy.connectTimeout,
         `connecting to ${address}`,
         () => p.cancelConnect(),
+        this.timers,
       );
       if (entry.phase !== "connecting") throw new Error("released while connecting");
       const { services } = await withTimeout(
         p.discoverAllServicesAndCharacteristicsAsync(),
         this.policy.gattTimeout,
         `service discovery on ${address}`,
+        undefined,
+        this.timers,
       );
       if (entry.phase !== "connecting") throw new Error("released while connecting");
-      const session = new Session(p, services, this.policy.gattTimeout, requestedMtu);
+      const session = new Session(p, services, this.policy.gattTimeout, requestedMtu, this.timers);
       entry.session = session;
       entry.phase = "connected";
-      entry.attempt = 0;
       this.connectBusy = false;
       this.processQueue();
       this.updateScanning();
       for (const l of entry.leases) this.runSetup(entry, l, session);
     } catch (error) {
-      this.connectBusy = false;
       const reason = error instanceof TimeoutError ? "timeout during connection" : error instanceof Error ? error.message : String(error);
       if (entry.closing || entry.leases.size === 0) {
+        // Released while connecting, and the cancel came too late: the link is up all the same, and nobody holds it.
+        // It is closed before the next connection starts (a connected peripheral does not advertise, so no other
+        // lease could find it and adopt it).
+        if (p.state === "connected") await this.disconnectPeripheral(p);
+        this.connectBusy = false;
         this.processQueue();
         this.updateScanning();
         return;
       }
+      this.connectBusy = false;
       // A connection that came up but failed discovery must not linger.
       if (p.state === "connected") await this.disconnectPeripheral(p);
       this.scheduleRetry(entry, reason, false);
@@ -697,12 +740,18 @@ export class BleAdapter extends EventEmitter {
     }
   }
 
-  /** A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. */
+  /**
+   * A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. The
+   * backoff starts again from reconnectDelay only when every lease's setup has succeeded: a device that accepts
+   * the link and then fails setup (or drops it) is retried ever more slowly, not every reconnectDelay forever.
+   */
   private runSetup(entry: DeviceEntry, lease: LeaseImpl, session: Session): void {
     lease.session = session;
     lease.options.onConnected(session).then(
       () => {
         if (session.signal.aborted || lease.released) return;
+        lease.setUpOn = session;
+        if ([...entry.leases].every((l) => l.setUpOn === session)) entry.attempt = 0;
         const info = session.info;
         lease.setState({ state: "connected", address: info.address, name: info.name });
       },
@@ -724,7 +773,7 @@ export class BleAdapter extends EventEmitter {
     entry.phase = "backoff";
     entry.broadcast(isError ? { state: "error", text: reason, retryInMs: delay } : { state: "reconnecting", retryInMs: delay, reason });
     entry.cancelRetry();
-    entry.retryTimer = setTimeout(() => {
+    entry.retryTimer = this.timers.setTimeout(() => {
       entry.retryTimer = null;
       if (entry.phase !== "backoff") return;
       entry.phase = "queued";
@@ -762,7 +811,7 @@ export class BleAdapter extends EventEmitter {
       p.cancelConnect();
       return;
     }
-    await withTimeout(p.disconnectAsync(), this.policy.gattTimeout, `disconnecting ${p.address}`).catch(() => undefined);
+    await withTimeout(p.disconnectAsync(), this.policy.gattTimeout, `disconnecting ${p.address}`, undefined, this.timers).catch(() => undefined);
   }
 
   private dropEntry(entry: DeviceEntry): Promise<void> {

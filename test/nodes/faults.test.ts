@@ -505,15 +505,17 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       assert.equal(msg.stats.mtu, 23);
     });
 
-    it("a characteristic missing (a Z3210 name without the command channel): a clear error status, retried", async () => {
+    it("a characteristic missing (a Z3210 name without the command channel): a clear error status, retried with a doubling backoff", async () => {
       // A heart-rate sensor that calls itself a Z3210: the meter node finds it, but not its command characteristic.
-      await loadFlow(MODULES, [tab, config({ peripherals: [hrPeripheral({ address: METER, name: "Z3210V2.10:DT4261#1" })] }), meterNode(), ...sinks()]);
-      const first = await waitForStatus(node("meter"), (s) => s.fill === "red", 20000);
-      assert.match(String(first.text), /no Z3210 command characteristic 78b028ce-affd-4967-ab9e-dc336c8c94e7 on this device \(retry in \d+ s\)/);
-      // Retried: the status goes through connecting again, and the error comes back with a longer backoff.
-      await waitForStatus(node("meter"), (s) => s.fill === "yellow", 20000);
-      await waitForStatus(node("meter"), (s) => s.fill === "red", 20000);
-      assert.ok(controller().connectionCount <= 1, "never more than the one link to the wrong device");
+      // reconnectDelay 1000 ms, so that each backoff shows in the status's whole seconds: 1 s, 2 s, 4 s.
+      await loadFlow(MODULES, [tab, config({ peripherals: [hrPeripheral({ address: METER, name: "Z3210V2.10:DT4261#1" })] }, { reconnectDelay: 1000 }), meterNode(), ...sinks()]);
+      for (const seconds of [1, 2, 4]) {
+        const error = await waitForStatus(node("meter"), (s) => s.fill === "red", 20000);
+        assert.match(String(error.text), new RegExp(`no Z3210 command characteristic 78b028ce-affd-4967-ab9e-dc336c8c94e7 on this device \\(retry in ${seconds} s\\)`));
+        assert.ok(controller().connectionCount <= 1, "never more than the one link to the wrong device");
+        // Retried: the status goes through connecting again before the next error.
+        if (seconds < 4) await waitForStatus(node("meter"), (s) => s.fill === "yellow", 20000);
+      }
     });
 
     it("a service that appears only after reconnect: an error status first, then the stream", async () => {

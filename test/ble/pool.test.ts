@@ -1,0 +1,638 @@
+/**
+ * The connection pool's state machine (src/ble/pool.ts) against a fake noble that the test drives step by step:
+ * every connect, discovery, subscribe and disconnect the pool asks for waits for the test's answer, and the
+ * pool's timers run on a manual clock. Each test asserts what a node sees (its lease states, its session, the
+ * values it gets) and what the radio sees (connect, cancel and disconnect calls).
+ */
+import assert from "node:assert/strict";
+import { BleAdapter, DEFAULT_POLICY, type DeviceSelector, type DeviceSession, type Lease, type LeaseState, type PoolPolicy } from "../../src/ble/pool";
+import { FakeCharacteristic, FakeNoble, FakePeripheral, FakeService } from "../support/fake-noble";
+import { ManualClock } from "../support/manual-clock";
+
+const SVC = "180d";
+const CHR = "2a37";
+const A = "aa:00:00:00:00:01";
+const B = "bb:00:00:00:00:02";
+
+/**
+ * Lets every promise continuation the last step started run. Neither the pool nor the fake waits on anything but
+ * promises and the manual clock, so once the event loop has turned, whatever was going to happen has happened:
+ * this is how a test asserts that something did *not* happen. It never stands in for an event a test waits for.
+ */
+const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function device(address: string, name = ""): { p: FakePeripheral; chr: FakeCharacteristic } {
+  const chr = new FakeCharacteristic(CHR, ["notify"]);
+  const p = new FakePeripheral({ address, name, serviceUuids: [SVC], services: [new FakeService(SVC, [chr])] });
+  return { p, chr };
+}
+
+/** A node's use of the pool: its lease, and everything the pool told it. */
+class User {
+  readonly states: LeaseState[] = [];
+  readonly sessions: DeviceSession[] = [];
+  readonly values: Buffer[] = [];
+  disconnects = 0;
+  readonly lease: Lease;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(adapter: BleAdapter, selector: DeviceSelector, setup: (session: DeviceSession, user: User) => Promise<void>) {
+    this.lease = adapter.lease({
+      selector,
+      onState: (state) => {
+        this.states.push(state);
+        for (const w of this.waiters.splice(0)) w();
+      },
+      onConnected: (session) => {
+        this.sessions.push(session);
+        return setup(session, this);
+      },
+      onDisconnected: () => this.disconnects++,
+    });
+  }
+
+  get state(): LeaseState {
+    return this.lease.state;
+  }
+
+  /** The first state from index `from` on (default: the next one set) that satisfies `predicate`. */
+  async waitFor(predicate: (state: LeaseState) => boolean, from = this.states.length): Promise<LeaseState> {
+    for (let i = from; ; i++) {
+      while (i >= this.states.length) await new Promise<void>((resolve) => this.waiters.push(resolve));
+      if (predicate(this.states[i])) return this.states[i];
+    }
+  }
+}
+
+const is =
+  (name: LeaseState["state"]) =>
+  (state: LeaseState): boolean =>
+    state.state === name;
+
+/** A node that needs nothing but the link. */
+const linkOnly = (): Promise<void> => Promise.resolve();
+/** A node that subscribes to the characteristic (as heart-rate does) and keeps its values. */
+const subscribing = async (session: DeviceSession, user: User): Promise<void> => {
+  await session.subscribe(SVC, CHR, (value) => user.values.push(value));
+};
+
+class Harness {
+  readonly noble = new FakeNoble();
+  readonly clock = new ManualClock();
+  readonly adapter: BleAdapter;
+
+  constructor(policy: Partial<PoolPolicy> = {}) {
+    this.adapter = new BleAdapter({ transport: "simulator", scenario: "" }, { ...DEFAULT_POLICY, ...policy }, { open: this.noble.opener(), timers: this.clock });
+    // Held as a config node holds it, so that the adapter outlives the leases of a test.
+    this.adapter.ref();
+    this.noble.setState("poweredOn");
+  }
+
+  user(selector: DeviceSelector, setup: (session: DeviceSession, user: User) => Promise<void> = linkOnly): User {
+    return new User(this.adapter, selector, setup);
+  }
+
+  /** Drops the config node's reference: the adapter closes once no lease is left. */
+  async close(): Promise<void> {
+    await this.adapter.unref();
+  }
+}
+
+/** Answers the connect and the discovery of `p`, in that order. */
+async function linkUp(p: FakePeripheral): Promise<void> {
+  (await p.calls.next("connect")).resolve();
+  (await p.calls.next("discover")).resolve();
+}
+
+describe("connection pool (fake noble, manual clock)", () => {
+  describe("connect queue and slots", () => {
+    it("connects one peripheral at a time, without scanning meanwhile; the next waits for the first one's discovery", async () => {
+      const h = new Harness();
+      const a = device(A);
+      const b = device(B);
+      const ua = h.user({ address: A });
+      const ub = h.user({ address: B });
+      assert.equal(h.noble.scanning, true, "scanning for the two peripherals");
+      h.noble.discover(a.p);
+      h.noble.discover(b.p);
+      const connectA = await a.p.calls.next("connect");
+      assert.deepEqual(ua.state, { state: "connecting", address: A });
+      assert.equal(h.noble.scanning, false, "no scanning while a connection is being made");
+      connectA.resolve();
+      await settled();
+      assert.equal(b.p.calls.count("connect"), 0, "the second waits while the first is discovering");
+      (await a.p.calls.next("discover")).resolve();
+      await ua.waitFor(is("connected"), 0);
+      await b.p.calls.next("connect");
+      assert.deepEqual(ub.state, { state: "connecting", address: B });
+      assert.equal(a.p.calls.count("connect"), 1);
+    });
+
+    it("maxConnections: another peripheral shows waiting-slot and connects once a link is free", async () => {
+      const h = new Harness({ maxConnections: 1 });
+      const a = device(A);
+      const b = device(B);
+      a.p.calls.auto.add("disconnect");
+      const ua = h.user({ address: A });
+      h.noble.discover(a.p);
+      await linkUp(a.p);
+      await ua.waitFor(is("connected"), 0);
+      const ub = h.user({ address: B });
+      h.noble.discover(b.p);
+      assert.deepEqual(ub.state, { state: "waiting-slot", inUse: 1, max: 1 });
+      await settled();
+      assert.equal(b.p.calls.count("connect"), 0);
+      await ua.lease.release();
+      assert.equal(a.p.state, "disconnected");
+      await b.p.calls.next("connect");
+      assert.deepEqual(ub.state, { state: "connecting", address: B });
+    });
+
+    it("a connect that fails puts the entry into backoff and lets the queue go on", async () => {
+      const h = new Harness();
+      const a = device(A);
+      const b = device(B);
+      const ua = h.user({ address: A });
+      h.user({ address: B });
+      h.noble.discover(a.p);
+      h.noble.discover(b.p);
+      (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
+      assert.deepEqual(await ua.waitFor(is("reconnecting")), { state: "reconnecting", retryInMs: 1000, reason: "connection failed to be established" });
+      await b.p.calls.next("connect");
+    });
+  });
+
+  describe("a lease joining an entry shares its state", () => {
+    it("a second lease on a peripheral being connected shows connecting at once", async () => {
+      const h = new Harness();
+      const a = device(A);
+      const u1 = h.user({ address: A });
+      h.noble.discover(a.p);
+      await a.p.calls.next("connect");
+      const u2 = h.user({ address: A });
+      assert.deepEqual(u2.states, [{ state: "connecting", address: A }]);
+      assert.deepEqual(u1.state, u2.state);
+      assert.equal(a.p.calls.count("connect"), 1);
+    });
+
+    it("a second lease on a peripheral in backoff shows the backoff at once, and waits for it", async () => {
+      const h = new Harness();
+      const a = device(A);
+      const u1 = h.user({ address: A });
+      h.noble.discover(a.p);
+      (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
+      const backoff = await u1.waitFor(is("reconnecting"));
+      const u2 = h.user({ address: A });
+      assert.deepEqual(u2.states, [backoff]);
+      await settled();
+      assert.equal(a.p.calls.count("connect"), 1, "the new lease does not cut the backoff short");
+      h.clock.advance(1000);
+      await a.p.calls.next("connect");
+      assert.deepEqual(u2.state, { state: "connecting", address: A });
+    });
+  });
+
+  describe("merge: leases that name one peripheral differently share one entry", () => {
+    it("a lease by name joining a connected lease by address gets the same link and runs its own setup on it", async () => {
+      const h = new Harness();
+      const a = device(A, "meter");
+      const byAddress = h.user({ address: A });
+      h.noble.discover(a.p);
+      await linkUp(a.p);
+      await byAddress.waitFor(is("connected"), 0);
+      const byName = h.user({ name: "meter" });
+      assert.equal(h.noble.scanning, true);
+      h.noble.discover(a.p);
+      assert.deepEqual(await byName.waitFor(is("connected"), 0), { state: "connected", address: A, name: "meter" });
+      assert.equal(byName.sessions[0], byAddress.sessions[0], "one session");
+      assert.equal(a.p.calls.count("connect"), 1, "one link");
+    });
+
+
+    it("a lease by name joining a lease in backoff is given that state at once (not left 'scanning')", async () => {
+      const h = new Harness();
+      const a = device(A, "meter");
+      const byAddress = h.user({ address: A });
+      h.noble.discover(a.p);
+      (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
+      const backoff = await byAddress.waitFor(is("reconnecting"));
+      const byName = h.user({ name: "meter" });
+      h.noble.discover(a.p);
+      assert.deepEqual(byName.state, backoff);
+      // And from then on they go together.
+      h.clock.advance(1000);
+      await a.p.calls.next("connect");
+      assert.deepEqual(byName.state, { state: "connecting", address: A });
+      assert.deepEqual(byAddress.state, { state: "connecting", address: A });
+    });
+  });
+
+  describe("backoff", () => {
+    const policy = { reconnectDelay: 100, maxReconnectDelay: 400 };
+
+    /** Advances the clock to just before `delay` and checks no attempt starts early, then to the delay. */
+    async function waitOutBackoff(h: Harness, p: FakePeripheral, delay: number): Promise<void> {
+      const connects = p.calls.count("connect");
+      h.clock.advance(delay - 1);
+      await settled();
+      assert.equal(p.calls.count("connect"), connects, `no new attempt before ${delay} ms`);
+      h.clock.advance(1);
+    }
+
+    it("grows 1×, 2×, 4× reconnectDelay up to maxReconnectDelay for a device whose subscription always fails", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      for (const delay of [100, 200, 400, 400]) {
+        (await a.chr.calls.next("subscribe")).reject(new Error("CCCD write refused"));
+        assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: "CCCD write refused", retryInMs: delay });
+        assert.equal(a.p.state, "disconnected", "the link was dropped");
+        await waitOutBackoff(h, a.p, delay);
+      }
+      await a.chr.calls.next("subscribe");
+      assert.equal(a.p.calls.count("connect"), 5, "one attempt per backoff");
+    });
+
+    it("grows for a link that drops during setup, every time", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      for (const delay of [100, 200, 400]) {
+        await a.chr.calls.next("subscribe");
+        const from = u.states.length;
+        a.p.drop(0x08);
+        assert.deepEqual(await u.waitFor(is("reconnecting"), from), { state: "reconnecting", retryInMs: delay, reason: "connection lost (supervision timeout)" });
+        await waitOutBackoff(h, a.p, delay);
+      }
+    });
+
+    it("starts again from reconnectDelay once a connection's setup has succeeded", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      for (const delay of [100, 200]) {
+        (await a.chr.calls.next("subscribe")).reject(new Error("CCCD write refused"));
+        assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: "CCCD write refused", retryInMs: delay });
+        h.clock.advance(delay);
+      }
+      (await a.chr.calls.next("subscribe")).resolve();
+      await u.waitFor(is("connected"));
+      const from = u.states.length;
+      a.p.drop(0x08);
+      assert.deepEqual(await u.waitFor(is("reconnecting"), from), { state: "reconnecting", retryInMs: 100, reason: "connection lost (supervision timeout)" });
+    });
+
+    it("does not reset while one of two leases' setup on the link still fails", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const good = h.user({ address: A });
+      const bad = h.user({ address: A }, () => Promise.reject(new Error("no command characteristic")));
+      h.noble.discover(a.p);
+      for (const delay of [100, 200, 400]) {
+        assert.deepEqual(await bad.waitFor(is("error")), { state: "error", text: "no command characteristic", retryInMs: delay });
+        h.clock.advance(delay);
+      }
+      assert.ok(good.sessions.length >= 3);
+    });
+  });
+
+  describe("subscriptions", () => {
+    it("fans one notification out to every subscriber with one CCCD write; the last unsubscribe writes it off", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover");
+      a.chr.calls.auto.add("subscribe");
+      const unsubscribes: (() => void)[] = [];
+      const setup = async (session: DeviceSession, user: User): Promise<void> => {
+        unsubscribes.push(await session.subscribe(SVC, CHR, (value) => user.values.push(value)));
+      };
+      const u1 = h.user({ address: A }, setup);
+      h.noble.discover(a.p);
+      await u1.waitFor(is("connected"), 0);
+      const u2 = h.user({ address: A }, setup);
+      await u2.waitFor(is("connected"), 0);
+      assert.equal(a.chr.calls.count("subscribe"), 1, "one CCCD write for both");
+      a.chr.notify(Buffer.of(1));
+      a.chr.notify(Buffer.of(2));
+      assert.deepEqual(u1.values, [Buffer.of(1), Buffer.of(2)]);
+      assert.deepEqual(u2.values, [Buffer.of(1), Buffer.of(2)]);
+      // A read response also comes as 'data' from noble: not a value pushed to subscribers.
+      a.chr.value = Buffer.of(9);
+      assert.deepEqual(await u1.sessions[0].read(SVC, CHR), Buffer.of(9));
+      unsubscribes[0]();
+      a.chr.notify(Buffer.of(3));
+      assert.deepEqual(u1.values, [Buffer.of(1), Buffer.of(2)]);
+      assert.deepEqual(u2.values, [Buffer.of(1), Buffer.of(2), Buffer.of(3)]);
+      assert.equal(a.chr.calls.count("unsubscribe"), 0, "still subscribed for the other");
+      unsubscribes[1]();
+      assert.equal(a.chr.calls.count("unsubscribe"), 1);
+    });
+
+
+    it("a second subscriber joining while the CCCD write is pending waits for it, and gets its failure", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const outcomes: string[] = [];
+      const setup = (tag: string) => async (session: DeviceSession, user: User) => {
+        try {
+          await session.subscribe(SVC, CHR, (value) => user.values.push(value));
+          outcomes.push(`${tag} subscribed`);
+        } catch (error) {
+          outcomes.push(`${tag}: ${(error as Error).message}`);
+          throw error;
+        }
+      };
+      h.user({ address: A }, setup("first"));
+      h.noble.discover(a.p);
+      const write = await a.chr.calls.next("subscribe");
+      h.user({ address: A }, setup("second"));
+      await settled();
+      assert.deepEqual(outcomes, [], "nobody is subscribed before the CCCD write is answered");
+      assert.equal(a.chr.calls.count("subscribe"), 1);
+      write.reject(new Error("CCCD write refused"));
+      await settled();
+      assert.deepEqual(outcomes.sort(), ["first: CCCD write refused", "second: CCCD write refused"]);
+    });
+
+    it("a second subscriber joining while the CCCD write is pending gets the values once it is answered", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover");
+      const u1 = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      const write = await a.chr.calls.next("subscribe");
+      const u2 = h.user({ address: A }, subscribing);
+      write.resolve();
+      await Promise.all([u1.waitFor(is("connected"), 0), u2.waitFor(is("connected"), 0)]);
+      a.chr.notify(Buffer.of(7));
+      assert.deepEqual(u1.values, [Buffer.of(7)]);
+      assert.deepEqual(u2.values, [Buffer.of(7)]);
+    });
+  });
+
+  describe("timeouts", () => {
+    const policy = { connectTimeout: 1000, gattTimeout: 500, reconnectDelay: 100 };
+
+    it("a connect never answered is cancelled after connectTimeout and retried", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      const u = h.user({ address: A });
+      h.noble.discover(a.p);
+      await a.p.calls.next("connect");
+      h.clock.advance(999);
+      await settled();
+      assert.equal(a.p.cancels, 0);
+      h.clock.advance(1);
+      assert.deepEqual(await u.waitFor(is("reconnecting")), { state: "reconnecting", retryInMs: 100, reason: "timeout during connection" });
+      assert.equal(a.p.cancels, 1, "LE Create Connection Cancel");
+    });
+
+    it("a discovery never answered drops the link after gattTimeout", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("disconnect");
+      const u = h.user({ address: A });
+      h.noble.discover(a.p);
+      await a.p.calls.next("discover");
+      h.clock.advance(500);
+      assert.deepEqual(await u.waitFor(is("reconnecting")), { state: "reconnecting", retryInMs: 100, reason: "timeout during connection" });
+      assert.equal(a.p.state, "disconnected");
+      assert.equal(u.sessions.length, 0, "no setup ran");
+    });
+
+    it("a subscription never answered is an error naming it, and the link is dropped", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      await a.chr.calls.next("subscribe");
+      h.clock.advance(500);
+      assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: `subscribing to ${CHR} timed out after 500 ms`, retryInMs: 100 });
+      assert.equal(a.p.state, "disconnected");
+      assert.equal(u.disconnects, 1);
+    });
+
+    it("a release whose disconnect is never answered still completes after gattTimeout", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      const u = h.user({ address: A });
+      h.noble.discover(a.p);
+      await linkUp(a.p);
+      await u.waitFor(is("connected"), 0);
+      let released = false;
+      const release = u.lease.release().then(() => (released = true));
+      await a.p.calls.next("disconnect");
+      await settled();
+      assert.equal(released, false);
+      h.clock.advance(500);
+      await release;
+    });
+  });
+
+  describe("the adapter", () => {
+    it("powered off under a connected link: the session ends, the lease says why; powered on again: set up anew", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover");
+      a.chr.calls.auto.add("subscribe");
+      const u = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      await u.waitFor(is("connected"), 0);
+      const first = u.sessions[0];
+      h.noble.setState("poweredOff");
+      a.p.drop(0x16);
+      assert.equal(first.signal.aborted, true);
+      assert.equal(u.disconnects, 1);
+      assert.deepEqual(u.state, { state: "adapter", text: "simulator adapter is poweredOff", error: true });
+      h.noble.setState("poweredOn");
+      await u.waitFor(is("connected"));
+      assert.equal(u.sessions.length, 2);
+      assert.equal(a.p.calls.count("connect"), 2);
+      a.chr.notify(Buffer.of(1));
+      assert.deepEqual(u.values, [Buffer.of(1)]);
+    });
+  });
+
+  describe("a lease released in every phase: the link ends, nothing is retried, the adapter closes", () => {
+    interface Reached {
+      h: Harness;
+      a: ReturnType<typeof device>;
+      u: User;
+      /** Runs after the release: the radio's late answers to what was pending. */
+      late?: () => void;
+      /** Other leases, released before the adapter is closed. */
+      others?: User[];
+    }
+
+    const phases: { phase: string; reach: () => Promise<Reached> }[] = [
+      {
+        phase: "resolving (scanning)",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          const u = h.user({ address: A });
+          assert.equal(h.noble.scanning, true);
+          return { h, a, u };
+        },
+      },
+      {
+        phase: "queued (behind another connection)",
+        reach: async () => {
+          const h = new Harness();
+          const other = device(B);
+          const a = device(A);
+          const otherUser = h.user({ address: B });
+          const u = h.user({ address: A });
+          h.noble.discover(other.p);
+          h.noble.discover(a.p);
+          const connect = await other.p.calls.next("connect");
+          other.p.calls.auto.add("discover").add("disconnect");
+          return { h, a, u, late: () => connect.resolve(), others: [otherUser] };
+        },
+      },
+      {
+        phase: "waiting for a slot",
+        reach: async () => {
+          const h = new Harness({ maxConnections: 1 });
+          const other = device(B);
+          const a = device(A);
+          other.p.calls.auto.add("connect").add("discover").add("disconnect");
+          const otherUser = h.user({ address: B });
+          h.noble.discover(other.p);
+          await otherUser.waitFor(is("connected"), 0);
+          const u = h.user({ address: A });
+          h.noble.discover(a.p);
+          assert.equal(u.state.state, "waiting-slot");
+          return { h, a, u, others: [otherUser] };
+        },
+      },
+      {
+        phase: "connecting",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          const u = h.user({ address: A });
+          h.noble.discover(a.p);
+          await a.p.calls.next("connect");
+          return { h, a, u };
+        },
+      },
+      {
+        phase: "connecting, the cancel too late (the link comes up anyway)",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          a.p.cancelWorks = false;
+          const u = h.user({ address: A });
+          h.noble.discover(a.p);
+          const connect = await a.p.calls.next("connect");
+          return { h, a, u, late: () => connect.resolve() };
+        },
+      },
+      {
+        phase: "discovery",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          const u = h.user({ address: A });
+          h.noble.discover(a.p);
+          (await a.p.calls.next("connect")).resolve();
+          const discovery = await a.p.calls.next("discover");
+          return { h, a, u, late: () => discovery.resolve() };
+        },
+      },
+      {
+        phase: "setup (subscription pending)",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          const u = h.user({ address: A }, subscribing);
+          h.noble.discover(a.p);
+          await linkUp(a.p);
+          const write = await a.chr.calls.next("subscribe");
+          return { h, a, u, late: () => write.resolve() };
+        },
+      },
+      {
+        phase: "connected",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          a.chr.calls.auto.add("subscribe");
+          const u = h.user({ address: A }, subscribing);
+          h.noble.discover(a.p);
+          await linkUp(a.p);
+          await u.waitFor(is("connected"), 0);
+          return { h, a, u };
+        },
+      },
+      {
+        phase: "backoff",
+        reach: async () => {
+          const h = new Harness();
+          const a = device(A);
+          const u = h.user({ address: A });
+          h.noble.discover(a.p);
+          (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
+          await u.waitFor(is("reconnecting"));
+          return { h, a, u };
+        },
+      },
+    ];
+
+    for (const { phase, reach } of phases) {
+      it(phase, async () => {
+        const { h, a, u, late, others = [] } = await reach();
+        a.p.calls.auto.add("disconnect");
+        const connects = a.p.calls.count("connect");
+        const states = u.states.length;
+        const sessions = u.sessions.length;
+        await u.lease.release();
+        late?.();
+        await settled();
+        // Every timeout the pool had running runs out, and every backoff too.
+        for (let i = 0; i < 10; i++) {
+          h.clock.advance(DEFAULT_POLICY.maxReconnectDelay);
+          await settled();
+        }
+        assert.equal(a.p.state, "disconnected", "no link left to the peripheral");
+        assert.equal(a.p.calls.count("connect"), connects, "no new attempt");
+        assert.equal(u.states.length, states, "no state after the release");
+        assert.equal(u.sessions.length, sessions, "no setup after the release");
+        assert.equal(h.noble.scanning, false, "not scanning for it");
+        assert.equal(h.clock.pending, 0, "no timer left");
+        for (const other of others) await other.lease.release();
+        await h.close();
+        assert.equal(h.noble.closed, true, "the adapter closed");
+      });
+    }
+
+    it("one of two leases released while connected: the other keeps the link and its values", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      a.chr.calls.auto.add("subscribe");
+      const u1 = h.user({ address: A }, subscribing);
+      const u2 = h.user({ address: A }, subscribing);
+      h.noble.discover(a.p);
+      await Promise.all([u1.waitFor(is("connected"), 0), u2.waitFor(is("connected"), 0)]);
+      await u1.lease.release();
+      assert.equal(a.p.state, "connected");
+      a.chr.notify(Buffer.of(5));
+      assert.deepEqual(u2.values, [Buffer.of(5)]);
+      await u2.lease.release();
+      assert.equal(a.p.state, "disconnected");
+      await h.close();
+      assert.equal(h.noble.closed, true);
+    });
+  });
+});
