@@ -110,6 +110,24 @@ describe("heart-rate node (Node-RED runtime + simulator through noble)", functio
     assert.ok(seqA.join(",").includes(seqB.slice(1, 3).join(",")) || seqB.join(",").includes(seqA.slice(1, 3).join(",")));
   });
 
+  it("a node that closes while another keeps the sensor sends nothing more (its listener goes with it)", async () => {
+    await loadFlow(
+      [bleConfigNode, heartRateNode],
+      [simConfig(), hrNode("a", { address: HR, wires: [["outA"]] }), hrNode("b", { address: HR, wires: [["outB"]] }), { id: "outA", z: "flow", type: "helper" }, { id: "outB", z: "flow", type: "helper" }, tab],
+    );
+    const a = helper.getNode("a");
+    await Promise.all([waitForStatus(a, isConnected), waitForStatus(helper.getNode("b"), isConnected)]);
+    await collectMessages(helper.getNode("outA"), 1);
+    await (a as unknown as { close(removed: boolean): Promise<void> }).close(true);
+    let sentAfterClose = 0;
+    a.send = () => {
+      sentAfterClose++;
+    };
+    await collectMessages(helper.getNode("outB"), 4);
+    assert.equal(adapterOf().simulation!.controller.connectionCount, 1, "the other node still holds the link");
+    assert.equal(sentAfterClose, 0, "the closed node sent messages");
+  });
+
   it("shows reconnecting when the sensor powers off, and resumes messages when it is back", async () => {
     await loadFlow([bleConfigNode, heartRateNode], [simConfig({ reconnectDelay: 200 }), hrNode("sensor"), sink, tab]);
     const node = helper.getNode("sensor");
