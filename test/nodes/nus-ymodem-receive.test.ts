@@ -401,6 +401,90 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     assert.deepEqual(listDir(dir), [], "no file and no temporary file");
   });
 
+  describe("hostile senders: every download ends, within blockTimeout × (retries + 1) of its last progress", () => {
+    /** Loads the flow, triggers once, and returns the single error the catch node reports (and the outputs before it). */
+    async function failure(peripheral: Record<string, unknown>, node: Record<string, unknown>): Promise<{ message: string; outputs: FileMsg[] }> {
+      await load({ peripherals: [nusPeripheral(peripheral)] }, node);
+      const outputs: FileMsg[] = [];
+      helper.getNode("out").on("input", (msg: NodeMessage) => outputs.push(msg as FileMsg));
+      const caught = collectMessages(helper.getNode("caught"), 1, 20000);
+      trigger({ trigger: 1 });
+      const [err] = (await caught) as CaughtMsg[];
+      assert.equal(err.trigger, 1);
+      await waitForStatus(dl(), (s) => s.fill === "red" && /failed/.test(String(s.text)), 5000);
+      return { message: err.error.message, outputs };
+    }
+
+    it("a sender that chatters after block 0 (a stray byte every 40 ms) fails on the progress deadline, not never", async () => {
+      // 400 simulated ms at 10× is 40 ms: far more often than the block timeout, which a stray byte used to refresh.
+      const { message, outputs } = await failure({ sizeBytes: 3000, chatterMs: 400 }, { blockTimeout: 200, retries: 1 });
+      assert.match(message, /no progress for 400 ms \(blockTimeout 200 ms × \(retries 1 \+ 1\)\)/);
+      assert.match(message, /"test\.bin", 0 bytes received/);
+      assert.equal(outputs.length, 0);
+      assert.equal(device().transfers[0]?.outcome, "aborted", "the device was told to stop (CAN CAN)");
+    });
+
+    it("a sender that repeats its first data block after every ACK fails: duplicates count as failures", async () => {
+      const { message, outputs } = await failure({ sizeBytes: 3000, repeatBlock: "data" }, { blockTimeout: 1000, retries: 2 });
+      assert.match(message, /block 1 repeated 3 times in a row; gave up after 2 retries/);
+      assert.match(message, /"test\.bin", 1024 bytes received/);
+      assert.equal(outputs.length, 0);
+    });
+
+    it("a sender that repeats block 0 after every ACK fails the same way", async () => {
+      const { message } = await failure({ sizeBytes: 3000, repeatBlock: "block0" }, { blockTimeout: 1000, retries: 2 });
+      assert.match(message, /block 0 repeated 3 times in a row; gave up after 2 retries/);
+    });
+
+    it("a sender that never sends EOT: the error says every announced byte arrived and EOT is missing", async () => {
+      const { message, outputs } = await failure({ sizeBytes: 3000, withholdEot: true }, { blockTimeout: 200, retries: 1 });
+      assert.match(message, /all 3000 announced bytes arrived but EOT is missing/);
+      assert.equal(outputs.length, 0, "a file without its EOT is not delivered");
+    });
+
+    it("a batch that never ends stops at maxFiles (the files before it are delivered)", async () => {
+      const { message, outputs } = await failure({ dialect: "standard", endlessBatch: true, files: { "a.txt": { sizeBytes: 1000, seed: 2 } } }, { maxFiles: 3 });
+      assert.match(message, /the batch has more than 3 files \(maxFiles\)/);
+      assert.equal(outputs.length, 3);
+      for (const m of outputs) assert.ok(m.payload.equals(generateFileContent(1000, 2)));
+    });
+
+    it("maxBytes bounds the whole download: a batch stops when the next file would exceed it", async () => {
+      const { message, outputs } = await failure({ dialect: "standard", endlessBatch: true, files: { "a.txt": { sizeBytes: 1000, seed: 2 } } }, { maxBytes: 2500 });
+      assert.match(message, /announced size 1000 exceeds the 500 bytes left of maxBytes 2500/);
+      assert.equal(outputs.length, 2);
+      assert.deepEqual(device().violations, []);
+    });
+  });
+
+  it("two download nodes on one device, triggered together, deliver both files byte-exact, one after the other", async () => {
+    const scenario = { peripherals: [nusPeripheral({ sizeBytes: 20_000, seed: 31, filename: "shared.bin" })] };
+    // One catch node for both download nodes (the test helper loads each core node type once).
+    const nodes = flow(scenario).map((n) => (n.id === "catch" || n.id === "complete" ? { ...n, scope: ["dl", "dl2"] } : n));
+    const second = nodes.find((n) => n.id === "dl");
+    assert.ok(second);
+    nodes.push({ ...second, id: "dl2", wires: [["out2"]] }, { id: "out2", ...on, type: "helper" });
+    await loadFlow([bleConfigNode, nusYmodemReceiveNode], nodes);
+    const check = noErrors();
+    const one = collectMessages(helper.getNode("out"), 1, 30000);
+    const two = collectMessages(helper.getNode("out2"), 1, 30000);
+    const completed = collectMessages(helper.getNode("completed"), 2, 30000);
+    trigger({ trigger: 1 });
+    helper.getNode("dl2").receive({ payload: true, trigger: 2 } as NodeMessage);
+    const [a] = files(await one);
+    const [b] = files(await two);
+    const expected = generateFileContent(20_000, 31);
+    assert.ok(a.payload.equals(expected), "the first node's file is byte-exact");
+    assert.ok(b.payload.equals(expected), "the second node's file is byte-exact");
+    await completed;
+    assert.deepEqual(
+      device().transfers.map((t) => t.outcome),
+      ["done", "done"],
+      "two sessions, one after the other",
+    );
+    check();
+  });
+
   it("resolves a relative Save to against fileWorkingDirectory, as Node-RED's file nodes do; an absolute one stays", async () => {
     const workDir = tempDir("ble-nus-fwd-");
     // Unique, so that a file saved beside the process's working directory instead is noticed and removed.
