@@ -6,6 +6,7 @@ import type { Node, NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import type { BleConfigNode } from "../../src/red/ble-config-node";
+import { DeviceTurns } from "../../src/red/device-turns";
 import { generateFileContent, type NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
 import { collectMessages, helper, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
@@ -485,6 +486,23 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     check();
   });
 
+  it("a node waiting for its turn on the device says so, and stopping the flow then ends both", async () => {
+    const nodes = flow({ peripherals: [nusPeripheral({ sizeBytes: 3_000_000, seed: 32 })] }).map((n) => (n.id === "catch" ? { ...n, scope: ["dl", "dl2"] } : n));
+    const first = nodes.find((n) => n.id === "dl");
+    assert.ok(first);
+    nodes.push({ ...first, id: "dl2", wires: [["out2"]] }, { id: "out2", ...on, type: "helper" });
+    await loadFlow([bleConfigNode, nusYmodemReceiveNode], nodes);
+    const progress = waitForStatus(dl(), (s) => /\d+%/.test(String(s.text)), 30000);
+    trigger();
+    await progress;
+    const waiting = waitForStatus(helper.getNode("dl2"), (s) => s.fill === "yellow" && s.text === "waiting: another download from this device is running", 5000);
+    helper.getNode("dl2").receive({ payload: true } as NodeMessage);
+    await waiting;
+    assert.equal(device().stats.sessions, 1, "the second node has not started a session of its own");
+    // Ends the running download (CAN CAN) and withdraws the waiting one; unload would hang on a node that never ends.
+    await helper.unload();
+  });
+
   it("resolves a relative Save to against fileWorkingDirectory, as Node-RED's file nodes do; an absolute one stays", async () => {
     const workDir = tempDir("ble-nus-fwd-");
     // Unique, so that a file saved beside the process's working directory instead is noticed and removed.
@@ -524,5 +542,56 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
       helper.settings({});
       fs.rmSync(stray, { recursive: true, force: true });
     }
+  });
+});
+
+describe("DeviceTurns (downloads from one device take turns)", () => {
+  /** Which of the turns have started, after the promise callbacks ran. */
+  async function started(turns: Promise<() => void>[]): Promise<boolean[]> {
+    const state = turns.map(() => false);
+    turns.forEach((t, i) => void t.then(() => (state[i] = true), () => undefined));
+    await new Promise((resolve) => setImmediate(resolve));
+    return state;
+  }
+
+  it("one turn per device at a time, in order; different devices at once", async () => {
+    const turns = new DeviceTurns();
+    const a1 = turns.take("E3:C3:5C:00:00:01");
+    const a2 = turns.take("e3:c3:5c:00:00:01");
+    const b = turns.take("e3:c3:5c:00:00:02");
+    assert.deepEqual(await started([a1, a2, b]), [true, false, true], "the same address in any case is one device");
+    assert.equal(turns.isFree("e3:c3:5c:00:00:01"), false);
+    (await a1)();
+    assert.deepEqual(await started([a2]), [true]);
+    (await a2)();
+    (await b)();
+    assert.equal(turns.size, 0);
+  });
+
+  it("a turn without an address waits for every device, and later turns wait behind it", async () => {
+    const turns = new DeviceTurns();
+    const a = turns.take("e3:c3:5c:00:00:01");
+    const any = turns.take(null);
+    const b = turns.take("e3:c3:5c:00:00:02");
+    assert.deepEqual(await started([a, any, b]), [true, false, false], "first come, first served");
+    (await a)();
+    assert.deepEqual(await started([any, b]), [true, false]);
+    (await any)();
+    assert.deepEqual(await started([b]), [true]);
+  });
+
+  it("a withdrawn wait rejects and lets the next one go", async () => {
+    const turns = new DeviceTurns();
+    const a = turns.take("e3:c3:5c:00:00:01");
+    const withdraw = new AbortController();
+    const waiting = turns.take("e3:c3:5c:00:00:01", withdraw.signal);
+    const next = turns.take("e3:c3:5c:00:00:01");
+    withdraw.abort(new Error("closing"));
+    await assert.rejects(waiting, /closing/);
+    const end = await a;
+    end();
+    end(); // ending twice changes nothing
+    assert.deepEqual(await started([next]), [true]);
+    assert.equal(turns.size, 1);
   });
 });
