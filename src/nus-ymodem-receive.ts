@@ -4,8 +4,9 @@
  *
  * Each download leases the device from the config node's pool and releases it when the download ends: the
  * seed's server disconnects after every transfer, so a lease held between downloads would only make the
- * pool reconnect to a device that has nothing to say. The protocol is the pure YmodemReceiver; this file
- * owns its timers, the writes back to the device, saving, and Node-RED's messages and status.
+ * pool reconnect to a device that has nothing to say. Downloads from one device take turns across nodes (a
+ * YMODEM transfer owns the link's whole byte stream). The protocol and its deadlines are the pure YmodemSession;
+ * this file runs its one timer, writes back to the device, saves, and handles Node-RED's messages and status.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -15,8 +16,10 @@ import type { BleAdapter, DeviceSelector, DeviceSession, Lease, LeaseState } fro
 import type { CrcKind } from "./protocol/crc16";
 import { numberedFileName, resolveInside, sanitizeFileName } from "./protocol/file-name";
 import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, xossFileNameBytes, type XossFetchReply } from "./protocol/xoss";
-import { YmodemError, YmodemReceiver, type YmodemEvent } from "./protocol/ymodem";
+import { YmodemError, type YmodemEvent } from "./protocol/ymodem";
+import { YmodemSession } from "./protocol/ymodem-session";
 import { configuredAdapter } from "./red/ble-config-node";
+import { DeviceTurns } from "./red/device-turns";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
 
@@ -28,6 +31,7 @@ const NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e";
 
 const DEFAULT_DEVICE_NAME = "mpy-nus";
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_FILES = 100;
 /** Triggers waiting while a download runs; more are refused (a flow that triggers in a loop must not pile up). */
 const QUEUE_LIMIT = 10;
 /** A download whose device is not connected by then fails (the pool alone would retry forever). */
@@ -49,6 +53,7 @@ interface NusYmodemReceiveDef extends NodeDef {
   blockTimeout?: string | number;
   retries?: string | number;
   maxBytes?: string | number;
+  maxFiles?: string | number;
   directory?: string;
   requestFile?: string;
   topic?: string;
@@ -63,6 +68,7 @@ interface Settings {
   blockTimeout: number;
   retries: number;
   maxBytes: number;
+  maxFiles: number;
   directory: string;
   requestFile: string;
   topic: string;
@@ -90,6 +96,7 @@ function parseSettings(def: NusYmodemReceiveDef, address: unknown): Settings {
     blockTimeout: intProperty(def.blockTimeout, 5000, 100, 600000, "blockTimeout"),
     retries: intProperty(def.retries, 10, 0, 100, "retries"),
     maxBytes: intProperty(def.maxBytes, DEFAULT_MAX_BYTES, 1, 2 ** 31 - 1, "maxBytes"),
+    maxFiles: intProperty(def.maxFiles, DEFAULT_MAX_FILES, 1, 100000, "maxFiles"),
     directory: stringProperty(def.directory),
     requestFile,
     topic: stringProperty(def.topic),
@@ -158,9 +165,24 @@ function kbpsOf(bytes: number, ms: number): number {
   return ms > 0 ? Math.round(((bytes * 8) / ms) * 10) / 10 : 0;
 }
 
+/**
+ * Turns on devices per adapter, shared by every download node: two downloads from one device never overlap.
+ * (A node that selects by name or service waits for every download on the adapter: it may land on any device.)
+ */
+const deviceTurns = new WeakMap<BleAdapter, DeviceTurns>();
+
+function turnsOf(adapter: BleAdapter): DeviceTurns {
+  let turns = deviceTurns.get(adapter);
+  if (!turns) {
+    turns = new DeviceTurns();
+    deviceTurns.set(adapter, turns);
+  }
+  return turns;
+}
+
 /** One download: lease, optional XOSS request, YMODEM, saving; `run()` resolves with its error or null. */
 class Download {
-  private readonly receiver: YmodemReceiver;
+  private readonly ymodem: YmodemSession;
   private lease: Lease | null = null;
   private session: DeviceSession | null = null;
   /** RX accepts write commands: used for every byte except the last ones (see write()). */
@@ -170,7 +192,8 @@ class Download {
   private readonly unsubscribes: (() => void)[] = [];
   private writes: Promise<void> = Promise.resolve();
   private saves: Promise<void> = Promise.resolve();
-  private blockTimer: NodeJS.Timeout | null = null;
+  /** Wakes the YMODEM session at its next retry or deadline. */
+  private wakeTimer: NodeJS.Timeout | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
   private lastLeaseState: LeaseState | null = null;
   private progress: Progress | null = null;
@@ -187,8 +210,8 @@ class Download {
     /** XOSS file to request first, or "". */
     private readonly requestFile: string,
   ) {
-    const { crc, mode, maxBytes, retries } = ctx.settings;
-    this.receiver = new YmodemReceiver({ crc, mode, maxBytes, retries });
+    const { crc, mode, maxBytes, maxFiles, retries, blockTimeout } = ctx.settings;
+    this.ymodem = new YmodemSession({ crc, mode, maxBytes, maxFiles, retries, blockTimeout });
   }
 
   private get t(): Translate {
@@ -210,7 +233,7 @@ class Download {
       mtu: this.ctx.settings.mtu,
       onState: (state) => this.onLeaseState(state),
       onConnected: (session) => this.onConnected(session),
-      onDisconnected: () => this.apply(this.receiver.disconnected()),
+      onDisconnected: () => this.apply(this.ymodem.disconnected()),
     });
     return result;
   }
@@ -250,8 +273,7 @@ class Download {
       if (this.finished) return;
       // Green dot: the device is connected (Node-RED's convention); the text says what the transfer is doing.
       this.ctx.status({ fill: "green", shape: "dot", text: this.t("status.starting") });
-      this.blockTimer = setTimeout(() => this.onBlockTimeout(), this.ctx.settings.blockTimeout);
-      this.apply(this.receiver.start());
+      this.apply(this.ymodem.start(performance.now()));
     } catch (error) {
       // A drop during setup reaches onDisconnected, which reports it; anything else is reported here.
       if (!session.signal.aborted) this.finish(errorOf(error));
@@ -292,14 +314,22 @@ class Download {
 
   private onData(chunk: Buffer): void {
     if (this.finished) return;
-    this.blockTimer?.refresh();
-    this.apply(this.receiver.feed(chunk));
+    this.apply(this.ymodem.feed(chunk, performance.now()));
   }
 
-  private onBlockTimeout(): void {
+  private onWake(): void {
+    this.wakeTimer = null;
     if (this.finished) return;
-    this.blockTimer?.refresh();
-    this.apply(this.receiver.timeout());
+    this.apply(this.ymodem.tick(performance.now()));
+  }
+
+  /** One timer, set to the session's next retry or deadline (every apply() moves it). */
+  private schedule(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    const at = this.ymodem.nextWakeAt;
+    if (this.finished || at === null) return;
+    this.wakeTimer = setTimeout(() => this.onWake(), Math.max(0, Math.ceil(at - performance.now())));
   }
 
   private apply(events: YmodemEvent[]): void {
@@ -330,6 +360,7 @@ class Download {
           break;
       }
     }
+    this.schedule();
   }
 
   /**
@@ -405,12 +436,12 @@ class Download {
     }
     this.finished = true;
     this.error = error ? this.describe(error) : null;
-    if (this.blockTimer) clearTimeout(this.blockTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
     if (this.connectTimer) clearTimeout(this.connectTimer);
-    this.blockTimer = this.connectTimer = null;
-    if (error && !this.receiver.finished) {
+    this.wakeTimer = this.connectTimer = null;
+    if (error && !this.ymodem.finished) {
       // Tell a sender that is still sending that we stopped (CAN CAN); the receiver's own error is ours already.
-      for (const event of this.receiver.cancel()) if (event.type === "send") this.writeFinal(event.bytes);
+      for (const event of this.ymodem.cancel()) if (event.type === "send") this.writeFinal(event.bytes);
     }
     void this.cleanup();
   }
@@ -516,6 +547,8 @@ export = function register(RED: NodeAPI): void {
     const queue: Job[] = [];
     const temps = new Set<string>();
     let current: Download | null = null;
+    /** Withdraws the wait for a turn on the device (the node is closing). */
+    let waitingTurn: AbortController | null = null;
     /** The loop running queued downloads one after another, while there are any. */
     let draining: Promise<void> | null = null;
     let closing = false;
@@ -576,9 +609,33 @@ export = function register(RED: NodeAPI): void {
       };
       // Read when a file is saved, as the file nodes read it for each message.
       const resolveDirectory = (directory: string): string => saveDirectory(directory, (RED.settings as unknown as Record<string, unknown>).fileWorkingDirectory);
-      current = new Download({ adapter, settings: cfg, t, status, temps, output, resolveDirectory }, selector, requestFile);
-      const result = await current.run();
-      current = null;
+      // Another node may be downloading from this device: wait for its turn to end (its download is bounded).
+      const turns = turnsOf(adapter);
+      const address = selector.address ?? null;
+      if (!turns.isFree(address)) status({ fill: "yellow", shape: "ring", text: t("status.waiting-turn") });
+      waitingTurn = new AbortController();
+      let endTurn: () => void;
+      try {
+        endTurn = await turns.take(address, waitingTurn.signal);
+      } catch {
+        job.done(new Error(t("errors.closed")));
+        return;
+      } finally {
+        waitingTurn = null;
+      }
+      if (closing) {
+        endTurn();
+        job.done(new Error(t("errors.closed")));
+        return;
+      }
+      let result: Awaited<ReturnType<Download["run"]>>;
+      try {
+        current = new Download({ adapter, settings: cfg, t, status, temps, output, resolveDirectory }, selector, requestFile);
+        result = await current.run();
+      } finally {
+        current = null;
+        endTurn();
+      }
       if (result.error) {
         status({ fill: "red", shape: "ring", text: t("status.failed", { error: result.error.message }) });
         job.done(result.error);
@@ -617,6 +674,7 @@ export = function register(RED: NodeAPI): void {
       // Triggers that never started are dropped quietly; the running one ends with an error saying why.
       for (const job of queue.splice(0)) job.done();
       current?.abort(t("errors.closed"));
+      waitingTurn?.abort();
       Promise.resolve(draining)
         .then(async () => {
           // saveFile removes its own temporary file; this catches one whose removal was interrupted.

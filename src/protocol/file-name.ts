@@ -24,8 +24,10 @@ const UNSAFE_CHARACTERS = /[\p{Cc}\p{Zl}\p{Zp}\u200E\u200F\u202A-\u202E\u2066-\u
 // Reserved on Windows (":" would also open an NTFS alternate data stream).
 const WINDOWS_RESERVED_CHARACTERS = /[<>:"|?*]/g;
 const SEPARATORS = /[/\\]+/;
-// Windows device names, with or without an extension ("CON", "nul.txt", "COM1.fit").
-const WINDOWS_DEVICE_NAME = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
+// Windows device names, with or without an extension ("CON", "nul.txt", "COM1.fit"). Windows judges the part
+// before the first dot with its trailing spaces removed, so "CON .txt" is the console too; CONIN$, CONOUT$
+// (the console's input and output) and CLOCK$ are device names as well.
+const WINDOWS_DEVICE_NAME = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$) *(\..*)?$/i;
 
 function utf8Length(text: string): number {
   return Buffer.byteLength(text, "utf8");
@@ -65,7 +67,7 @@ function splitExtension(name: string): { stem: string; ext: string } {
  *   (".", "..", "...") are dropped and the rest joined with "_" ("../../etc/passwd" → "etc_passwd",
  *   "/abs/path" → "abs_path");
  * - leading dots and spaces and trailing dots and spaces go (no hidden files, nothing Windows would rewrite);
- * - Windows device names ("CON", "nul.txt") get a "_" prefix;
+ * - Windows device names ("CON", "nul.txt", "CON .txt", "CONIN$") get a "_" prefix;
  * - the result is cut to `maxBytes` UTF-8 bytes, keeping a short extension;
  * - an empty result becomes "download".
  * The result is never empty, never "." or "..", has no separator, and sanitising it again changes nothing.

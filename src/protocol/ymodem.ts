@@ -40,20 +40,27 @@ export interface YmodemReceiverOptions {
   crc: "auto" | CrcKind;
   /** "C": ACK every block, NAK asks for a resend. "G": YMODEM-g, blocks stream, any bad block is fatal. */
   mode: "C" | "G";
-  /** Largest file accepted. A larger announced size is refused before any data is stored. */
+  /**
+   * Most file bytes accepted in the whole session (every file of a batch together). A file announced larger than
+   * what is left is refused before any of its data is stored.
+   */
   maxBytes: number;
-  /** Consecutive failures (timeouts, bad blocks) tolerated; the next one is fatal. */
+  /** Consecutive failures (timeouts, bad blocks, repeated blocks) tolerated; the next one is fatal. */
   retries: number;
+  /** Most files accepted in the session: the block 0 of one more fails it. Default: no limit. */
+  maxFiles?: number;
 }
 
 export type YmodemErrorCode =
   | "cancelled-by-sender" // CAN CAN received
   | "cancelled" // cancel() called
-  | "too-large" // announced (or, without a size, received) more than maxBytes
+  | "too-large" // announced (or, without a size, received) more than is left of maxBytes
+  | "too-many-files" // a block 0 beyond maxFiles
   | "sequence" // a block number that is neither the expected nor the previous one
   | "size-mismatch" // more blocks than the announced size needs, or EOT before it was reached
   | "bad-block" // a damaged data block in G mode, which cannot be resent
-  | "retries" // too many consecutive timeouts or bad blocks
+  | "retries" // too many consecutive timeouts, bad blocks or repeated blocks
+  | "stalled" // expire(): no progress within the caller's deadline
   | "disconnected"; // the link dropped before the transfer finished
 
 export class YmodemError extends Error {
@@ -180,7 +187,10 @@ const INITIAL_UNSIZED_CAPACITY = 64 * 1024;
  * - C mode: EOT is NAKed once, then ACKed. G mode: the first EOT is ACKed; a damaged data block is fatal;
  *   a timeout mid-stream sends nothing (the streaming sender does not read NAKs) but still counts.
  * - A timeout before the first data block of a file repeats C/G (as lrzsz rz), later ones NAK.
- * - `retries` bounds consecutive failures (timeouts and damaged blocks); a good block resets the count.
+ * - `retries` bounds consecutive failures (timeouts, damaged blocks and repeated blocks); a new block resets the
+ *   count. A repeated block is still ACKed (the sender may have missed our ACK), but a sender that repeats a block
+ *   after every ACK is not making progress.
+ * - `maxBytes` bounds the bytes of all files of the session together, `maxFiles` their number.
  * - `retransmissions` of a file counts the NAKs sent for its blocks plus repeated blocks received.
  */
 export class YmodemReceiver {
@@ -194,16 +204,23 @@ export class YmodemReceiver {
   private frameLen = 0;
   private frameNeed = 0;
   private canRun = 0;
-  /** Consecutive timeouts and bad blocks. */
+  /** Consecutive timeouts, bad blocks and repeated blocks. */
   private failures = 0;
+  /** Consecutive repeats of the last accepted block. */
+  private repeats = 0;
   private filesDone = 0;
+  /** File bytes of the files completed so far. */
+  private bytesDone = 0;
+  private readonly maxFiles: number;
   private file: FileState | null = null;
   private peakBuffer = 0;
 
   constructor(opts: YmodemReceiverOptions) {
     if (!Number.isFinite(opts.maxBytes) || opts.maxBytes < 0) throw new RangeError("maxBytes must be a number ≥ 0");
     if (!Number.isInteger(opts.retries) || opts.retries < 0) throw new RangeError("retries must be an integer ≥ 0");
+    if (opts.maxFiles !== undefined && !(Number.isInteger(opts.maxFiles) && opts.maxFiles >= 1)) throw new RangeError("maxFiles must be an integer ≥ 1");
     this.opts = { ...opts };
+    this.maxFiles = opts.maxFiles ?? Infinity;
     this.streaming = opts.mode === "G";
     this.startByte = this.streaming ? WANT_G : WANT_CRC;
     this.crcKind = opts.crc === "auto" ? null : opts.crc;
@@ -211,6 +228,16 @@ export class YmodemReceiver {
 
   get finished(): boolean {
     return this.phase === "done";
+  }
+
+  /** Part of a block has arrived and the rest is awaited. */
+  get inFrame(): boolean {
+    return this.frameLen > 0;
+  }
+
+  /** What is left of maxBytes for the rest of the session. */
+  private get bytesLeft(): number {
+    return Math.max(0, this.opts.maxBytes - this.bytesDone);
   }
 
   /** Files completed so far and the largest file buffer ever allocated (bounded by maxBytes + 1024). */
@@ -287,10 +314,10 @@ export class YmodemReceiver {
       const what =
         this.phase === "block0"
           ? "block 0"
-          : f === null || f.eotPending
+          : f === null || f.eotPending || allArrived(f)
             ? "EOT"
             : `data block ${f.blocks + 1}`;
-      this.fail(out, "retries", `no answer from the sender: timed out ${this.failures} times waiting for ${what}`, true);
+      this.fail(out, "retries", `no answer from the sender: timed out ${this.failures} times waiting for ${what}${eotMissing(f)}`, true);
       return out;
     }
     if (this.phase === "block0") {
@@ -315,6 +342,25 @@ export class YmodemReceiver {
     const out: YmodemEvent[] = [];
     if (this.phase === "done") return out;
     this.fail(out, "cancelled", "cancelled by receiver", true);
+    return out;
+  }
+
+  /**
+   * The caller's progress deadline passed (`what` says which, e.g. "no progress for 3000 ms"): whatever the sender
+   * sent meanwhile, nothing moved the transfer on. After a complete file (waiting for the next block 0, or the seed
+   * dialect's linger) that is the end, as after the last timeout; otherwise an error, and CAN CAN.
+   */
+  expire(what: string): YmodemEvent[] {
+    const out: YmodemEvent[] = [];
+    if (this.phase === "idle" || this.phase === "done") return out;
+    if (this.phase === "linger" || (this.phase === "block0" && this.filesDone > 0)) {
+      const cancel = this.phase === "block0";
+      this.phase = "done";
+      if (cancel) out.push(send(CAN, CAN));
+      out.push({ type: "end" });
+      return out;
+    }
+    this.fail(out, "stalled", `${what}${eotMissing(this.file)}`, true);
     return out;
   }
 
@@ -352,10 +398,15 @@ export class YmodemReceiver {
       return false;
     }
     if (seq === (f.blocks & 0xff)) {
-      // The sender missed our ACK and resent: ACK again, store nothing.
+      // The sender missed our ACK and resent: ACK again, store nothing. It is no progress, so it counts as a
+      // failure: a sender that repeats a block after every ACK must not keep the transfer alive forever.
       f.retransmissions++;
       f.eotPending = false;
-      this.failures = 0;
+      this.repeats++;
+      if (++this.failures > this.opts.retries) {
+        this.fail(out, "retries", `block ${f.blocks} repeated ${this.repeats} times in a row; gave up after ${this.opts.retries} retries`, true);
+        return false;
+      }
       // A repeated block 0 means our ACK + C/G was lost: the sender waits for both again.
       if (f.blocks === 0) out.push(send(ACK, this.startByte));
       else if (!this.streaming) out.push(send(ACK));
@@ -387,7 +438,6 @@ export class YmodemReceiver {
       this.fail(out, "sequence", `sequence lost: expected block 0, got block ${seq}`, true);
       return false;
     }
-    this.failures = 0;
     header ??= parseBlock0(data);
     if (header.kind === "end") {
       this.phase = "done";
@@ -396,11 +446,17 @@ export class YmodemReceiver {
     }
     this.crcKind = crc; // the CRC that matched a real block 0 holds for the session
     const { name, size, dialect } = header;
-    if (size !== null && size > this.opts.maxBytes) {
-      this.fail(out, "too-large", `announced size ${size} exceeds maxBytes ${this.opts.maxBytes}`, true, name);
+    if (this.filesDone >= this.maxFiles) {
+      this.fail(out, "too-many-files", `the batch has more than ${this.maxFiles} files (maxFiles)`, true, name);
       return false;
     }
-    const capacity = size ?? Math.min(INITIAL_UNSIZED_CAPACITY, this.opts.maxBytes + 1024);
+    if (size !== null && size > this.bytesLeft) {
+      this.fail(out, "too-large", `announced size ${size} exceeds ${this.maxBytesText()}`, true, name);
+      return false;
+    }
+    this.failures = 0;
+    this.repeats = 0;
+    const capacity = size ?? Math.min(INITIAL_UNSIZED_CAPACITY, this.bytesLeft + 1024);
     this.file = {
       name,
       size,
@@ -433,8 +489,8 @@ export class YmodemReceiver {
       const keep = Math.min(len, f.size - f.raw);
       f.buf.set(keep === len ? data : data.subarray(0, keep), f.raw);
     } else {
-      if (f.raw >= this.opts.maxBytes) {
-        this.fail(out, "too-large", `file exceeds maxBytes ${this.opts.maxBytes}`, true);
+      if (f.raw >= this.bytesLeft) {
+        this.fail(out, "too-large", `file exceeds ${this.maxBytesText()}`, true);
         return;
       }
       this.ensureCapacity(f, f.raw + len);
@@ -446,6 +502,7 @@ export class YmodemReceiver {
     f.blockSizes |= len === 128 ? 1 : 2;
     f.eotPending = false;
     this.failures = 0;
+    this.repeats = 0;
     if (!this.streaming) out.push(send(ACK));
     out.push({ type: "progress", name: f.name, received: stored(f), size: f.size, blocks: f.blocks });
   }
@@ -482,8 +539,8 @@ export class YmodemReceiver {
       // No size announced: only the last block's trailing 0x1A padding goes (standard YMODEM).
       let end = f.raw;
       while (end > f.lastBlockStart && f.buf[end - 1] === CPMEOF) end--;
-      if (end > this.opts.maxBytes) {
-        this.fail(out, "too-large", `file exceeds maxBytes ${this.opts.maxBytes}`, true);
+      if (end > this.bytesLeft) {
+        this.fail(out, "too-large", `file exceeds ${this.maxBytesText()}`, true);
         return;
       }
       // The doubling buffer may be far larger than the file; do not hand the slack on to the caller.
@@ -491,7 +548,9 @@ export class YmodemReceiver {
     }
     this.file = null;
     this.filesDone++;
+    this.bytesDone += data.length;
     this.failures = 0;
+    this.repeats = 0;
     const blockSize: 128 | 1024 | "mixed" = f.blockSizes === 3 ? "mixed" : f.blockSizes === 2 ? 1024 : 128;
     if (f.dialect === "standard") {
       this.phase = "block0";
@@ -542,6 +601,11 @@ export class YmodemReceiver {
     out.push({ type: "error", error });
   }
 
+  /** "maxBytes 1000", or once files have arrived, "the 500 bytes left of maxBytes 1000". */
+  private maxBytesText(): string {
+    return this.bytesDone === 0 ? `maxBytes ${this.opts.maxBytes}` : `the ${this.bytesLeft} bytes left of maxBytes ${this.opts.maxBytes}`;
+  }
+
   private allocate(bytes: number): Buffer {
     if (bytes > this.peakBuffer) this.peakBuffer = bytes;
     return Buffer.alloc(bytes);
@@ -550,11 +614,21 @@ export class YmodemReceiver {
   private ensureCapacity(f: FileState, need: number): void {
     if (need <= f.buf.length) return;
     // Doubling keeps copies amortised O(1) per byte; the cap bounds memory even if the sender lies.
-    const capacity = Math.min(Math.max(f.buf.length * 2, need), this.opts.maxBytes + 1024);
+    const capacity = Math.min(Math.max(f.buf.length * 2, need), this.bytesLeft + 1024);
     const grown = this.allocate(capacity);
     f.buf.copy(grown, 0, 0, f.raw);
     f.buf = grown;
   }
+}
+
+/** Every byte the sender announced is in (the file only lacks its EOT). */
+function allArrived(f: FileState): boolean {
+  return f.size !== null && f.raw >= f.size;
+}
+
+/** The tail of a timeout's message when only the EOT is missing. */
+function eotMissing(f: FileState | null): string {
+  return f !== null && allArrived(f) && !f.eotPending ? `: all ${f.size} announced bytes arrived but EOT is missing` : "";
 }
 
 function stored(f: FileState): number {

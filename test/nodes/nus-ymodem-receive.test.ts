@@ -6,6 +6,7 @@ import type { Node, NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import type { BleConfigNode } from "../../src/red/ble-config-node";
+import { DeviceTurns } from "../../src/red/device-turns";
 import { generateFileContent, type NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
 import { collectMessages, helper, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
@@ -401,6 +402,107 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     assert.deepEqual(listDir(dir), [], "no file and no temporary file");
   });
 
+  describe("hostile senders: every download ends, within blockTimeout × (retries + 1) of its last progress", () => {
+    /** Loads the flow, triggers once, and returns the single error the catch node reports (and the outputs before it). */
+    async function failure(peripheral: Record<string, unknown>, node: Record<string, unknown>): Promise<{ message: string; outputs: FileMsg[] }> {
+      await load({ peripherals: [nusPeripheral(peripheral)] }, node);
+      const outputs: FileMsg[] = [];
+      helper.getNode("out").on("input", (msg: NodeMessage) => outputs.push(msg as FileMsg));
+      const caught = collectMessages(helper.getNode("caught"), 1, 20000);
+      trigger({ trigger: 1 });
+      const [err] = (await caught) as CaughtMsg[];
+      assert.equal(err.trigger, 1);
+      await waitForStatus(dl(), (s) => s.fill === "red" && /failed/.test(String(s.text)), 5000);
+      return { message: err.error.message, outputs };
+    }
+
+    it("a sender that chatters after block 0 (a stray byte every 40 ms) fails on the progress deadline, not never", async () => {
+      // 400 simulated ms at 10× is 40 ms: far more often than the block timeout, which a stray byte used to refresh.
+      const { message, outputs } = await failure({ sizeBytes: 3000, chatterMs: 400 }, { blockTimeout: 200, retries: 1 });
+      assert.match(message, /no progress for 400 ms \(blockTimeout 200 ms × \(retries 1 \+ 1\)\)/);
+      assert.match(message, /"test\.bin", 0 bytes received/);
+      assert.equal(outputs.length, 0);
+      assert.equal(device().transfers[0]?.outcome, "aborted", "the device was told to stop (CAN CAN)");
+    });
+
+    it("a sender that repeats its first data block after every ACK fails: duplicates count as failures", async () => {
+      const { message, outputs } = await failure({ sizeBytes: 3000, repeatBlock: "data" }, { blockTimeout: 1000, retries: 2 });
+      assert.match(message, /block 1 repeated 3 times in a row; gave up after 2 retries/);
+      assert.match(message, /"test\.bin", 1024 bytes received/);
+      assert.equal(outputs.length, 0);
+    });
+
+    it("a sender that repeats block 0 after every ACK fails the same way", async () => {
+      const { message } = await failure({ sizeBytes: 3000, repeatBlock: "block0" }, { blockTimeout: 1000, retries: 2 });
+      assert.match(message, /block 0 repeated 3 times in a row; gave up after 2 retries/);
+    });
+
+    it("a sender that never sends EOT: the error says every announced byte arrived and EOT is missing", async () => {
+      const { message, outputs } = await failure({ sizeBytes: 3000, withholdEot: true }, { blockTimeout: 200, retries: 1 });
+      assert.match(message, /all 3000 announced bytes arrived but EOT is missing/);
+      assert.equal(outputs.length, 0, "a file without its EOT is not delivered");
+    });
+
+    it("a batch that never ends stops at maxFiles (the files before it are delivered)", async () => {
+      const { message, outputs } = await failure({ dialect: "standard", endlessBatch: true, files: { "a.txt": { sizeBytes: 1000, seed: 2 } } }, { maxFiles: 3 });
+      assert.match(message, /the batch has more than 3 files \(maxFiles\)/);
+      assert.equal(outputs.length, 3);
+      for (const m of outputs) assert.ok(m.payload.equals(generateFileContent(1000, 2)));
+    });
+
+    it("maxBytes bounds the whole download: a batch stops when the next file would exceed it", async () => {
+      const { message, outputs } = await failure({ dialect: "standard", endlessBatch: true, files: { "a.txt": { sizeBytes: 1000, seed: 2 } } }, { maxBytes: 2500 });
+      assert.match(message, /announced size 1000 exceeds the 500 bytes left of maxBytes 2500/);
+      assert.equal(outputs.length, 2);
+      assert.deepEqual(device().violations, []);
+    });
+  });
+
+  it("two download nodes on one device, triggered together, deliver both files byte-exact, one after the other", async () => {
+    const scenario = { peripherals: [nusPeripheral({ sizeBytes: 20_000, seed: 31, filename: "shared.bin" })] };
+    // One catch node for both download nodes (the test helper loads each core node type once).
+    const nodes = flow(scenario).map((n) => (n.id === "catch" || n.id === "complete" ? { ...n, scope: ["dl", "dl2"] } : n));
+    const second = nodes.find((n) => n.id === "dl");
+    assert.ok(second);
+    nodes.push({ ...second, id: "dl2", wires: [["out2"]] }, { id: "out2", ...on, type: "helper" });
+    await loadFlow([bleConfigNode, nusYmodemReceiveNode], nodes);
+    const check = noErrors();
+    const one = collectMessages(helper.getNode("out"), 1, 30000);
+    const two = collectMessages(helper.getNode("out2"), 1, 30000);
+    const completed = collectMessages(helper.getNode("completed"), 2, 30000);
+    trigger({ trigger: 1 });
+    helper.getNode("dl2").receive({ payload: true, trigger: 2 } as NodeMessage);
+    const [a] = files(await one);
+    const [b] = files(await two);
+    const expected = generateFileContent(20_000, 31);
+    assert.ok(a.payload.equals(expected), "the first node's file is byte-exact");
+    assert.ok(b.payload.equals(expected), "the second node's file is byte-exact");
+    await completed;
+    assert.deepEqual(
+      device().transfers.map((t) => t.outcome),
+      ["done", "done"],
+      "two sessions, one after the other",
+    );
+    check();
+  });
+
+  it("a node waiting for its turn on the device says so, and stopping the flow then ends both", async () => {
+    const nodes = flow({ peripherals: [nusPeripheral({ sizeBytes: 3_000_000, seed: 32 })] }).map((n) => (n.id === "catch" ? { ...n, scope: ["dl", "dl2"] } : n));
+    const first = nodes.find((n) => n.id === "dl");
+    assert.ok(first);
+    nodes.push({ ...first, id: "dl2", wires: [["out2"]] }, { id: "out2", ...on, type: "helper" });
+    await loadFlow([bleConfigNode, nusYmodemReceiveNode], nodes);
+    const progress = waitForStatus(dl(), (s) => /\d+%/.test(String(s.text)), 30000);
+    trigger();
+    await progress;
+    const waiting = waitForStatus(helper.getNode("dl2"), (s) => s.fill === "yellow" && s.text === "waiting: another download from this device is running", 5000);
+    helper.getNode("dl2").receive({ payload: true } as NodeMessage);
+    await waiting;
+    assert.equal(device().stats.sessions, 1, "the second node has not started a session of its own");
+    // Ends the running download (CAN CAN) and withdraws the waiting one; unload would hang on a node that never ends.
+    await helper.unload();
+  });
+
   it("resolves a relative Save to against fileWorkingDirectory, as Node-RED's file nodes do; an absolute one stays", async () => {
     const workDir = tempDir("ble-nus-fwd-");
     // Unique, so that a file saved beside the process's working directory instead is noticed and removed.
@@ -495,5 +597,56 @@ describe("nus-ymodem-receive node: stats.mtu against a server that answers Excha
     assert.deepEqual([msg.stats.mtu, msg.stats.blockSize], [23, 128]);
     assert.deepEqual((await deviceTransfers()).map((t) => [t.outcome, t.mtu]), [["done", 23]]);
     check();
+  });
+});
+
+describe("DeviceTurns (downloads from one device take turns)", () => {
+  /** Which of the turns have started, after the promise callbacks ran. */
+  async function started(turns: Promise<() => void>[]): Promise<boolean[]> {
+    const state = turns.map(() => false);
+    turns.forEach((t, i) => void t.then(() => (state[i] = true), () => undefined));
+    await new Promise((resolve) => setImmediate(resolve));
+    return state;
+  }
+
+  it("one turn per device at a time, in order; different devices at once", async () => {
+    const turns = new DeviceTurns();
+    const a1 = turns.take("E3:C3:5C:00:00:01");
+    const a2 = turns.take("e3:c3:5c:00:00:01");
+    const b = turns.take("e3:c3:5c:00:00:02");
+    assert.deepEqual(await started([a1, a2, b]), [true, false, true], "the same address in any case is one device");
+    assert.equal(turns.isFree("e3:c3:5c:00:00:01"), false);
+    (await a1)();
+    assert.deepEqual(await started([a2]), [true]);
+    (await a2)();
+    (await b)();
+    assert.equal(turns.size, 0);
+  });
+
+  it("a turn without an address waits for every device, and later turns wait behind it", async () => {
+    const turns = new DeviceTurns();
+    const a = turns.take("e3:c3:5c:00:00:01");
+    const any = turns.take(null);
+    const b = turns.take("e3:c3:5c:00:00:02");
+    assert.deepEqual(await started([a, any, b]), [true, false, false], "first come, first served");
+    (await a)();
+    assert.deepEqual(await started([any, b]), [true, false]);
+    (await any)();
+    assert.deepEqual(await started([b]), [true]);
+  });
+
+  it("a withdrawn wait rejects and lets the next one go", async () => {
+    const turns = new DeviceTurns();
+    const a = turns.take("e3:c3:5c:00:00:01");
+    const withdraw = new AbortController();
+    const waiting = turns.take("e3:c3:5c:00:00:01", withdraw.signal);
+    const next = turns.take("e3:c3:5c:00:00:01");
+    withdraw.abort(new Error("closing"));
+    await assert.rejects(waiting, /closing/);
+    const end = await a;
+    end();
+    end(); // ending twice changes nothing
+    assert.deepEqual(await started([next]), [true]);
+    assert.equal(turns.size, 1);
   });
 });

@@ -40,6 +40,41 @@ describe("sanitizeFileName", () => {
     assert.equal(sanitizeFileName("console.log"), "console.log");
   });
 
+  it("prefixes every Windows device name, also with trailing spaces before the extension and the $ names", () => {
+    for (const [name, safe] of [
+      ["CON .txt", "_CON .txt"],
+      ["con  .log", "_con  .log"],
+      ["CON ", "_CON"],
+      ["CONIN$", "_CONIN$"],
+      ["conout$.txt", "_conout$.txt"],
+      ["CONOUT$ .dat", "_CONOUT$ .dat"],
+      ["CLOCK$", "_CLOCK$"],
+      ["AUX .tar.gz", "_AUX .tar.gz"],
+      ["LPT¹ .fit", "_LPT¹ .fit"],
+      ["com0", "_com0"],
+    ]) {
+      assert.equal(sanitizeFileName(name), safe, JSON.stringify(name));
+    }
+    for (const name of ["CONIN", "con$", "conin$x", "CON x.txt", "console$", "COM10"]) assert.equal(sanitizeFileName(name), name, `${JSON.stringify(name)} is no device`);
+  });
+
+  it("never returns a name Windows takes for a device (property)", () => {
+    // Independent of the sanitiser: Windows looks at the name up to its first dot, without trailing spaces.
+    const devices = new Set(["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$", ...[..."0123456789¹²³"].flatMap((d) => [`COM${d}`, `LPT${d}`])]);
+    const isDevice = (name: string): boolean => devices.has(name.split(".")[0].replace(/ +$/, "").toUpperCase());
+    const device = fc
+      .tuple(fc.constantFrom(...devices), fc.constantFrom("", " ", "  ", "$"), fc.constantFrom("", ".txt", " .txt", "..x", ".a.b", " "))
+      .map(([d, pad, ext]) => `${[...d].map((ch, i) => (i % 2 ? ch.toLowerCase() : ch)).join("")}${pad}${ext}`);
+    fc.assert(
+      fc.property(fc.oneof(device, hostile), (remote) => {
+        const safe = sanitizeFileName(remote);
+        assert.ok(!isDevice(safe), `${JSON.stringify(remote)} → ${JSON.stringify(safe)} is a Windows device`);
+        assert.equal(sanitizeFileName(safe), safe, "idempotent");
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it("keeps ordinary names as they are", () => {
     for (const name of ["test.bin", "20240101123456.fit", "filelist.txt", "Setting.json", "my file (2).tar.gz", "données-été.csv", "日本語.txt"]) {
       assert.equal(sanitizeFileName(name), name);

@@ -432,6 +432,103 @@ describe("sim: nus-ymodem peripheral", () => {
     });
   });
 
+  describe("hostile senders (scenario options)", () => {
+    /** A central that writes by hand: what the device sends back, frame by frame, with simulated time moving. */
+    async function rawCentral(spec: JsonObject, mtu = 247): Promise<{ p: NusYmodemPeripheral; clock: ManualClock; write(...b: number[]): Promise<Buffer[]>; wait(ms: number): Promise<Buffer[]> }> {
+      const clock = new ManualClock();
+      const p = fromScenario(spec, clock);
+      const central = new TestCentral(p);
+      central.connect();
+      central.discoverAll(mtu);
+      central.subscribe(NUS_TX);
+      let seen = 0;
+      const fresh = async (): Promise<Buffer[]> => {
+        for (let i = 0; i < 5; i++) await tick();
+        const all = central.valuesOf(NUS_TX);
+        const out = all.slice(seen).map((b) => Buffer.from(b));
+        seen = all.length;
+        return out;
+      };
+      return {
+        p,
+        clock,
+        write: async (...b: number[]) => {
+          central.write(NUS_RX, Buffer.from(b), true);
+          return fresh();
+        },
+        wait: async (ms: number) => {
+          for (let t = 0; t < ms; t += 50) {
+            clock.advance(50);
+            await tick();
+          }
+          return fresh();
+        },
+      };
+    }
+    const C_BYTE = 0x43;
+    const joined = (list: Buffer[]): Buffer => Buffer.concat(list);
+
+    it("chatterMs: after block 0 is ACKed, no block, only one stray byte every chatterMs; CAN CAN stops it", async () => {
+      const c = await rawCentral({ sizeBytes: 3000, chatterMs: 400 });
+      const block0 = joined(await c.write(C_BYTE));
+      assert.equal(block0[0], SOH);
+      assert.equal(block0[1], 0, "block 0 comes normally");
+      assert.deepEqual(await c.write(ACK_BYTE, C_BYTE), [], "no data block after ACK C");
+      const chatter = await c.wait(4000);
+      assert.equal(chatter.length, 10, "one notification every 400 ms");
+      assert.ok(
+        chatter.every((n) => n.length === 1 && n[0] === 0x00),
+        "each a single stray byte",
+      );
+      assert.equal(c.p.stats.blocksSent, 0, "no data block");
+      await c.write(CAN, CAN);
+      assert.deepEqual(await c.wait(2000), [], "quiet after CAN CAN");
+      assert.equal(c.p.transfers[0]?.outcome, "aborted");
+    });
+
+    it("repeatBlock: \"data\" answers every ACK with the first data block again, \"block0\" with block 0", async () => {
+      const data = await rawCentral({ sizeBytes: 3000, repeatBlock: "data" });
+      await data.write(C_BYTE);
+      const first = joined(await data.write(ACK_BYTE, C_BYTE));
+      assert.equal(first[0], STX);
+      assert.equal(first[1], 1);
+      for (let i = 0; i < 5; i++) assert.ok(joined(await data.write(ACK_BYTE)).equals(first), `repeat ${i + 1} is block 1 again`);
+      assert.equal(data.p.stats.blocksSent, 1);
+
+      const zero = await rawCentral({ sizeBytes: 3000, repeatBlock: "block0" });
+      const block0 = joined(await zero.write(C_BYTE));
+      for (let i = 0; i < 5; i++) assert.ok(joined(await zero.write(ACK_BYTE, C_BYTE)).equals(block0), `repeat ${i + 1} is block 0 again`);
+      assert.equal(zero.p.stats.blocksSent, 0);
+    });
+
+    it("withholdEot: every data block, then silence where the EOT belongs (also when asked again)", async () => {
+      const c = await rawCentral({ sizeBytes: 2000, withholdEot: true, blockTimeoutMs: 500 });
+      await c.write(C_BYTE);
+      assert.equal(joined(await c.write(ACK_BYTE, C_BYTE))[1], 1);
+      assert.equal(joined(await c.write(ACK_BYTE))[1], 2);
+      assert.deepEqual(await c.write(ACK_BYTE), [], "no EOT after the last block");
+      assert.deepEqual(await c.write(NAK_BYTE), [], "nor after a NAK");
+      const later = await c.wait(3000);
+      assert.ok(!later.some((n) => n.includes(EOT)), "never an EOT, even on the sender's own timer");
+      assert.equal(c.p.stats.bytesSent, 2000);
+    });
+
+    for (const dialect of ["seed", "standard"] as const) {
+      it(`endlessBatch (${dialect}): announces the files again and again; a receiver bounded to 7 files stops it`, async () => {
+        const clock = new ManualClock();
+        const p = fromScenario({ dialect, endlessBatch: true, files: { "a.bin": { sizeBytes: 700, seed: 1 }, "b.bin": { sizeBytes: 300, seed: 2 } } }, clock);
+        const run = await runFake(p, clock, { hangUp: true, receiver: { maxFiles: 7 } });
+        assert.deepEqual(
+          run.files.map((f) => f.name),
+          ["a.bin", "b.bin", "a.bin", "b.bin", "a.bin", "b.bin", "a.bin"],
+        );
+        assert.ok(run.files.every((f) => f.data.equals(generateFileContent(f.name === "a.bin" ? 700 : 300, f.name === "a.bin" ? 1 : 2))));
+        assert.match(run.error?.message ?? "", /more than 7 files/);
+        assert.equal(p.stats.filesSent, 7);
+      });
+    }
+  });
+
   describe("YMODEM-g (streaming)", () => {
     it("streams every block after G without ACKs, paced by the link (a few notifications queued, a frame or two built)", async () => {
       const clock = new ManualClock();
@@ -576,6 +673,12 @@ describe("sim: nus-ymodem peripheral", () => {
       ["unreadable file", { file: "does-not-exist.bin" }, /peripherals\[0\]\.file: cannot read .*does-not-exist\.bin/],
       ["filename too long", { filename: "x".repeat(101) }, /peripherals\[0\]\.filename: must be at most 100/],
       ["filename with NUL", { filename: "a\0b" }, /peripherals\[0\]\.filename: must not contain NUL/],
+      ["chatterMs", { chatterMs: 0 }, /peripherals\[0\]\.chatterMs: must be between 1 and 600000/],
+      ["repeatBlock", { repeatBlock: "eot" }, /peripherals\[0\]\.repeatBlock: must be one of "block0", "data"/],
+      ["endlessBatch", { endlessBatch: 1 }, /peripherals\[0\]\.endlessBatch: must be true or false/],
+      ["withholdEot", { withholdEot: "yes" }, /peripherals\[0\]\.withholdEot: must be true or false/],
+      ["two hostile behaviours", { chatterMs: 100, withholdEot: true }, /peripherals\[0\]\.withholdEot: cannot be combined with chatterMs/],
+      ["endlessBatch with xoss", { xoss: true, files: { a: { sizeBytes: 1 } }, endlessBatch: true }, /peripherals\[0\]\.xoss: cannot be combined with endlessBatch/],
     ];
     for (const [what, spec, message] of cases) {
       it(`rejects ${what}`, () => {

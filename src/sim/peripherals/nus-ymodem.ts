@@ -35,6 +35,14 @@ const APPEARANCE_GENERIC_COMPUTER = 0x0080;
 /** GAP appearance "Cycling: Cycling Computer". */
 const APPEARANCE_CYCLING_COMPUTER = 0x0481;
 
+const SOH_BYTE = 0x01;
+const STX_BYTE = 0x02;
+const EOT_BYTE = 0x04;
+const ACK_BYTE = 0x06;
+const CAN_BYTE = 0x18;
+const WANT_CRC_BYTE = 0x43;
+const WANT_G_BYTE = 0x47;
+
 /** HCI reason "Remote User Terminated Connection": what the central hears when the peripheral hangs up. */
 export const REMOTE_USER_TERMINATED = 0x13;
 
@@ -361,7 +369,20 @@ export interface NusYmodemConfig {
   xoss?: boolean;
   /** XOSS `09 00 09`: the total the device reports, in kB. Default 8104 (a real G+). */
   diskTotalKb?: number;
+  /** Hostile: after block 0 is ACKed, send no more blocks, only one stray byte (0x00) every this many ms. */
+  chatterMs?: number;
+  /** Hostile: answer every ACK with the same block again: block 0 ("block0") or the first data block ("data"). */
+  repeatBlock?: RepeatBlockOption;
+  /** Hostile: after the last file, announce the first one again, forever (the batch never ends). */
+  endlessBatch?: boolean;
+  /** Hostile: send every data block, then never the EOT (it goes quiet instead). */
+  withholdEot?: boolean;
 }
+
+export type RepeatBlockOption = "block0" | "data";
+
+/** What a chattering sender sends instead of blocks: a byte that is no frame start, EOT or CAN. */
+export const CHATTER_BYTE = 0x00;
 
 export type TransferOutcome = "done" | "aborted" | "disconnected";
 
@@ -425,6 +446,11 @@ export const FILELIST_NAME = "filelist.txt";
  * frames are built one at a time as the link takes them. After the final ACK the seed dialect hangs up (when the
  * controller's link supports it, else it goes quiet); the standard dialect stays connected, as a serial line
  * would; XOSS notifies `04 00 04` on its control characteristic and waits for the next request.
+ *
+ * Hostile behaviours a scenario can ask for (one at a time), each a way for a download never to finish:
+ * `chatterMs` (after block 0 is ACKed, only a stray byte every chatterMs), `repeatBlock` (every ACK answered with
+ * the same block 0 or first data block again), `endlessBatch` (the files announced again and again), `withholdEot`
+ * (every data block, then never the EOT).
  */
 export class NusYmodemPeripheral extends NusUartPeripheral {
   /** The files served (XOSS: including filelist.txt). */
@@ -443,8 +469,16 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   private readonly retries: number;
   private readonly xoss: boolean;
   private readonly diskTotalKb: number;
+  private readonly chatterMs: number | null;
+  private readonly repeatBlock: RepeatBlockOption | null;
+  private readonly endlessBatch: boolean;
+  private readonly withholdEot: boolean;
   private sender: YmodemSender | null = null;
-  private session: { files: string[]; mtu: number; blockSize: 128 | 1024; gMode: boolean } | null = null;
+  private session: { files: string[]; mtu: number; blockSize: 128 | 1024; gMode: boolean; startByte: number } | null = null;
+  /** The last frame handed to the link (hostile modes repeat it or look at what it was). */
+  private lastFrame: Buffer | null = null;
+  /** chatterMs: the stray-byte ticker, once block 0 was ACKed. */
+  private chatter: SimTimer | null = null;
   /** Per connection (non-XOSS): a session ran; the peripheral then stays quiet until the next connection. */
   private served = false;
   private timer: SimTimer | null = null;
@@ -473,6 +507,12 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     this.retries = config.retries ?? 10;
     this.xoss = config.xoss ?? false;
     this.diskTotalKb = config.diskTotalKb ?? DEFAULT_DISK_TOTAL_KB;
+    this.chatterMs = config.chatterMs ?? null;
+    this.repeatBlock = config.repeatBlock ?? null;
+    this.endlessBatch = config.endlessBatch ?? false;
+    this.withholdEot = config.withholdEot ?? false;
+    if (this.chatterMs !== null && !(this.chatterMs > 0)) throw new RangeError(`chatterMs must be positive, got ${this.chatterMs}`);
+    if (this.endlessBatch && this.xoss) throw new RangeError("endlessBatch cannot be combined with xoss (XOSS serves one file per request)");
     if (!(this.blockTimeoutMs > 0)) throw new RangeError(`blockTimeoutMs must be positive, got ${this.blockTimeoutMs}`);
     const files = config.files.slice();
     if (this.xoss) {
@@ -539,15 +579,64 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     if (this.sender === null) {
       // XOSS sends files only on request; the seed's server serves one session per connection.
       if (this.xoss || this.served) return;
-      this.startSession(this.files);
+      this.startSession(this.files, bytes.includes(WANT_G_BYTE) && this.streaming ? WANT_G_BYTE : WANT_CRC_BYTE);
     }
     const sender = this.sender;
     if (sender === null) return;
+    const cancelled = bytes.includes(CAN_BYTE);
+    if (this.chatter !== null) {
+      // Chattering: deaf to everything but the receiver's CAN CAN.
+      if (cancelled) sender.receive(bytes);
+      if (sender.state === "aborted") this.endSession("aborted");
+      return;
+    }
+    if (!cancelled && bytes.includes(ACK_BYTE) && this.hostileAnswer()) return;
     this.cancelTimer();
-    const frames = sender.receive(bytes);
+    let frames = sender.receive(bytes);
+    if (this.endlessBatch && this.session && this.batchEnding(sender, frames)) frames = this.nextRound(this.session.startByte);
     if (sender.hasPendingFrames && this.session) this.session.gMode = true;
     this.sendFrames(frames);
     this.afterProgress();
+  }
+
+  /** chatterMs / repeatBlock: answers an ACK the hostile way instead of the sender's. True when it did. */
+  private hostileAnswer(): boolean {
+    const last = this.lastFrame;
+    if (last === null || (last[0] !== SOH_BYTE && last[0] !== STX_BYTE)) return false;
+    const block0 = last[1] === 0;
+    if (this.chatterMs !== null && block0) {
+      this.cancelTimer();
+      this.chatter = this.setRepeating(this.chatterMs, () => {
+        if (this.txSubscribed) this.sendTx(Buffer.of(CHATTER_BYTE)).catch(() => undefined);
+      });
+      return true;
+    }
+    if (this.repeatBlock !== null && block0 === (this.repeatBlock === "block0")) {
+      this.cancelTimer();
+      this.sendFrames([last]);
+      this.afterProgress();
+      return true;
+    }
+    return false;
+  }
+
+  /** endlessBatch: the sender just finished its last file (seed: done; standard: the empty block 0 is out). */
+  private batchEnding(sender: YmodemSender, frames: Buffer[]): boolean {
+    if (this.dialect === "seed") return sender.state === "done";
+    return frames.some((f) => f.length >= 133 && f[1] === 0 && f[3] === 0);
+  }
+
+  /** endlessBatch: a fresh sender over the same files, started as if the receiver had asked for the next file. */
+  private nextRound(startByte: number): Buffer[] {
+    const old = this.sender;
+    if (old !== null) this.foldStats(old);
+    this.sender = this.newSender(this.files, this.blocksFor(this.session?.mtu ?? this.gatt.mtu));
+    return this.sender.receive(Buffer.of(startByte));
+  }
+
+  private foldStats(sender: YmodemSender): void {
+    const stats = sender.stats;
+    for (const key of Object.keys(this.finished) as (keyof YmodemSenderStats)[]) this.finished[key] += stats[key];
   }
 
   protected override onTxRoom(): void {
@@ -560,12 +649,13 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     this.afterProgress();
   }
 
-  private startSession(files: readonly YmodemSenderFile[]): void {
-    const mtu = this.gatt.mtu;
-    // The seed decides at its first C: SOH only at MTU 23, else STX; the standard dialect uses 1K the lrzsz way.
-    const big = mtu > 23;
-    const blocks = this.blocks !== "auto" ? this.blocks : !big ? "soh" : this.dialect === "seed" ? "stx" : "auto";
-    this.sender = new YmodemSender({
+  /** The seed decides at its first C: SOH only at MTU 23, else STX; the standard dialect uses 1K the lrzsz way. */
+  private blocksFor(mtu: number): BlocksOption {
+    return this.blocks !== "auto" ? this.blocks : mtu <= 23 ? "soh" : this.dialect === "seed" ? "stx" : "auto";
+  }
+
+  private newSender(files: readonly YmodemSenderFile[], blocks: BlocksOption): YmodemSender {
+    return new YmodemSender({
       files: files.slice(),
       dialect: this.dialect,
       crc: this.crc,
@@ -575,7 +665,15 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
       maxBurst: 1,
       retries: this.retries,
     });
-    this.session = { files: files.map((f) => f.name), mtu, blockSize: blocks === "soh" ? 128 : 1024, gMode: false };
+  }
+
+  /** `startByte`: what the receiver sent to start it (C, or G for YMODEM-g), as an endless batch asks again. */
+  private startSession(files: readonly YmodemSenderFile[], startByte = WANT_CRC_BYTE): void {
+    const mtu = this.gatt.mtu;
+    const blocks = this.blocksFor(mtu);
+    this.sender = this.newSender(files, blocks);
+    this.session = { files: files.map((f) => f.name), mtu, blockSize: blocks === "soh" ? 128 : 1024, gMode: false, startByte };
+    this.lastFrame = null;
     this.sessions++;
     this.served = true;
   }
@@ -584,6 +682,9 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     if (frames.length === 0) return;
     this.cancelTimer();
     for (const frame of frames) {
+      // withholdEot: the sender believes it sent the EOT (and resends it); none ever leaves.
+      if (this.withholdEot && frame.length === 1 && frame[0] === EOT_BYTE) continue;
+      this.lastFrame = frame;
       if (!this.txSubscribed) {
         this.recordViolation(`nus-ymodem: a ${frame.length}-byte frame is lost: the central has not enabled TX notifications`);
         continue;
@@ -596,7 +697,8 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   /** After any step: finish a done or aborted session, else (re)arm the sender's timer while it waits. */
   private afterProgress(): void {
     const sender = this.sender;
-    if (sender === null) return;
+    // A chattering sender has stopped for good: no resend on its own timer either.
+    if (sender === null || this.chatter !== null) return;
     if (sender.state === "done" || sender.state === "aborted") {
       // Let the last frames (CAN CAN) go out before anything else happens.
       if (this.pendingTx > 0 || this.txInFlight > 0) return;
@@ -627,10 +729,13 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     const session = this.session;
     if (sender === null || session === null) return;
     this.cancelTimer();
+    this.chatter?.cancel();
+    this.chatter = null;
+    this.lastFrame = null;
     this.sender = null;
     this.session = null;
     const stats = sender.stats;
-    for (const key of Object.keys(this.finished) as (keyof YmodemSenderStats)[]) this.finished[key] += stats[key];
+    this.foldStats(sender);
     this.transfers.push({ files: session.files, outcome, mtu: session.mtu, streaming: session.gMode, blockSize: session.blockSize, stats });
     if (outcome === "disconnected") return;
     if (this.xoss) {
@@ -754,7 +859,25 @@ function parseFiles(spec: JsonObject, field: string, baseDir: string, xoss: bool
 export const nusYmodemKind: PeripheralKind = {
   kind: "nus-ymodem",
   defaultAddressType: "random",
-  options: ["file", "sizeBytes", "seed", "filename", "files", "crc", "blocks", "corruptBlocks", "streaming", "framing", "dialect", "blockTimeoutMs", "xoss"],
+  options: [
+    "file",
+    "sizeBytes",
+    "seed",
+    "filename",
+    "files",
+    "crc",
+    "blocks",
+    "corruptBlocks",
+    "streaming",
+    "framing",
+    "dialect",
+    "blockTimeoutMs",
+    "xoss",
+    "chatterMs",
+    "repeatBlock",
+    "endlessBatch",
+    "withholdEot",
+  ],
   create(spec, field, identity, ctx) {
     const xoss = optionalBoolean(spec, "xoss", field, false);
     if (xoss) {
@@ -764,6 +887,10 @@ export const nusYmodemKind: PeripheralKind = {
       if (spec.files === undefined) throw new ScenarioError(`${field}.files`, 'is required with xoss (an object like { "name": "path" })');
     }
     rejectTogether(spec, "file", ["sizeBytes", "seed", "files"], field);
+    // The hostile behaviours: one per peripheral, each a different way of never finishing.
+    rejectTogether(spec, "chatterMs", ["repeatBlock", "endlessBatch", "withholdEot"], field);
+    rejectTogether(spec, "repeatBlock", ["endlessBatch", "withholdEot"], field);
+    rejectTogether(spec, "endlessBatch", ["withholdEot", "xoss"], field);
     rejectTogether(spec, "files", ["sizeBytes", "seed", "filename"], field);
     const dialect = optionalEnum(spec, "dialect", field, ["seed", "standard"] as const, "seed");
     // The seed's block 0 is `"name size"` in 128 bytes; sz puts a longer standard header in a 1K block 0.
@@ -798,6 +925,10 @@ export const nusYmodemKind: PeripheralKind = {
         framing: optionalEnum(spec, "framing", field, ["aligned", "packed"] as const, "aligned"),
         blockTimeoutMs: optionalNumber(spec, "blockTimeoutMs", field, 5000, 10, 600_000),
         xoss,
+        chatterMs: spec.chatterMs === undefined ? undefined : optionalNumber(spec, "chatterMs", field, 400, 1, 600_000),
+        repeatBlock: spec.repeatBlock === undefined ? undefined : optionalEnum(spec, "repeatBlock", field, ["block0", "data"] as const, "data"),
+        endlessBatch: optionalBoolean(spec, "endlessBatch", field, false),
+        withholdEot: optionalBoolean(spec, "withholdEot", field, false),
       });
     } catch (error) {
       // The sender's own check of block 0 (a name that does not fit with its size).
