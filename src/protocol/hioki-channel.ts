@@ -250,10 +250,11 @@ export class HiokiCommandChannel {
     this.discardTimer?.cancel();
     this.discardTimer = null;
     const report = this.discarded;
-    if (!report) return;
-    this.discarded = null;
     const listener = this.outcome?.onDiscard ?? next?.onDiscard ?? this.queue[0]?.onDiscard;
-    listener?.(report);
+    // Nobody to tell yet (nothing asked so far): kept for the first command.
+    if (!report || !listener) return;
+    this.discarded = null;
+    listener(report);
   }
 
   /** Writes the next command when the link allows; otherwise wakes up when it might. */
