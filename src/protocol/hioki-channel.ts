@@ -116,13 +116,12 @@ interface InFlight {
   gapTimer: ChannelTimer | null;
 }
 
-/** What happened to the last command: the reason discarded bytes are given, and who hears of them. */
+/** What happened to the last command: the reason discarded bytes after it are given. */
 interface Outcome {
   command: string;
   reason: DiscardReason;
   /** Bytes after this time are no longer connected to the command: "unsolicited". */
   relevantUntil: number;
-  onDiscard?: (report: DiscardReport) => void;
 }
 
 export class HiokiCommandChannel {
@@ -137,6 +136,8 @@ export class HiokiCommandChannel {
   private lateUntil = -Infinity;
   private outcome: Outcome | null = null;
   private discarded: DiscardReport | null = null;
+  /** Who hears of discarded bytes: the last command written or refused. */
+  private listener: ((report: DiscardReport) => void) | undefined;
   private discardTimer: ChannelTimer | null = null;
   private wakeTimer: ChannelTimer | null = null;
   private closedBy: HiokiChannelError["code"] | null = null;
@@ -230,7 +231,6 @@ export class HiokiCommandChannel {
       command: flight.request.command,
       reason,
       relevantUntil: (failed ? this.lateUntil : now) + this.quietGapMs,
-      onDiscard: flight.request.onDiscard,
     };
     if (error) flight.request.reject(error);
   }
@@ -250,7 +250,7 @@ export class HiokiCommandChannel {
     this.discardTimer?.cancel();
     this.discardTimer = null;
     const report = this.discarded;
-    const listener = this.outcome?.onDiscard ?? next?.onDiscard ?? this.queue[0]?.onDiscard;
+    const listener = this.listener ?? next?.onDiscard ?? this.queue[0]?.onDiscard;
     // Nobody to tell yet (nothing asked so far): kept for the first command.
     if (!report || !listener) return;
     this.discarded = null;
@@ -274,6 +274,7 @@ export class HiokiCommandChannel {
     if (now >= head.sendBy) {
       this.queue.shift();
       this.reportDiscarded(head);
+      this.listener = head.onDiscard;
       head.reject(new HiokiChannelError("not-sent", head.command, { ms: head.timeoutMs }));
       this.pump();
       return;
@@ -289,6 +290,7 @@ export class HiokiCommandChannel {
   private send(request: Request): void {
     // Whatever was discarded before this command is told before the command can get an answer.
     this.reportDiscarded(request);
+    this.listener = request.onDiscard;
     const flight: InFlight = { request, chunks: [], size: 0, replyTimer: null, gapTimer: null };
     this.current = flight;
     // Started before the write: the timeout bounds the whole wait for the reply to begin, as the seed's 1 s does.
