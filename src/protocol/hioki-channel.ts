@@ -148,11 +148,6 @@ export class HiokiCommandChannel {
     this.maxReplyBytes = options.maxReplyBytes ?? 4096;
   }
 
-  /** Commands asked for and not yet written. */
-  get waiting(): number {
-    return this.queue.length;
-  }
-
   /**
    * Queues one command (its bytes already encoded) and resolves with the reply text (latin1), or rejects with
    * a HiokiChannelError. Never both, always one of them within the bounds above.

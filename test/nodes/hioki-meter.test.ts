@@ -451,10 +451,11 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
   }
 
   it("a reply that comes after its timeout is discarded (with a warning), not taken as the next command's answer", async () => {
-    // Simulated time runs 10× faster: the meter answers *IDN? after 300 ms of real time, the node waits 200 ms.
-    await meterFlow({ peripherals: [meter(M1, { values: [2, 5], commandDelaysMs: { "*IDN?": 3000 } })] }, { replyTimeout: 200 });
+    // Simulated time runs 10× faster: the meter answers *IDN? after 450 ms of real time; the node gives up after
+    // 300 ms and holds the next command back until 600 ms.
+    await meterFlow({ peripherals: [meter(M1, { values: [2, 5], commandDelaysMs: { "*IDN?": 4500 } })] }, { replyTimeout: 300 });
     const [idn, max, fetch] = await ask(["*IDN?", ":CALC:STAT:MAX?", "FETC?"]);
-    assert.match(String(idn.error), /no reply to "\*IDN\?" within 200 ms/);
+    assert.match(String(idn.error), /no reply to "\*IDN\?" within 300 ms/);
     assert.deepEqual(max, { payload: 5, raw: "+5.00000000E+00" }, "the statistics query gets its own answer, not the identification");
     assert.deepEqual(fetch, { payload: 2, raw: "+2.00000000E+00" });
     const [warning, ...more] = warnings(node("m"));
