@@ -6,7 +6,8 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { configuredAdapter } from "./red/ble-config-node";
 import type { DeviceSelector, DeviceSession, Lease, PeripheralInfo } from "./ble/pool";
-import { encodeHiokiCommand, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
+import { encodeHiokiCommand, hiokiWriteType, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
+import { HiokiChannelError, HiokiCommandChannel, type ChannelClock, type DiscardReport } from "./protocol/hioki-channel";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor } from "./red/status";
 
@@ -16,9 +17,9 @@ const COMMAND_CHARACTERISTIC = "78b028ce-affd-4967-ab9e-dc336c8c94e7";
 const DEFAULT_NAME_PREFIX = "Z3210";
 const DEFAULT_COMMAND = "FETC?";
 /**
- * A reply longer than MTU − 3 bytes arrives as several indications. One of exactly MTU − 3 bytes means "more
- * follows"; the reply ends with a shorter one, or when nothing follows within this gap (a reply whose length is
- * a multiple of MTU − 3). Several connection intervals of a typical link, short enough not to slow polling.
+ * A reply longer than MTU − 3 bytes arrives as several indications; a reply of full-size indications ends when
+ * nothing follows within this gap, and every command waits for this much quiet before it is written (see
+ * protocol/hioki-channel.ts). Several connection intervals of a typical link, short enough not to slow polling.
  */
 const QUIET_GAP_MS = 100;
 /** Nothing the instrument says is this long; a stream that is must be garbage, not a reply. */
@@ -46,13 +47,7 @@ interface MeterPeripheral {
   serial: string | null;
 }
 
-class ReplyTimeoutError extends Error {
-  constructor(command: string, ms: number) {
-    super(`no reply to ${JSON.stringify(command)} within ${ms} ms`);
-    this.name = "ReplyTimeoutError";
-  }
-}
-
+/** A lost link, which the pool's "reconnecting" status already shows. */
 class LinkLostError extends Error {
   constructor(message: string) {
     super(message);
@@ -60,154 +55,42 @@ class LinkLostError extends Error {
   }
 }
 
-/** Joins the indications of one reply (see QUIET_GAP_MS) and bounds the wait for it. */
-class ReplyCollector {
-  readonly reply: Promise<string>;
-  private resolve!: (text: string) => void;
-  private reject!: (error: Error) => void;
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  private settled = false;
-  private replyTimer: NodeJS.Timeout | null;
-  private gapTimer: NodeJS.Timeout | null = null;
-  private readonly onAbort = (): void => this.fail(new LinkLostError(`connection lost while waiting for the reply to ${JSON.stringify(this.command)}`));
-
-  constructor(
-    private readonly command: string,
-    timeoutMs: number,
-    private readonly signal: AbortSignal,
-  ) {
-    this.reply = new Promise<string>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    // Started before the write: the timeout bounds the whole exchange, as the seed's 1 s wait does.
-    this.replyTimer = setTimeout(() => this.fail(new ReplyTimeoutError(command, timeoutMs)), timeoutMs);
-    signal.addEventListener("abort", this.onAbort, { once: true });
-  }
-
-  push(chunk: Buffer, mtu: number): void {
-    if (this.settled) return;
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    if (this.size > MAX_REPLY_BYTES) {
-      this.fail(new Error(`reply to ${JSON.stringify(this.command)} is longer than ${MAX_REPLY_BYTES} bytes`));
-      return;
-    }
-    // Once the reply has started, the quiet gap (not the reply timeout) decides where it ends.
-    this.clearTimers();
-    const full = chunk.length >= mtu - 3;
-    const endsLine = chunk.length > 0 && chunk[chunk.length - 1] === 0x0a;
-    if (full && !endsLine) this.gapTimer = setTimeout(() => this.complete(), QUIET_GAP_MS);
-    else this.complete();
-  }
-
-  fail(error: Error): void {
-    if (this.settled) return;
-    this.settle();
-    this.reject(error);
-  }
-
-  private complete(): void {
-    if (this.settled) return;
-    this.settle();
-    this.resolve(Buffer.concat(this.chunks).toString("latin1"));
-  }
-
-  private settle(): void {
-    this.settled = true;
-    this.clearTimers();
-    this.signal.removeEventListener("abort", this.onAbort);
-  }
-
-  private clearTimers(): void {
-    if (this.replyTimer) clearTimeout(this.replyTimer);
-    if (this.gapTimer) clearTimeout(this.gapTimer);
-    this.replyTimer = null;
-    this.gapTimer = null;
-  }
-}
-
-interface Exchange {
-  /** The reply text; rejects on timeout, a failed write or a lost link. */
-  reply: Promise<string>;
-  /** Resolves (never rejects) once the instrument is free again: the write has settled and the reply is over. */
-  finished: Promise<void>;
-}
+/** Node's timers for the channel. */
+const realClock: ChannelClock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => {
+    const handle = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(handle) };
+  },
+};
 
 /**
  * The command channel of one connection, shared by every node leasing the same instrument: the instrument
  * answers one command at a time and its replies carry nothing that says which command they answer, so
- * commands are serialised here, across nodes, and each reply goes to the command that is in flight.
+ * commands are serialised there, across nodes, and each reply goes to the command that asked.
  */
-class CommandChannel {
-  private current: ReplyCollector | null = null;
-  private tail: Promise<void> = Promise.resolve();
+const channels = new WeakMap<DeviceSession, Promise<HiokiCommandChannel>>();
 
-  private constructor(private readonly session: DeviceSession) {}
-
-  static open(session: DeviceSession): Promise<CommandChannel> {
-    let opening = channels.get(session);
-    if (!opening) {
-      const channel = new CommandChannel(session);
-      opening = session.subscribe(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, (value) => channel.receive(value)).then(() => channel);
-      // A failed subscription drops the connection (the pool retries); never hand out the failed promise again.
-      opening.catch(() => channels.delete(session));
-      channels.set(session, opening);
-    }
-    return opening;
+function openChannel(session: DeviceSession): Promise<HiokiCommandChannel> {
+  let opening = channels.get(session);
+  if (!opening) {
+    // The seed's rule (aioble's): with response only when Write Without Response is not allowed.
+    const withoutResponse = hiokiWriteType(session.properties(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) === "withoutResponse";
+    const channel = new HiokiCommandChannel({
+      clock: realClock,
+      write: (bytes) => session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes, withoutResponse),
+      mtu: () => session.mtu,
+      quietGapMs: QUIET_GAP_MS,
+      maxReplyBytes: MAX_REPLY_BYTES,
+    });
+    session.signal.addEventListener("abort", () => channel.close(), { once: true });
+    opening = session.subscribe(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, (value) => channel.receive(value)).then(() => channel);
+    // A failed subscription drops the connection (the pool retries); never hand out the failed promise again.
+    opening.catch(() => channels.delete(session));
+    channels.set(session, opening);
   }
-
-  /** Queues one command (already validated) behind those in flight. */
-  request(command: string, timeoutMs: number): Exchange {
-    let bytes: Buffer;
-    try {
-      bytes = encodeHiokiCommand(command);
-    } catch (error) {
-      return { reply: Promise.reject(error instanceof Error ? error : new Error(String(error))), finished: Promise.resolve() };
-    }
-    let started!: (c: ReplyCollector | Error) => void;
-    const ready = new Promise<ReplyCollector | Error>((resolve) => (started = resolve));
-    const run = async (): Promise<void> => {
-      if (this.session.signal.aborted) {
-        started(new LinkLostError("not connected"));
-        return;
-      }
-      const collector = new ReplyCollector(command, timeoutMs, this.session.signal);
-      this.current = collector;
-      started(collector);
-      const write = Promise.resolve().then(() => this.session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes, false));
-      write.catch((error: unknown) => {
-        // After a lost link the write fails too; the collector already says why, better than the write can.
-        const reason = error instanceof Error ? error.message : String(error);
-        collector.fail(this.session.signal.aborted ? new LinkLostError(reason) : new Error(`writing ${JSON.stringify(command)} failed: ${reason}`));
-      });
-      // The next command waits for both: a write still pending on a dying link must not get company.
-      // Once the link is gone there is no link to pile up on: stop waiting for a write noble may never settle.
-      const signal = this.session.signal;
-      let onAbort = (): void => undefined;
-      const linkGone = new Promise<void>((resolve) => {
-        onAbort = resolve;
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      await Promise.race([Promise.allSettled([write, collector.reply]), linkGone]);
-      signal.removeEventListener("abort", onAbort);
-      if (this.current === collector) this.current = null;
-    };
-    // Never rejects, so one failed exchange cannot stall the commands queued behind it.
-    const finished = this.tail.then(run).catch((error: unknown) => started(error instanceof Error ? error : new Error(String(error))));
-    this.tail = finished;
-    const reply = ready.then((c) => (c instanceof Error ? Promise.reject(c) : c.reply));
-    return { reply, finished };
-  }
-
-  private receive(value: Buffer): void {
-    // An indication with no command in flight is a late reply to one that timed out: nobody to give it to.
-    this.current?.push(value, this.session.mtu);
-  }
+  return opening;
 }
-
-const channels = new WeakMap<DeviceSession, Promise<CommandChannel>>();
 
 function describePeripheral(info: PeripheralInfo): MeterPeripheral {
   const parsed = parseZ3210Name(info.name);
@@ -249,7 +132,7 @@ export = function register(RED: NodeAPI): void {
     if (!adapter) return;
     const topic = stringProperty(def.topic);
 
-    let channel: CommandChannel | null = null;
+    let channel: HiokiCommandChannel | null = null;
     let peripheral: MeterPeripheral | null = null;
     /** This node has a command at the instrument (its own; other nodes' commands queue in the channel). */
     let busy = false;
@@ -288,29 +171,46 @@ export = function register(RED: NodeAPI): void {
       job.done();
     };
 
-    const report = (job: Job, error: Error): void => {
-      // A lost link shows as the pool's "reconnecting"; anything else the instrument did shows here.
-      if (!(error instanceof LinkLostError)) {
-        replyProblem = true;
-        const text = error instanceof ReplyTimeoutError ? t("status.no-reply", { command: job.kind === "poll" ? command : job.command }) : error.message;
-        this.status({ fill: "yellow", shape: "ring", text });
-      }
-      if (job.kind === "input") job.done(error);
-      else this.debug(`poll: ${error.message}`); // polls repeat: an error per tick would flood the log
+    /** The channel's error in the user's words (a catalog key per cause). */
+    const explain = (error: unknown): Error => {
+      if (!(error instanceof HiokiChannelError)) return error instanceof Error ? error : new Error(String(error));
+      const subs = { command: error.command, ms: error.detail.ms ?? 0, max: error.detail.maxBytes ?? MAX_REPLY_BYTES, reason: error.detail.reason ?? "" };
+      if (error.code === "link-lost") return new LinkLostError(t("errors.link-lost-waiting", subs));
+      return new Error(t(`errors.${error.code}`, subs));
     };
 
-    const run = async (job: Job, ch: CommandChannel, from: MeterPeripheral): Promise<void> => {
+    const report = (job: Job, error: unknown): void => {
+      const problem = explain(error);
+      // A lost link shows as the pool's "reconnecting"; anything else the instrument did shows here.
+      if (!(problem instanceof LinkLostError)) {
+        replyProblem = true;
+        const timedOut = error instanceof HiokiChannelError && error.code === "timeout";
+        const text = timedOut ? t("status.no-reply", { command: job.kind === "poll" ? command : job.command }) : problem.message;
+        this.status({ fill: "yellow", shape: "ring", text });
+      }
+      if (job.kind === "input") job.done(problem);
+      else this.debug(`poll: ${problem.message}`); // polls repeat: an error per tick would flood the log
+    };
+
+    /** Bytes the channel threw away after (or before) one of this node's commands: said, never echoed. */
+    const warnDiscarded = (report: DiscardReport): void => {
+      if (closed) return;
+      this.warn(t(`warnings.discarded-${report.reason}`, { bytes: report.bytes, command: report.command ?? "", max: MAX_REPLY_BYTES }));
+    };
+
+    const run = async (job: Job, ch: HiokiCommandChannel, from: MeterPeripheral): Promise<void> => {
       busy = true;
-      const exchange = ch.request(job.kind === "poll" ? command : job.command, replyTimeout);
-      const outcome = await exchange.reply.then(
-        (raw) => ({ raw }),
-        (error: unknown) => ({ error: error instanceof Error ? error : new Error(String(error)) }),
-      );
+      const cmd = job.kind === "poll" ? command : job.command;
+      const outcome = await Promise.resolve()
+        .then(() => ch.request(cmd, encodeHiokiCommand(cmd), replyTimeout, { onDiscard: warnDiscarded }))
+        .then(
+          (raw) => ({ raw }),
+          (error: unknown) => ({ error }),
+        );
       if (closed) {
         if (job.kind === "input") job.done();
       } else if ("error" in outcome) report(job, outcome.error);
       else deliver(job, outcome.raw, from);
-      await exchange.finished;
       busy = false;
       pump();
     };
@@ -341,7 +241,8 @@ export = function register(RED: NodeAPI): void {
       },
       onConnected: async (session) => {
         if (!session.hasCharacteristic(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) throw new Error(t("errors.no-command-channel"));
-        const ch = await CommandChannel.open(session);
+        if (hiokiWriteType(session.properties(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) === null) throw new Error(t("errors.not-writable"));
+        const ch = await openChannel(session);
         if (closed || session.signal.aborted) return;
         channel = ch;
         peripheral = describePeripheral(session.info);

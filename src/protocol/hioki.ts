@@ -212,3 +212,15 @@ export function validateHiokiCommand(command: string): string {
 export function encodeHiokiCommand(command: string): Buffer {
   return Buffer.from(`${validateHiokiCommand(command)}\r\n`, "latin1");
 }
+
+/**
+ * How to write to the command characteristic, from its GATT properties, by the rule of aioble's
+ * Characteristic.write (the seed's hioki_z3210.py, the only code known to work with a real Z3210): with
+ * response only when the characteristic does not allow Write Without Response; a characteristic that allows
+ * both is written without response. null when it allows neither.
+ */
+export function hiokiWriteType(properties: readonly string[]): "withoutResponse" | "withResponse" | null {
+  if (properties.includes("writeWithoutResponse")) return "withoutResponse";
+  if (properties.includes("write")) return "withResponse";
+  return null;
+}

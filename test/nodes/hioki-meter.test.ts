@@ -432,3 +432,136 @@ describe("hioki-meter node: the link's ATT MTU, with a meter that answers Exchan
     assert.deepEqual(dt4261(M1).violations, []);
   });
 });
+
+/** node.warn calls made by this node so far, as text. */
+function warnings(n: Node): string[] {
+  const spy = n.warn as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
+  return spy
+    .getCalls()
+    .filter((c) => c.thisValue === n)
+    .map((c) => String(c.args[0]));
+}
+
+describe("hioki-meter: a reply never reaches the wrong command (late, too long, oddly split)", function () {
+  this.timeout(30000);
+
+  useNodeRed();
+
+  /** Sends the commands at once (they queue) and resolves with what came back for each: a message or an error. */
+  async function ask(commands: string[]): Promise<{ payload?: unknown; raw?: string; error?: string }[]> {
+    const results: { payload?: unknown; raw?: string; error?: string }[] = [];
+    const onMsg = (msg: NodeMessage & { raw?: string; tag?: number }): void => {
+      results[msg.tag ?? -1] = { payload: msg.payload, raw: msg.raw };
+    };
+    const onCaught = (msg: NodeMessage): void => {
+      const caught = msg as CaughtMsg & { tag?: number };
+      results[caught.tag ?? -1] = { error: caught.error.message };
+    };
+    out("m").on("input", onMsg);
+    helper.getNode("caught").on("input", onCaught);
+    try {
+      commands.forEach((payload, tag) => node("m").receive({ payload, tag } as NodeMessage));
+      await eventually(() => commands.every((_c, i) => results[i] !== undefined), `an answer to each of ${JSON.stringify(commands)}`, 15000);
+    } finally {
+      out("m").removeListener("input", onMsg);
+      helper.getNode("caught").removeListener("input", onCaught);
+    }
+    return results;
+  }
+
+  async function meterFlow(scenario: unknown, extra: Record<string, unknown> = {}): Promise<void> {
+    await load([simConfig(scenario), meterNode("m", { interval: 0, ...extra }), sink("m"), ...catcher()]);
+    await waitForStatus(node("m"), isConnected);
+  }
+
+  it("a reply that comes after its timeout is discarded (with a warning), not taken as the next command's answer", async () => {
+    // Simulated time runs 10× faster: the meter answers *IDN? after 450 ms of real time; the node gives up after
+    // 300 ms and holds the next command back until 600 ms.
+    await meterFlow({ peripherals: [meter(M1, { values: [2, 5], commandDelaysMs: { "*IDN?": 4500 } })] }, { replyTimeout: 300 });
+    const [idn, max, fetch] = await ask(["*IDN?", ":CALC:STAT:MAX?", "FETC?"]);
+    assert.match(String(idn.error), /no reply to "\*IDN\?" within 300 ms/);
+    assert.deepEqual(max, { payload: 5, raw: "+5.00000000E+00" }, "the statistics query gets its own answer, not the identification");
+    assert.deepEqual(fetch, { payload: 2, raw: "+2.00000000E+00" });
+    const [warning, ...more] = warnings(node("m"));
+    assert.deepEqual(more, []);
+    assert.match(warning, /discarded 28 bytes .*after "\*IDN\?" had failed/);
+    assert.doesNotMatch(warning, /HIOKI|DT4261/, "the warning never echoes what the meter sent");
+    assert.deepEqual(dt4261(M1).commandLog, ["*IDN?", ":CALC:STAT:MAX?", "FETC?"]);
+  });
+
+  it("a reply over 4096 bytes fails its own command; its tail is discarded, not handed down the queue", async () => {
+    await meterFlow({ peripherals: [meter(M1, { values: [1, 2], replyBytesFor: { "*IDN?": 5000 } })] });
+    const [idn, first, second] = await ask(["*IDN?", "FETC?", "FETC?"]);
+    assert.match(String(idn.error), /reply to "\*IDN\?" is longer than 4096 bytes/);
+    assert.deepEqual([first, second], [
+      { payload: 1, raw: "+1.00000000E+00" },
+      { payload: 2, raw: "+2.00000000E+00" },
+    ]);
+    const [warning, ...more] = warnings(node("m"));
+    assert.deepEqual(more, []);
+    assert.match(warning, /discarded 5000 bytes .*longer than 4096 bytes.*"\*IDN\?"/);
+    assert.doesNotMatch(warning, /HIOKI|DT4261/);
+  });
+
+  it("an LF at the end of a full-size indication does not end the reply (MTU 23)", async () => {
+    await meterFlow({ link: { maxMtu: 23 }, peripherals: [meter(M1, { values: [1, 2], split: "full-lf" })] });
+    assert.equal(dt4261(M1).gatt.mtu, 23);
+    const results = await ask(["*IDN?", "FETC?", "FETC?"]);
+    assert.deepEqual(results, [
+      { payload: "HIOKI,DT4261,000000\n001,V2.10", raw: "HIOKI,DT4261,000000\n001,V2.10" },
+      { payload: 1, raw: "+1.00000000E+00" },
+      { payload: 2, raw: "+2.00000000E+00" },
+    ]);
+    assert.deepEqual(warnings(node("m")), []);
+  });
+
+  it("an LF alone in the last indication (a reply ending in CR LF) belongs to its reply (MTU 23)", async () => {
+    await meterFlow({ link: { maxMtu: 23 }, peripherals: [meter(M1, { values: [1, 2], split: "lone-lf" })] });
+    const results = await ask(["QPID;FETC?", "FETC?", "*IDN?"]);
+    assert.deepEqual(results, [
+      { payload: 1, raw: "DT4261;+1.00000000E+00" },
+      { payload: 2, raw: "+2.00000000E+00" },
+      { payload: "HIOKI,DT4261,000000001,V2.10", raw: "HIOKI,DT4261,000000001,V2.10" },
+    ]);
+    assert.deepEqual(warnings(node("m")), []);
+  });
+
+  it("pieces of random sizes: each command gets at most its own reply, what was cut off is discarded with a warning", async () => {
+    await meterFlow({ link: { maxMtu: 23 }, peripherals: [meter(M1, { split: "random", splitSeed: 5 })] });
+    const expected = ["HIOKI,DT4261,000000001,V2.10", "DCV,AUTO", "DT4261", "HIOKI,DT4261,000000001,V2.10", "OK", "DCV,AUTO"];
+    const commands = ["*IDN?", ":CONF?", "QPID", "*IDN?", ":SYST:LLO", ":CONF?"];
+    const results = await ask(commands);
+    results.forEach((r, i) => {
+      assert.equal(r.error, undefined, `${commands[i]}: ${String(r.error)}`);
+      assert.ok(r.raw !== undefined && r.raw !== "" && expected[i].startsWith(r.raw), `${commands[i]} got ${JSON.stringify(r.raw)}, not part of its own reply`);
+    });
+    const cut = results.filter((r, i) => r.raw !== expected[i]).length;
+    assert.ok(cut > 0, "this seed cuts some reply short");
+    assert.equal(warnings(node("m")).length, cut, "one warning per reply cut short");
+    for (const w of warnings(node("m"))) assert.match(w, /discarded \d+ bytes .*after the reply to "[^"]+" was complete/);
+  });
+});
+
+describe("hioki-meter: the write type follows the command characteristic's properties (as aioble does)", function () {
+  this.timeout(30000);
+
+  useNodeRed();
+
+  for (const [commandWrite, expected] of [
+    ["write", "write"],
+    ["writeWithoutResponse", "writeWithoutResponse"],
+    ["both", "writeWithoutResponse"],
+  ] as const) {
+    it(`a meter whose command characteristic allows ${commandWrite === "both" ? "both types" : `only ${commandWrite}`} is written with ${expected}`, async () => {
+      await load([simConfig({ peripherals: [meter(M1, { values: [3, 4], commandWrite })] }), meterNode("m"), sink("m"), ...catcher()]);
+      const msgs = (await collectMessages(out("m"), 3)) as MeterMsg[];
+      assert.deepEqual(
+        msgs.map((m) => m.payload),
+        [3, 4, 3],
+      );
+      const types = dt4261(M1).writeTypes;
+      assert.ok(types.length >= 3 && types.every((t) => t === expected), `write types: ${JSON.stringify(types)}`);
+      assert.deepEqual(dt4261(M1).violations, []);
+    });
+  }
+});

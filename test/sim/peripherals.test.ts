@@ -335,6 +335,111 @@ describe("virtual peripherals", () => {
       assert.equal(serialFromAddress("a4:9e:69:ff:ff:ff"), "016777215");
       assert.equal(serialFromAddress("a4:9e:69:00:00:01"), "000000001");
     });
+
+    describe("hostile behaviours (scenario options)", () => {
+      it("answers in order: a late answer holds back the answers behind it", () => {
+        const { central } = meter({ commandDelaysMs: { "*IDN?": 1500 }, values: [2] });
+        central.write(CMD, "*IDN?\r\n");
+        clock.advance(1000);
+        central.write(CMD, ":CALC:STAT:MAX?\r\n");
+        clock.advance(499);
+        assert.deepEqual(central.valuesOf(CMD), [], "nothing before the late *IDN? answer, not even the quick one");
+        clock.advance(1);
+        assert.deepEqual(central.valuesOf(CMD).map(String), ["HIOKI,DT4261,000000001,V2.10", "+2.00000000E+00"]);
+      });
+
+      it("cycles replyDelaysMs per command line; commandDelaysMs wins for its line", () => {
+        const { central } = meter({ replyDelaysMs: [5, 300], commandDelaysMs: { QPID: 50 } });
+        assert.deepEqual(ask(central, "FETC?\r\n", 5), ["+0.00000000E+00"]);
+        assert.deepEqual(ask(central, "FETC?\r\n", 299), []);
+        clock.advance(1);
+        assert.equal(central.valuesOf(CMD).length, 2);
+        assert.deepEqual(ask(central, "QPID\r\n", 50), ["DT4261"]);
+        assert.deepEqual(ask(central, "FETC?\r\n", 5), ["+0.00000000E+00"], "QPID did not use up a cycled delay");
+      });
+
+      it("stretches the answer to a line named in replyBytesFor, in indications of MTU − 3", () => {
+        const { central, p } = meter({ replyBytesFor: { "*IDN?": 5000 } });
+        const pieces = ask(central, "*IDN?\r\n", 20);
+        // The indications are confirmed one by one; let them all cross.
+        clock.advance(1000);
+        const all = [...pieces, ...central.valuesOf(CMD).slice(pieces.length).map((v) => v.toString("latin1"))];
+        assert.equal(all.join("").length, 5000);
+        assert.ok(all.join("").startsWith("HIOKI,DT4261,000000001,V2.10HIOKI,"));
+        assert.ok(all.every((piece) => piece.length <= 244));
+        assert.deepEqual(ask(central, "FETC?\r\n"), ["+0.00000000E+00"], "other lines answer normally");
+        assert.deepEqual(p.violations, []);
+      });
+
+      it('split "lone-lf": CR LF after the reply, the LF alone in the last indication', () => {
+        const { central } = meter({ split: "lone-lf" }, 23);
+        assert.deepEqual(ask(central, "FETC?\r\n"), ["+0.00000000E+00\r", "\n"]);
+        assert.deepEqual(ask(central, "QPID;FETC?\r\n"), ["DT4261;+0.00000000E+", "00\r", "\n"]);
+      });
+
+      it('split "full-lf": a full indication ending in LF, the rest of the reply after it', () => {
+        const { central } = meter({ split: "full-lf" }, 23);
+        assert.deepEqual(ask(central, "*IDN?\r\n"), ["HIOKI,DT4261,000000\n", "001,V2.10"]);
+        assert.deepEqual(ask(central, "FETC?\r\n"), ["+0.00000000E+00"], "a reply that fits is sent whole");
+      });
+
+      it('split "random": pieces of 1 to MTU − 3 bytes that join to the reply, the same for the same splitSeed', () => {
+        const run = (splitSeed: number): string[] => {
+          const { central } = meter({ split: "random", splitSeed, replyBytesFor: { "*IDN?": 300 } }, 23);
+          return ask(central, "*IDN?\r\n", 1000);
+        };
+        const pieces = run(7);
+        assert.equal(pieces.join("").length, 300);
+        assert.ok(pieces.every((piece) => piece.length >= 1 && piece.length <= 20));
+        assert.ok(pieces.some((piece) => piece.length < 20 && piece !== pieces[pieces.length - 1]), "some short piece is not the last");
+        assert.deepEqual(run(7), pieces);
+        assert.notDeepEqual(run(8), pieces);
+      });
+
+      for (const [commandWrite, properties, accepted] of [
+        ["write", 0x28, "write"],
+        ["writeWithoutResponse", 0x24, "writeWithoutResponse"],
+        ["both", 0x2c, "either"],
+      ] as const) {
+        it(`commandWrite "${commandWrite}": properties 0x${properties.toString(16)}, records the write type of each write`, () => {
+          const { central, p } = meter({ commandWrite });
+          assert.equal(central.characteristic(CMD).properties, properties);
+          const withResponse = central.write(CMD, "FETC?\r\n");
+          const withoutResponse = central.write(CMD, "QPID\r\n", true);
+          clock.advance(20);
+          const answered = central.valuesOf(CMD).map(String);
+          if (accepted === "write") {
+            assert.deepEqual([withResponse, withoutResponse, answered, p.writeTypes], [[h("13")], [], ["+0.00000000E+00"], ["write"]]);
+          } else if (accepted === "writeWithoutResponse") {
+            assert.equal(withResponse[0][0], 0x01, "a Write Request is refused with an Error Response");
+            assert.deepEqual([answered, p.writeTypes], [["DT4261"], ["writeWithoutResponse"]]);
+          } else {
+            assert.deepEqual([answered, p.writeTypes], [["+0.00000000E+00", "DT4261"], ["write", "writeWithoutResponse"]]);
+          }
+        });
+      }
+
+      it("validates the hostile options, naming the field", () => {
+        const create = (spec: JsonObject) => createPeripheral({ kind: "hioki-dt4261", address: "a4:9e:69:00:00:01", ...spec }, "peripherals[0]", context(clock));
+        const rejects = (spec: JsonObject, field: string, message: RegExp): void => {
+          assert.throws(
+            () => create(spec),
+            (e: unknown) => e instanceof ScenarioError && e.field === field && message.test(e.message),
+          );
+        };
+        rejects({ replyDelaysMs: [10, -1] }, "peripherals[0].replyDelaysMs[1]", /whole number between 0 and 60000/);
+        rejects({ commandDelaysMs: [1] }, "peripherals[0].commandDelaysMs", /must be an object/);
+        rejects({ commandDelaysMs: { "*IDN?": 60001 } }, "peripherals[0].commandDelaysMs.\"*IDN?\"", /between 0 and 60000/);
+        rejects({ commandDelaysMs: { "FETC?\r\n": 5 } }, "peripherals[0].commandDelaysMs.\"FETC?\\r\\n\"", /printable ASCII/);
+        rejects({ replyBytesFor: { QPID: 0 } }, "peripherals[0].replyBytesFor.QPID", /between 1 and 65536/);
+        rejects({ replyBytesFor: { ["X".repeat(65)]: 10 } }, `peripherals[0].replyBytesFor.${"X".repeat(65)}`, /1 to 64/);
+        rejects({ split: "odd" }, "peripherals[0].split", /"mtu", "lone-lf", "full-lf", "random"/);
+        rejects({ splitSeed: 1.5 }, "peripherals[0].splitSeed", /whole number/);
+        rejects({ commandWrite: "notify" }, "peripherals[0].commandWrite", /"write", "writeWithoutResponse", "both"/);
+        const p = create({ replyDelaysMs: [1], commandDelaysMs: { "*IDN?": 1 }, replyBytesFor: { "*IDN?": 5000 }, split: "random", splitSeed: 3, commandWrite: "both" });
+        assert.ok(p instanceof HiokiDt4261Peripheral);
+      });
+    });
   });
 
   describe("createPeripheral (scenario entries)", () => {

@@ -21,12 +21,24 @@
  *   ":STAT?" answers "0"; ":CALC:STAT:MAX?/MIN?/AVER?" are computed over the scenario's `values`.
  * - `replies` replace the answer of every query: commands ending in '?' and "QPID" (which answers
  *   without one); setting commands still answer "OK".
+ * - The instrument answers in the order it was asked: a reply is never sent before the reply to an earlier
+ *   line, so one slow answer delays the answers behind it (as a serial instrument behind a bridge does).
+ *
+ * Hostile behaviours a scenario can ask for (the real adapter's are unknown; a central must survive them all):
+ * - late answers: `replyDelaysMs` (cycled, one per command line) or `commandDelaysMs` (for given lines);
+ * - answers too long: `replyBytesFor` stretches the answer to given lines to a number of bytes (> 4096 is
+ *   longer than any real reply);
+ * - odd splits (`split`): "lone-lf" ends each reply with CR LF and sends the LF alone in the last indication;
+ *   "full-lf" wraps a reply longer than MTU − 4 bytes with an LF so that a full-size indication ends in LF
+ *   and the rest follows; "random" sends pieces of random sizes (1 to MTU − 3 bytes, from `splitSeed`).
+ * - the write type: `commandWrite` chooses the command characteristic's properties ("write", the default,
+ *   "writeWithoutResponse" or "both"); `writeTypes` records the type of every write received.
  */
 import { formatNr3 } from "../../protocol/hioki";
 import { batteryService, deviceInformationService, GattPeripheral, type PeripheralKind } from "../peripheral";
 import type { ServiceDefinition } from "../gatt-server";
-import type { AddressType, SimClock } from "../types";
-import { optionalInteger, optionalNumber, optionalString, ScenarioError } from "../validate";
+import type { AddressType, SimClock, SimTimer } from "../types";
+import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalIntegerList, optionalNumberList, optionalStringList } from "./options";
 
 export const HIOKI_COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
@@ -43,6 +55,10 @@ const DEFAULT_CONF = "DCV,AUTO";
 const MAX_LINE = 1024;
 /** GAP appearance "Keyboard": the adapter is also a HID keyboard that types readings. */
 const APPEARANCE_KEYBOARD = 0x03c1;
+/** Longest reply `replyBytesFor` may ask for: long enough to overflow any central's bound, short enough for memory. */
+const MAX_STRETCHED_REPLY = 65_536;
+/** Longest command line `commandDelaysMs` / `replyBytesFor` may name (the central's own limit is 64). */
+const MAX_COMMAND_KEY = 64;
 
 /**
  * A minimal boot-keyboard report map (one input report: modifiers, reserved, six key codes), enough for a
@@ -78,7 +94,43 @@ export interface HiokiDt4261Config {
   /** :FETCCNT? answers, cycling; default [0]. */
   counts?: number[];
   replyDelayMs?: number;
+  /** Delays cycled per command line; when given, replace replyDelayMs. */
+  replyDelaysMs?: number[];
+  /** Delays for given command lines (exactly as received, without CR LF); replace the others for those lines. */
+  commandDelaysMs?: Record<string, number>;
+  /** The answer to these command lines is stretched (its text repeated) to this many bytes. */
+  replyBytesFor?: Record<string, number>;
+  /** How replies are cut into indications; default "mtu" (pieces of MTU − 3 bytes, the last shorter). */
+  split?: HiokiSplit;
+  /** Seed of the piece sizes for split "random". */
+  splitSeed?: number;
+  /** The command characteristic's write properties; default "write" (Write Request only). */
+  commandWrite?: HiokiCommandWrite;
   batteryLevel?: number;
+}
+
+export const HIOKI_SPLITS = ["mtu", "lone-lf", "full-lf", "random"] as const;
+export type HiokiSplit = (typeof HIOKI_SPLITS)[number];
+export const HIOKI_COMMAND_WRITES = ["write", "writeWithoutResponse", "both"] as const;
+export type HiokiCommandWrite = (typeof HIOKI_COMMAND_WRITES)[number];
+export type HiokiWriteType = "write" | "writeWithoutResponse";
+
+/** mulberry32: a small seeded generator, the same sequence on every run and machine. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The text repeated (or cut) to exactly `bytes` bytes. */
+function stretch(text: string, bytes: number): string {
+  const unit = text === "" ? "0" : text;
+  return unit.repeat(Math.ceil(bytes / unit.length)).slice(0, bytes);
 }
 
 /** "a4:9e:69:00:30:39" → "000012345": a stable serial per address. */
@@ -93,11 +145,23 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
   readonly serial: string;
   /** The last COMMAND_LOG_LENGTH command lines received, in order (without CR LF): tests check what nodes send. */
   readonly commandLog: string[] = [];
+  /** The type of each of the last COMMAND_LOG_LENGTH writes to the command characteristic, in order. */
+  readonly writeTypes: HiokiWriteType[] = [];
   private readonly values: readonly number[];
   private readonly replies: readonly string[] | null;
   private readonly counts: readonly number[];
   private readonly replyDelayMs: number;
+  private readonly replyDelaysMs: readonly number[] | null;
+  private readonly commandDelaysMs: ReadonlyMap<string, number>;
+  private readonly replyBytesFor: ReadonlyMap<string, number>;
+  private readonly split: HiokiSplit;
+  private readonly random: () => number;
+  private readonly commandWrite: HiokiCommandWrite;
   private readonly battery: number;
+  private delayIndex = 0;
+  /** Replies waiting for their time, in the order the lines arrived; the first one's timer runs. */
+  private readonly replyQueue: { dueAt: number; reply: string }[] = [];
+  private replyTimer: SimTimer | null = null;
   private valueIndex = 0;
   private replyIndex = 0;
   private countIndex = 0;
@@ -121,8 +185,16 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
     this.replies = config.replies ?? null;
     this.counts = config.counts ?? [0];
     this.replyDelayMs = config.replyDelayMs ?? 20;
+    this.replyDelaysMs = config.replyDelaysMs ?? null;
+    this.commandDelaysMs = new Map(Object.entries(config.commandDelaysMs ?? {}));
+    this.replyBytesFor = new Map(Object.entries(config.replyBytesFor ?? {}));
+    this.split = config.split ?? "mtu";
+    this.random = seededRandom(config.splitSeed ?? 1);
+    this.commandWrite = config.commandWrite ?? "write";
     this.battery = config.batteryLevel ?? 100;
-    if (this.values.length === 0 || this.counts.length === 0 || this.replies?.length === 0) throw new RangeError("values, counts and replies must not be empty");
+    if (this.values.length === 0 || this.counts.length === 0 || this.replies?.length === 0 || this.replyDelaysMs?.length === 0) {
+      throw new RangeError("values, counts, replies and replyDelaysMs must not be empty");
+    }
   }
 
   protected services(): ServiceDefinition[] {
@@ -153,7 +225,11 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
       {
         uuid: HIOKI_COMMAND_SERVICE,
         characteristics: [
-          { uuid: HIOKI_COMMAND_CHARACTERISTIC, properties: ["write", "indicate"], onWrite: (value) => this.receiveCommandBytes(value) },
+          {
+            uuid: HIOKI_COMMAND_CHARACTERISTIC,
+            properties: [...WRITE_PROPERTIES[this.commandWrite], "indicate"],
+            onWrite: (value, withoutResponse) => this.receiveCommandBytes(value, withoutResponse),
+          },
           { uuid: HIOKI_UNKNOWN_CHARACTERISTIC, properties: ["read", "notify"], value: Buffer.alloc(0) },
         ],
       },
@@ -161,11 +237,15 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
   }
 
   protected override onDisconnected(): void {
-    // Half a command does not survive the link; the reading cycles do (they are the instrument's).
+    // Half a command and unsent replies do not survive the link; the reading cycles do (they are the instrument's).
     this.partialLine = "";
+    this.replyQueue.length = 0;
+    this.replyTimer = null; // the base class cancels every timer on disconnect
   }
 
-  private receiveCommandBytes(value: Buffer): void {
+  private receiveCommandBytes(value: Buffer, withoutResponse: boolean): void {
+    this.writeTypes.push(withoutResponse ? "writeWithoutResponse" : "write");
+    if (this.writeTypes.length > COMMAND_LOG_LENGTH) this.writeTypes.splice(0, this.writeTypes.length - COMMAND_LOG_LENGTH);
     this.partialLine += value.toString("latin1");
     let end: number;
     while ((end = this.partialLine.indexOf("\r\n")) >= 0) {
@@ -185,11 +265,27 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
     if (this.commandLog.length > COMMAND_LOG_LENGTH) this.commandLog.splice(0, this.commandLog.length - COMMAND_LOG_LENGTH);
     if (line === "") return;
     // Answers are computed now, so readings advance in the order commands arrived.
-    const reply = line
+    let reply = line
       .split(";")
       .map((command) => this.answer(command))
       .join(";");
-    this.setTimer(this.replyDelayMs, () => this.sendReply(reply));
+    const stretchTo = this.replyBytesFor.get(line);
+    if (stretchTo !== undefined) reply = stretch(reply, stretchTo);
+    const delay = this.commandDelaysMs.get(line) ?? (this.replyDelaysMs ? this.replyDelaysMs[this.delayIndex++ % this.replyDelaysMs.length] : this.replyDelayMs);
+    // Never before an earlier line's reply: the instrument answers in order.
+    const last = this.replyQueue[this.replyQueue.length - 1];
+    this.replyQueue.push({ dueAt: Math.max(this.clock.now() + delay, last ? last.dueAt : 0), reply });
+    this.scheduleReply();
+  }
+
+  private scheduleReply(): void {
+    if (this.replyTimer || this.replyQueue.length === 0) return;
+    this.replyTimer = this.setTimer(Math.max(0, this.replyQueue[0].dueAt - this.clock.now()), () => {
+      this.replyTimer = null;
+      const next = this.replyQueue.shift();
+      if (next) this.sendReply(next.reply);
+      this.scheduleReply();
+    });
   }
 
   private answer(command: string): string {
@@ -238,20 +334,70 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
       this.recordViolation(`reply ${JSON.stringify(reply)} dropped: the central has not enabled indications of ${HIOKI_COMMAND_CHARACTERISTIC}`);
       return;
     }
-    const bytes = Buffer.from(reply, "latin1");
-    const size = this.gatt.mtu - 3;
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
-    if (chunks.length === 0) chunks.push(Buffer.alloc(0));
     // Indications queue in the GATT server, one outstanding at a time; a link drop rejects them.
-    for (const chunk of chunks) this.gatt.indicate(HIOKI_COMMAND_CHARACTERISTIC, chunk).catch(() => undefined);
+    for (const chunk of this.pieces(reply, this.gatt.mtu - 3)) this.gatt.indicate(HIOKI_COMMAND_CHARACTERISTIC, chunk).catch(() => undefined);
   }
+
+  /** The indications that carry one reply, cut as `split` says; never longer than `size` bytes. */
+  private pieces(reply: string, size: number): Buffer[] {
+    const cut = (bytes: Buffer): Buffer[] => {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+      return chunks;
+    };
+    const bytes = Buffer.from(reply, "latin1");
+    switch (this.split) {
+      case "lone-lf":
+        return [...cut(Buffer.concat([bytes, Buffer.from("\r")])), Buffer.from("\n")];
+      case "full-lf": {
+        if (bytes.length <= size - 1) return [bytes];
+        const first = Buffer.concat([bytes.subarray(0, size - 1), Buffer.from("\n")]);
+        return [first, ...cut(bytes.subarray(size - 1))];
+      }
+      case "random": {
+        const chunks: Buffer[] = [];
+        for (let i = 0; i < bytes.length; ) {
+          const n = 1 + Math.floor(this.random() * size);
+          chunks.push(bytes.subarray(i, i + n));
+          i += n;
+        }
+        return chunks.length > 0 ? chunks : [Buffer.alloc(0)];
+      }
+      case "mtu": {
+        const chunks = cut(bytes);
+        return chunks.length > 0 ? chunks : [Buffer.alloc(0)];
+      }
+    }
+  }
+}
+
+const WRITE_PROPERTIES: Record<HiokiCommandWrite, ("write" | "writeWithoutResponse")[]> = {
+  write: ["write"],
+  writeWithoutResponse: ["writeWithoutResponse"],
+  both: ["write", "writeWithoutResponse"],
+};
+
+/** { "<command line>": number } with each line 1..64 printable ASCII characters and each number in [min, max]. */
+function optionalCommandMap(obj: JsonObject, key: string, field: string, min: number, max: number): Record<string, number> | undefined {
+  const value = obj[key];
+  if (value === undefined) return undefined;
+  if (!isObject(value)) throw new ScenarioError(`${field}.${key}`, 'must be an object like { "*IDN?": 1500 }');
+  const result: Record<string, number> = {};
+  for (const [line, n] of Object.entries(value)) {
+    const at = `${field}.${key}.${keyName(line)}`;
+    if (!/^[\x20-\x7e]+$/.test(line) || line.length > MAX_COMMAND_KEY) {
+      throw new ScenarioError(at, `the key must be a command line of 1 to ${MAX_COMMAND_KEY} printable ASCII characters, without CR LF`);
+    }
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) throw new ScenarioError(at, `must be a whole number between ${min} and ${max}`);
+    result[line] = n;
+  }
+  return result;
 }
 
 export const hiokiDt4261Kind: PeripheralKind = {
   kind: "hioki-dt4261",
   defaultAddressType: "public",
-  options: ["serial", "values", "replies", "counts", "replyDelayMs", "batteryLevel"],
+  options: ["serial", "values", "replies", "counts", "replyDelayMs", "replyDelaysMs", "commandDelaysMs", "replyBytesFor", "split", "splitSeed", "commandWrite", "batteryLevel"],
   create(spec, field, identity, ctx) {
     const serial = optionalString(spec, "serial", field, serialFromAddress(identity.address), 32);
     if (!/^[A-Za-z0-9_.-]+$/.test(serial)) throw new ScenarioError(`${field}.serial`, "must be letters, digits, '_', '.' or '-' (it goes into the advertised name)");
@@ -264,6 +410,12 @@ export const hiokiDt4261Kind: PeripheralKind = {
       replies: optionalStringList(spec, "replies", field, 512),
       counts: optionalIntegerList(spec, "counts", field, 0, Number.MAX_SAFE_INTEGER),
       replyDelayMs: optionalNumber(spec, "replyDelayMs", field, 20, 0, 60_000),
+      replyDelaysMs: optionalIntegerList(spec, "replyDelaysMs", field, 0, 60_000),
+      commandDelaysMs: optionalCommandMap(spec, "commandDelaysMs", field, 0, 60_000),
+      replyBytesFor: optionalCommandMap(spec, "replyBytesFor", field, 1, MAX_STRETCHED_REPLY),
+      split: optionalEnum(spec, "split", field, HIOKI_SPLITS, "mtu"),
+      splitSeed: optionalInteger(spec, "splitSeed", field, 1, 0, 0xffffffff),
+      commandWrite: optionalEnum(spec, "commandWrite", field, HIOKI_COMMAND_WRITES, "write"),
       batteryLevel: optionalInteger(spec, "batteryLevel", field, 100, 0, 100),
     });
   },
