@@ -71,6 +71,19 @@ const realClock: ChannelClock = {
  */
 const channels = new WeakMap<DeviceSession, Promise<HiokiCommandChannel>>();
 
+/**
+ * A Write Command carries at most the link's MTU − 3 bytes (noble sends whatever it is given as one PDU, which a
+ * server drops), so a longer command line goes out in pieces, in order; the meter collects the line up to CR LF.
+ * A Write Request of any length is noble's to split (it uses a long write when the value does not fit).
+ */
+async function writeCommand(session: DeviceSession, bytes: Buffer, withoutResponse: boolean): Promise<void> {
+  if (!withoutResponse) return session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes, false);
+  const piece = session.mtu - 3;
+  for (let offset = 0; offset < bytes.length; offset += piece) {
+    await session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes.subarray(offset, offset + piece), true);
+  }
+}
+
 function openChannel(session: DeviceSession): Promise<HiokiCommandChannel> {
   let opening = channels.get(session);
   if (!opening) {
@@ -78,7 +91,7 @@ function openChannel(session: DeviceSession): Promise<HiokiCommandChannel> {
     const withoutResponse = hiokiWriteType(session.properties(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) === "withoutResponse";
     const channel = new HiokiCommandChannel({
       clock: realClock,
-      write: (bytes) => session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes, withoutResponse),
+      write: (bytes) => writeCommand(session, bytes, withoutResponse),
       mtu: () => session.mtu,
       quietGapMs: QUIET_GAP_MS,
       maxReplyBytes: MAX_REPLY_BYTES,

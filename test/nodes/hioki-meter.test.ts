@@ -564,4 +564,21 @@ describe("hioki-meter: the write type follows the command characteristic's prope
       assert.deepEqual(dt4261(M1).violations, []);
     });
   }
+
+  it("a command longer than one Write Command (MTU 23, 43 bytes with CR LF) reaches a write-without-response meter whole", async () => {
+    const command = ":SYSTem:COMMunicate:BLUEtooth:NAME:FULL?";
+    await load([
+      simConfig({ peripherals: [meter(M1, { serverMtu: 23, commandWrite: "writeWithoutResponse", replies: ["+1.00000000E+00"] })] }),
+      meterNode("m", { command }),
+      sink("m"),
+      ...catcher(),
+    ]);
+    const msgs = (await collectMessages(out("m"), 2)) as MeterMsg[];
+    assert.deepEqual(
+      msgs.map((m) => m.payload),
+      [1, 1],
+    );
+    assert.equal(dt4261(M1).gatt.mtu, 23);
+    assert.deepEqual(dt4261(M1).violations, [], "every Write Command fits the link's MTU");
+  });
 });
