@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
-import { adapterKey, adapterProblem, describeTransport, openAdapter, type OpenAdapter, type TransportSettings } from "./adapter";
+import { adapterKey, adapterProblem, describeTransport, openAdapter, reopensWhenDown, type OpenAdapter, type TransportSettings } from "./adapter";
 import { TimeoutError, withTimeout } from "./timeout";
 
 export interface PoolPolicy {
@@ -37,7 +37,8 @@ export type LeaseState =
   | { state: "scanning" }
   | { state: "waiting-slot"; inUse: number; max: number }
   | { state: "connecting"; address: string }
-  | { state: "connected"; address: string; name: string }
+  /** `simulated`: the peripheral is one of the simulator's, not a real device. */
+  | { state: "connected"; address: string; name: string; simulated: boolean }
   | { state: "reconnecting"; retryInMs: number; reason: string }
   | { state: "error"; text: string; retryInMs: number };
 
@@ -328,7 +329,7 @@ export class BleAdapter extends EventEmitter {
   /** A sentence for the user when the adapter is not usable, else null. */
   get problem(): string | null {
     if (this.openError) return this.openError.message;
-    return adapterProblem(this.settings, this.adapterState);
+    return adapterProblem(this.settings, this.adapterState, this.opened);
   }
 
   get connectedCount(): number {
@@ -341,7 +342,7 @@ export class BleAdapter extends EventEmitter {
   private ensureOpen(): void {
     if (this.opened || this.openError) return;
     try {
-      this.opened = openAdapter(this.settings);
+      this.opened = openAdapter(this.settings, () => this.onTransportProblem());
     } catch (error) {
       this.openError = error instanceof Error ? error : new Error(String(error));
       this.emit("state", this.state);
@@ -363,7 +364,7 @@ export class BleAdapter extends EventEmitter {
     });
     if (initial !== "unknown") this.onStateChange(initial);
     // A serial port that fails to open may never report a state at all: check back, and reopen it if it is not up.
-    if (this.settings.transport === "uart") this.scheduleReopen();
+    if (reopensWhenDown(this.settings, "unknown")) this.scheduleReopen();
   }
 
   ref(): void {
@@ -415,7 +416,13 @@ export class BleAdapter extends EventEmitter {
       if (e.phase !== "closing") e.phase = "resolving";
     }
     this.broadcastAdapterState();
-    if (this.settings.transport === "uart" && state !== "unknown" && state !== "resetting") this.scheduleReopen();
+    if (reopensWhenDown(this.settings, state) && state !== "unknown" && state !== "resetting") this.scheduleReopen();
+  }
+
+  /** The transport found out why it is not usable (bluez: after checking the system bus). */
+  private onTransportProblem(): void {
+    this.emit("state", this.state);
+    if (this.adapterState !== "poweredOn") this.broadcastAdapterState();
   }
 
   /**
@@ -432,7 +439,7 @@ export class BleAdapter extends EventEmitter {
     this.reopenAttempt++;
     this.reopenTimer = setTimeout(() => {
       this.reopenTimer = null;
-      if (this.closing || this.adapterState === "poweredOn") return;
+      if (this.closing || !reopensWhenDown(this.settings, this.adapterState)) return;
       this.opened?.close();
       this.opened = null;
       this.openError = null;
@@ -650,7 +657,7 @@ export class BleAdapter extends EventEmitter {
       () => {
         if (session.signal.aborted || lease.released) return;
         const info = session.info;
-        lease.setState({ state: "connected", address: info.address, name: info.name });
+        lease.setState({ state: "connected", address: info.address, name: info.name, simulated: this.simulation !== null });
       },
       (error: unknown) => {
       if (session.signal.aborted || lease.released) return;

@@ -105,7 +105,7 @@ function settingsFromQuery(query: Query, env: (name: string) => string | undefin
   const transport = queryString(query, "transport");
   if (!transport) return null;
   const def: Record<string, unknown> = { transport };
-  for (const name of ["hciDevice", "uartPort", "uartBaudRate", "simScenario"]) {
+  for (const name of ["bluezAdapter", "hciDevice", "uartPort", "uartBaudRate", "simScenario"]) {
     let v = queryString(query, name);
     const ref = ENV_REFERENCE.exec(v);
     if (ref) v = env(ref[1]) ?? v;
