@@ -35,6 +35,17 @@ const OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager";
 
 const v = (signature: string, value: unknown): dbus.Variant => new dbus.Variant(signature, value);
 
+/** The daemons of a test run that ends abruptly (a crash, an interrupted mocha) must not outlive it. */
+const children = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of children) child.kill("SIGTERM");
+});
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
 /**
  * dbusmock emits PropertiesChanged, InterfacesAdded and InterfacesRemoved but does not declare them in its
  * introspection data, where bluetoothd does; dbus-next (and so noble's binding) subscribes only to declared
@@ -113,9 +124,9 @@ export class PrivateBus {
 </busconfig>
 `,
     );
-    const daemon = spawn("dbus-daemon", ["--config-file", path.join(dir, "bus.conf"), "--nofork", "--nopidfile", "--print-address=1"], {
+    const daemon = track(spawn("dbus-daemon", ["--config-file", path.join(dir, "bus.conf"), "--nofork", "--nopidfile", "--print-address=1"], {
       stdio: ["ignore", "pipe", "pipe"],
-    });
+    }));
     let stderr = "";
     daemon.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const address = await new Promise<string>((resolve, reject) => {
@@ -182,10 +193,12 @@ export class BluezMock {
   ) {}
 
   static async start(bus: PrivateBus): Promise<BluezMock> {
-    const child = spawn(DEBIAN_PYTHON, ["-m", "dbusmock", "--system", "--template", "bluez5"], {
-      env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const child = track(
+      spawn(DEBIAN_PYTHON, ["-m", "dbusmock", "--system", "--template", "bluez5"], {
+        env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address },
+        stdio: ["ignore", "ignore", "pipe"],
+      }),
+    );
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`dbusmock exited (${String(code)}): ${stderr}`))));
