@@ -1,22 +1,32 @@
 /**
- * ble-config: one Bluetooth adapter (Linux HCI socket, HCI H4 over UART, or the built-in simulator) and its
- * connection policy. Device nodes lease peripherals from the adapter's pool; config nodes naming the same
+ * ble-config: one Bluetooth adapter (BlueZ over D-Bus, the system's own Bluetooth on macOS and Windows, a Linux HCI
+ * socket, HCI H4 over UART, or the built-in simulator) and its connection policy. Device nodes lease peripherals from the adapter's pool; config nodes naming the same
  * adapter share it.
  */
 import type { NodeAPI } from "node-red";
+import { setProblemText } from "./ble/adapter";
 import { acquireAdapter } from "./ble/pool";
 import { registerAdminEndpoints } from "./red/admin";
-import { poolPolicy, transportSettings, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
+import { poolPolicy, transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
 
 export = function register(RED: NodeAPI): void {
+  // Adapter problems (src/ble) are worded by this node's catalog, whoever opened the adapter.
+  setProblemText((problem) => RED._(`ble-config.problem.${problem.key}`, problem.params));
+
   function BleConfig(this: BleConfigNode, def: BleConfigDef): void {
     RED.nodes.createNode(this, def);
     this.adapter = null;
     this.configError = null;
+    this.configStatus = null;
     try {
       this.adapter = acquireAdapter(transportSettings(def), poolPolicy(def));
     } catch (error) {
-      this.configError = error instanceof Error ? error.message : String(error);
+      if (error instanceof TransportUnavailableError) {
+        this.configError = RED._(`ble-config.errors.${error.key}`, { transport: error.transport, platform: error.platform });
+        this.configStatus = this.configError;
+      } else {
+        this.configError = error instanceof Error ? error.message : String(error);
+      }
       this.error(RED._("ble-config.errors.invalid", { error: this.configError }));
       return;
     }
@@ -41,7 +51,8 @@ export = function register(RED: NodeAPI): void {
       });
     });
   }
-  RED.nodes.registerType("ble-config", BleConfig);
+  // The editor offers the transports of the platform Node-RED runs on (RED.settings.bleConfigPlatform).
+  RED.nodes.registerType("ble-config", BleConfig, { settings: { bleConfigPlatform: { value: process.platform, exportable: true } } });
   // The editor's Scan button and serial-port list; registered with the config node every device node depends on.
   registerAdminEndpoints(RED);
 };

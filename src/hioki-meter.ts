@@ -157,7 +157,7 @@ export = function register(RED: NodeAPI): void {
 
     const showConnected = (): void => {
       replyProblem = false;
-      this.status({ fill: "green", shape: "dot", text: t("status.connected") });
+      this.status({ fill: "green", shape: "dot", text: t(adapter.simulation ? "status.connected-simulated" : "status.connected") });
     };
 
     const failWaiting = (error: Error): void => {

@@ -1,7 +1,7 @@
 /**
- * One Bluetooth adapter as noble sees it: a Linux HCI socket, an HCI H4 controller on a serial port
- * (the ESP32 dongle of the seed document), or the built-in virtual controller.
- * This module knows how to open each; the pool decides what to do with them.
+ * One Bluetooth adapter as noble sees it: BlueZ over D-Bus, a Linux HCI socket, the system's own Bluetooth on
+ * macOS and Windows, an HCI H4 controller on a serial port (the ESP32 dongle of the seed document), or the
+ * built-in virtual controller. This module knows how to open each; the pool decides what to do with them.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -16,8 +16,13 @@ import {
   type SerialObserver,
 } from "../sim/hci-driver";
 import { DEFAULT_SCENARIO, loadScenarioFile, parseScenario, Simulation, type Scenario } from "../sim/scenario";
+import { bluezNoble, type AdapterProblem } from "./bluez";
+
+export type { AdapterProblem } from "./bluez";
 
 export type TransportSettings =
+  | { transport: "bluez"; adapter: string }
+  | { transport: "native" }
   | { transport: "hci"; hciDevice: number }
   | { transport: "uart"; port: string; baudRate: number; flowControl: boolean }
   | { transport: "simulator"; scenario: string; timeScale?: number };
@@ -25,6 +30,10 @@ export type TransportSettings =
 /** Two config nodes that name the same adapter get the same key, and so share one noble instance. */
 export function adapterKey(settings: TransportSettings): string {
   switch (settings.transport) {
+    case "bluez":
+      return `bluez:${settings.adapter}`;
+    case "native":
+      return "native";
     case "hci":
       return `hci:${settings.hciDevice}`;
     case "uart":
@@ -36,6 +45,10 @@ export function adapterKey(settings: TransportSettings): string {
 
 export function describeTransport(settings: TransportSettings): string {
   switch (settings.transport) {
+    case "bluez":
+      return `BlueZ ${settings.adapter}`;
+    case "native":
+      return `the system's Bluetooth (${process.platform === "darwin" ? "CoreBluetooth" : "WinRT"})`;
     case "hci":
       return `hci${settings.hciDevice}`;
     case "uart":
@@ -48,6 +61,8 @@ export function describeTransport(settings: TransportSettings): string {
 export interface OpenAdapter {
   readonly noble: Noble;
   readonly simulation: Simulation | null;
+  /** What the transport itself found wrong (bluez: the check of the system bus), or null. */
+  problem?(): AdapterProblem | null;
   /**
    * Stops noble and whatever the transport opened; idempotent. Resolves once the transport has let go of the
    * device: a serial port is closed, or its open, still pending when noble stopped, has ended.
@@ -58,6 +73,8 @@ export interface OpenAdapter {
 export interface AdapterEvents {
   /** The transport failed (a serial port that cannot be opened, and why): a sentence for the user. */
   transportProblem?(problem: string): void;
+  /** The transport's own problem() changed (bluez: the system bus, bluetoothd, the adapter). */
+  problemChanged?(): void;
 }
 
 /** Loads noble lazily: requiring it creates default bindings, which is wasted work until an adapter is opened. */
@@ -67,13 +84,53 @@ function nobleWithBindings(options: Parameters<typeof import("@stoprocent/noble"
   return withBindings("hci", options);
 }
 
+/** The platforms whose own Bluetooth stack noble drives natively: CoreBluetooth and WinRT. */
+export function hasNativeBluetooth(platform: NodeJS.Platform = process.platform): boolean {
+  return platform === "darwin" || platform === "win32";
+}
+
+/** The transport a new ble-config gets: the platform's own Bluetooth (not the simulator: readings must be real). */
+export function defaultTransport(platform: NodeJS.Platform = process.platform): "bluez" | "native" | "hci" {
+  if (platform === "linux") return "bluez";
+  return hasNativeBluetooth(platform) ? "native" : "hci";
+}
+
+/**
+ * Whether an adapter in this state is to be opened again, with backoff: a serial dongle that is not up, or BlueZ
+ * that could not be reached (bluetoothd away, no D-Bus); a BlueZ adapter that is powered off is followed instead.
+ */
+export function reopensWhenDown(settings: TransportSettings, state: string): boolean {
+  if (settings.transport === "uart") return state !== "poweredOn";
+  if (settings.transport === "bluez") return state !== "poweredOn" && state !== "poweredOff";
+  return false;
+}
+
+/** How problems are worded: the ble-config node gives its message catalog; without one, the key and its values. */
+let problemText: (problem: AdapterProblem) => string = (problem) => `${problem.key} ${JSON.stringify(problem.params)}`;
+
+export function setProblemText(text: (problem: AdapterProblem) => string): void {
+  problemText = text;
+}
+
 /**
  * Opens the transport and returns an un-started noble: noble initialises its bindings when the first
  * `stateChange` listener is attached. Scenario errors (simulator) throw here, before anything is opened; a serial
  * port's failure arrives later, through `events.transportProblem`. Nothing the serial port or its driver reports
  * is ever thrown.
+ * The transport's own problem() changes are announced through `events.problemChanged`.
  */
 export function openAdapter(settings: TransportSettings, events: AdapterEvents = {}): OpenAdapter {
+  if (settings.transport === "bluez") {
+    const { noble, problem } = bluezNoble(settings.adapter, () => events.problemChanged?.());
+    return { noble, simulation: null, problem, close: () => closeNoble(noble) };
+  }
+  if (settings.transport === "native") {
+    if (!hasNativeBluetooth()) throw new Error(problemText({ key: "native-unavailable", params: { platform: process.platform } }));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { withBindings } = require("@stoprocent/noble") as typeof import("@stoprocent/noble");
+    const noble = withBindings(process.platform === "darwin" ? "mac" : "win");
+    return { noble, simulation: null, close: () => closeNoble(noble) };
+  }
   // Every transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
   installVirtualHciDriver();
   if (settings.transport === "hci") {
@@ -162,6 +219,12 @@ const SERIAL_REASONS: readonly { pattern: RegExp; text: string }[] = [
   { pattern: /Cannot lock port|Device or resource busy|Resource temporarily unavailable/i, text: "in use by another program (EBUSY): close it (a serial monitor, another Node-RED) or pick another port" },
 ];
 
+/** Stops a noble whose transport holds nothing that outlives it (no serial port). */
+function closeNoble(noble: Noble): Promise<void> {
+  stopNoble(noble);
+  return Promise.resolve();
+}
+
 function stopNoble(noble: Noble): void {
   try {
     noble.stop();
@@ -175,8 +238,19 @@ function stopNoble(noble: Noble): void {
  * What to tell a user whose adapter is not usable: noble only says "unsupported" or "unauthorized",
  * which is how a missing adapter, a missing capability and a busy adapter all look.
  */
-export function adapterProblem(settings: TransportSettings, state: string): string | null {
-  if (state === "poweredOn" || state === "unknown" || state === "resetting") return null;
+export function adapterProblem(settings: TransportSettings, state: string, transport?: OpenAdapter | null): string | null {
+  if (state === "poweredOn") return null;
+  const own = transport?.problem?.();
+  if (own) return problemText(own);
+  if (state === "unknown" || state === "resetting") return null;
+  if (settings.transport === "bluez") {
+    if (state === "poweredOff") return problemText({ key: "bluez-powered-off", params: { adapter: settings.adapter } });
+    // "unsupported" before the transport has said why: its check is under way, and will call onProblem.
+    return null;
+  }
+  if (settings.transport === "native") {
+    return problemText({ key: state === "poweredOff" ? "native-powered-off" : "native-unusable", params: { state } });
+  }
   if (settings.transport === "hci") {
     const dev = `hci${settings.hciDevice}`;
     if (!fs.existsSync(`/sys/class/bluetooth/${dev}`)) {

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
-import { adapterKey, adapterProblem, describeTransport, openAdapter, uartNotAnswering, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
+import { adapterKey, adapterProblem, describeTransport, openAdapter, reopensWhenDown, uartNotAnswering, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
 import { realTimers, TimeoutError, withTimeout, type Timers } from "./timeout";
 
 export interface PoolPolicy {
@@ -37,7 +37,8 @@ export type LeaseState =
   | { state: "scanning" }
   | { state: "waiting-slot"; inUse: number; max: number }
   | { state: "connecting"; address: string }
-  | { state: "connected"; address: string; name: string }
+  /** `simulated`: the peripheral is one of the simulator's, not a real device. */
+  | { state: "connected"; address: string; name: string; simulated: boolean }
   | { state: "reconnecting"; retryInMs: number; reason: string }
   | { state: "error"; text: string; retryInMs: number };
 
@@ -380,7 +381,7 @@ export class BleAdapter extends EventEmitter {
   get problem(): string | null {
     if (this.openError) return this.openError.message;
     if (this.adapterState === "unknown" && this.startProblem) return this.startProblem;
-    return adapterProblem(this.settings, this.adapterState);
+    return adapterProblem(this.settings, this.adapterState, this.opened);
   }
 
   get connectedCount(): number {
@@ -403,6 +404,9 @@ export class BleAdapter extends EventEmitter {
         // Only while this transport is the current one: a closed one's late report is of no interest.
         transportProblem: (problem) => {
           if (this.opened === opened && !this.closing) this.onTransportProblem(problem);
+        },
+        problemChanged: () => {
+          if (this.opened === opened && !this.closing) this.onTransportProblemChanged();
         },
       });
       this.opened = opened;
@@ -427,7 +431,7 @@ export class BleAdapter extends EventEmitter {
     });
     if (initial !== "unknown") this.onStateChange(initial);
     // A serial port that fails to open may never report a state at all: check back, and reopen it if it is not up.
-    if (this.settings.transport === "uart") this.scheduleReopen();
+    if (reopensWhenDown(this.settings, "unknown")) this.scheduleReopen();
   }
 
   ref(): void {
@@ -500,7 +504,13 @@ export class BleAdapter extends EventEmitter {
       if (e.phase !== "closing") e.phase = "resolving";
     }
     this.broadcastAdapterState();
-    if (this.settings.transport === "uart" && state !== "unknown" && state !== "resetting") this.scheduleReopen();
+    if (reopensWhenDown(this.settings, state) && state !== "unknown" && state !== "resetting") this.scheduleReopen();
+  }
+
+  /** The transport found out why it is not usable (bluez: after checking the system bus). */
+  private onTransportProblemChanged(): void {
+    this.emit("state", this.state);
+    if (this.adapterState !== "poweredOn") this.broadcastAdapterState();
   }
 
   /**
@@ -517,7 +527,7 @@ export class BleAdapter extends EventEmitter {
     this.reopenAttempt++;
     this.reopenTimer = this.timers.setTimeout(() => {
       this.reopenTimer = null;
-      if (this.closing || this.adapterState === "poweredOn") return;
+      if (this.closing || !reopensWhenDown(this.settings, this.adapterState)) return;
       void this.opened?.close();
       this.opened = null;
       this.openError = null;
@@ -753,7 +763,7 @@ export class BleAdapter extends EventEmitter {
         lease.setUpOn = session;
         if ([...entry.leases].every((l) => l.setUpOn === session)) entry.attempt = 0;
         const info = session.info;
-        lease.setState({ state: "connected", address: info.address, name: info.name });
+        lease.setState({ state: "connected", address: info.address, name: info.name, simulated: this.simulation !== null });
       },
       (error: unknown) => {
       if (session.signal.aborted || lease.released) return;

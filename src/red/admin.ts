@@ -114,7 +114,7 @@ function settingsFromQuery(query: Query, env: (name: string) => string | undefin
   if (!transport) return null;
   const def: Record<string, unknown> = { transport };
   const substitutions: Substitution[] = [];
-  for (const name of ["hciDevice", "uartPort", "uartBaudRate", "simScenario"]) {
+  for (const name of ["bluezAdapter", "hciDevice", "uartPort", "uartBaudRate", "simScenario"]) {
     let v = queryString(query, name);
     const ref = ENV_REFERENCE.exec(v);
     const value = ref ? env(ref[1]) : undefined;

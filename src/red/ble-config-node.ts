@@ -1,12 +1,15 @@
 /** What device nodes see of a ble-config node, and how its editor properties become adapter settings. */
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import type { TransportSettings } from "../ble/adapter";
+import { defaultTransport, hasNativeBluetooth, type TransportSettings } from "../ble/adapter";
+import { isAdapterName } from "../ble/bluez";
 import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
 import { intProperty, numberProperty, stringProperty } from "./properties";
 import type { Translate } from "./status";
 
 export interface BleConfigDef extends NodeDef {
   transport?: string;
+  /** bluez: the BlueZ adapter name. */
+  bluezAdapter?: string;
   hciDevice?: string | number;
   uartPort?: string;
   uartBaudRate?: string | number;
@@ -24,11 +27,37 @@ export interface BleConfigNode extends Node {
   /** null when the configuration is invalid; `configError` says why. */
   adapter: BleAdapter | null;
   configError: string | null;
+  /** A status for its device nodes when the configuration is refused for a reason the user must see (a transport this platform lacks), from ble-config's catalog. */
+  configStatus: string | null;
 }
 
-export function transportSettings(def: BleConfigDef): TransportSettings {
-  const transport = def.transport || "simulator";
+/** A transport this platform does not have: refused with its own catalog message (`ble-config.errors.<key>`). */
+export class TransportUnavailableError extends RangeError {
+  constructor(
+    readonly transport: string,
+    readonly platform: string,
+  ) {
+    super(`the ${transport} transport is not available on ${platform}`);
+  }
+
+  get key(): string {
+    return this.transport === "native" ? "native-unavailable" : "linux-only";
+  }
+}
+
+export function transportSettings(def: BleConfigDef, platform: NodeJS.Platform = process.platform): TransportSettings {
+  // A node saved without a transport gets what a new node gets: the platform's own Bluetooth.
+  const transport = def.transport || defaultTransport(platform);
   switch (transport) {
+    case "bluez": {
+      if (platform !== "linux") throw new TransportUnavailableError(transport, platform);
+      const adapter = stringProperty(def.bluezAdapter) || "hci0";
+      if (!isAdapterName(adapter)) throw new RangeError("bluezAdapter must be a BlueZ adapter name such as hci0 (letters, digits and _, at most 32)");
+      return { transport, adapter };
+    }
+    case "native":
+      if (!hasNativeBluetooth(platform)) throw new TransportUnavailableError(transport, platform);
+      return { transport };
     case "hci":
       return { transport, hciDevice: intProperty(def.hciDevice, 0, 0, 255, "hciDevice") };
     case "uart": {
@@ -46,7 +75,7 @@ export function transportSettings(def: BleConfigDef): TransportSettings {
       return { transport, scenario: stringProperty(def.simScenario), ...(timeScale !== 1 ? { timeScale } : {}) };
     }
     default:
-      throw new RangeError(`transport must be "hci", "uart" or "simulator", got ${JSON.stringify(transport)}`);
+      throw new RangeError(`transport must be "bluez", "native", "hci", "uart" or "simulator", got ${JSON.stringify(transport)}`);
   }
 }
 
@@ -63,14 +92,15 @@ export function poolPolicy(def: BleConfigDef): PoolPolicy {
 export type ConfiguredAdapter = { adapter: BleAdapter; problem: null } | { adapter: null; problem: string };
 
 /**
- * The adapter of a device node's ble-config node. When there is none (no config node, or an invalid one) the
- * device node shows a red ring and logs why, with its own catalog's `status.no-adapter` / `errors.no-adapter`.
+ * The adapter of a device node's ble-config node. When there is none the device node shows a red ring and logs
+ * why: the config node's status and reason when it gives them, else its own catalog's `status.no-adapter` /
+ * `errors.no-adapter`.
  */
 export function configuredAdapter(RED: NodeAPI, node: Node, configId: string | undefined, t: Translate): ConfiguredAdapter {
   const config = RED.nodes.getNode(configId ?? "") as BleConfigNode | null;
   if (config?.adapter) return { adapter: config.adapter, problem: null };
   const problem = config?.configError ?? t("errors.no-adapter");
-  node.status({ fill: "red", shape: "ring", text: t("status.no-adapter") });
+  node.status({ fill: "red", shape: "ring", text: config?.configStatus ?? t("status.no-adapter") });
   node.error(problem);
   return { adapter: null, problem };
 }

@@ -15,7 +15,8 @@ export function statusFor(state: LeaseState, t: Translate): NodeStatus {
     case "connecting":
       return { fill: "yellow", shape: "ring", text: t("status.connecting") };
     case "connected":
-      return { fill: "green", shape: "dot", text: t("status.connected") };
+      // A user must not take the simulator's invented readings for a real device's.
+      return { fill: "green", shape: "dot", text: t(state.simulated ? "status.connected-simulated" : "status.connected") };
     case "reconnecting":
       return { fill: "yellow", shape: "ring", text: t("status.reconnecting", { seconds: Math.ceil(state.retryInMs / 1000) }) };
     case "error":

@@ -203,7 +203,7 @@ describe("connection pool (fake noble, manual clock)", () => {
       const byName = h.user({ name: "meter" });
       assert.equal(h.noble.scanning, true);
       h.noble.discover(a.p);
-      assert.deepEqual(await byName.waitFor(is("connected"), 0), { state: "connected", address: A, name: "meter" });
+      assert.deepEqual(await byName.waitFor(is("connected"), 0), { state: "connected", address: A, name: "meter", simulated: false });
       assert.equal(byName.sessions[0], byAddress.sessions[0], "one session");
       assert.equal(a.p.calls.count("connect"), 1, "one link");
     });

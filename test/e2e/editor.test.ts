@@ -130,7 +130,14 @@ describe("editor in a real browser (Node-RED + headless Chromium)", function () 
     await addAdapter.click();
     const transport = page.locator("#node-config-input-transport");
     await transport.waitFor();
-    assert.equal(await transport.inputValue(), "simulator", "a new adapter defaults to the simulator");
+    // The platform's own Bluetooth (BlueZ on Linux, where the tests run), never invented readings by default.
+    assert.equal(await transport.inputValue(), "bluez", "a new adapter defaults to BlueZ on Linux, not the simulator");
+    assert.deepEqual(
+      await transport.locator("option").evaluateAll((options) => options.map((o) => (o as HTMLOptionElement).value)),
+      ["bluez", "simulator", "hci", "uart"],
+      "Linux offers no native transport",
+    );
+    await transport.selectOption("simulator");
     await page.locator("#node-config-input-name").fill("bench simulator");
     await shot("adapter-dialog");
     await page.locator("#node-config-dialog-ok").click();
@@ -176,7 +183,7 @@ describe("editor in a real browser (Node-RED + headless Chromium)", function () 
     await page.locator("#red-ui-header-button-deploy").click();
     await page.locator(".red-ui-notification", { hasText: /deployed/i }).first().waitFor();
     const status = hrNode.locator(".red-ui-flow-node-status-group");
-    await status.locator(".red-ui-flow-node-status-label", { hasText: /^connected$/ }).waitFor({ timeout: 30000 });
+    await status.locator(".red-ui-flow-node-status-label", { hasText: /^connected \(simulated\)$/ }).waitFor({ timeout: 30000 });
     assert.match(String(await status.locator(".red-ui-flow-node-status").getAttribute("class")), /red-ui-flow-node-status-dot-green/);
     await shot("connected");
 
@@ -219,16 +226,17 @@ describe("editor in a real browser (Node-RED + headless Chromium)", function () 
     const transport = page.locator("#node-config-input-transport");
     await transport.waitFor();
     const visible = async (): Promise<Record<string, boolean>> => ({
+      bluezAdapter: await page.locator("#node-config-input-bluezAdapter").isVisible(),
       hciDevice: await page.locator("#node-config-input-hciDevice").isVisible(),
       uartPort: await page.locator("#node-config-input-uartPort").isVisible(),
       uartBaudRate: await page.locator("#node-config-input-uartBaudRate").isVisible(),
       simScenario: await page.locator("#node-config-input-simScenario").isVisible(),
     });
-    assert.deepEqual(await visible(), { hciDevice: false, uartPort: false, uartBaudRate: false, simScenario: true });
+    assert.deepEqual(await visible(), { bluezAdapter: true, hciDevice: false, uartPort: false, uartBaudRate: false, simScenario: false });
     await transport.selectOption("hci");
-    assert.deepEqual(await visible(), { hciDevice: true, uartPort: false, uartBaudRate: false, simScenario: false });
+    assert.deepEqual(await visible(), { bluezAdapter: false, hciDevice: true, uartPort: false, uartBaudRate: false, simScenario: false });
     await transport.selectOption("uart");
-    assert.deepEqual(await visible(), { hciDevice: false, uartPort: true, uartBaudRate: true, simScenario: false });
+    assert.deepEqual(await visible(), { bluezAdapter: false, hciDevice: false, uartPort: true, uartBaudRate: true, simScenario: false });
     // The serial ports of the machine are offered (this one may have none); an empty port is marked invalid.
     await page.locator("#node-config-uartPort-status", { hasText: /serial port/ }).waitFor();
     const port = page.locator("#node-config-input-uartPort");
