@@ -46,7 +46,6 @@ export = function register(RED: NodeAPI): void {
       onConnected: async (session) => {
         const peripheral = { address: session.info.address, name: session.info.name };
         const stop = await session.subscribe(HEART_RATE_SERVICE, HEART_RATE_MEASUREMENT, (value) => {
-          if (closed) return;
           let m;
           try {
             m = decodeHeartRateMeasurement(value);
