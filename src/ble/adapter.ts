@@ -126,6 +126,10 @@ export function adapterProblem(settings: TransportSettings, state: string): stri
     );
   }
   if (settings.transport === "uart") {
+    // A device path (not a Windows COM name) that is not there: the dongle is unplugged or the name is wrong.
+    if (path.isAbsolute(settings.port) && !fs.existsSync(settings.port)) {
+      return `HCI UART ${settings.port}: the serial port does not exist; plug the dongle in, or pick the port it appears as`;
+    }
     if (state === "poweredOff") return `HCI UART ${settings.port} is closed or not answering: check the cable, the port name and that the user may open it (group dialout)`;
     return `HCI UART ${settings.port}: controller not usable (${state}); it must be an HCI H4 controller with Bluetooth 4.0 or later`;
   }
