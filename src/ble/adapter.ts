@@ -134,6 +134,9 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
   // Every transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
   installVirtualHciDriver();
   if (settings.transport === "hci") {
+    // Started without its adapter, noble prints advice of its own on the console (twice per deploy); the kernel
+    // already says the adapter is absent, so say that instead and leave noble unstarted (the pool checks again).
+    if (!hciAdapterPresent(settings.hciDevice)) throw new Error(missingHciAdapter(settings.hciDevice));
     const noble = nobleWithBindings({ deviceId: settings.hciDevice });
     return {
       noble,
@@ -234,6 +237,15 @@ function stopNoble(noble: Noble): void {
   noble.removeAllListeners();
 }
 
+/** Whether the kernel has HCI device `index` (a Linux adapter shows in sysfs while it is plugged in). */
+function hciAdapterPresent(index: number): boolean {
+  return fs.existsSync(`/sys/class/bluetooth/hci${index}`);
+}
+
+function missingHciAdapter(index: number): string {
+  return `no Bluetooth adapter hci${index} on this machine (nothing in /sys/class/bluetooth); plug one in, pick another HCI device index, or use the simulator or uart transport`;
+}
+
 /**
  * What to tell a user whose adapter is not usable: noble only says "unsupported" or "unauthorized",
  * which is how a missing adapter, a missing capability and a busy adapter all look.
@@ -253,9 +265,7 @@ export function adapterProblem(settings: TransportSettings, state: string, trans
   }
   if (settings.transport === "hci") {
     const dev = `hci${settings.hciDevice}`;
-    if (!fs.existsSync(`/sys/class/bluetooth/${dev}`)) {
-      return `no Bluetooth adapter ${dev} on this machine (nothing in /sys/class/bluetooth); plug one in, pick another HCI device index, or use the simulator or uart transport`;
-    }
+    if (!hciAdapterPresent(settings.hciDevice)) return missingHciAdapter(settings.hciDevice);
     if (state === "poweredOff") return `${dev} is down: bring it up with "sudo hciconfig ${dev} up" (or "bluetoothctl power on")`;
     return (
       `${dev} cannot be opened (${state}): give Node.js the raw-socket capabilities with ` +
@@ -263,6 +273,10 @@ export function adapterProblem(settings: TransportSettings, state: string, trans
     );
   }
   if (settings.transport === "uart") {
+    // A device path (not a Windows COM name) that is not there: the dongle is unplugged or the name is wrong.
+    if (path.isAbsolute(settings.port) && !fs.existsSync(settings.port)) {
+      return `HCI UART ${settings.port}: the serial port does not exist; plug the dongle in, or pick the port it appears as`;
+    }
     if (state === "poweredOff") return `HCI UART ${settings.port} is closed or not answering: check the cable, the port name and that the user may open it (group dialout)`;
     return `HCI UART ${settings.port}: controller not usable (${state}); it must be an HCI H4 controller with Bluetooth 4.0 or later`;
   }

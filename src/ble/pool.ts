@@ -413,6 +413,8 @@ export class BleAdapter extends EventEmitter {
     } catch (error) {
       this.openError = error instanceof Error ? error : new Error(String(error));
       this.emit("state", this.state);
+      // An absent HCI adapter may be plugged in later: look for it again, with backoff.
+      if (this.settings.transport === "hci") this.scheduleReopen();
       return;
     }
     const noble = this.opened.noble;

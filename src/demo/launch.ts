@@ -35,7 +35,7 @@ export interface LaunchOptions {
   replaceFlows?: boolean;
   /** Node-RED's console log level; default "info". */
   logLevel?: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
-  /** Further settings.js entries (JSON-serialisable), e.g. the tests turn the editor's welcome tour off. */
+  /** Further settings.js entries (JSON-serialisable); they replace the demo's entries of the same name. */
   settings?: Record<string, unknown>;
   /** Extra environment variables for Node-RED. */
   env?: Record<string, string>;
@@ -97,6 +97,11 @@ export function prepareUserDir(opts: LaunchOptions): string {
     // The demo flows hold no secrets; without this Node-RED would generate a key and warn about it.
     credentialSecret: false,
     logging: { console: { level: opts.logLevel ?? "info" } },
+    // Nothing over the editor on first start: Node-RED 4.1 asks whether to send usage data for update
+    // notifications (telemetry: a question for a user's own installation, not for a demo), then runs its welcome
+    // tour of Node-RED's latest features.
+    telemetry: { enabled: false },
+    editorTheme: { tours: false },
     ...opts.settings,
   };
   const settingsFile = path.join(userDir, "settings.js");

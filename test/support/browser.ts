@@ -19,10 +19,13 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-/** A Dashboard 2 chart's series as its ECharts instance holds them: [timestamp, value] per point on a time axis. */
+/**
+ * A Dashboard 2 chart's series as its ECharts instance holds them: [timestamp, value] per point on a time axis; a
+ * null value is a gap, across which the line is not drawn.
+ */
 export interface DashboardChartSeries {
   name: string;
-  data: [number, number][];
+  data: [number, number | null][];
 }
 
 declare global {

@@ -106,8 +106,7 @@ export async function startDemoNodeRed(options: DemoNodeRedOptions): Promise<Dem
     flowSource,
     replaceFlows: true,
     stdio: ["ignore", "pipe", "pipe"],
-    // Nothing a person would have to dismiss: no welcome tour, no telemetry question, no update check.
-    settings: { editorTheme: { tours: false }, telemetry: { enabled: false, updateNotification: false }, diagnostics: { enabled: false, ui: false } },
+    // No settings of the tests' own: the editor opens as `npm start` opens it (nothing to dismiss over it).
     env: { NODE_RED_ENABLE_PROJECTS: "false", ...options.env },
   });
 
