@@ -529,7 +529,8 @@ export class BleAdapter extends EventEmitter {
     this.reopenAttempt++;
     this.reopenTimer = this.timers.setTimeout(() => {
       this.reopenTimer = null;
-      if (this.closing || !reopensWhenDown(this.settings, this.adapterState)) return;
+      // A transport that could not be opened at all (an absent HCI adapter) is always tried again.
+      if (this.closing || (this.opened && !reopensWhenDown(this.settings, this.adapterState))) return;
       void this.opened?.close();
       this.opened = null;
       this.openError = null;
