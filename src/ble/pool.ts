@@ -55,8 +55,9 @@ export interface PeripheralInfo {
 export interface DeviceSession {
   readonly info: PeripheralInfo;
   /**
-   * The link's ATT MTU: min(what was asked for, the peripheral's answer); 23 until the exchange completes. noble
-   * 2.8 reports the peripheral's answer as it is, and real servers answer their own maximum (often 517).
+   * The link's ATT MTU: min(what noble asked for, the peripheral's answer); 23 until the exchange completes. (noble
+   * 2.8 alone would adopt the answer, and real servers answer their own maximum, often 517: the HCI driver wrapper
+   * gives noble the agreed value, src/protocol/att-mtu.ts.)
    */
   readonly mtu: number;
   /** Aborted when this connection ends (for any reason). */
@@ -147,8 +148,6 @@ class Session implements DeviceSession {
     private readonly peripheral: Peripheral,
     services: Service[],
     private readonly gattTimeout: number,
-    /** The MTU noble asked for in Exchange MTU on this connection. */
-    private readonly requestedMtu: number,
     private readonly timers: Timers,
   ) {
     for (const s of services) {
@@ -161,8 +160,10 @@ class Session implements DeviceSession {
   }
 
   get mtu(): number {
-    // noble adopts the server's answer as the MTU; the link's is the smaller of both (Core Spec Vol 3 Part F 3.4.2.2).
-    return Math.max(23, Math.min(this.requestedMtu, this.peripheral.mtu ?? 23));
+    // noble's own value is the link's: over HCI the driver wrapper rewrites the server's Exchange MTU Response to
+    // min(noble's request, the answer) before noble reads it (whatever noble asked: a link it did not match to its
+    // pending connect asks 256); BlueZ and the native stacks negotiate it themselves.
+    return Math.max(23, this.peripheral.mtu ?? 23);
   }
 
   hasCharacteristic(service: string, characteristic: string): boolean {
@@ -725,7 +726,7 @@ export class BleAdapter extends EventEmitter {
         this.timers,
       );
       if (entry.phase !== "connecting") throw new Error("released while connecting");
-      const session = new Session(p, services, this.policy.gattTimeout, requestedMtu, this.timers);
+      const session = new Session(p, services, this.policy.gattTimeout, this.timers);
       entry.session = session;
       entry.phase = "connected";
       this.connectBusy = false;

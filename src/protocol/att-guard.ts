@@ -8,10 +8,13 @@
  * structurally invalid for what noble will do with them are dropped (the request they answer then times out in
  * the pool, which reports it). A truncated Handle Value Indication is not dropped but replaced by an indication of
  * attribute handle 0x0000, which names no characteristic: noble then confirms it, as ATT requires of every
- * indication, so the server is free to send its next one. Valid traffic passes byte for byte, in order.
+ * indication, so the server is free to send its next one. Valid traffic passes byte for byte, in order, except
+ * the server's Exchange MTU Response when the gate is given an AttMtuAgreement (./att-mtu): that one reaches noble
+ * carrying the link's agreed MTU.
  *
  * Pure: no noble, no Node-RED.
  */
+import type { AttMtuAgreement } from "./att-mtu";
 
 const H4_ACL = 0x02;
 const H4_EVENT = 0x04;
@@ -90,21 +93,29 @@ interface PendingPdu {
 
 /**
  * The gate over one HCI transport: `fromHost` sees every H4 packet noble writes (to learn its Read By Type
- * requests), `toHost` every H4 packet towards noble and returns the packets to deliver now (held fragments of an
- * ATT PDU are released together once the PDU is complete and safe, or dropped together with `onDrop`).
+ * requests, and its Exchange MTU Request for `mtu`), `toHost` every H4 packet towards noble and returns the
+ * packets to deliver now (held fragments of an ATT PDU are released together once the PDU is complete and safe,
+ * or dropped together with `onDrop`; an Exchange MTU Response that `mtu` rewrites goes as one packet).
  */
 export class AttGuard {
   private readonly readByType = new Map<number, number | null>();
   private readonly pending = new Map<number, PendingPdu>();
 
-  constructor(private readonly onDrop: (reason: string) => void = () => undefined) {}
+  constructor(
+    private readonly onDrop: (reason: string) => void = () => undefined,
+    private readonly mtu?: AttMtuAgreement,
+  ) {}
 
   fromHost(packet: Buffer): void {
     const acl = aclOf(packet);
+    // A request's first fragment carries its opcode and parameters (noble's ACL packets hold at least 27 bytes).
     if (!acl || acl.pb === PB_CONTINUING || acl.data.length < 5) return;
-    if (acl.data.readUInt16LE(2) !== CID_ATT || acl.data[4] !== 0x08) return;
+    if (acl.data.readUInt16LE(2) !== CID_ATT) return;
+    const att = acl.data.subarray(4);
+    this.mtu?.fromClient(acl.handle, att);
+    if (att[0] !== 0x08) return;
     // Read By Type Request: opcode, start, end, then a 16-bit (or 128-bit) attribute type
-    this.readByType.set(acl.handle, acl.data.length >= 11 ? acl.data.readUInt16LE(9) : null);
+    this.readByType.set(acl.handle, att.length >= 7 ? att.readUInt16LE(5) : null);
   }
 
   toHost(packet: Buffer): Buffer[] {
@@ -133,6 +144,7 @@ export class AttGuard {
   forget(handle: number): void {
     this.readByType.delete(handle);
     this.pending.delete(handle);
+    this.mtu?.forget(handle);
   }
 
   private release(handle: number, pdu: PendingPdu): Buffer[] {
@@ -140,26 +152,32 @@ export class AttGuard {
     const l2cap = pdu.data.length === 1 ? pdu.data[0] : Buffer.concat(pdu.data);
     const att = l2cap.subarray(4, pdu.total);
     const reason = unsafeServerPdu(att, this.readByType.get(handle) ?? null);
-    if (reason === null) return pdu.packets;
+    if (reason === null) {
+      const agreed = this.mtu?.fromServer(handle, att);
+      return agreed ? [attPacket(pdu.packets[0], agreed)] : pdu.packets;
+    }
     const link = `connection 0x${handle.toString(16).padStart(4, "0")}`;
     if (att[0] === HANDLE_VALUE_INDICATION) {
       this.onDrop(`${link}: ${reason}; passed on as an indication of handle 0x0000 so that it is confirmed`);
-      return [unnamedIndication(pdu.packets[0])];
+      return [attPacket(pdu.packets[0], UNNAMED_INDICATION)];
     }
     this.onDrop(`${link}: dropped ${reason}`);
     return [];
   }
 }
 
-/** A Handle Value Indication of attribute handle 0x0000 and no value, in one ACL packet on the link of `first`. */
-function unnamedIndication(first: Buffer): Buffer {
-  const packet = Buffer.alloc(12);
+/** A Handle Value Indication of attribute handle 0x0000 and an empty value. */
+const UNNAMED_INDICATION = Buffer.of(HANDLE_VALUE_INDICATION, 0x00, 0x00);
+
+/** One ACL packet carrying the ATT PDU `att` whole, on the link (and with the flags) of the PDU's first fragment `first`. */
+function attPacket(first: Buffer, att: Uint8Array): Buffer {
+  const packet = Buffer.alloc(9 + att.length);
   packet[0] = H4_ACL;
   packet.writeUInt16LE(first.readUInt16LE(1), 1); // handle and flags of the PDU's first fragment
-  packet.writeUInt16LE(7, 3);
-  packet.writeUInt16LE(3, 5); // L2CAP length
+  packet.writeUInt16LE(4 + att.length, 3);
+  packet.writeUInt16LE(att.length, 5); // L2CAP length
   packet.writeUInt16LE(CID_ATT, 7);
-  packet[9] = HANDLE_VALUE_INDICATION; // handle 0x0000 and an empty value follow as zeros
+  packet.set(att, 9);
   return packet;
 }
 

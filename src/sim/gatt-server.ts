@@ -39,7 +39,7 @@ import {
   uuidToBytes,
   type AttClientPdu,
 } from "../protocol/att";
-import type { PeripheralLink } from "./types";
+import { DEFAULT_SERVER_MTU, type PeripheralLink } from "./types";
 
 export type CharacteristicPropertyName = "read" | "write" | "writeWithoutResponse" | "notify" | "indicate";
 
@@ -95,7 +95,7 @@ export interface GattServerOptions {
   /**
    * This server's own ATT MTU (23 … 517), the largest it can receive: it answers every Exchange MTU Request
    * with it, whatever the client asked, as real servers do; the link then runs at min(client's, this).
-   * Default 247.
+   * Default DEFAULT_SERVER_MTU (517).
    */
   maxMtu?: number;
 }
@@ -189,7 +189,7 @@ export class GattServer extends EventEmitter<GattServerEvents> {
 
   constructor(services: readonly ServiceDefinition[], options: GattServerOptions = {}) {
     super();
-    this.maxMtu = options.maxMtu ?? 247;
+    this.maxMtu = options.maxMtu ?? DEFAULT_SERVER_MTU;
     if (!Number.isInteger(this.maxMtu) || this.maxMtu < ATT_DEFAULT_MTU || this.maxMtu > ATT_MAX_MTU) {
       throw new RangeError(`maxMtu must be a whole number ${ATT_DEFAULT_MTU}..${ATT_MAX_MTU}, got ${this.maxMtu}`);
     }

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import type { VirtualController } from "./controller";
 import { guardAdvertisingReport } from "../protocol/advertising-guard";
 import { AttGuard } from "../protocol/att-guard";
+import { AttMtuAgreement } from "../protocol/att-mtu";
 import { OP, buildCommand } from "../protocol/h4";
 
 const PORT_PREFIX = "virtual:";
@@ -228,9 +229,10 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
     private up = false;
     /**
      * ATT PDUs that would crash noble's parser never reach it, and advertising reports it would drop are repaired,
-     * from real radios and the simulator alike.
+     * from real radios and the simulator alike. The server's answer to Exchange MTU reaches noble as the link's
+     * agreed MTU, min(noble's request, the answer): noble 2.8 takes the answer as the MTU it reads and writes with.
      */
-    private readonly guard = new AttGuard((reason) => process.emitWarning(`BLE: ${reason}`, { code: "BLE_MALFORMED_ATT" }));
+    private readonly guard = new AttGuard((reason) => process.emitWarning(`BLE: ${reason}`, { code: "BLE_MALFORMED_ATT" }), new AttMtuAgreement());
     private readonly deliver = (packet: Buffer): void => {
       for (const p of this.guard.toHost(packet)) {
         for (const q of guardAdvertisingReport(p)) this.emit("data", q);

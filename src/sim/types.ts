@@ -22,7 +22,13 @@ export interface LinkSettings {
   maxMtu: number;
 }
 
-export const DEFAULT_LINK: LinkSettings = { connectionIntervalMs: 7.5, pdusPerEvent: 6, dataLength: 251, maxMtu: 517 };
+/**
+ * A virtual peripheral's own ATT MTU when nothing chooses another (link.maxMtu, serverMtu, a peripheral's maxMtu):
+ * the one default of every simulated GATT server, 517 as real stacks answer.
+ */
+export const DEFAULT_SERVER_MTU = 517;
+
+export const DEFAULT_LINK: LinkSettings = { connectionIntervalMs: 7.5, pdusPerEvent: 6, dataLength: 251, maxMtu: DEFAULT_SERVER_MTU };
 
 /** Handle returned by SimClock.setTimeout. */
 export interface SimTimer {

@@ -636,3 +636,62 @@ describe("connection pool (fake noble, manual clock)", () => {
     });
   });
 });
+
+describe("connection pool: the session's ATT MTU (fake noble)", () => {
+  /** One lease on `p` asking for `mtu` (none: the pool's default); its session once connected. */
+  async function sessionOf(h: Harness, p: FakePeripheral, mtu?: number): Promise<{ lease: Lease; session: DeviceSession }> {
+    let connected: (session: DeviceSession) => void = () => undefined;
+    const session = new Promise<DeviceSession>((resolve) => (connected = resolve));
+    const lease = h.adapter.lease({
+      selector: { address: p.address },
+      ...(mtu === undefined ? {} : { mtu }),
+      onState: () => undefined,
+      onConnected: (s) => {
+        connected(s);
+        return Promise.resolve();
+      },
+    });
+    h.noble.discover(p);
+    await linkUp(p);
+    return { lease, session: await session };
+  }
+
+  it("asks noble for the largest MTU its leases name, else 256", async () => {
+    const h = new Harness();
+    const a = new FakePeripheral({ address: A, serviceUuids: [SVC] });
+    const b = new FakePeripheral({ address: B, serviceUuids: [SVC] });
+    const lease = (address: string, mtu?: number): Lease =>
+      h.adapter.lease({ selector: { address }, ...(mtu === undefined ? {} : { mtu }), onState: () => undefined, onConnected: () => Promise.resolve() });
+    lease(A, 100);
+    lease(A, 185);
+    lease(B);
+    h.noble.discover(a);
+    h.noble.discover(b);
+    await linkUp(a);
+    await linkUp(b);
+    assert.deepEqual([a.connectOptions, b.connectOptions], [[{ mtu: 185 }], [{ mtu: 256 }]]);
+  });
+
+  it("is the MTU noble reports, also when the pool asked for another (noble asks 256 on a link it did not match to its connect)", async () => {
+    // The HCI driver wrapper gives noble the agreed MTU, min(what noble really asked, the server's answer); the
+    // session takes noble's value as it is, whatever the pool asked for.
+    const h = new Harness();
+    const p = new FakePeripheral({ address: A, serviceUuids: [SVC], mtu: 256 });
+    const { session } = await sessionOf(h, p, 100);
+    assert.deepEqual(p.connectOptions, [{ mtu: 100 }]);
+    assert.equal(session.mtu, 256);
+    p.mtu = 185;
+    assert.equal(session.mtu, 185, "read from noble at every use");
+  });
+
+  it("is 23 until noble has an MTU, and never below 23", async () => {
+    const h = new Harness();
+    const p = new FakePeripheral({ address: A, serviceUuids: [SVC], mtu: 185 });
+    const { session } = await sessionOf(h, p);
+    assert.equal(session.mtu, 185);
+    p.mtu = null;
+    assert.equal(session.mtu, 23, "exchange not complete");
+    p.mtu = 20;
+    assert.equal(session.mtu, 23, "an impossible MTU");
+  });
+});

@@ -3,6 +3,9 @@ import fc from "fast-check";
 import { GattServer, type ServiceDefinition } from "../../src/sim/gatt-server";
 import type { GattPeripheral } from "../../src/sim/peripheral";
 import { createPeripheral } from "../../src/sim/peripherals";
+import { HeartRatePeripheral } from "../../src/sim/peripherals/heart-rate";
+import { HiokiDt4261Peripheral } from "../../src/sim/peripherals/hioki-dt4261";
+import { NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
 import { DEFAULT_SCENARIO } from "../../src/sim/scenario";
 import { DEFAULT_LINK, type LinkSettings, type VirtualPeripheral } from "../../src/sim/types";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
@@ -616,6 +619,17 @@ describe("the serverMtu scenario option (what a simulated peripheral answers to 
       assert.deepEqual(exchange(spec, 256), { answer: 517, linkMtu: 256 }, spec.kind);
     }
     assert.deepEqual(exchange(entry, 256, { maxMtu: 185 }), { answer: 185, linkMtu: 185 });
+  });
+
+  it("a server or peripheral built without a scenario answers the same default as the link's (one source: DEFAULT_SERVER_MTU)", () => {
+    assert.equal(new GattServer([]).maxMtu, DEFAULT_LINK.maxMtu);
+    const clock = new ManualClock();
+    const built = [
+      new HeartRatePeripheral({ address: "d8:75:ba:00:00:01", clock }),
+      new HiokiDt4261Peripheral({ address: "a4:9e:69:00:00:01", clock }),
+      new NusYmodemPeripheral({ address: "e3:c3:5c:00:00:01", clock, files: [{ name: "a.bin", data: Buffer.alloc(10) }] }),
+    ];
+    for (const p of built) assert.equal(p.gatt.maxMtu, DEFAULT_LINK.maxMtu, p.kind);
   });
 
   it("serverMtu: 512 answers 512 to a request of 247, like the seed's NimBLE file server, and the link runs at 247", () => {

@@ -521,6 +521,9 @@ describe("virtual peripherals", () => {
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", batteryLevel: 101 }, "peripherals[2].batteryLevel", /between 0 and 100/);
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", deviceInformation: { vendor: "x" } }, "peripherals[2].deviceInformation.vendor", /unknown option/);
       rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", deviceInformation: "x" }, "peripherals[2].deviceInformation", /must be an object/);
+      rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", deviceInformation: { model: "m".repeat(513) } }, "peripherals[2].deviceInformation.model", /at most 512 characters/);
+      rejects({ kind: "heart-rate", address: "d8:75:ba:00:00:01", deviceInformation: { serial: "é".repeat(257) } }, "peripherals[2].deviceInformation.serial", /at most 512 bytes in UTF-8/);
+      assert.doesNotThrow(() => create({ kind: "heart-rate", address: "d8:75:ba:00:00:01", deviceInformation: { model: "m".repeat(512) } }), "the ATT maximum");
       rejects({ kind: "hioki-dt4261", address: "a4:9e:69:00:00:01", values: [1, "2"] }, "peripherals[2].values[1]", /finite number/);
       rejects({ kind: "hioki-dt4261", address: "a4:9e:69:00:00:01", replies: ["OK", 3] }, "peripherals[2].replies[1]", /string/);
       rejects({ kind: "hioki-dt4261", address: "a4:9e:69:00:00:01", counts: [-1] }, "peripherals[2].counts[0]", /whole number/);

@@ -4,11 +4,12 @@
  * measurement every intervalMs, from a list of bpm values or of raw packets, cycling; the position in
  * the list survives reconnects, so a central sees the list continue where the previous connection left it.
  */
+import { ATT_MAX_VALUE_LENGTH } from "../../protocol/att";
 import { encodeHeartRateMeasurement } from "../../protocol/heart-rate";
 import { batteryService, deviceInformationService, GattPeripheral, type DeviceInformation, type PeripheralKind } from "../peripheral";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
-import type { AddressType, SimClock, SimTimer } from "../types";
-import { optionalInteger, optionalNumber, optionalString, requireObject, type JsonObject } from "../validate";
+import { DEFAULT_SERVER_MTU, type AddressType, type SimClock, type SimTimer } from "../types";
+import { optionalInteger, optionalNumber, optionalString, requireObject, ScenarioError, type JsonObject } from "../validate";
 import { optionalBoolean, optionalHexList, optionalIntegerList, rejectTogether, rejectUnknownKeys } from "./options";
 
 export const HEART_RATE_SERVICE = "180d";
@@ -68,7 +69,7 @@ export class HeartRatePeripheral extends GattPeripheral {
       addressType: config.addressType ?? "random",
       name: config.name ?? `HRM-${config.address.slice(-5).replace(":", "").toUpperCase()}`,
       clock: config.clock,
-      maxMtu: config.maxMtu ?? 247,
+      maxMtu: config.maxMtu ?? DEFAULT_SERVER_MTU,
       advertisedServices: [HEART_RATE_SERVICE],
       appearance: APPEARANCE_HEART_RATE_BELT,
     });
@@ -188,7 +189,11 @@ function parseDeviceInformation(spec: JsonObject, field: string): DeviceInformat
   rejectUnknownKeys(obj, DEVICE_INFORMATION_KEYS, at);
   const info: DeviceInformation = {};
   for (const key of DEVICE_INFORMATION_KEYS) {
-    if (obj[key] !== undefined) info[key] = optionalString(obj, key, at, "", 64);
+    if (obj[key] === undefined) continue;
+    // Up to the ATT maximum for a value: a string longer than one Read Response (MTU − 1 bytes) is read with Read Blob.
+    const text = optionalString(obj, key, at, "", ATT_MAX_VALUE_LENGTH);
+    if (Buffer.byteLength(text, "utf8") > ATT_MAX_VALUE_LENGTH) throw new ScenarioError(`${at}.${key}`, `must be at most ${ATT_MAX_VALUE_LENGTH} bytes in UTF-8`);
+    info[key] = text;
   }
   return info;
 }

@@ -37,7 +37,7 @@
 import { formatNr3 } from "../../protocol/hioki";
 import { batteryService, deviceInformationService, GattPeripheral, type PeripheralKind } from "../peripheral";
 import type { ServiceDefinition } from "../gatt-server";
-import type { AddressType, SimClock, SimTimer } from "../types";
+import { DEFAULT_SERVER_MTU, type AddressType, type SimClock, type SimTimer } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalIntegerList, optionalNumberList, optionalStringList } from "./options";
 
@@ -176,7 +176,7 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
       addressType: config.addressType ?? "public",
       name: config.name ?? `Z3210${ADAPTER_FIRMWARE}:${MODEL}#${serial}`,
       clock: config.clock,
-      maxMtu: config.maxMtu ?? 247,
+      maxMtu: config.maxMtu ?? DEFAULT_SERVER_MTU,
       advertisedServices: [HID_SERVICE],
       appearance: APPEARANCE_KEYBOARD,
     });

@@ -18,7 +18,7 @@ import type { YmodemDialect } from "../../protocol/ymodem";
 import { YmodemSender, type YmodemSenderFile, type YmodemSenderStats } from "../../protocol/ymodem-sender";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
 import { GattPeripheral, type PeripheralKind } from "../peripheral";
-import type { AddressType, LinkSettings, PeripheralLink, SimClock, SimTimer } from "../types";
+import { DEFAULT_SERVER_MTU, type AddressType, type LinkSettings, type PeripheralLink, type SimClock, type SimTimer } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalBoolean, optionalIntegerList, rejectTogether, rejectUnknownKeys } from "./options";
 
@@ -138,7 +138,7 @@ export class NusUartPeripheral extends GattPeripheral {
       addressType: config.addressType ?? "random",
       name: config.name ?? "mpy-nus",
       clock: config.clock,
-      maxMtu: config.maxMtu ?? config.link?.maxMtu ?? 247,
+      maxMtu: config.maxMtu ?? config.link?.maxMtu ?? DEFAULT_SERVER_MTU,
       advertisedServices: [NUS_SERVICE],
       appearance: config.appearance ?? APPEARANCE_GENERIC_COMPUTER,
     });
