@@ -50,7 +50,10 @@ function warningsAndErrors(): string[] {
     .map(([entry]) => String(entry.msg));
 }
 
-type SerialPortClass = new (options: { path: string; baudRate: number; autoOpen?: boolean }) => NodeJS.EventEmitter & {
+type SerialPortClass = new (options: { path: string; baudRate: number; autoOpen?: boolean }) => SerialPortLike;
+type SerialPortLike = NodeJS.EventEmitter & {
+  readonly path: string;
+  readonly opening: boolean;
   open(cb?: (error: Error | null) => void): void;
   close(cb: (error: Error | null) => void): void;
 };
@@ -60,11 +63,23 @@ function serialPortClass(): SerialPortClass {
   return (createRequire(locateUartDriver())("serialport") as { SerialPort: SerialPortClass }).SerialPort;
 }
 
-/** Resolves once opening `port` with serialport has failed (it must fail). */
-function failedOpen(port: string): Promise<void> {
-  const SerialPort = serialPortClass();
-  const probe = new SerialPort({ path: port, baudRate: 1000000, autoOpen: false });
-  return new Promise((resolve, reject) => probe.open((error) => (error ? resolve() : probe.close(() => reject(new Error(`${port} opened`))))));
+/** Every serial port opened (by the UART driver included) until `restore()`: a spy on serialport's open. */
+function spyOnSerialOpens(): { ports: SerialPortLike[]; restore(): void } {
+  const proto = serialPortClass().prototype;
+  const own = Object.prototype.hasOwnProperty.call(proto, "open");
+  const original = proto.open;
+  const ports: SerialPortLike[] = [];
+  proto.open = function (this: SerialPortLike, cb?: (error: Error | null) => void): void {
+    ports.push(this);
+    original.call(this, cb);
+  };
+  return {
+    ports,
+    restore: () => {
+      if (own) proto.open = original;
+      else delete (proto as Partial<SerialPortLike>).open;
+    },
+  };
 }
 
 /**
@@ -205,19 +220,31 @@ describe("uart adapter start-up and failures", function () {
 
   it("an adapter released while its serial port is still opening (a config node deployed and at once replaced): nothing escapes", async () => {
     const uncaught = watchUncaught();
+    const opens = spyOnSerialOpens();
     try {
       const ports = [path.join(dir, "ttyUSB-missing"), dir, "/dev/null"];
       for (const port of ports) {
         // What a ble-config node does when it is created and then closed by the next deploy, before any I/O completes.
         const adapter = acquireAdapter({ transport: "uart", port, baudRate: 1000000, flowControl: true }, DEFAULT_POLICY);
-        await adapter.unref();
+        const released = adapter.unref();
+        assert.deepEqual(
+          opens.ports.filter((p) => p.opening).map((p) => p.path),
+          [port],
+          "released while its port is still opening",
+        );
+        await released;
+        assert.deepEqual(
+          opens.ports.filter((p) => p.opening).map((p) => p.path),
+          [],
+          "unref() resolves once the port's open has ended (and its failure was emitted)",
+        );
       }
       assert.equal(openAdapterCount(), 0);
-      // Opens of the same paths queued after theirs have failed too: the thread pool takes work in order, so any
-      // error of the released ports has been emitted by now.
-      await Promise.all(ports.map((port) => failedOpen(port)));
+      // An error emitted to nobody is a rejection that Node.js reports once the current tick's promise jobs have run.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       assert.deepEqual(uncaught.seen, []);
     } finally {
+      opens.restore();
       uncaught.stop();
     }
   });
