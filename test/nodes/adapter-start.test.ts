@@ -9,7 +9,6 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Node, NodeStatus } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import { serialPortProblem } from "../../src/ble/adapter";
@@ -18,7 +17,8 @@ import type { VirtualController } from "../../src/sim/controller";
 import { locateUartDriver } from "../../src/sim/hci-driver";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
-import { collectMessages, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
+import { watchEscapes } from "../support/escapes";
+import { collectMessages, helper, isConnected, loadFlow, statusesOf, waitForStatus, warningsAndErrors, type FlowNode, useNodeRed } from "../support/red";
 
 const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
 const sink: FlowNode = { id: "out", z: "flow", type: "helper" };
@@ -33,22 +33,8 @@ const uartConfig = (port: string, extra: Record<string, unknown> = {}): FlowNode
   ...extra,
 });
 
-/** Every status the node has shown since the flow was loaded, from the helper's spy. */
-function statusesOf(node: Node): NodeStatus[] {
-  const spy = node.status as unknown as { getCalls(): { thisValue: unknown; args: NodeStatus[] }[] };
-  return spy
-    .getCalls()
-    .filter((c) => c.thisValue === node)
-    .map((c) => c.args[0]);
-}
-
-/** What this package's nodes logged at warning level or worse since the flow was loaded (node.warn, node.error). */
-function warningsAndErrors(): string[] {
-  const log = helper.log() as unknown as { args: { level: number; msg: unknown; type?: string }[][]; WARN: number };
-  return log.args
-    .filter(([entry]) => entry.level <= log.WARN && (entry.type === "ble-config" || entry.type === "heart-rate"))
-    .map(([entry]) => String(entry.msg));
-}
+/** The node types of the test flows, whose warnings and errors are checked. */
+const FLOW_TYPES = ["ble-config", "heart-rate"];
 
 type SerialPortClass = new (options: { path: string; baudRate: number; autoOpen?: boolean }) => SerialPortLike;
 type SerialPortLike = NodeJS.EventEmitter & {
@@ -82,28 +68,6 @@ function spyOnSerialOpens(): { ports: SerialPortLike[]; restore(): void } {
   };
 }
 
-/**
- * Uncaught exceptions and unhandled rejections while a test runs: what would end a Node-RED process. (serialport
- * emits a failed open's `error` from a promise handler, so with nobody listening it surfaces as an unhandled
- * rejection, which Node.js turns into an uncaught exception.) Mocha would blame whichever test is running, or only
- * warn, so each test checks its own.
- */
-function watchUncaught(): { seen: unknown[]; stop(): void } {
-  const seen: unknown[] = [];
-  const onUncaught = (error: unknown): void => {
-    seen.push(error);
-  };
-  process.on("uncaughtException", onUncaught);
-  process.on("unhandledRejection", onUncaught);
-  return {
-    seen,
-    stop: () => {
-      process.removeListener("uncaughtException", onUncaught);
-      process.removeListener("unhandledRejection", onUncaught);
-    },
-  };
-}
-
 describe("uart adapter start-up and failures", function () {
   this.timeout(30000);
   useNodeRed();
@@ -128,7 +92,7 @@ describe("uart adapter start-up and failures", function () {
         [],
         `no red status on the way: ${shown.map((s) => `${s.fill}/${String(s.text)}`).join(", ")}`,
       );
-      assert.deepEqual(warningsAndErrors(), [], "nothing logged as a warning or an error");
+      assert.deepEqual(warningsAndErrors(FLOW_TYPES), [], "nothing logged as a warning or an error");
       await helper.unload();
     } finally {
       await port.close();
@@ -143,7 +107,7 @@ describe("uart adapter start-up and failures", function () {
   ];
   for (const { what, port, reason } of failures) {
     it(`${what}: the status and the log name the operating system's reason, and nothing escapes`, async () => {
-      const uncaught = watchUncaught();
+      const uncaught = watchEscapes();
       try {
         await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port()), hrNode, sink]);
         const status = await waitForStatus(helper.getNode("hr"), (s) => s.fill === "red", 20000);
@@ -151,8 +115,8 @@ describe("uart adapter start-up and failures", function () {
         assert.ok(String(status.text).includes(port()), `the status names the port: ${String(status.text)}`);
         assert.doesNotMatch(String(status.text), /closed or not answering/);
         assert.ok(
-          warningsAndErrors().some((m) => reason.test(m)),
-          `the ble-config node logs the reason: ${JSON.stringify(warningsAndErrors())}`,
+          warningsAndErrors(FLOW_TYPES).some((m) => reason.test(m)),
+          `the ble-config node logs the reason: ${JSON.stringify(warningsAndErrors(FLOW_TYPES))}`,
         );
         await helper.unload();
         assert.equal(openAdapterCount(), 0);
@@ -202,7 +166,7 @@ describe("uart adapter start-up and failures", function () {
   });
 
   it("deploy and an immediate redeploy (the first port still opening), then stop: every adapter closed, nothing escapes", async () => {
-    const uncaught = watchUncaught();
+    const uncaught = watchEscapes();
     try {
       for (const port of [path.join(dir, "ttyUSB-missing"), dir, "/dev/null"]) {
         await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port), hrNode, sink]);
@@ -219,7 +183,7 @@ describe("uart adapter start-up and failures", function () {
   });
 
   it("an adapter released while its serial port is still opening (a config node deployed and at once replaced): nothing escapes", async () => {
-    const uncaught = watchUncaught();
+    const uncaught = watchEscapes();
     const opens = spyOnSerialOpens();
     try {
       const ports = [path.join(dir, "ttyUSB-missing"), dir, "/dev/null"];
