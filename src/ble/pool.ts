@@ -282,6 +282,8 @@ class DeviceEntry {
   session: Session | null = null;
   attempt = 0;
   retryTimer: { cancel(): void } | null = null;
+  /** Runs while the link must still stay up before the backoff starts again (see BleAdapter.armBackoffReset). */
+  resetTimer: { cancel(): void } | null = null;
   private readonly onDisconnect = (reason: unknown): void => this.adapter.handleDisconnect(this, reason);
 
   constructor(
@@ -586,6 +588,8 @@ export class BleAdapter extends EventEmitter {
     if (entry) {
       entry.leases.delete(lease);
       if (entry.leases.size === 0) await this.dropEntry(entry);
+      // A lease whose setup was still pending no longer keeps the others' link from counting as up.
+      else if (entry.session) this.armBackoffReset(entry, entry.session);
     }
     this.updateScanning();
     this.processQueue();
@@ -605,7 +609,7 @@ export class BleAdapter extends EventEmitter {
     };
     this.scanListeners.add(listener);
     this.updateScanning();
-    await new Promise<void>((resolve) => setTimeout(resolve, durationMs).unref());
+    await new Promise<void>((resolve) => this.timers.setTimeout(resolve, durationMs));
     this.scanListeners.delete(listener);
     this.updateScanning();
     // An adapter that failed while scanning (or never powered on) found nothing: say why rather than "no devices".
@@ -754,31 +758,50 @@ export class BleAdapter extends EventEmitter {
     }
   }
 
-  /**
-   * A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. The
-   * backoff starts again from reconnectDelay only when every lease's setup has succeeded: a device that accepts
-   * the link and then fails setup (or drops it) is retried ever more slowly, not every reconnectDelay forever.
-   */
+  /** A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. */
   private runSetup(entry: DeviceEntry, lease: LeaseImpl, session: Session): void {
     lease.session = session;
     lease.options.onConnected(session).then(
       () => {
         if (session.signal.aborted || lease.released) return;
         lease.setUpOn = session;
-        if ([...entry.leases].every((l) => l.setUpOn === session)) entry.attempt = 0;
+        this.armBackoffReset(entry, session);
         const info = session.info;
         lease.setState({ state: "connected", address: info.address, name: info.name, simulated: this.simulation !== null });
       },
       (error: unknown) => {
-      if (session.signal.aborted || lease.released) return;
-      const text = error instanceof Error ? error.message : String(error);
-      // Setup failures drop the connection: see LeaseOptions.onConnected.
-      this.endSession(entry);
-      const p = entry.peripheral;
-      if (p) void this.disconnectPeripheral(p);
-      this.scheduleRetry(entry, text, true);
+        if (session.signal.aborted || lease.released) return;
+        const text = error instanceof Error ? error.message : String(error);
+        // Setup failures drop the connection: see LeaseOptions.onConnected.
+        this.endSession(entry);
+        const p = entry.peripheral;
+        if (p) void this.disconnectPeripheral(p);
+        this.scheduleRetry(entry, text, true);
       },
     );
+  }
+
+  /**
+   * The backoff starts again from reconnectDelay only once every lease's setup has succeeded on the link *and*
+   * the link has then stayed up for reconnectDelay: a device that accepts the link and then fails setup, or drops
+   * it at once (as devices that demand bonding do), is retried ever more slowly, not every reconnectDelay forever.
+   * Called whenever a lease's setup succeeds or a lease leaves a connected entry; the timer ends with the session.
+   */
+  private armBackoffReset(entry: DeviceEntry, session: Session): void {
+    const allSetUp = (): boolean => entry.session === session && !session.signal.aborted && [...entry.leases].every((l) => l.setUpOn === session);
+    if (entry.resetTimer || !allSetUp()) return;
+    const ended = (): void => {
+      timer.cancel();
+      entry.resetTimer = null;
+    };
+    const timer = this.timers.setTimeout(() => {
+      entry.resetTimer = null;
+      session.signal.removeEventListener("abort", ended);
+      // A lease that joined meanwhile and is still setting up re-arms this when its setup succeeds.
+      if (allSetUp()) entry.attempt = 0;
+    }, this.policy.reconnectDelay);
+    entry.resetTimer = timer;
+    session.signal.addEventListener("abort", ended, { once: true });
   }
 
   private scheduleRetry(entry: DeviceEntry, reason: string, isError: boolean): void {

@@ -270,22 +270,76 @@ describe("connection pool (fake noble, manual clock)", () => {
       }
     });
 
-    it("starts again from reconnectDelay once a connection's setup has succeeded", async () => {
+    it("grows for a link that drops right after its setup succeeded (a device that wants bonding)", async () => {
       const h = new Harness(policy);
       const a = device(A);
-      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      a.p.calls.auto.add("connect").add("discover");
       const u = h.user({ address: A }, subscribing);
       h.noble.discover(a.p);
+      for (const delay of [100, 200, 400, 400]) {
+        (await a.chr.calls.next("subscribe")).resolve();
+        await u.waitFor(is("connected"));
+        const from = u.states.length;
+        a.p.drop(0x13);
+        assert.deepEqual(await u.waitFor(is("reconnecting"), from), { state: "reconnecting", retryInMs: delay, reason: "disconnected (19)" });
+        await waitOutBackoff(h, a.p, delay);
+      }
+    });
+
+    /** Fails two attempts (the backoff is then at 2× reconnectDelay) and brings the third link up. */
+    async function twoFailuresThenLinkUp(h: Harness, a: ReturnType<typeof device>, u: User): Promise<void> {
+      a.p.calls.auto.add("discover").add("disconnect");
+      h.noble.discover(a.p);
       for (const delay of [100, 200]) {
-        (await a.chr.calls.next("subscribe")).reject(new Error("CCCD write refused"));
-        assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: "CCCD write refused", retryInMs: delay });
+        (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
+        await u.waitFor(is("reconnecting"));
         h.clock.advance(delay);
       }
-      (await a.chr.calls.next("subscribe")).resolve();
-      await u.waitFor(is("connected"));
+      (await a.p.calls.next("connect")).resolve();
+    }
+
+    /** The link stays up for `upForMs`, then is lost: the delay of the retry the lease is shown. */
+    async function retryAfterLinkLost(h: Harness, a: ReturnType<typeof device>, u: User, upForMs: number): Promise<number> {
+      h.clock.advance(upForMs);
       const from = u.states.length;
       a.p.drop(0x08);
-      assert.deepEqual(await u.waitFor(is("reconnecting"), from), { state: "reconnecting", retryInMs: 100, reason: "connection lost (supervision timeout)" });
+      const state = await u.waitFor(is("reconnecting"), from);
+      assert.ok(state.state === "reconnecting" && state.reason === "connection lost (supervision timeout)", JSON.stringify(state));
+      return state.retryInMs;
+    }
+
+    for (const { upForMs, retryInMs, what } of [
+      { upForMs: 100, retryInMs: 100, what: "starts again from reconnectDelay once the link has stayed up for reconnectDelay after its setup" },
+      { upForMs: 99, retryInMs: 400, what: "a link lost just before reconnectDelay has passed after its setup still counts as failed" },
+    ]) {
+      it(what, async () => {
+        const h = new Harness(policy);
+        const a = device(A);
+        a.chr.calls.auto.add("subscribe");
+        const u = h.user({ address: A }, subscribing);
+        await twoFailuresThenLinkUp(h, a, u);
+        await u.waitFor(is("connected"));
+        assert.equal(await retryAfterLinkLost(h, a, u, upForMs), retryInMs);
+        assert.equal(h.clock.pending, 1, "only the retry is scheduled: the ended link's timer is gone");
+      });
+    }
+
+    it("a lease released while its setup is pending does not keep the others' link from resetting the backoff", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      const stays = h.user({ address: A });
+      let slowSetupStarted!: () => void;
+      const started = new Promise<void>((resolve) => (slowSetupStarted = resolve));
+      const leaves = h.user({ address: A }, () => {
+        slowSetupStarted();
+        // Never answers: a setup still pending when its node is closed.
+        return new Promise<void>(() => undefined);
+      });
+      await twoFailuresThenLinkUp(h, a, stays);
+      await Promise.all([stays.waitFor(is("connected")), started]);
+      await leaves.lease.release();
+      assert.equal(a.p.state, "connected", "the remaining lease keeps the link");
+      assert.equal(await retryAfterLinkLost(h, a, stays, 100), 100);
     });
 
     it("does not reset while one of two leases' setup on the link still fails", async () => {
@@ -439,6 +493,25 @@ describe("connection pool (fake noble, manual clock)", () => {
   });
 
   describe("the adapter", () => {
+    it("a scan lasts its duration on the pool's clock and reports every peripheral seen meanwhile", async () => {
+      const h = new Harness();
+      const a = device(A, "meter");
+      const b = device(B);
+      const scan = h.adapter.scan(4000);
+      assert.equal(h.noble.scanning, true);
+      h.noble.discover(a.p);
+      h.clock.advance(3999);
+      h.noble.discover(b.p);
+      let done = false;
+      void scan.then(() => (done = true));
+      await settled();
+      assert.equal(done, false, "still scanning before its duration");
+      h.clock.advance(1);
+      const seen = await scan;
+      assert.deepEqual(seen.map((p) => [p.address, p.name]).sort(), [[A, "meter"], [B, ""]]);
+      assert.equal(h.noble.scanning, false, "scanning stops with the scan");
+    });
+
     it("powered off under a connected link: the session ends, the lease says why; powered on again: set up anew", async () => {
       const h = new Harness();
       const a = device(A);

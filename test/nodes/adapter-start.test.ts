@@ -9,7 +9,6 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Node, NodeStatus } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import { serialPortProblem } from "../../src/ble/adapter";
@@ -18,7 +17,8 @@ import type { VirtualController } from "../../src/sim/controller";
 import { locateUartDriver } from "../../src/sim/hci-driver";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
-import { collectMessages, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
+import { watchEscapes } from "../support/escapes";
+import { collectMessages, helper, isConnected, loadFlow, statusesOf, waitForStatus, warningsAndErrors, type FlowNode, useNodeRed } from "../support/red";
 
 const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
 const sink: FlowNode = { id: "out", z: "flow", type: "helper" };
@@ -33,24 +33,13 @@ const uartConfig = (port: string, extra: Record<string, unknown> = {}): FlowNode
   ...extra,
 });
 
-/** Every status the node has shown since the flow was loaded, from the helper's spy. */
-function statusesOf(node: Node): NodeStatus[] {
-  const spy = node.status as unknown as { getCalls(): { thisValue: unknown; args: NodeStatus[] }[] };
-  return spy
-    .getCalls()
-    .filter((c) => c.thisValue === node)
-    .map((c) => c.args[0]);
-}
+/** The node types of the test flows, whose warnings and errors are checked. */
+const FLOW_TYPES = ["ble-config", "heart-rate"];
 
-/** What this package's nodes logged at warning level or worse since the flow was loaded (node.warn, node.error). */
-function warningsAndErrors(): string[] {
-  const log = helper.log() as unknown as { args: { level: number; msg: unknown; type?: string }[][]; WARN: number };
-  return log.args
-    .filter(([entry]) => entry.level <= log.WARN && (entry.type === "ble-config" || entry.type === "heart-rate"))
-    .map(([entry]) => String(entry.msg));
-}
-
-type SerialPortClass = new (options: { path: string; baudRate: number; autoOpen?: boolean }) => NodeJS.EventEmitter & {
+type SerialPortClass = new (options: { path: string; baudRate: number; autoOpen?: boolean }) => SerialPortLike;
+type SerialPortLike = NodeJS.EventEmitter & {
+  readonly path: string;
+  readonly opening: boolean;
   open(cb?: (error: Error | null) => void): void;
   close(cb: (error: Error | null) => void): void;
 };
@@ -60,31 +49,21 @@ function serialPortClass(): SerialPortClass {
   return (createRequire(locateUartDriver())("serialport") as { SerialPort: SerialPortClass }).SerialPort;
 }
 
-/** Resolves once opening `port` with serialport has failed (it must fail). */
-function failedOpen(port: string): Promise<void> {
-  const SerialPort = serialPortClass();
-  const probe = new SerialPort({ path: port, baudRate: 1000000, autoOpen: false });
-  return new Promise((resolve, reject) => probe.open((error) => (error ? resolve() : probe.close(() => reject(new Error(`${port} opened`))))));
-}
-
-/**
- * Uncaught exceptions and unhandled rejections while a test runs: what would end a Node-RED process. (serialport
- * emits a failed open's `error` from a promise handler, so with nobody listening it surfaces as an unhandled
- * rejection, which Node.js turns into an uncaught exception.) Mocha would blame whichever test is running, or only
- * warn, so each test checks its own.
- */
-function watchUncaught(): { seen: unknown[]; stop(): void } {
-  const seen: unknown[] = [];
-  const onUncaught = (error: unknown): void => {
-    seen.push(error);
+/** Every serial port opened (by the UART driver included) until `restore()`: a spy on serialport's open. */
+function spyOnSerialOpens(): { ports: SerialPortLike[]; restore(): void } {
+  const proto = serialPortClass().prototype;
+  const own = Object.prototype.hasOwnProperty.call(proto, "open");
+  const original = proto.open;
+  const ports: SerialPortLike[] = [];
+  proto.open = function (this: SerialPortLike, cb?: (error: Error | null) => void): void {
+    ports.push(this);
+    original.call(this, cb);
   };
-  process.on("uncaughtException", onUncaught);
-  process.on("unhandledRejection", onUncaught);
   return {
-    seen,
-    stop: () => {
-      process.removeListener("uncaughtException", onUncaught);
-      process.removeListener("unhandledRejection", onUncaught);
+    ports,
+    restore: () => {
+      if (own) proto.open = original;
+      else delete (proto as Partial<SerialPortLike>).open;
     },
   };
 }
@@ -113,7 +92,7 @@ describe("uart adapter start-up and failures", function () {
         [],
         `no red status on the way: ${shown.map((s) => `${s.fill}/${String(s.text)}`).join(", ")}`,
       );
-      assert.deepEqual(warningsAndErrors(), [], "nothing logged as a warning or an error");
+      assert.deepEqual(warningsAndErrors(FLOW_TYPES), [], "nothing logged as a warning or an error");
       await helper.unload();
     } finally {
       await port.close();
@@ -128,7 +107,7 @@ describe("uart adapter start-up and failures", function () {
   ];
   for (const { what, port, reason } of failures) {
     it(`${what}: the status and the log name the operating system's reason, and nothing escapes`, async () => {
-      const uncaught = watchUncaught();
+      const uncaught = watchEscapes();
       try {
         await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port()), hrNode, sink]);
         const status = await waitForStatus(helper.getNode("hr"), (s) => s.fill === "red", 20000);
@@ -136,8 +115,8 @@ describe("uart adapter start-up and failures", function () {
         assert.ok(String(status.text).includes(port()), `the status names the port: ${String(status.text)}`);
         assert.doesNotMatch(String(status.text), /closed or not answering/);
         assert.ok(
-          warningsAndErrors().some((m) => reason.test(m)),
-          `the ble-config node logs the reason: ${JSON.stringify(warningsAndErrors())}`,
+          warningsAndErrors(FLOW_TYPES).some((m) => reason.test(m)),
+          `the ble-config node logs the reason: ${JSON.stringify(warningsAndErrors(FLOW_TYPES))}`,
         );
         await helper.unload();
         assert.equal(openAdapterCount(), 0);
@@ -187,7 +166,7 @@ describe("uart adapter start-up and failures", function () {
   });
 
   it("deploy and an immediate redeploy (the first port still opening), then stop: every adapter closed, nothing escapes", async () => {
-    const uncaught = watchUncaught();
+    const uncaught = watchEscapes();
     try {
       for (const port of [path.join(dir, "ttyUSB-missing"), dir, "/dev/null"]) {
         await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port), hrNode, sink]);
@@ -204,20 +183,32 @@ describe("uart adapter start-up and failures", function () {
   });
 
   it("an adapter released while its serial port is still opening (a config node deployed and at once replaced): nothing escapes", async () => {
-    const uncaught = watchUncaught();
+    const uncaught = watchEscapes();
+    const opens = spyOnSerialOpens();
     try {
       const ports = [path.join(dir, "ttyUSB-missing"), dir, "/dev/null"];
       for (const port of ports) {
         // What a ble-config node does when it is created and then closed by the next deploy, before any I/O completes.
         const adapter = acquireAdapter({ transport: "uart", port, baudRate: 1000000, flowControl: true }, DEFAULT_POLICY);
-        await adapter.unref();
+        const released = adapter.unref();
+        assert.deepEqual(
+          opens.ports.filter((p) => p.opening).map((p) => p.path),
+          [port],
+          "released while its port is still opening",
+        );
+        await released;
+        assert.deepEqual(
+          opens.ports.filter((p) => p.opening).map((p) => p.path),
+          [],
+          "unref() resolves once the port's open has ended (and its failure was emitted)",
+        );
       }
       assert.equal(openAdapterCount(), 0);
-      // Opens of the same paths queued after theirs have failed too: the thread pool takes work in order, so any
-      // error of the released ports has been emitted by now.
-      await Promise.all(ports.map((port) => failedOpen(port)));
+      // An error emitted to nobody is a rejection that Node.js reports once the current tick's promise jobs have run.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       assert.deepEqual(uncaught.seen, []);
     } finally {
+      opens.restore();
       uncaught.stop();
     }
   });

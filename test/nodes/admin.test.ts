@@ -7,6 +7,7 @@ import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import { MAX_CONCURRENT_SCANS, SCAN_PATH, SERIAL_PORTS_PATH, listSerialPorts, registerAdminEndpoints, type ScanResult } from "../../src/red/admin";
 import { openAdapterCount } from "../../src/ble/pool";
+import { watchEscapes } from "../support/escapes";
 import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const HR = { name: "44278-33", address: "d8:75:ba:00:00:01", addressType: "random", services: ["180d"] };
@@ -131,13 +132,8 @@ describe("admin endpoints (scan, serial ports)", function () {
   it("answers a uart scan on a path that is no serial port with 503 and the reason, and the process survives", async () => {
     await loadFlow([bleConfigNode], [tab]);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-admin-uart-"));
-    const seen: unknown[] = [];
-    const onUncaught = (error: unknown): void => {
-      seen.push(error);
-    };
     // serialport emits a failed open's error from a promise handler: unheard, it is an unhandled rejection first.
-    process.on("uncaughtException", onUncaught);
-    process.on("unhandledRejection", onUncaught);
+    const escapes = watchEscapes();
     try {
       const cases: [string, RegExp][] = [
         [path.join(dir, "ttyUSB0"), /no such file/],
@@ -156,10 +152,9 @@ describe("admin endpoints (scan, serial ports)", function () {
         again.map((a) => a.status),
         [503, 503],
       );
-      assert.deepEqual(seen, [], "no error escaped from the serial port or its driver");
+      assert.deepEqual(escapes.seen, [], "no error escaped from the serial port or its driver");
     } finally {
-      process.removeListener("uncaughtException", onUncaught);
-      process.removeListener("unhandledRejection", onUncaught);
+      escapes.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

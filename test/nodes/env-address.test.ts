@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import type { Node, NodeMessage } from "node-red";
+import type { NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
-import { collectMessages, helper, loadFlow, useNodeRed, waitForStatus, type FlowNode } from "../support/red";
+import { collectMessages, errorsOf, helper, loadFlow, useNodeRed, waitForStatus, type FlowNode } from "../support/red";
 
 /** The address field typed as an environment variable ("env" in the editor's typed input). */
 const UNSET = "BLE_ENV_ADDRESS_TEST_UNSET";
@@ -24,15 +24,6 @@ const NODES: Record<string, FlowNode> = {
   "hioki-meter": { id: "dev", ...on, type: "hioki-meter", ble: "cfg", deviceName: "", command: "", interval: 0, topic: "", wires: [["out"]] },
 };
 const MODULES = [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode];
-
-/** What the node logged with node.error, as text. */
-function errorsOf(node: Node): string[] {
-  const spy = node.error as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
-  return spy
-    .getCalls()
-    .filter((c) => c.thisValue === node)
-    .map((c) => String(c.args[0] instanceof Error ? c.args[0].message : c.args[0]));
-}
 
 describe("device nodes: an address typed as an environment variable", function () {
   this.timeout(30000);

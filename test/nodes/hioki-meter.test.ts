@@ -8,7 +8,7 @@ import heartRateNode from "../../src/heart-rate";
 import hiokiMeterNode from "../../src/hioki-meter";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { HiokiDt4261Peripheral } from "../../src/sim/peripherals/hioki-dt4261";
-import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForError, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
+import { collectMessages, currentStatus, errorCallsOf, helper, isConnected, loadFlow, waitForError, waitForStatus, warningsOf, type FlowNode, useNodeRed } from "../support/red";
 
 const M1 = "a4:9e:69:00:00:01";
 const M2 = "a4:9e:69:00:00:02";
@@ -87,15 +87,6 @@ function dt4261(address: string): HiokiDt4261Peripheral {
 
 const out = (id: string): Node => helper.getNode(`${id}-out`);
 const node = (id: string): Node => helper.getNode(id);
-
-/** node.error calls made by this node so far (the helper spies on Node.prototype.error). */
-function errorCalls(n: Node): unknown[][] {
-  const spy = n.error as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
-  return spy
-    .getCalls()
-    .filter((c) => c.thisValue === n)
-    .map((c) => c.args);
-}
 
 /** Resolves once `condition` holds, checking on every turn of the event loop; rejects after `timeoutMs`. */
 function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
@@ -208,7 +199,7 @@ describe("hioki-meter node (Node-RED runtime + simulator through noble)", functi
         [null, ""],
       ],
     );
-    assert.deepEqual(errorCalls(node("m")), []);
+    assert.deepEqual(errorCallsOf(node("m")), []);
     assert.ok(isConnected(currentStatus(node("m"))!));
   });
 
@@ -276,7 +267,7 @@ describe("hioki-meter node (Node-RED runtime + simulator through noble)", functi
     const status = await waitForStatus(node("m"), (s) => s.fill === "yellow" && s.text === "no reply to FETC?");
     assert.equal(status.shape, "ring");
     await eventually(() => dt4261(M1).commandLog.length >= 3, "three polls written");
-    assert.deepEqual(errorCalls(node("m")), [], "a poll without reply is not an error");
+    assert.deepEqual(errorCallsOf(node("m")), [], "a poll without reply is not an error");
     const caught = collectMessages(helper.getNode("caught"), 1);
     node("m").receive({ payload: "*IDN?", topic: "mine" });
     const [msg] = (await caught) as CaughtMsg[];
@@ -330,7 +321,7 @@ describe("hioki-meter node (Node-RED runtime + simulator through noble)", functi
     await connected;
     const after = (await collectMessages(out("m"), 2)) as MeterMsg[];
     assert.ok(after.every((m) => m.payload === 0 || m.payload === -0.0001));
-    assert.deepEqual(errorCalls(node("m")), [], "a meter that powers off is a status, not an error");
+    assert.deepEqual(errorCallsOf(node("m")), [], "a meter that powers off is a status, not an error");
     assert.deepEqual(dt4261(M1).violations, []);
   });
 
@@ -404,7 +395,7 @@ describe("hioki-meter node (Node-RED runtime + simulator through noble)", functi
     await load([simConfig({ peripherals: [meter(M1)] }), meterNode("m", { command: "FETC?\tX" }), sink("m")]);
     const status = await waitForStatus(node("m"), (s) => s.fill === "red");
     assert.equal(status.text, "invalid configuration");
-    const [error] = errorCalls(node("m"));
+    const [error] = errorCallsOf(node("m"));
     assert.match(String(error[0]), /TAB/);
   });
 });
@@ -432,15 +423,6 @@ describe("hioki-meter node: the link's ATT MTU, with a meter that answers Exchan
     assert.deepEqual(dt4261(M1).violations, []);
   });
 });
-
-/** node.warn calls made by this node so far, as text. */
-function warnings(n: Node): string[] {
-  const spy = n.warn as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
-  return spy
-    .getCalls()
-    .filter((c) => c.thisValue === n)
-    .map((c) => String(c.args[0]));
-}
 
 describe("hioki-meter: a reply never reaches the wrong command (late, too long, oddly split)", function () {
   this.timeout(30000);
@@ -482,7 +464,7 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
     assert.match(String(idn.error), /no reply to "\*IDN\?" within 300 ms/);
     assert.deepEqual(max, { payload: 5, raw: "+5.00000000E+00" }, "the statistics query gets its own answer, not the identification");
     assert.deepEqual(fetch, { payload: 2, raw: "+2.00000000E+00" });
-    const [warning, ...more] = warnings(node("m"));
+    const [warning, ...more] = warningsOf(node("m"));
     assert.deepEqual(more, []);
     assert.match(warning, /discarded 28 bytes .*after "\*IDN\?" had failed/);
     assert.doesNotMatch(warning, /HIOKI|DT4261/, "the warning never echoes what the meter sent");
@@ -497,7 +479,7 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
       { payload: 1, raw: "+1.00000000E+00" },
       { payload: 2, raw: "+2.00000000E+00" },
     ]);
-    const [warning, ...more] = warnings(node("m"));
+    const [warning, ...more] = warningsOf(node("m"));
     assert.deepEqual(more, []);
     assert.match(warning, /discarded 5000 bytes .*longer than 4096 bytes.*"\*IDN\?"/);
     assert.doesNotMatch(warning, /HIOKI|DT4261/);
@@ -512,7 +494,7 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
       { payload: 1, raw: "+1.00000000E+00" },
       { payload: 2, raw: "+2.00000000E+00" },
     ]);
-    assert.deepEqual(warnings(node("m")), []);
+    assert.deepEqual(warningsOf(node("m")), []);
   });
 
   it("an LF alone in the last indication (a reply ending in CR LF) belongs to its reply (MTU 23)", async () => {
@@ -523,7 +505,7 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
       { payload: 2, raw: "+2.00000000E+00" },
       { payload: "HIOKI,DT4261,000000001,V2.10", raw: "HIOKI,DT4261,000000001,V2.10" },
     ]);
-    assert.deepEqual(warnings(node("m")), []);
+    assert.deepEqual(warningsOf(node("m")), []);
   });
 
   it("pieces of random sizes: each command gets at most its own reply, what was cut off is discarded with a warning", async () => {
@@ -537,8 +519,8 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
     });
     const cut = results.filter((r, i) => r.raw !== expected[i]).length;
     assert.ok(cut > 0, "this seed cuts some reply short");
-    assert.equal(warnings(node("m")).length, cut, "one warning per reply cut short");
-    for (const w of warnings(node("m"))) assert.match(w, /discarded \d+ bytes .*after the reply to "[^"]+" was complete/);
+    assert.equal(warningsOf(node("m")).length, cut, "one warning per reply cut short");
+    for (const w of warningsOf(node("m"))) assert.match(w, /discarded \d+ bytes .*after the reply to "[^"]+" was complete/);
   });
 });
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -555,12 +556,9 @@ describe("nus-ymodem-receive node: stats.mtu against a server that answers Excha
 
   /** The device's record of its transfers, once it has one (it ends its session on the final ACK, after the node's output). */
   async function deviceTransfers(): Promise<{ outcome: string; mtu: number }[]> {
-    const deadline = Date.now() + 10000;
-    while (device().transfers.length === 0) {
-      if (Date.now() > deadline) throw new Error("the device recorded no transfer within 10 s");
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    return device().transfers;
+    const d = device();
+    if (d.transfers.length === 0) await once(d.events, "transfer");
+    return d.transfers;
   }
 
   it("the seed's server answers 512 to the node's 247: the link and stats.mtu are 247", async () => {

@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import * as h4 from "../../src/protocol/h4";
 import { VirtualController, exchangeAirTimeUs, maxPdusPerEvent, placeAnchor, radioSlotsMs, type ConnectionEventInfo } from "../../src/sim/controller";
 import { DEFAULT_LINK, type LinkSettings } from "../../src/sim/types";
+import { escapesDuring } from "../support/escapes";
 import { FakePeripheral } from "../support/fake-peripheral";
 import { ManualClock } from "../support/manual-clock";
 
@@ -112,27 +113,6 @@ async function connect(ctx: ReturnType<typeof setup>, peripheral = ctx.periphera
   assert.ok(complete, "LE Connection Complete");
   assert.equal(complete.status, 0);
   return complete.handle;
-}
-
-/**
- * Runs `body` with the process's uncaught-exception handlers (mocha's) replaced by a collector: an 'h4' listener's
- * exception surfaces from the controller's flush on a later tick, as an uncaught exception. Returns what was thrown.
- */
-async function uncaughtDuring(body: () => Promise<void>): Promise<unknown[]> {
-  const saved = process.listeners("uncaughtException");
-  const thrown: unknown[] = [];
-  const collect = (error: unknown): void => {
-    thrown.push(error);
-  };
-  process.removeAllListeners("uncaughtException");
-  process.on("uncaughtException", collect);
-  try {
-    await body();
-  } finally {
-    process.off("uncaughtException", collect);
-    for (const listener of saved) process.on("uncaughtException", listener);
-  }
-  return thrown;
 }
 
 const notification = (size: number, seq = 0) => {
@@ -545,7 +525,8 @@ describe("sim/controller", () => {
         }
       });
       const settled: string[] = [];
-      const thrown = await uncaughtDuring(async () => {
+      // An 'h4' listener's exception surfaces from the controller's flush on a later tick, as an uncaught exception.
+      const thrown = await escapesDuring(async () => {
         for (const seq of [1, 2]) {
           link.sendAtt(notification(20, seq)).then(
             () => settled.push(`sent ${seq}`),

@@ -55,14 +55,44 @@ interface SpyCall<T> {
   args: T[];
 }
 
-interface StatusSpy {
-  getCalls(): { thisValue: unknown; args: NodeStatus[] }[];
-}
-
 /** The last status the node has set, read from the helper's spy on Node.prototype.status. */
 export function currentStatus(node: Node): NodeStatus | null {
-  const calls = (node.status as unknown as StatusSpy).getCalls().filter((c) => c.thisValue === node);
-  return calls.length ? calls[calls.length - 1].args[0] : null;
+  return statusesOf(node).at(-1) ?? null;
+}
+
+/** The arguments of every call this node made to `method` since the flow was loaded, from the helper's spies. */
+function callsOf(node: Node, method: "status" | "error" | "warn"): unknown[][] {
+  const spy = node[method] as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
+  return spy
+    .getCalls()
+    .filter((c) => c.thisValue === node)
+    .map((c) => c.args);
+}
+
+/** Every status the node has shown since the flow was loaded. */
+export function statusesOf(node: Node): NodeStatus[] {
+  return callsOf(node, "status").map((args) => args[0] as NodeStatus);
+}
+
+/** What the node logged with node.error, as text (an Error's message). */
+export function errorsOf(node: Node): string[] {
+  return callsOf(node, "error").map(([first]) => String(first instanceof Error ? first.message : first));
+}
+
+/** The arguments of each node.error call the node made (the error, and the message it is about if any). */
+export function errorCallsOf(node: Node): unknown[][] {
+  return callsOf(node, "error");
+}
+
+/** What the node logged with node.warn, as text. */
+export function warningsOf(node: Node): string[] {
+  return callsOf(node, "warn").map(([first]) => String(first));
+}
+
+/** What nodes of these types logged at warning level or worse (node.warn, node.error) since the flow was loaded. */
+export function warningsAndErrors(types: readonly string[]): string[] {
+  const log = helper.log() as unknown as { args: { level: number; msg: unknown; type?: string }[][]; WARN: number };
+  return log.args.filter(([entry]) => entry.level <= log.WARN && entry.type !== undefined && types.includes(entry.type)).map(([entry]) => String(entry.msg));
 }
 
 /** Resolves with the node's status once it satisfies `predicate`: the current one, or the first later one that does. */

@@ -10,6 +10,7 @@
  *   EOT / ACK, then it disconnects), driven by the pure YmodemSender; optionally a XOSS bike computer with its
  *   control characteristic 6e400004 serving named files.
  */
+import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { normalizeUuid } from "../../protocol/att";
@@ -398,6 +399,11 @@ export interface NusYmodemTransfer {
   stats: YmodemSenderStats;
 }
 
+export interface NusYmodemEvents {
+  /** A session ended (its record was just added to `transfers`). */
+  transfer: [transfer: NusYmodemTransfer];
+}
+
 export interface NusYmodemStats extends NusUartStats, YmodemSenderStats {
   /** YMODEM sessions started (a first start byte, or an accepted XOSS request). */
   sessions: number;
@@ -457,6 +463,8 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   readonly files: readonly YmodemSenderFile[];
   /** Every session that ended, in order. */
   readonly transfers: NusYmodemTransfer[] = [];
+  /** `transfer` as each session ends, for a test to wait for. */
+  readonly events = new EventEmitter<NusYmodemEvents>();
   /** Every XOSS control frame received and sent, for tests. */
   readonly controlLog: { direction: "in" | "out"; frame: Buffer }[] = [];
   private readonly dialect: YmodemDialect;
@@ -736,7 +744,9 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     this.session = null;
     const stats = sender.stats;
     this.foldStats(sender);
-    this.transfers.push({ files: session.files, outcome, mtu: session.mtu, streaming: session.gMode, blockSize: session.blockSize, stats });
+    const transfer: NusYmodemTransfer = { files: session.files, outcome, mtu: session.mtu, streaming: session.gMode, blockSize: session.blockSize, stats };
+    this.transfers.push(transfer);
+    this.events.emit("transfer", transfer);
     if (outcome === "disconnected") return;
     if (this.xoss) {
       if (outcome === "done") this.notifyControl(xossFrame(XOSS.IDLE));
