@@ -219,7 +219,8 @@ describe(`install: a clean clone packed and installed by Node-RED ${nodeRedManif
     const bin = path.join(work, "bare", "bin");
     if (!fs.existsSync(bin)) bareBin(path.join(work, "bare"));
     const env: NodeJS.ProcessEnv = { HOME: process.env.HOME ?? os.homedir(), PATH: bin, npm_config_python: path.join(work, "no-python", "python3"), NODE_RED_ENABLE_PROJECTS: "false" };
-    if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
+    // How this machine reaches the registry (temporary directory, certificate authorities, proxies), not build tools.
+    for (const [k, v] of Object.entries(process.env)) if (/^(TMPDIR|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|https?_proxy|no_proxy)$/i.test(k)) env[k] = v;
     // The environment really lacks them (sh's command -v searches PATH as npm and node-gyp do).
     const probe = spawnSync("sh", ["-c", "command -v python3 python make cc gcc g++ c++ clang"], { env, encoding: "utf8" });
     assert.equal(probe.stdout.trim(), "", `build tools reachable: ${probe.stdout}`);
