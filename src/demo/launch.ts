@@ -39,6 +39,8 @@ export interface LaunchOptions {
   settings?: Record<string, unknown>;
   /** Extra environment variables for Node-RED. */
   env?: Record<string, string>;
+  /** Node-RED's red.js; default the node-red installed next to this package (the devDependency). */
+  nodeRedMain?: string;
   /** Child's stdio; default "inherit". */
   stdio?: StdioOptions;
 }
@@ -112,7 +114,7 @@ export function prepareUserDir(opts: LaunchOptions): string {
 /** Prepares the user directory and starts Node-RED in a child process (the same Node.js as the caller). */
 export function launchNodeRed(opts: LaunchOptions): ChildProcess {
   const settingsFile = prepareUserDir(opts);
-  const red = require.resolve("node-red/red.js", { paths: [PACKAGE_ROOT] });
+  const red = opts.nodeRedMain ?? require.resolve("node-red/red.js", { paths: [PACKAGE_ROOT] });
   return spawn(process.execPath, [red, "--userDir", opts.userDir, "--settings", settingsFile], {
     stdio: opts.stdio ?? "inherit",
     env: { ...process.env, ...opts.env },

@@ -187,7 +187,8 @@ describe("editor in a real browser (Node-RED + headless Chromium)", function () 
     assert.match(String(await status.locator(".red-ui-flow-node-status").getAttribute("class")), /red-ui-flow-node-status-dot-green/);
     await shot("connected");
 
-    await page.locator("#red-ui-tab-debug-link-button").click();
+    // The editor's own call: Node-RED 4 and 5 lay the sidebar's tab buttons out differently.
+    await page.evaluate(() => (window as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show("debug"));
     const message = page.locator(".red-ui-debug-msg", { has: page.locator(".red-ui-debug-msg-name", { hasText: "heart beats" }) }).first();
     await message.waitFor({ timeout: 30000 });
     const payload = (await message.locator(".red-ui-debug-msg-payload").innerText()).trim();

@@ -17,6 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { SCAN_PATH, SERIAL_PORTS_PATH, type ScanResult } from "../../src/red/admin";
 import { freePort, terminate, waitForOutput } from "../support/demo-node-red";
+import { NODE_RED_MAIN } from "../support/node-red-under-test";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -105,8 +106,7 @@ function prepareUserDir(port: number): { userDir: string; settingsFile: string }
 async function startNodeRed(timeoutMs = 30000): Promise<RunningNodeRed> {
   const port = await freePort();
   const { userDir, settingsFile } = prepareUserDir(port);
-  const red = require.resolve("node-red/red.js", { paths: [ROOT] });
-  const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), red, "--userDir", userDir, "--settings", settingsFile], {
+  const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), NODE_RED_MAIN, "--userDir", userDir, "--settings", settingsFile], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_RED_ENABLE_PROJECTS: "false" },
   });

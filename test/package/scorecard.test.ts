@@ -7,26 +7,28 @@
  * package.json, package-lock.json, the node files, examples/ and the installed Node-RED. Rules that cannot be
  * checked without the network are listed as such below, not skipped silently:
  *
- * - P03 "repository or bugs link": NOT MET YET. The project has no public repository or issue tracker URL, and a
- *   made-up one would be worse than none: before publishing, the maintainers add `"repository": { "type": "git",
- *   "url": "git+https://…" }` and `"bugs": { "url": "…" }` to package.json (then restore a check here).
  * - P02 "package name in repository": the tool clones `repository.url` and compares the name in its package.json.
  * - P08 "similar names": compares the name with every package in catalogue.nodered.org.
  * - N01 against the catalogue: checked here only against Node-RED's core nodes and the Node-RED modules installed
  *   in node_modules (the catalogue's own list needs the network).
  * - D03 "out of date dependencies": needs the registry's latest versions. NOT CHECKED: before publishing, run
  *   `npm outdated --omit=dev` (or `node-red-dev validate`) where the registry is reachable.
- * - P06 compares with the registry's `latest`/`maintenance` Node-RED; here with the Node-RED this project is
- *   developed and tested against (the node-red devDependency, Node-RED 4) and the first release of its major.
+ * - P06 compares with the registry's `latest`/`maintenance` Node-RED, P07 with the oldest Node.js that `latest`
+ *   runs on; here both with the Node-RED this run tests against (the node-red devDependency, Node-RED 4.1, or
+ *   Node-RED 5 under `npm run test:nr5`) and the first release of its major.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { builtinModules } from "node:module";
+import * as os from "node:os";
 import * as path from "node:path";
+import { nodeRedManifest } from "../support/node-red-under-test";
 import { editorDefinitions, minVersion, moduleRequests, packageOf, parseRange, runtimeTypes, satisfies, type NodeDefinition } from "../support/package-rules";
 
 const ROOT = path.resolve(__dirname, "..", "..");
+/** The Node.js majors the tests run on: 20 with Node-RED 4.1 (npm test), 22 with Node-RED 5 (npm run test:nr5); see .ci/run. */
+const TESTED_NODE_MAJORS = [20, 22];
 
 type JsonRecord = Record<string, unknown>;
 
@@ -57,8 +59,8 @@ const nodeFiles = Object.entries(record(nodeRed.nodes, 'package.json "node-red".
   return { name, js: file, html: file.replace(".js", ".html") }; // node-red-dev derives the .html name exactly so
 });
 const dependencies = isRecord(pkg.dependencies) ? pkg.dependencies : {};
-/** The Node-RED this package is developed against (the node-red devDependency, installed). */
-const installedNodeRed = record(readJson(path.join(ROOT, "node_modules", "node-red", "package.json")), "node-red's package.json");
+/** The Node-RED this run tests against (the node-red devDependency, or Node-RED 5 under npm run test:nr5). */
+const installedNodeRed = record(nodeRedManifest(), "node-red's package.json");
 
 function allFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
@@ -105,6 +107,18 @@ describe("package: Flow Library scorecard (node-red-dev validate rules, offline;
     else assert.match(license, /^[A-Za-z0-9.+-]+( (OR|AND) [A-Za-z0-9.+-]+)*$|^SEE LICENSE IN \S+$/, "an SPDX id, or SEE LICENSE IN <file>");
   });
 
+  it("P03 repository and bugs links: the project's GitHub repository, under the npm scope's name", () => {
+    const name = stringField(pkg, "name", "package.json");
+    const [scope, bare] = name.slice(1).split("/");
+    const home = `https://github.com/${scope}/${bare}`;
+    const repository = record(pkg.repository, "package.json repository");
+    assert.equal(stringField(repository, "type", "package.json repository"), "git");
+    // npm's normalised form (npm pkg fix writes it so): node-red-dev clones this URL (P02).
+    assert.equal(stringField(repository, "url", "package.json repository"), `git+${home}.git`);
+    assert.equal(stringField(record(pkg.bugs, "package.json bugs"), "url", "package.json bugs"), `${home}/issues`);
+    assert.ok(stringField(pkg, "homepage", "package.json").startsWith(home), `homepage must be on ${home}`);
+  });
+
   it("P04 naming: a scoped package name", () => {
     // node-red-dev's pattern; packages created after 2021-12-01 must be scoped.
     assert.match(stringField(pkg, "name", "package.json"), /@[a-z\d][\w-.]+\/[a-z\d][\w-.]*/);
@@ -114,18 +128,33 @@ describe("package: Flow Library scorecard (node-red-dev validate rules, offline;
     assert.ok(Array.isArray(pkg.keywords) && pkg.keywords.includes("node-red"), 'package.json keywords must contain "node-red"');
   });
 
-  it("P06 node-red.version admits current Node-RED", () => {
+  it("P06 node-red.version admits the Node-RED under test", () => {
     const range = stringField(nodeRed, "version", 'package.json "node-red"');
     const current = stringField(installedNodeRed, "version", "node-red's package.json");
-    const firstOfMajor = `${current.split(".")[0]}.0.0`;
-    for (const v of [current, firstOfMajor]) assert.ok(satisfies(v, range), `node-red.version "${range}" excludes Node-RED ${v}`);
+    assert.ok(satisfies(current, range), `node-red.version "${range}" excludes Node-RED ${current}`);
   });
 
-  it("P07 engines.node admits the oldest Node.js current Node-RED supports", () => {
+  it("P07 engines.node admits the oldest Node.js the Node-RED under test supports, among the Node.js majors this project tests", () => {
     const ours = stringField(record(pkg.engines, "package.json engines"), "node", "package.json engines");
     const theirs = stringField(record(installedNodeRed.engines, "node-red's engines"), "node", "node-red's engines");
-    const oldest = minVersion(theirs);
-    assert.ok(satisfies(oldest, ours), `engines.node "${ours}" excludes Node.js ${oldest}, the oldest Node-RED ${String(installedNodeRed.version)} runs on ("${theirs}")`);
+    // Node-RED 4.1 runs on Node.js 18.5 too, which this project does not test (nor declare); Node-RED 5 needs 22.9.
+    const candidates = [minVersion(theirs), ...TESTED_NODE_MAJORS.map((m) => `${m}.0.0`)].filter((v) => satisfies(v, theirs) && TESTED_NODE_MAJORS.includes(Number(v.split(".")[0])));
+    const oldest = candidates.sort((a, b) => (satisfies(a, `<${b}`) ? -1 : 1))[0];
+    assert.ok(oldest, `Node-RED ${String(installedNodeRed.version)} ("${theirs}") runs on none of the tested Node.js majors ${TESTED_NODE_MAJORS.join(", ")}`);
+    assert.ok(satisfies(oldest, ours), `engines.node "${ours}" excludes Node.js ${oldest}, the oldest tested Node.js Node-RED ${String(installedNodeRed.version)} runs on ("${theirs}")`);
+  });
+
+  it("the declared ranges admit the Node.js and Node-RED this run tests, and start at the oldest tested ones", () => {
+    // Tested: Node-RED 4.1 on Node.js 20 (npm test, npm run test:interop) and Node-RED 5 on Node.js 22 (npm run test:nr5).
+    const nodeRange = stringField(record(pkg.engines, "package.json engines"), "node", "package.json engines");
+    const redRange = stringField(nodeRed, "version", 'package.json "node-red"');
+    assert.ok(satisfies(process.versions.node, nodeRange), `engines.node "${nodeRange}" excludes the Node.js ${process.versions.node} this run tests`);
+    assert.ok(satisfies(stringField(installedNodeRed, "version", "node-red's package.json"), redRange), `node-red.version "${redRange}" excludes the Node-RED this run tests`);
+    const devNodeRed = stringField(record(pkg.devDependencies, "package.json devDependencies"), "node-red", "package.json devDependencies");
+    const oldestRed = minVersion(devNodeRed).split(".").slice(0, 2).concat("0").join(".");
+    assert.equal(minVersion(redRange), oldestRed, `node-red.version must start at the oldest Node-RED tested (the devDependency ${devNodeRed})`);
+    assert.ok(TESTED_NODE_MAJORS.includes(Number(process.versions.node.split(".")[0])), `Node.js ${process.versions.node} is not one of the tested majors`);
+    assert.equal(minVersion(nodeRange), `${Math.min(...TESTED_NODE_MAJORS)}.0.0`, "engines.node must start at the oldest Node.js major tested");
   });
 
   it("N01 node names: each node file registers the same types in the editor and the runtime, none twice, none taken by Node-RED or an installed module", () => {
@@ -235,16 +264,41 @@ interface PackResult {
   files: { path: string }[];
 }
 
-describe("package: npm pack contents", () => {
+/**
+ * The sources as git sees them (tracked files and new ones it does not ignore) copied to a temporary directory,
+ * without the working tree's build output: what `npm pack` on a clean checkout starts from.
+ */
+function cleanCopy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-pack-"));
+  const listed = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" }).split("\0");
+  for (const file of listed) {
+    const from = path.join(ROOT, file);
+    // Regular files only: deleted-but-tracked files are gone, and the worktree's node_modules link is not a source.
+    if (!file || !fs.existsSync(from) || !fs.lstatSync(from).isFile()) continue;
+    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    fs.copyFileSync(from, path.join(dir, file));
+  }
+  fs.symlinkSync(fs.realpathSync(path.join(ROOT, "node_modules")), path.join(dir, "node_modules"), "dir");
+  return dir;
+}
+
+describe("package: npm pack contents (of a clean copy of the sources, built by npm pack itself)", () => {
   let shipped: Set<string>;
+  /** Where the package was packed: a clean copy of the sources, built by npm pack's prepack script. */
+  let packRoot: string;
 
   before(function () {
-    this.timeout(60000);
-    for (const n of nodeFiles) assert.ok(fs.existsSync(path.join(ROOT, n.js)), `${n.js} is missing: run npm run build before this test (npm test does)`);
-    // --ignore-scripts: listing the contents must not build or run anything.
-    const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    this.timeout(180000);
+    packRoot = cleanCopy();
+    assert.ok(!fs.existsSync(path.join(packRoot, nodeFiles[0].js)), "the copy starts without build output");
+    // Scripts run, as for npm publish: prepack builds the package. --dry-run: the tarball itself is not written.
+    const out = execFileSync("npm", ["pack", "--dry-run", "--json"], { cwd: packRoot, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     const result = JSON.parse(out) as PackResult[];
     shipped = new Set(result[0].files.map((f) => f.path.split(path.sep).join("/")));
+  });
+
+  after(() => {
+    if (packRoot) fs.rmSync(packRoot, { recursive: true, force: true });
   });
 
   it("ships what Node-RED and a user need: nodes, editor files, locales, icons, examples, README, LICENSE", () => {
@@ -292,7 +346,7 @@ describe("package: npm pack contents", () => {
       const file = queue.shift() as string;
       if (reached.has(file)) continue;
       reached.add(file);
-      for (const { specifier, dynamic } of moduleRequests(path.join(ROOT, file))) {
+      for (const { specifier, dynamic } of moduleRequests(path.join(packRoot, file))) {
         if (specifier.startsWith(".")) {
           const base = path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
           const target = [base, `${base}.js`, `${base}.json`, `${base}/index.js`].find((c) => shipped.has(c));
@@ -309,8 +363,21 @@ describe("package: npm pack contents", () => {
     assert.deepEqual(problems, []);
   });
 
+  it("ships no source map reference to a file it does not ship", () => {
+    const dangling: string[] = [];
+    for (const file of [...shipped].filter((f) => f.endsWith(".js"))) {
+      const text = fs.readFileSync(path.join(packRoot, file), "utf8");
+      for (const [, target] of text.matchAll(/^\/\/# sourceMappingURL=(\S+)\s*$/gm)) {
+        if (target.startsWith("data:")) continue;
+        const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(file), target));
+        if (!shipped.has(resolved)) dangling.push(`${file} -> ${target}`);
+      }
+    }
+    assert.deepEqual(dangling, [], "source map comments pointing at files the package does not contain");
+  });
+
   it("ships no stale build output: every compiled module has its TypeScript source", () => {
-    const stale = [...shipped].filter((f) => f.startsWith("nodes/") && f.endsWith(".js") && !fs.existsSync(path.join(ROOT, "src", f.slice("nodes/".length).replace(/\.js$/, ".ts"))));
+    const stale = [...shipped].filter((f) => f.startsWith("nodes/") && f.endsWith(".js") && !fs.existsSync(path.join(packRoot, "src", f.slice("nodes/".length).replace(/\.js$/, ".ts"))));
     assert.deepEqual(stale, [], "compiled files whose source is gone (a clean build would not produce them): delete them before packing");
   });
 });

@@ -9,6 +9,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { launchNodeRed, PACKAGE_ROOT } from "../../src/demo/launch";
+import { NODE_RED_MAIN } from "./node-red-under-test";
 
 /** A loopback port nobody listens on right now. */
 /** Ends a child process: SIGTERM, then SIGKILL if it is still there after `graceMs`; resolves once it has exited. */
@@ -105,6 +106,7 @@ export async function startDemoNodeRed(options: DemoNodeRedOptions): Promise<Dem
     port,
     flowSource,
     replaceFlows: true,
+    nodeRedMain: NODE_RED_MAIN,
     stdio: ["ignore", "pipe", "pipe"],
     // No settings of the tests' own: the editor opens as `npm start` opens it (nothing to dismiss over it).
     env: { NODE_RED_ENABLE_PROJECTS: "false", ...options.env },

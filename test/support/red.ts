@@ -6,11 +6,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
 import { openAdapterCount } from "../../src/ble/pool";
+import { NODE_RED_RUNTIME } from "./node-red-under-test";
 
 /** The helper emits `call:<method>` events on nodes, which Node-RED's types do not list. */
 const events = (node: Node): EventEmitter => node as unknown as EventEmitter;
 
-helper.init(require.resolve("node-red"));
+helper.init(NODE_RED_RUNTIME);
 
 export { helper };
 
