@@ -213,14 +213,14 @@ export function serialPortProblem(port: string, error: Error): AdapterProblem {
   const message = error.message;
   const reason = SERIAL_REASONS.find((r) => r.pattern.test(message));
   if (reason) return { key: reason.key, params: { code: reason.code } };
-  // Anything else: the operating system's words, without serialport's "Error: " prefixes and the path it adds.
+  // Anything else: the operating system's words, without serialport's "Error: " prefixes and the path it adds
+  // (", cannot open /dev/ttyUSB0"); should the path appear elsewhere, the words are not given.
   const words = message
     .replace(/^(Error:?\s*)+/, "")
     .replace(/,\s*cannot open\b.*$/s, "")
-    .split(port)
-    .join("uartPort")
-    .trim();
-  return { key: "uart-failed", params: { reason: words.length > 200 ? `${words.slice(0, 200)}…` : words } };
+    .trim()
+    .slice(0, 200);
+  return { key: "uart-failed", params: { reason: words !== "" && !words.includes(port) ? words : "unknown error" } };
 }
 
 /** serialport's texts: strerror() of the failed call, or its own words around it. */
@@ -277,7 +277,10 @@ export function adapterProblem(settings: TransportSettings, state: string, trans
   return `simulator adapter is ${state}`;
 }
 
-/** A serial port that opened, but whose controller never answered noble's HCI Reset. */
+/**
+ * A serial port that opened, but whose controller never answered noble's HCI Reset. The settings are not quoted
+ * (the catalog names uartPort and uartBaudRate); the parameter stays for the pool, which passes them.
+ */
 export function uartNotAnswering(_settings: Extract<TransportSettings, { transport: "uart" }>): string {
   return problemText({ key: "uart-not-answering", params: {} });
 }
