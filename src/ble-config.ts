@@ -8,6 +8,7 @@ import { setProblemText } from "./ble/adapter";
 import { acquireAdapter } from "./ble/pool";
 import { registerAdminEndpoints } from "./red/admin";
 import { poolPolicy, transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
+import { PropertyError } from "./red/properties";
 
 export = function register(RED: NodeAPI): void {
   // Adapter problems (src/ble) are worded by this node's catalog, whoever opened the adapter.
@@ -24,6 +25,8 @@ export = function register(RED: NodeAPI): void {
       if (error instanceof TransportUnavailableError) {
         this.configError = RED._(`ble-config.errors.${error.key}`, { transport: error.transport, platform: error.platform });
         this.configStatus = this.configError;
+      } else if (error instanceof PropertyError) {
+        this.configError = RED._(`ble-config.errors.${error.key}`, error.params);
       } else {
         this.configError = error instanceof Error ? error.message : String(error);
       }

@@ -20,7 +20,7 @@ import { YmodemError, type YmodemEvent } from "./protocol/ymodem";
 import { YmodemSession } from "./protocol/ymodem-session";
 import { configuredAdapter } from "./red/ble-config-node";
 import { DeviceTurns } from "./red/device-turns";
-import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
+import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
 
 const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
@@ -78,7 +78,11 @@ function enumProperty<T extends string>(value: unknown, allowed: readonly T[], f
   const s = stringProperty(value);
   if (s === "") return fallback;
   const found = allowed.find((a) => a === s);
-  if (found === undefined) throw new RangeError(`${name} must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${JSON.stringify(value)}`);
+  if (found === undefined) {
+    const list = allowed.map((a) => JSON.stringify(a)).join(", ");
+    // Not the value: it may come from an environment variable.
+    throw new PropertyError("one-of", { field: name, allowed: list }, `${name} must be one of ${list}`);
+  }
   return found;
 }
 

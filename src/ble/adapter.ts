@@ -16,6 +16,7 @@ import {
   type SerialObserver,
 } from "../sim/hci-driver";
 import { DEFAULT_SCENARIO, loadScenarioFile, parseScenario, Simulation, type Scenario } from "../sim/scenario";
+import { ScenarioError } from "../sim/validate";
 import { bluezNoble, type AdapterProblem } from "./bluez";
 
 export type { AdapterProblem } from "./bluez";
@@ -152,7 +153,7 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     let closed = false;
     const observer: SerialObserver = {
       error: (error) => {
-        if (!closed) events.transportProblem?.(serialPortProblem(settings.port, error));
+        if (!closed) events.transportProblem?.(problemText(serialPortProblem(settings.port, error)));
       },
       stopped: (whenReleased) => {
         released = whenReleased;
@@ -173,14 +174,18 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
       },
     };
   }
-  let scenario: Scenario;
+  let simulation: Simulation;
   try {
-    scenario = settings.scenario ? loadScenarioFile(settings.scenario) : parseScenario(DEFAULT_SCENARIO, "");
+    const scenario: Scenario = settings.scenario ? loadScenarioFile(settings.scenario) : parseScenario(DEFAULT_SCENARIO, "");
+    // Each peripheral kind checks its own fields as it is built.
+    simulation = new Simulation(scenario, settings.timeScale !== undefined ? { timeScale: settings.timeScale } : {});
   } catch (error) {
-    // The config node's property, so the user knows which setting to fix.
-    throw new Error(`simScenario: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    // The config node's property, so the user knows which setting to fix; never the file's path, which may come
+    // from an environment variable.
+    if (!(error instanceof ScenarioError)) throw new Error(`simScenario: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    const inFile = settings.scenario && error.field === path.resolve(settings.scenario) ? "" : `${error.field}: `;
+    throw new Error(`simScenario: ${inFile}${error.problem}`, { cause: error });
   }
-  const simulation = new Simulation(scenario, settings.timeScale !== undefined ? { timeScale: settings.timeScale } : {});
   // Unique across copies of this module: the registry of virtual controllers is process-wide.
   const id = `sim-${randomUUID()}`;
   registerVirtualController(id, simulation.controller);
@@ -202,24 +207,35 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
 }
 
 /**
- * Why a serial port failed, for the user: the operating system's reason, which serialport gives only as text
- * ("Error: No such file or directory, cannot open /dev/ttyUSB0", "Error Resource temporarily unavailable Cannot
- * lock port"), with what to do about it.
+ * Why a serial port failed, as a problem of the ble-config catalog: the operating system's reason, which serialport
+ * gives only as text ("Error: No such file or directory, cannot open /dev/ttyUSB0", "Error Resource temporarily
+ * unavailable Cannot lock port"), labelled with the error code that text stands for. The port's path is never part
+ * of it (it may come from an environment variable): the catalog names the setting, uartPort.
  */
-export function serialPortProblem(port: string, error: Error): string {
+export function serialPortProblem(port: string, error: Error): AdapterProblem {
   const message = error.message;
   const reason = SERIAL_REASONS.find((r) => r.pattern.test(message));
-  if (reason) return `HCI UART ${port}: ${reason.text}`;
-  // Anything else: the operating system's words, without serialport's "Error: " prefixes.
-  return `HCI UART ${port} failed: ${message.replace(/^(Error:?\s*)+/, "")}`;
+  if (reason) return { key: reason.key, params: { code: reason.code } };
+  // Anything else: the operating system's words, without serialport's "Error: " prefixes and the path it adds
+  // (", cannot open /dev/ttyUSB0"); should the path appear elsewhere, the words are not given.
+  const words = message
+    .replace(/^(Error:?\s*)+/, "")
+    .replace(/,\s*cannot open\b.*$/s, "")
+    .trim()
+    .slice(0, 200);
+  return { key: "uart-failed", params: { reason: words !== "" && !words.includes(port) ? words : "unknown error" } };
 }
 
-const SERIAL_REASONS: readonly { pattern: RegExp; text: string }[] = [
-  { pattern: /No such file or directory/i, text: "no such file (ENOENT): is the dongle plugged in, and is this its name? The editor lists the serial ports" },
-  { pattern: /Permission denied|Operation not permitted/i, text: "permission denied (EACCES): the user running Node-RED must be allowed to open it (group dialout on most Linux systems)" },
-  { pattern: /Is a directory/i, text: "not a serial device (EISDIR): the path is a directory" },
-  { pattern: /Inappropriate ioctl for device|Not a typewriter/i, text: "not a serial device (ENOTTY): the path is not a serial port" },
-  { pattern: /Cannot lock port|Device or resource busy|Resource temporarily unavailable/i, text: "in use by another program (EBUSY): close it (a serial monitor, another Node-RED) or pick another port" },
+/** serialport's texts: strerror() of the failed call, or its own words around it. */
+const SERIAL_REASONS: readonly { pattern: RegExp; key: string; code: string }[] = [
+  { pattern: /No such file or directory/i, key: "uart-no-such-file", code: "ENOENT" },
+  { pattern: /Permission denied/i, key: "uart-permission", code: "EACCES" },
+  { pattern: /Operation not permitted/i, key: "uart-permission", code: "EPERM" },
+  { pattern: /Is a directory/i, key: "uart-directory", code: "EISDIR" },
+  { pattern: /Inappropriate ioctl for device|Not a typewriter/i, key: "uart-not-tty", code: "ENOTTY" },
+  { pattern: /Device or resource busy/i, key: "uart-in-use", code: "EBUSY" },
+  // "Cannot lock port": flock(LOCK_EX | LOCK_NB) on a port another program holds fails with EWOULDBLOCK (= EAGAIN).
+  { pattern: /Cannot lock port|Resource temporarily unavailable/i, key: "uart-in-use", code: "EAGAIN" },
 ];
 
 /** Stops a noble whose transport holds nothing that outlives it (no serial port). */
@@ -243,7 +259,7 @@ function hciAdapterPresent(index: number): boolean {
 }
 
 function missingHciAdapter(index: number): string {
-  return `no Bluetooth adapter hci${index} on this machine (nothing in /sys/class/bluetooth); plug one in, pick another HCI device index, or use the simulator or uart transport`;
+  return problemText({ key: "hci-missing", params: { device: `hci${index}` } });
 }
 
 /**
@@ -264,29 +280,23 @@ export function adapterProblem(settings: TransportSettings, state: string, trans
     return problemText({ key: state === "poweredOff" ? "native-powered-off" : "native-unusable", params: { state } });
   }
   if (settings.transport === "hci") {
-    const dev = `hci${settings.hciDevice}`;
+    const device = `hci${settings.hciDevice}`;
     if (!hciAdapterPresent(settings.hciDevice)) return missingHciAdapter(settings.hciDevice);
-    if (state === "poweredOff") return `${dev} is down: bring it up with "sudo hciconfig ${dev} up" (or "bluetoothctl power on")`;
-    return (
-      `${dev} cannot be opened (${state}): give Node.js the raw-socket capabilities with ` +
-      `"sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which node))", and make sure no other program holds the adapter`
-    );
+    return problemText({ key: state === "poweredOff" ? "hci-down" : "hci-unusable", params: { device, state } });
   }
-  if (settings.transport === "uart") {
-    // A device path (not a Windows COM name) that is not there: the dongle is unplugged or the name is wrong.
-    if (path.isAbsolute(settings.port) && !fs.existsSync(settings.port)) {
-      return `HCI UART ${settings.port}: the serial port does not exist; plug the dongle in, or pick the port it appears as`;
-    }
-    if (state === "poweredOff") return `HCI UART ${settings.port} is closed or not answering: check the cable, the port name and that the user may open it (group dialout)`;
-    return `HCI UART ${settings.port}: controller not usable (${state}); it must be an HCI H4 controller with Bluetooth 4.0 or later`;
+  // A device path (not a Windows COM name) that is not there: the dongle is unplugged or the name is wrong.
+  if (settings.transport === "uart" && path.isAbsolute(settings.port) && !fs.existsSync(settings.port)) {
+    return problemText({ key: "uart-no-such-file", params: { code: "ENOENT" } });
   }
+  if (settings.transport === "uart") return problemText({ key: state === "poweredOff" ? "uart-closed" : "uart-unusable", params: { state } });
+  // The simulator's own words (test/ble asserts them without a catalog): its states are for developers.
   return `simulator adapter is ${state}`;
 }
 
-/** A serial port that opened, but whose controller never answered noble's HCI Reset. */
-export function uartNotAnswering(settings: Extract<TransportSettings, { transport: "uart" }>): string {
-  return (
-    `HCI UART ${settings.port} opened but did not answer HCI Reset: it must be an HCI H4 controller (the ESP32 ` +
-    `dongle's firmware) at ${settings.baudRate} baud, with RTS/CTS connected`
-  );
+/**
+ * A serial port that opened, but whose controller never answered noble's HCI Reset. The settings are not quoted
+ * (the catalog names uartPort and uartBaudRate); the parameter stays for the pool, which passes them.
+ */
+export function uartNotAnswering(_settings: Extract<TransportSettings, { transport: "uart" }>): string {
+  return problemText({ key: "uart-not-answering", params: {} });
 }

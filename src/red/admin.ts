@@ -10,6 +10,7 @@ import type { NextFunction, Request, Response } from "express";
 import { acquireAdapter, DEFAULT_POLICY, normalizeUuid, type BleAdapter, type PeripheralInfo } from "../ble/pool";
 import { locateUartDriver } from "../sim/hci-driver";
 import { transportSettings, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
+import { PropertyError } from "./properties";
 
 export const SCAN_PATH = "/ble-instruments/scan";
 export const SERIAL_PORTS_PATH = "/ble-instruments/serial-ports";
@@ -74,7 +75,7 @@ export function parseScanSeconds(raw: string): number {
   if (raw === "") return SCAN_SECONDS.default;
   const n = Number(raw);
   if (!Number.isFinite(n) || n < SCAN_SECONDS.min || n > SCAN_SECONDS.max) {
-    throw new HttpError(400, `seconds must be a number from ${SCAN_SECONDS.min} to ${SCAN_SECONDS.max}, got ${JSON.stringify(raw)}`);
+    throw new HttpError(400, `seconds must be a number from ${SCAN_SECONDS.min} to ${SCAN_SECONDS.max}`);
   }
   return n;
 }
@@ -87,7 +88,7 @@ function parseFilter(query: Query): ScanFilter {
       .filter((s) => s !== "");
   const services = list("service").map((s) => {
     if (!/^(0x)?[0-9a-f]{1,4}$|^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s)) {
-      throw new HttpError(400, `service must be a 16-bit or 128-bit UUID, got ${JSON.stringify(s)}`);
+      throw new HttpError(400, "service must be a list of 16-bit or 128-bit UUIDs");
     }
     return normalizeUuid(s);
   });
@@ -131,7 +132,9 @@ function settingsFromQuery(query: Query, env: (name: string) => string | undefin
 
 /**
  * The message with every form in which an error could carry a substituted value (as given, trimmed, JSON-quoted,
- * resolved as a path) replaced by the "${NAME}" it came from.
+ * resolved as a path) replaced by the "${NAME}" it came from: only where the form stands on its own, not inside a
+ * longer word or number (a value "0" must not turn "1200" or "hci0" into something else). The errors of src/ble and
+ * src/sim name settings rather than quote them; this is what remains for those that cannot help it.
  */
 function redact(message: string, substitutions: readonly Substitution[]): string {
   let out = message;
@@ -140,7 +143,10 @@ function redact(message: string, substitutions: readonly Substitution[]): string
     if (trimmed === "") continue;
     const forms = new Set([value, trimmed, JSON.stringify(trimmed).slice(1, -1), path.resolve(trimmed)]);
     // Longest first: a resolved path contains the value itself.
-    for (const form of [...forms].filter((f) => f !== "").sort((a, b) => b.length - a.length)) out = out.split(form).join(reference);
+    for (const form of [...forms].filter((f) => f !== "").sort((a, b) => b.length - a.length)) {
+      const escaped = form.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      out = out.replace(new RegExp(`(?<![A-Za-z0-9_])${escaped}(?![A-Za-z0-9_])`, "g"), () => reference);
+    }
   }
   return out;
 }
@@ -151,7 +157,9 @@ async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<P
   const fromQuery = settingsFromQuery(query, (name) => process.env[name]);
   if (fromQuery) {
     const { def, substitutions } = fromQuery;
-    const message = (error: unknown): string => redact(error instanceof Error ? error.message : String(error), substitutions);
+    // Property errors in the ble-config node's words (this module is registered by it, so RED._ is its catalog's).
+    const message = (error: unknown): string =>
+      redact(error instanceof PropertyError ? RED._(`ble-config.errors.${error.key}`, error.params) : error instanceof Error ? error.message : String(error), substitutions);
     let settings;
     try {
       settings = transportSettings(def);
@@ -172,7 +180,7 @@ async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<P
   if (!id) throw new HttpError(400, "config (the id of a ble-config node) or transport is required");
   const node = RED.nodes.getNode(id) as (BleConfigNode & { type?: string }) | null;
   if (!node || node.type !== "ble-config") {
-    throw new HttpError(404, `no deployed ble-config node ${JSON.stringify(id)}: deploy it first, or pass its transport settings`);
+    throw new HttpError(404, "no deployed ble-config node has this config id: deploy it first, or pass its transport settings");
   }
   if (!node.adapter) throw new HttpError(400, node.configError ?? "the ble-config node has no adapter");
   return node.adapter.scan(durationMs);

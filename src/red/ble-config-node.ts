@@ -3,7 +3,7 @@ import type { Node, NodeAPI, NodeDef } from "node-red";
 import { defaultTransport, hasNativeBluetooth, type TransportSettings } from "../ble/adapter";
 import { isAdapterName } from "../ble/bluez";
 import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
-import { intProperty, numberProperty, stringProperty } from "./properties";
+import { intProperty, numberProperty, PropertyError, stringProperty } from "./properties";
 import type { Translate } from "./status";
 
 export interface BleConfigDef extends NodeDef {
@@ -52,7 +52,7 @@ export function transportSettings(def: BleConfigDef, platform: NodeJS.Platform =
     case "bluez": {
       if (platform !== "linux") throw new TransportUnavailableError(transport, platform);
       const adapter = stringProperty(def.bluezAdapter) || "hci0";
-      if (!isAdapterName(adapter)) throw new RangeError("bluezAdapter must be a BlueZ adapter name such as hci0 (letters, digits and _, at most 32)");
+      if (!isAdapterName(adapter)) throw new PropertyError("bluezAdapter", {}, "bluezAdapter must be a BlueZ adapter name such as hci0 (letters, digits and _, at most 32)");
       return { transport, adapter };
     }
     case "native":
@@ -62,7 +62,7 @@ export function transportSettings(def: BleConfigDef, platform: NodeJS.Platform =
       return { transport, hciDevice: intProperty(def.hciDevice, 0, 0, 255, "hciDevice") };
     case "uart": {
       const port = stringProperty(def.uartPort);
-      if (!port) throw new RangeError("uartPort is required for the uart transport (e.g. /dev/ttyUSB0)");
+      if (!port) throw new PropertyError("uartPort-required", {}, "uartPort is required for the uart transport (e.g. /dev/ttyUSB0)");
       return {
         transport,
         port,
@@ -75,7 +75,8 @@ export function transportSettings(def: BleConfigDef, platform: NodeJS.Platform =
       return { transport, scenario: stringProperty(def.simScenario), ...(timeScale !== 1 ? { timeScale } : {}) };
     }
     default:
-      throw new RangeError(`transport must be "bluez", "native", "hci", "uart" or "simulator", got ${JSON.stringify(transport)}`);
+      // Not the value: it may come from an environment variable ("${TRANSPORT}").
+      throw new PropertyError("transport", {}, 'transport must be "bluez", "native", "hci", "uart" or "simulator"');
   }
 }
 

@@ -5,17 +5,33 @@
  */
 import type { Node, NodeMessage } from "node-red";
 
+/**
+ * An invalid property, to be worded by the node's message catalog: `errors.<key>` with `params` (see showInvalid in
+ * ./status). Its message is the same in English, for callers without a catalog.
+ */
+export class PropertyError extends RangeError {
+  constructor(
+    readonly key: string,
+    readonly params: Record<string, string | number>,
+    english: string,
+  ) {
+    super(english);
+  }
+}
+
 export function intProperty(value: unknown, fallback: number, min: number, max: number, name: string): number {
   if (value === undefined || value === null || value === "") return fallback;
   const n = typeof value === "number" ? value : Number(String(value).trim());
-  if (!Number.isInteger(n) || n < min || n > max) throw new RangeError(`${name} must be a whole number between ${min} and ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new PropertyError("int-range", { field: name, min, max }, `${name} must be a whole number between ${min} and ${max}`);
+  }
   return n;
 }
 
 export function numberProperty(value: unknown, fallback: number, min: number, max: number, name: string): number {
   if (value === undefined || value === null || value === "") return fallback;
   const n = typeof value === "number" ? value : Number(String(value).trim());
-  if (!Number.isFinite(n) || n < min || n > max) throw new RangeError(`${name} must be a number between ${min} and ${max}`);
+  if (!Number.isFinite(n) || n < min || n > max) throw new PropertyError("number-range", { field: name, min, max }, `${name} must be a number between ${min} and ${max}`);
   return n;
 }
 
@@ -29,7 +45,7 @@ const ADDRESS = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$|^[0-9a-f]{12}$/i;
 export function addressProperty(value: unknown): string {
   const s = stringProperty(value);
   if (!s) return "";
-  if (!ADDRESS.test(s)) throw new RangeError("address must look like d8:75:ba:00:00:01");
+  if (!ADDRESS.test(s)) throw new PropertyError("address", { field: "address" }, "address must look like d8:75:ba:00:00:01");
   const hex = s.replace(/[:-]/g, "").toLowerCase();
   return hex.match(/../g)!.join(":");
 }
@@ -49,10 +65,10 @@ interface EnvContext {
 export function strOrEnvProperty(RED: EnvContext, node: Node, value: unknown, type: unknown, field = "address"): unknown {
   if (type !== "env") return value;
   const name = stringProperty(value);
-  if (!name) throw new RangeError(`${field} is typed as an environment variable but names none`);
+  if (!name) throw new PropertyError("env-none", { field }, `${field} is typed as an environment variable but names none`);
   const resolved = RED.util.evaluateNodeProperty(name, "env", node, {});
   if (typeof resolved !== "string" || resolved.trim() === "") {
-    throw new RangeError(`${field} names the environment variable ${name}, which is not set, empty or not text`);
+    throw new PropertyError("env-unset", { field, variable: name }, `${field} names the environment variable ${name}, which is not set, empty or not text`);
   }
   return resolved;
 }

@@ -1,6 +1,7 @@
 /** Lease states as Node-RED status dots, following core conventions (green dot, yellow ring, red ring). */
 import type { Node, NodeStatus } from "node-red";
 import type { LeaseState } from "../ble/pool";
+import { PropertyError } from "./properties";
 
 export type Translate = (key: string, substitutions?: Record<string, string | number>) => string;
 
@@ -24,9 +25,12 @@ export function statusFor(state: LeaseState, t: Translate): NodeStatus {
   }
 }
 
-/** A node whose own properties are invalid: red ring, and the reason in the log. Returns the reason. */
+/**
+ * A node whose own properties are invalid: red ring, and the reason in the log, worded by the node's catalog
+ * (`errors.<key>`) when it is a PropertyError. Returns the reason.
+ */
 export function showInvalid(node: Node, t: Translate, error: unknown): string {
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = error instanceof PropertyError ? t(`errors.${error.key}`, error.params) : error instanceof Error ? error.message : String(error);
   node.status({ fill: "red", shape: "ring", text: t("status.invalid") });
   node.error(reason);
   return reason;

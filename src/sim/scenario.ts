@@ -92,11 +92,11 @@ const LINK_KEYS = ["connectionIntervalMs", "pdusPerEvent", "dataLength", "maxMtu
 const EVENT_KEYS = ["atMs", "address", "action"];
 
 function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], prefix: string): void {
-  for (const key of Object.keys(obj)) {
+  Object.keys(obj).forEach((key, i) => {
     if (!allowed.includes(key)) {
-      throw new ScenarioError(prefix ? `${prefix}.${keyName(key)}` : keyName(key), `unknown key; expected one of ${allowed.map((k) => JSON.stringify(k)).join(", ")}`);
+      throw new ScenarioError(prefix ? `${prefix}.${keyName(i)}` : keyName(i), `unknown key; expected one of ${allowed.map((k) => JSON.stringify(k)).join(", ")}`);
     }
-  }
+  });
 }
 
 function parseLink(value: unknown): LinkSettings {
@@ -106,7 +106,7 @@ function parseLink(value: unknown): LinkSettings {
   const connectionIntervalMs = optionalNumber(link, "connectionIntervalMs", "link", DEFAULT_LINK.connectionIntervalMs, 7.5, 4000);
   const steps = connectionIntervalMs / 1.25;
   if (Math.abs(steps - Math.round(steps)) > 1e-9) {
-    throw new ScenarioError("link.connectionIntervalMs", `must be a multiple of 1.25 ms, got ${connectionIntervalMs}`);
+    throw new ScenarioError("link.connectionIntervalMs", "must be a multiple of 1.25 ms");
   }
   return {
     connectionIntervalMs,
@@ -130,7 +130,7 @@ function parseCapture(value: unknown, baseDir: string): string | undefined {
   if (value.length > MAX_CAPTURE_PATH) throw new ScenarioError("capture", `must be at most ${MAX_CAPTURE_PATH} characters`);
   // A NUL would reach the file system call and fail there with a less helpful message.
   if (value.includes("\0")) throw new ScenarioError("capture", "must not contain a NUL character");
-  if (value.endsWith("/") || value.endsWith(path.sep)) throw new ScenarioError("capture", `must name a file, not a directory: ${JSON.stringify(value)}`);
+  if (value.endsWith("/") || value.endsWith(path.sep)) throw new ScenarioError("capture", "must name a file, not a directory");
   return path.resolve(baseDir, value);
 }
 
@@ -142,7 +142,7 @@ export function parseScenario(json: unknown, baseDir: string): Scenario {
   const capture = parseCapture(json.capture, baseDir);
   const timeScale = json.timeScale ?? 1;
   if (typeof timeScale !== "number" || !Number.isFinite(timeScale)) throw new ScenarioError("timeScale", "must be a number");
-  if (timeScale < 0.01 || timeScale > 10000) throw new ScenarioError("timeScale", `must be between 0.01 and 10000, got ${timeScale}`);
+  if (timeScale < 0.01 || timeScale > 10000) throw new ScenarioError("timeScale", "must be between 0.01 and 10000");
 
   if (json.peripherals === undefined) throw new ScenarioError("peripherals", "is required (an array of peripheral entries)");
   if (!Array.isArray(json.peripherals)) throw new ScenarioError("peripherals", "must be an array");
@@ -154,7 +154,7 @@ export function parseScenario(json: unknown, baseDir: string): Scenario {
     const kind = requireString(spec, "kind", field, 64);
     const address = requireAddress(spec, "address", field);
     const earlier = byAddress.get(address);
-    if (earlier !== undefined) throw new ScenarioError(`${field}.address`, `${address} is already used by ${earlier}`);
+    if (earlier !== undefined) throw new ScenarioError(`${field}.address`, `is already used by ${earlier}`);
     byAddress.set(address, field);
     peripherals.push({ kind, address, field, spec: { ...spec, address } });
   });
@@ -169,10 +169,7 @@ export function parseScenario(json: unknown, baseDir: string): Scenario {
       if (ev.atMs === undefined) throw new ScenarioError(`${field}.atMs`, "is required");
       const atMs = optionalNumber(ev, "atMs", field, 0, 0, 365 * 24 * 3600 * 1000);
       const address = requireAddress(ev, "address", field);
-      if (!byAddress.has(address)) {
-        const known = [...byAddress.keys()].join(", ") || "none";
-        throw new ScenarioError(`${field}.address`, `no peripheral has address ${address} (known: ${known})`);
-      }
+      if (!byAddress.has(address)) throw new ScenarioError(`${field}.address`, "no peripheral has this address");
       if (ev.action === undefined) throw new ScenarioError(`${field}.action`, `is required (${ACTIONS.map((a) => JSON.stringify(a)).join(" or ")})`);
       const action = optionalEnum(ev, "action", field, ACTIONS, "power-off");
       events.push({ atMs, address, action });
@@ -208,7 +205,7 @@ export function loadScenarioFile(file: string): Scenario {
     if (scenario.capture === resolved) throw new ScenarioError("capture", "must not be the scenario file itself");
     return scenario;
   } catch (error) {
-    if (error instanceof ScenarioError) throw new ScenarioError(error.field, `${error.message.slice(`scenario: ${error.field}: `.length)} (in ${resolved})`);
+    if (error instanceof ScenarioError) throw new ScenarioError(error.field, error.problem, resolved);
     throw error;
   }
 }
@@ -277,9 +274,13 @@ function systemReason(error: unknown): string {
  * What is wrong with the JSON, and where, from JSON.parse's message, which V8 sometimes completes with a quote of
  * the text around the error: only messages made of words and quoted punctuation are kept, never a quote of the file.
  */
-function jsonSyntaxProblem(text: string, message: string): string {
+export function jsonSyntaxProblem(text: string, message: string): string {
   if (/^Unexpected end of JSON input/.test(message)) return "it ends too early";
   const positioned = /^(.*) in JSON at position (\d+)/.exec(message);
+  // "Unexpected token r in JSON at position 7" (Node 18 and earlier) names the file's character itself.
+  if (/^Unexpected token\b/.test(message)) {
+    return `unexpected character${positioned ? lineAndColumn(text, Number(positioned[2])) : ""} (check quotes, commas and comments, which JSON does not allow)`;
+  }
   if (positioned && /^[A-Za-z -]*(?:'[^\sA-Za-z0-9'"]'[A-Za-z -]*)*$/.test(positioned[1])) {
     return `${positioned[1].charAt(0).toLowerCase()}${positioned[1].slice(1)}${lineAndColumn(text, Number(positioned[2]))}`;
   }
@@ -356,7 +357,8 @@ export class Simulation {
     try {
       capture = new BtsnoopCapture(file, () => startUnixMs + this.clock.now());
     } catch (error) {
-      throw new ScenarioError("capture", `cannot write ${file} (${error instanceof Error ? error.message : String(error)})`);
+      // Not the path: it is the scenario's directory, which may come from an environment variable.
+      throw new ScenarioError("capture", `cannot be written (${systemReason(error)})`);
     }
     this.controller.on("h4", (packet: Buffer) => capture.record(packet, "controller-to-host"));
     this.controller.on("host-h4", (packet: Buffer) => capture.record(packet, "host-to-controller"));

@@ -1,20 +1,29 @@
-/** Scenario validation: every failure names the offending field by its JSON path. */
+/**
+ * Scenario validation: every failure names the offending field by its JSON path and says what is wrong with it,
+ * never quoting what the file holds there (a scenario path can name any JSON file the runtime may read).
+ */
 
 export class ScenarioError extends Error {
   constructor(
     readonly field: string,
-    message: string,
+    /** What is wrong, without the field: "must be a number". */
+    readonly problem: string,
+    /** The scenario file, when the scenario was read from one. */
+    readonly file?: string,
   ) {
-    super(`scenario: ${field}: ${message}`);
+    super(`scenario: ${field}: ${problem}${file !== undefined ? ` (in ${file})` : ""}`);
     this.name = "ScenarioError";
   }
 }
 
 export type JsonObject = Record<string, unknown>;
 
-/** A key as it appears in a field path: plain keys as they are, odd ones ("", "a b", "x.y") quoted. */
-export function keyName(key: string): string {
-  return /^[A-Za-z_$][\w$-]*$/.test(key) ? key : JSON.stringify(key);
+/**
+ * A key the file chose (an unknown option, a command line, a file name), as it appears in a field path: by its
+ * position in its object, "(key 3)", never quoted, so that no part of the file is echoed.
+ */
+export function keyName(index: number): string {
+  return `(key ${index + 1})`;
 }
 
 export function isObject(value: unknown): value is JsonObject {
@@ -30,13 +39,13 @@ export function optionalNumber(obj: JsonObject, key: string, field: string, fall
   const value = obj[key];
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value)) throw new ScenarioError(`${field}.${key}`, "must be a number");
-  if (value < min || value > max) throw new ScenarioError(`${field}.${key}`, `must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max) throw new ScenarioError(`${field}.${key}`, `must be between ${min} and ${max}`);
   return value;
 }
 
 export function optionalInteger(obj: JsonObject, key: string, field: string, fallback: number, min: number, max: number): number {
   const value = optionalNumber(obj, key, field, fallback, min, max);
-  if (!Number.isInteger(value)) throw new ScenarioError(`${field}.${key}`, `must be a whole number, got ${value}`);
+  if (!Number.isInteger(value)) throw new ScenarioError(`${field}.${key}`, "must be a whole number");
   return value;
 }
 
@@ -67,6 +76,6 @@ const ADDRESS = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** A Bluetooth device address, normalised to lowercase. */
 export function requireAddress(obj: JsonObject, key: string, field: string): string {
   const value = requireString(obj, key, field, 17).toLowerCase();
-  if (!ADDRESS.test(value)) throw new ScenarioError(`${field}.${key}`, `must look like "d8:75:ba:00:00:01", got ${JSON.stringify(obj[key])}`);
+  if (!ADDRESS.test(value)) throw new ScenarioError(`${field}.${key}`, 'must look like "d8:75:ba:00:00:01"');
   return value;
 }

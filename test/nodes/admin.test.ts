@@ -110,7 +110,7 @@ describe("admin endpoints (scan, serial ports)", function () {
     }
     const unset = await scan({ transport: "simulator", simScenario: "${BLE_ADMIN_TEST_UNSET}", seconds: "1" });
     assert.equal(unset.status, 503, "an unset variable stays as written: no such scenario file");
-    assert.match((unset.body as { error: string }).error, /BLE_ADMIN_TEST_UNSET/);
+    assert.match((unset.body as { error: string }).error, /^simScenario: cannot be read \(ENOENT/);
     assert.equal(openAdapterCount(), 0);
   });
 
@@ -211,14 +211,91 @@ describe("admin endpoints (scan, serial ports)", function () {
         const { error } = res.body as { error: string };
         assert.ok(!/s3cr3t|root:/.test(error), `${JSON.stringify(query)} answered without the data: ${error}`);
       }
-      // The error still says which setting is wrong: the variable by name.
+      // The error still says which setting is wrong.
       const named = await scan({ transport: "uart", uartPort: "${BLE_ADMIN_TEST_SECRET_PATH}", seconds: "1" });
-      assert.match((named.body as { error: string }).error, /\$\{BLE_ADMIN_TEST_SECRET_PATH\}.*no such file/);
+      assert.match((named.body as { error: string }).error, /uartPort.*no such file/);
     } finally {
       delete process.env.BLE_ADMIN_TEST_SECRET_TEXT;
       delete process.env.BLE_ADMIN_TEST_SECRET_PATH;
       delete process.env.BLE_ADMIN_TEST_SECRET_FILE;
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("never quotes a scenario file's values or keys, whatever field they are in, and still names the field", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-admin-json-"));
+    const secret = "s3cr3t-token-0123456789abcdef";
+    const hr = { kind: "heart-rate", address: "d8:75:ba:00:00:01" };
+    const files: [unknown, RegExp][] = [
+      [{ peripherals: [{ kind: "heart-rate", address: secret.slice(0, 17) }] }, /peripherals\[0\]\.address: must look like/],
+      [{ peripherals: [{ ...hr, bpm: [60, secret] }] }, /peripherals\[0\]\.bpm\[1\]: must be a whole number/],
+      [{ peripherals: [{ ...hr, packets: [secret] }] }, /peripherals\[0\]\.packets\[0\]: must be hex digits/],
+      [{ peripherals: [{ ...hr, [secret]: 1 }] }, /peripherals\[0\]\.\(key 3\): unknown option/],
+      [{ [secret]: [], peripherals: [] }, /\(key 1\): unknown key/],
+      [{ peripherals: [{ kind: secret, address: "d8:75:ba:00:00:01" }] }, /peripherals\[0\]\.kind: unknown peripheral kind/],
+      [{ capture: `${secret}/`, peripherals: [] }, /capture: must name a file, not a directory/],
+      [{ timeScale: 123456789, peripherals: [] }, /timeScale: must be between/],
+    ];
+    try {
+      for (const [content, field] of files) {
+        const file = path.join(dir, "scenario.json");
+        fs.writeFileSync(file, JSON.stringify(content));
+        const res = await scan({ transport: "simulator", simScenario: file, seconds: "1" });
+        assert.equal(res.status, 503, JSON.stringify(content));
+        const { error } = res.body as { error: string };
+        assert.ok(!/s3cr3t|123456789/.test(error), `answered without the file's data: ${error}`);
+        assert.match(error, field);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a scan of a deployed config node whose settings come from environment variables never answers their values", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ble-admin-deployed-"));
+    process.env.BLE_ADMIN_TEST_SERIAL = path.join(dir, "s3cr3t-dir", "ttyUSB0");
+    process.env.BLE_ADMIN_TEST_SCENARIO_FILE = path.join(dir, "s3cr3t-dir", "scenario.json");
+    process.env.BLE_ADMIN_TEST_TRANSPORT = "s3cr3t-transport";
+    try {
+      await loadFlow(
+        [bleConfigNode],
+        [
+          tab,
+          { id: "cfg-uart", type: "ble-config", transport: "uart", uartPort: "${BLE_ADMIN_TEST_SERIAL}", reconnectDelay: 100 },
+          { id: "cfg-sim", type: "ble-config", transport: "simulator", simScenario: "${BLE_ADMIN_TEST_SCENARIO_FILE}" },
+          { id: "cfg-bad", type: "ble-config", transport: "${BLE_ADMIN_TEST_TRANSPORT}" },
+        ],
+      );
+      for (const [config, status, reason] of [
+        ["cfg-bad", 400, /transport must be/],
+        ["cfg-sim", 503, /simScenario.*cannot be read/],
+        ["cfg-uart", 503, /uartPort.*no such file/],
+      ] as const) {
+        // Only ble-config.read is needed for this scan: a user who may not see the environment.
+        const res = await scan({ config, seconds: "1" });
+        assert.equal(res.status, status, config);
+        const { error } = res.body as { error: string };
+        assert.ok(!/s3cr3t/.test(error), `${config}: answered without the expanded value: ${error}`);
+        assert.match(error, reason);
+      }
+    } finally {
+      delete process.env.BLE_ADMIN_TEST_SERIAL;
+      delete process.env.BLE_ADMIN_TEST_SCENARIO_FILE;
+      delete process.env.BLE_ADMIN_TEST_TRANSPORT;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an environment variable with a short value does not garble the error naming it", async () => {
+    await loadFlow([bleConfigNode], [tab]);
+    process.env.BLE_ADMIN_TEST_ZERO = "0";
+    try {
+      const res = await scan({ transport: "uart", uartPort: "/dev/ttyUSB0", uartBaudRate: "${BLE_ADMIN_TEST_ZERO}", seconds: "1" });
+      assert.equal(res.status, 400);
+      assert.match((res.body as { error: string }).error, /uartBaudRate must be a whole number between 1200 and 16000000/);
+    } finally {
+      delete process.env.BLE_ADMIN_TEST_ZERO;
     }
   });
 

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
@@ -25,6 +27,15 @@ const NODES: Record<string, FlowNode> = {
 };
 const MODULES = [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode];
 
+/** The node's message catalog entry `errors.<key>`, with its substitutions made. */
+function catalogText(type: string, key: string, subs: Record<string, string>): string {
+  const file = path.join(__dirname, "../../nodes/locales/en-US", `${type}.json`);
+  const catalog = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, { errors: Record<string, string | undefined> }>;
+  const text = catalog[type].errors[key];
+  assert.ok(text !== undefined, `${type}: errors.${key} is in the catalog`);
+  return Object.entries(subs).reduce((t, [name, value]) => t.split(`__${name}__`).join(value), text);
+}
+
 describe("device nodes: an address typed as an environment variable", function () {
   this.timeout(30000);
   useNodeRed();
@@ -42,10 +53,10 @@ describe("device nodes: an address typed as an environment variable", function (
       const status = await waitForStatus(dev, (s) => s.fill === "red");
       assert.deepEqual(status, { fill: "red", shape: "ring", text: "invalid configuration" });
       const errors = errorsOf(dev);
-      assert.ok(
-        errors.some((e) => e.includes("address") && e.includes(UNSET)),
-        `the log names the field and the variable: ${JSON.stringify(errors)}`,
-      );
+      // The node's own catalog words it, naming the field and the variable.
+      const expected = catalogText(type, "env-unset", { field: "address", variable: UNSET });
+      assert.ok(expected.includes("address") && expected.includes(UNSET));
+      assert.ok(errors.includes(expected), `the log says ${JSON.stringify(expected)}: ${JSON.stringify(errors)}`);
     });
 
     it(`${type}: a variable set to an empty value or to something that is not an address is refused without echoing it`, async () => {
@@ -58,6 +69,8 @@ describe("device nodes: an address typed as an environment variable", function (
         const errors = errorsOf(dev);
         assert.ok(errors.length > 0);
         for (const e of errors) assert.ok(!e.includes("secret-token"), `the log does not echo the variable's value: ${e}`);
+        const expected = value.trim() === "" ? catalogText(type, "env-unset", { field: "address", variable: SET }) : catalogText(type, "address", { field: "address" });
+        assert.ok(errors.includes(expected), `the log says ${JSON.stringify(expected)}: ${JSON.stringify(errors)}`);
         await helper.unload();
       }
     });

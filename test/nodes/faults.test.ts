@@ -328,7 +328,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
         await loadFlow(MODULES, [tab, { id: "cfg", type: "ble-config", transport: "uart", uartPort: port.path, uartBaudRate: 1000000, reconnectDelay: 100 }, hrNode(), meterNode(), ...sinks()]);
         await Promise.all([waitForStatus(node("hr"), isConnected, 20000), waitForStatus(node("meter"), isConnected, 20000)]);
         await collectMessages(node("outHr"), 1);
-        const adapterError = (s: NodeStatus): boolean => s.fill === "red" && String(s.text).includes(port.path);
+        const adapterError = (s: NodeStatus): boolean => s.fill === "red" && String(s.text).includes("HCI UART (uartPort)");
         const errors = Promise.all([waitForStatus(node("hr"), adapterError, 20000), waitForStatus(node("meter"), adapterError, 20000)]);
         await port.close();
         const [status] = await errors;
@@ -361,7 +361,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
         await loadFlow(MODULES, [tab, { id: "cfg", type: "ble-config", transport: "uart", uartPort: devicePath, uartBaudRate: 1000000, reconnectDelay: 100 }, hrNode(), ...sinks()]);
         await waitForStatus(node("hr"), isConnected, 20000);
         await collectMessages(node("outHr"), 1);
-        const gone = waitForStatus(node("hr"), (s) => s.fill === "red" && String(s.text).includes(devicePath), 20000);
+        const gone = waitForStatus(node("hr"), (s) => s.fill === "red" && String(s.text).includes("HCI UART (uartPort)"), 20000);
         await port.close();
         fs.unlinkSync(devicePath);
         await gone;

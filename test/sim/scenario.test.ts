@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { once } from "node:events";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { DEFAULT_SCENARIO, MAX_SCENARIO_BYTES, Simulation, loadScenarioFile, parseScenario, type PeripheralFactory } from "../../src/sim/scenario";
+import { DEFAULT_SCENARIO, MAX_SCENARIO_BYTES, Simulation, jsonSyntaxProblem, loadScenarioFile, parseScenario, type PeripheralFactory } from "../../src/sim/scenario";
 import { DEFAULT_LINK } from "../../src/sim/types";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
 import { FakePeripheral } from "../support/fake-peripheral";
@@ -93,11 +93,11 @@ describe("sim/scenario", () => {
 
     it("names the field in every error", () => {
       rejects([], "(top level)", /must be a JSON object/);
-      rejects({ ...base(), peripheral: [] }, "peripheral", /unknown key; expected one of "link", "timeScale", "peripherals", "events"/);
+      rejects({ ...base(), peripheral: [] }, "(key 2)", /unknown key; expected one of "link", "timeScale", "peripherals", "events"/);
       rejects({ ...base(), timeScale: 0 }, "timeScale", /between 0.01 and 10000/);
       rejects({ ...base(), timeScale: "fast" }, "timeScale", /must be a number/);
       rejects({ ...base(), link: 5 }, "link", /must be an object/);
-      rejects({ ...base(), link: { interval: 7.5 } }, "link.interval", /unknown key/);
+      rejects({ ...base(), link: { interval: 7.5 } }, "link.(key 1)", /unknown key/);
       rejects({ ...base(), link: { connectionIntervalMs: 5 } }, "link.connectionIntervalMs", /between 7.5 and 4000/);
       rejects({ ...base(), link: { connectionIntervalMs: 8 } }, "link.connectionIntervalMs", /multiple of 1.25/);
       rejects({ ...base(), link: { dataLength: 300 } }, "link.dataLength", /between 27 and 251/);
@@ -107,15 +107,15 @@ describe("sim/scenario", () => {
       rejects({ peripherals: {} }, "peripherals", /must be an array/);
       rejects({ peripherals: [{ kind: "fake", address: "c0:ff:ee:00:00:01" }, 7] }, "peripherals[1]", /must be an object/);
       rejects({ peripherals: [{ address: "c0:ff:ee:00:00:01" }] }, "peripherals[0].kind", /is required/);
-      rejects({ peripherals: [{ kind: "fake", address: "c0:ff:ee:00:00:01" }, { kind: "fake", address: "c0:ff:ee:00:01" }] }, "peripherals[1].address", /must look like "d8:75:ba:00:00:01"/);
-      rejects({ peripherals: [{ kind: "fake", address: "c0:ff:ee:00:00:01" }, { kind: "fake", address: "C0:FF:EE:00:00:01" }] }, "peripherals[1].address", /already used by peripherals\[0\]/);
+      rejects({ peripherals: [{ kind: "fake", address: "c0:ff:ee:00:00:01" }, { kind: "fake", address: "c0:ff:ee:00:01" }] }, "peripherals[1].address", /must look like "d8:75:ba:00:00:01"$/);
+      rejects({ peripherals: [{ kind: "fake", address: "c0:ff:ee:00:00:01" }, { kind: "fake", address: "C0:FF:EE:00:00:01" }] }, "peripherals[1].address", /: is already used by peripherals\[0\]$/);
       rejects({ ...base(), events: {} }, "events", /must be an array/);
       rejects({ ...base(), events: [{ address: "c0:ff:ee:00:00:01", action: "power-off" }] }, "events[0].atMs", /is required/);
       rejects({ ...base(), events: [{ atMs: -1, address: "c0:ff:ee:00:00:01", action: "power-off" }] }, "events[0].atMs", /between 0/);
-      rejects({ ...base(), events: [{ atMs: 1, address: "c0:ff:ee:00:00:09", action: "power-off" }] }, "events[0].address", /no peripheral has address c0:ff:ee:00:00:09/);
+      rejects({ ...base(), events: [{ atMs: 1, address: "c0:ff:ee:00:00:09", action: "power-off" }] }, "events[0].address", /no peripheral has this address$/);
       rejects({ ...base(), events: [{ atMs: 1, address: "c0:ff:ee:00:00:01" }] }, "events[0].action", /is required/);
       rejects({ ...base(), events: [{ atMs: 1, address: "c0:ff:ee:00:00:01", action: "reboot" }] }, "events[0].action", /must be one of "power-off", "power-on"/);
-      rejects({ ...base(), events: [{ atMs: 1, address: "c0:ff:ee:00:00:01", action: "power-on", at: 3 }] }, "events[0].at", /unknown key/);
+      rejects({ ...base(), events: [{ atMs: 1, address: "c0:ff:ee:00:00:01", action: "power-on", at: 3 }] }, "events[0].(key 4)", /unknown key/);
     });
   });
 
@@ -216,6 +216,27 @@ describe("sim/scenario", () => {
         const said = refused(file, /is not valid JSON/);
         assert.ok(!/s3cr3t|root|bin:|peripherals/.test(said), `no file content in ${JSON.stringify(said)}`);
       }
+    });
+  });
+
+  describe("jsonSyntaxProblem: JSON.parse's words, never a character of the file", () => {
+    const text = '{ "a": rs3cr3t }';
+    for (const message of [
+      // Node 18 and earlier name the character itself.
+      "Unexpected token r in JSON at position 7",
+      "Unexpected token } in JSON at position 15",
+      // Node 20 and later quote it, with the text around it.
+      `Unexpected token 'r', "{ "a": rs3cr3t }" is not valid JSON`,
+    ]) {
+      it(message, () => {
+        const said = jsonSyntaxProblem(text, message);
+        assert.match(said, /^unexpected character/);
+        assert.ok(!/\br\b|'r'|\}|s3cr3t/.test(said), said);
+      });
+    }
+    it("keeps the words and the line and column when nothing of the file is quoted", () => {
+      assert.equal(jsonSyntaxProblem('{\n "a" 1 }', "Expected ':' after property name in JSON at position 7"), "expected ':' after property name (line 2, column 6)");
+      assert.equal(jsonSyntaxProblem("{", "Unexpected end of JSON input"), "it ends too early");
     });
   });
 

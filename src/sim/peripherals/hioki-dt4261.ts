@@ -383,8 +383,8 @@ function optionalCommandMap(obj: JsonObject, key: string, field: string, min: nu
   if (value === undefined) return undefined;
   if (!isObject(value)) throw new ScenarioError(`${field}.${key}`, 'must be an object like { "*IDN?": 1500 }');
   const result: Record<string, number> = {};
-  for (const [line, n] of Object.entries(value)) {
-    const at = `${field}.${key}.${keyName(line)}`;
+  for (const [i, [line, n]] of Object.entries(value).entries()) {
+    const at = `${field}.${key}.${keyName(i)}`;
     if (!/^[\x20-\x7e]+$/.test(line) || line.length > MAX_COMMAND_KEY) {
       throw new ScenarioError(at, `the key must be a command line of 1 to ${MAX_COMMAND_KEY} printable ASCII characters, without CR LF`);
     }

@@ -24,7 +24,7 @@ export function createPeripheral(spec: JsonObject, field: string, ctx: Periphera
   const expected = PERIPHERAL_KINDS.map((k) => JSON.stringify(k)).join(", ");
   if (spec.kind === undefined) throw new ScenarioError(`${field}.kind`, `is required (one of ${expected})`);
   const kind = KINDS.find((k) => k.kind === spec.kind);
-  if (!kind) throw new ScenarioError(`${field}.kind`, `unknown peripheral kind ${JSON.stringify(spec.kind)} (expected one of ${expected})`);
+  if (!kind) throw new ScenarioError(`${field}.kind`, `unknown peripheral kind (expected one of ${expected})`);
   rejectUnknownKeys(spec, [...COMMON_PERIPHERAL_FIELDS, ...kind.options], field);
   const name = spec.name === undefined ? undefined : optionalString(spec, "name", field, "", 248);
   if (name === "") throw new ScenarioError(`${field}.name`, "must not be empty");

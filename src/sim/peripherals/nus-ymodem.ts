@@ -830,7 +830,9 @@ function readScenarioFile(baseDir: string, relative: string, field: string): Buf
   try {
     return fs.readFileSync(resolved);
   } catch (error) {
-    throw new ScenarioError(field, `cannot read ${resolved} (${error instanceof Error ? error.message : String(error)})`);
+    // Not the path, which holds the scenario's directory, nor the message, which repeats it.
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ScenarioError(field, `cannot be read (${typeof code === "string" ? code : "unknown error"})`);
   }
 }
 
@@ -854,8 +856,8 @@ function parseFiles(spec: JsonObject, field: string, baseDir: string, xoss: bool
   if (!isObject(spec.files)) throw new ScenarioError(at, 'must be an object like { "name": "path" }');
   const entries = Object.entries(spec.files);
   if (entries.length === 0) throw new ScenarioError(at, "must name at least one file");
-  return entries.map(([name, source]) => {
-    const where = `${at}.${keyName(name)}`;
+  return entries.map(([name, source], i) => {
+    const where = `${at}.${keyName(i)}`;
     checkName(name, where, xoss ? XOSS_MAX_CONTENT : 100);
     if (typeof source === "string") return { name, data: readScenarioFile(baseDir, source, where) };
     if (isObject(source)) {

@@ -25,7 +25,7 @@ export function optionalIntegerList(obj: JsonObject, key: string, field: string,
   const what = `whole numbers between ${min} and ${max}`;
   return optionalList(obj, key, field, what)?.map((v, i) => {
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-      throw new ScenarioError(`${field}.${key}[${i}]`, `must be a whole number between ${min} and ${max}, got ${JSON.stringify(v)}`);
+      throw new ScenarioError(`${field}.${key}[${i}]`, `must be a whole number between ${min} and ${max}`);
     }
     return v;
   });
@@ -33,7 +33,7 @@ export function optionalIntegerList(obj: JsonObject, key: string, field: string,
 
 export function optionalNumberList(obj: JsonObject, key: string, field: string): number[] | undefined {
   return optionalList(obj, key, field, "finite numbers")?.map((v, i) => {
-    if (typeof v !== "number" || !Number.isFinite(v)) throw new ScenarioError(`${field}.${key}[${i}]`, `must be a finite number, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v)) throw new ScenarioError(`${field}.${key}[${i}]`, "must be a finite number");
     return v;
   });
 }
@@ -52,7 +52,7 @@ export function optionalHexList(obj: JsonObject, key: string, field: string, min
     const at = `${field}.${key}[${i}]`;
     if (typeof v !== "string") throw new ScenarioError(at, "must be a hex string like \"0637\"");
     const compact = v.replace(/\s+/g, "");
-    if (!/^([0-9a-fA-F]{2})*$/.test(compact)) throw new ScenarioError(at, `must be hex digits in pairs, got ${JSON.stringify(v)}`);
+    if (!/^([0-9a-fA-F]{2})*$/.test(compact)) throw new ScenarioError(at, "must be hex digits in pairs");
     const bytes = Buffer.from(compact, "hex");
     if (bytes.length < minBytes || bytes.length > maxBytes) throw new ScenarioError(at, `must be ${minBytes} to ${maxBytes} bytes, got ${bytes.length}`);
     return bytes;
@@ -61,9 +61,9 @@ export function optionalHexList(obj: JsonObject, key: string, field: string, min
 
 /** Rejects keys nobody reads, so a typo ("bmp") fails loudly instead of silently using a default. */
 export function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], field: string): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) throw new ScenarioError(`${field}.${keyName(key)}`, `unknown option (expected one of ${allowed.join(", ")})`);
-  }
+  Object.keys(obj).forEach((key, i) => {
+    if (!allowed.includes(key)) throw new ScenarioError(`${field}.${keyName(i)}`, `unknown option (expected one of ${allowed.join(", ")})`);
+  });
 }
 
 /** Fails when two options that exclude each other are both present. */
