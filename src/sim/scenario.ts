@@ -3,12 +3,12 @@
  * (power a peripheral off, on again). A scenario is JSON; parseScenario checks its shape and names the offending
  * field in every error; each peripheral kind checks its own fields when the Simulation builds it.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { BtsnoopCapture } from "./capture";
 import { ScaledClock } from "./clock";
 import { VirtualController } from "./controller";
 import { createPeripheral } from "./peripherals";
+import { readRegularFile, RegularFileError, systemReason } from "./regular-file";
 import { DEFAULT_LINK, type LinkSettings, type PeripheralContext, type SimTimer, type VirtualPeripheral } from "./types";
 import { ScenarioError, isObject, keyName, optionalEnum, optionalInteger, optionalNumber, requireAddress, requireObject, requireString, type JsonObject } from "./validate";
 
@@ -210,64 +210,17 @@ export function loadScenarioFile(file: string): Scenario {
   }
 }
 
-/**
- * The file's text, checked to be a regular file both by its path (so a device is never even opened: opening a
- * serial port can reset what is attached) and by the descriptor actually read (the path may change in between).
- * O_NONBLOCK makes opening a FIFO that replaced the file return at once instead of waiting for a writer.
- */
+/** The file's text, if it is a regular file of at most MAX_SCENARIO_BYTES (see readRegularFile). */
 function readScenarioText(resolved: string): string {
-  const notRegular = (stat: fs.Stats): ScenarioError => new ScenarioError(resolved, `is ${fileKind(stat)}, not a regular file: a scenario must be a JSON file`);
-  let stat: fs.Stats;
   try {
-    stat = fs.statSync(resolved);
+    return readRegularFile(resolved, MAX_SCENARIO_BYTES).toString("utf8");
   } catch (error) {
-    throw new ScenarioError(resolved, `cannot be read (${systemReason(error)})`);
+    if (!(error instanceof RegularFileError)) throw error;
+    const { problem } = error;
+    if (problem.kind === "too-large") throw new ScenarioError(resolved, `is larger than 1 MiB (${MAX_SCENARIO_BYTES} bytes), the limit for a scenario file`);
+    if (problem.kind === "not-regular") throw new ScenarioError(resolved, `${error.message}: a scenario must be a JSON file`);
+    throw new ScenarioError(resolved, error.message);
   }
-  if (!stat.isFile()) throw notRegular(stat);
-  let fd: number;
-  try {
-    fd = fs.openSync(resolved, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0));
-  } catch (error) {
-    throw new ScenarioError(resolved, `cannot be read (${systemReason(error)})`);
-  }
-  try {
-    const opened = fs.fstatSync(fd);
-    if (!opened.isFile()) throw notRegular(opened);
-    const tooLarge = new ScenarioError(resolved, `is larger than 1 MiB (${MAX_SCENARIO_BYTES} bytes), the limit for a scenario file`);
-    if (opened.size > MAX_SCENARIO_BYTES) throw tooLarge;
-    // One byte more than the limit: a file that grew since fstat is caught too.
-    const buffer = Buffer.alloc(MAX_SCENARIO_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-      if (length > MAX_SCENARIO_BYTES) throw tooLarge;
-    }
-    return buffer.toString("utf8", 0, length);
-  } catch (error) {
-    if (error instanceof ScenarioError) throw error;
-    throw new ScenarioError(resolved, `cannot be read (${systemReason(error)})`);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function fileKind(stat: fs.Stats): string {
-  if (stat.isDirectory()) return "a directory";
-  if (stat.isFIFO()) return "a FIFO";
-  if (stat.isCharacterDevice()) return "a character device";
-  if (stat.isBlockDevice()) return "a block device";
-  if (stat.isSocket()) return "a socket";
-  return "not a file";
-}
-
-/** "ENOENT: no such file or directory" from a Node.js file-system error, without the path it repeats. */
-function systemReason(error: unknown): string {
-  const e = error as NodeJS.ErrnoException;
-  const described = typeof e?.message === "string" ? /^([A-Z][A-Z0-9_]*: [^,]*)/.exec(e.message) : null;
-  if (described) return described[1];
-  return typeof e?.code === "string" ? e.code : "unknown error";
 }
 
 /**

@@ -4,6 +4,7 @@
  * the virtual controller.
  */
 import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -692,6 +693,42 @@ describe("sim: nus-ymodem peripheral", () => {
         );
       });
     }
+
+    describe("a file to serve must be a regular file (a FIFO would stop the event loop, /dev/zero never ends)", () => {
+      const refused = (file: string, problem: RegExp): void => {
+        assert.throws(
+          () => fromScenario({ file }, new ManualClock(), os.tmpdir()),
+          (e: unknown) => {
+            assert.ok(e instanceof ScenarioError, String(e));
+            assert.match(e.message, /peripherals\[0\]\.file: /);
+            assert.match(e.message, problem);
+            return true;
+          },
+        );
+      };
+
+      it("refuses a FIFO at once, even with a writer waiting to fill it", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nus-fifo-"));
+        const fifo = path.join(dir, "log.fifo");
+        execFileSync("mkfifo", [fifo]);
+        // A loader that opens the FIFO gets these bytes from the writer (and, without a writer, would wait forever).
+        const writer = spawn("sh", ["-c", 'printf %s data > "$0"', fifo], { stdio: "ignore" });
+        try {
+          refused(fifo, /is a FIFO, not a regular file/);
+        } finally {
+          writer.kill();
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      });
+
+      it("refuses a character device such as /dev/zero", () => {
+        refused("/dev/zero", /is a character device, not a regular file/);
+      });
+
+      it("refuses a directory", () => {
+        refused(os.tmpdir(), /is a directory, not a regular file/);
+      });
+    });
 
     it("is a registered kind: a scenario with defaults builds", () => {
       const sim = new Simulation(parseScenario({ peripherals: [{ kind: "nus-ymodem", address: ADDRESS }] }, ""), { timeScale: 1 });

@@ -11,7 +11,6 @@
  *   control characteristic 6e400004 serving named files.
  */
 import { EventEmitter } from "node:events";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { normalizeUuid } from "../../protocol/att";
 import type { CrcKind } from "../../protocol/crc16";
@@ -19,6 +18,7 @@ import type { YmodemDialect } from "../../protocol/ymodem";
 import { YmodemSender, type YmodemSenderFile, type YmodemSenderStats } from "../../protocol/ymodem-sender";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
 import { GattPeripheral, type PeripheralKind } from "../peripheral";
+import { readRegularFile, RegularFileError } from "../regular-file";
 import { DEFAULT_SERVER_MTU, type AddressType, type LinkSettings, type PeripheralLink, type SimClock, type SimTimer } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalBoolean, optionalIntegerList, rejectTogether, rejectUnknownKeys } from "./options";
@@ -826,13 +826,17 @@ const FILE_SOURCE_KEYS = ["sizeBytes", "seed"];
 
 function readScenarioFile(baseDir: string, relative: string, field: string): Buffer {
   if (relative.length === 0) throw new ScenarioError(field, "must not be empty");
-  const resolved = path.resolve(baseDir, relative);
   try {
-    return fs.readFileSync(resolved);
+    return readRegularFile(path.resolve(baseDir, relative), MAX_GENERATED_BYTES);
   } catch (error) {
-    // Not the path, which holds the scenario's directory, nor the message, which repeats it.
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ScenarioError(field, `cannot be read (${typeof code === "string" ? code : "unknown error"})`);
+    if (!(error instanceof RegularFileError)) throw error;
+    // Never the path, which holds the scenario's directory.
+    if (error.problem.kind === "too-large") throw new ScenarioError(field, `is larger than ${MAX_GENERATED_BYTES} bytes, the limit for a file to serve`);
+    if (error.problem.kind === "unreadable") {
+      const code = /^[A-Z][A-Z0-9_]*/.exec(error.problem.reason);
+      throw new ScenarioError(field, `cannot be read (${code ? code[0] : "unknown error"})`);
+    }
+    throw new ScenarioError(field, error.message);
   }
 }
 
