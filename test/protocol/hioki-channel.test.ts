@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "../../src/sim/random";
 import fc from "fast-check";
 import { hiokiWriteType } from "../../src/protocol/hioki";
 import { type ChannelClock, type ChannelTimer, type DiscardReport, HiokiChannelError, HiokiCommandChannel } from "../../src/protocol/hioki-channel";
@@ -43,17 +44,6 @@ async function runToEnd(clock: StepClock, maxSteps = 100_000): Promise<void> {
     assert.ok(steps < maxSteps, "the exchange ends");
     await settle();
   }
-}
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -109,7 +99,7 @@ const cut = (bytes: Buffer, size: number): Buffer[] => {
 
 /** The reply text of command i and the indications that carry it. */
 function replyOf(i: number, plan: CommandPlan, mtu: number): { text: string; pieces: Buffer[] } {
-  const random = seeded(plan.seed);
+  const random = seededRandom(plan.seed);
   const size = mtu - 3;
   const length = plan.behaviour === "too-long" ? MAX_REPLY + 1 + Math.floor(random() * MAX_REPLY) : plan.length;
   let body = `R${i}-`;
@@ -145,7 +135,7 @@ type Outcome = { reply: string; at: number } | { error: HiokiChannelError; at: n
  */
 async function play(plan: Plan): Promise<{ outcomes: Outcome[]; asked: number[]; sent: number; arrivals: number[]; discards: DiscardReport[] }> {
   const clock = new StepClock();
-  const random = seeded(plan.commands.length * 7919 + plan.mtu);
+  const random = seededRandom(plan.commands.length * 7919 + plan.mtu);
   let sent = 0;
   const arrivals: number[] = [];
   /** The meter has something to answer (or is answering) until this time. */
@@ -194,7 +184,7 @@ async function play(plan: Plan): Promise<{ outcomes: Outcome[]; asked: number[];
   for (const burst of plan.unsolicited) {
     clock.setTimeout(() => {
       if (clock.now() < busyUntil) return;
-      const r = seeded(burst.seed);
+      const r = seededRandom(burst.seed);
       const pieces = Array.from({ length: burst.pieces }, () => Buffer.alloc(1 + Math.floor(r() * (plan.mtu - 3)), "#"));
       // The first byte leaves now, while the meter is idle: no command can be written between decision and byte.
       busyUntil = transmit(pieces, clock.now(), true) + QUIET + 1;

@@ -31,6 +31,7 @@ import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { VirtualController } from "../../src/sim/controller";
 import type { HeartRatePeripheral } from "../../src/sim/peripherals/heart-rate";
 import { generateFileContent } from "../../src/sim/peripherals/nus-ymodem";
+import { seededRandom } from "../../src/sim/random";
 import type { Simulation } from "../../src/sim/scenario";
 import { helper, loadFlow, type FlowNode } from "../support/red";
 
@@ -69,18 +70,6 @@ const IN_FLIGHT_ALLOWANCE = 20;
 const HEAP_GROWTH_LIMIT = 0.1;
 /** monitorEventLoopDelay records each whole sampling interval, so the lag is a sample minus this. */
 const LAG_RESOLUTION_MS = 10;
-
-/** mulberry32: a tiny seeded PRNG, so a run's power cycles can be replayed with the same --seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A full collection, whether or not node was started with --expose-gc: the flag can be set at run time and the
@@ -201,7 +190,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const files = path.join(dir, "files");
   fs.mkdirSync(files);
   const expectedFile = generateFileContent(FILE_BYTES, FILE_SEED);
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const failures: string[] = [];
   const timers = new Set<NodeJS.Timeout>();
   const later = (ms: number, fn: () => void): void => {

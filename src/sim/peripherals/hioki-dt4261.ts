@@ -36,6 +36,7 @@
  */
 import { formatNr3 } from "../../protocol/hioki";
 import { batteryService, deviceInformationService, GattPeripheral, type PeripheralKind } from "../peripheral";
+import { seededRandom } from "../random";
 import type { ServiceDefinition } from "../gatt-server";
 import { DEFAULT_SERVER_MTU, type AddressType, type SimClock, type SimTimer } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
@@ -114,18 +115,6 @@ export type HiokiSplit = (typeof HIOKI_SPLITS)[number];
 export const HIOKI_COMMAND_WRITES = ["write", "writeWithoutResponse", "both"] as const;
 export type HiokiCommandWrite = (typeof HIOKI_COMMAND_WRITES)[number];
 export type HiokiWriteType = "write" | "writeWithoutResponse";
-
-/** mulberry32: a small seeded generator, the same sequence on every run and machine. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The text repeated (or cut) to exactly `bytes` bytes. */
 function stretch(text: string, bytes: number): string {
