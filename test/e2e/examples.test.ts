@@ -173,8 +173,9 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
         const byId = new Map(last.map((n) => [n.id, n.status]));
         const connected = onSimulator.every((id) => byId.get(id)?.fill === "green" && byId.get(id)?.shape === "dot");
         const uart = byId.get(onUart[0]);
-        // The dongle's port is not there: the status says so, not that the port is closed or does not answer.
-        if (connected && uart?.fill === "red" && /ttyUSB0.*(does not exist|no such)/i.test(String(uart.text))) break;
+        // The dongle's port is not there: the status says so (naming the setting, not the path), not that the port is
+        // closed or does not answer.
+        if (connected && uart?.fill === "red" && /HCI UART \(uartPort\): no such file/.test(String(uart.text))) break;
         if (Date.now() > deadline) {
           const describe = last.map((n) => `${origin.get(n.id)} ${n.id}: ${n.status?.fill ?? "-"}/${n.status?.shape ?? "-"} ${String(n.status?.text ?? "")}`);
           assert.fail(`device nodes did not all reach their state:\n${describe.join("\n")}`);

@@ -457,11 +457,11 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
   }
 
   it("a reply that comes after its timeout is discarded (with a warning), not taken as the next command's answer", async () => {
-    // Simulated time runs 10× faster: the meter answers *IDN? after 450 ms of real time; the node gives up after
-    // 300 ms and holds the next command back until 600 ms.
-    await meterFlow({ peripherals: [meter(M1, { values: [2, 5], commandDelaysMs: { "*IDN?": 4500 } })] }, { replyTimeout: 300 });
+    // Simulated time runs 10× faster: the meter answers *IDN? after 1500 ms of real time; the node gives up after
+    // 1000 ms and holds the next command back until 2000 ms (margins of 500 ms for a busy machine).
+    await meterFlow({ peripherals: [meter(M1, { values: [2, 5], commandDelaysMs: { "*IDN?": 15000 } })] }, { replyTimeout: 1000 });
     const [idn, max, fetch] = await ask(["*IDN?", ":CALC:STAT:MAX?", "FETC?"]);
-    assert.match(String(idn.error), /no reply to "\*IDN\?" within 300 ms/);
+    assert.match(String(idn.error), /no reply to "\*IDN\?" within 1000 ms/);
     assert.deepEqual(max, { payload: 5, raw: "+5.00000000E+00" }, "the statistics query gets its own answer, not the identification");
     assert.deepEqual(fetch, { payload: 2, raw: "+2.00000000E+00" });
     const [warning, ...more] = warningsOf(node("m"));

@@ -419,8 +419,8 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
 
     it("a sender that chatters after block 0 (a stray byte every 40 ms) fails on the progress deadline, not never", async () => {
       // 400 simulated ms at 10× is 40 ms: far more often than the block timeout, which a stray byte used to refresh.
-      const { message, outputs } = await failure({ sizeBytes: 3000, chatterMs: 400 }, { blockTimeout: 200, retries: 1 });
-      assert.match(message, /no progress for 400 ms \(blockTimeout 200 ms × \(retries 1 \+ 1\)\)/);
+      const { message, outputs } = await failure({ sizeBytes: 3000, chatterMs: 400 }, { blockTimeout: 1000, retries: 1 });
+      assert.match(message, /no progress for 2000 ms \(blockTimeout 1000 ms × \(retries 1 \+ 1\)\)/);
       assert.match(message, /"test\.bin", 0 bytes received/);
       assert.equal(outputs.length, 0);
       assert.equal(device().transfers[0]?.outcome, "aborted", "the device was told to stop (CAN CAN)");
@@ -439,7 +439,7 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     });
 
     it("a sender that never sends EOT: the error says every announced byte arrived and EOT is missing", async () => {
-      const { message, outputs } = await failure({ sizeBytes: 3000, withholdEot: true }, { blockTimeout: 200, retries: 1 });
+      const { message, outputs } = await failure({ sizeBytes: 3000, withholdEot: true }, { blockTimeout: 1000, retries: 1 });
       assert.match(message, /all 3000 announced bytes arrived but EOT is missing/);
       assert.equal(outputs.length, 0, "a file without its EOT is not delivered");
     });
