@@ -352,6 +352,8 @@ export class BleAdapter extends EventEmitter {
   private readonly drops = new Set<Promise<void>>();
   private reopenTimer: { cancel(): void } | null = null;
   private reopenAttempt = 0;
+  /** A reopen waiting for the old transport to let go of its device. */
+  private releasing: Promise<void> | null = null;
   private readonly open: (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
   private readonly timers: Timers;
 
@@ -395,7 +397,7 @@ export class BleAdapter extends EventEmitter {
 
   /** Open lazily, on the first reference. Scenario errors surface here as openError. */
   private ensureOpen(): void {
-    if (this.opened || this.openError) return;
+    if (this.opened || this.openError || this.releasing) return;
     if (this.settings.transport === "uart") {
       // Reopened after a start that never came up: say why, or that the controller never answered.
       if (this.starting) this.startProblem = this.attemptProblem ?? uartNotAnswering(this.settings);
@@ -469,7 +471,7 @@ export class BleAdapter extends EventEmitter {
     this.opened = null;
     this.scanListeners.clear();
     this.removeAllListeners();
-    await released;
+    await Promise.all([released, this.releasing]);
   }
 
   /** The serial port failed while the adapter was starting: show why, rather than waiting for a timeout. */
@@ -534,7 +536,7 @@ export class BleAdapter extends EventEmitter {
       this.reopenTimer = null;
       // A transport that could not be opened at all (an absent HCI adapter) is always tried again.
       if (this.closing || (this.opened && !reopensWhenDown(this.settings, this.adapterState))) return;
-      void this.opened?.close();
+      const released = this.opened?.close() ?? Promise.resolve();
       this.opened = null;
       this.openError = null;
       this.adapterState = "unknown";
@@ -546,13 +548,25 @@ export class BleAdapter extends EventEmitter {
         e.peripheral = null;
         if (e.phase !== "closing") e.phase = "resolving";
       }
-      this.ensureOpen();
-      if (this.openError) {
-        this.broadcastAdapterState();
-        this.openError = null;
-        this.scheduleReopen();
-      }
+      // The new open waits until the old transport has let go of the device: a serial port is locked while open, and
+      // opened again too early it would report "in use" instead of the real reason.
+      const releasing: Promise<void> = released.then(
+        () => this.reopen(releasing),
+        () => this.reopen(releasing),
+      );
+      this.releasing = releasing;
     }, delay);
+  }
+
+  private reopen(releasing: Promise<void>): void {
+    if (this.releasing === releasing) this.releasing = null;
+    if (this.closing) return;
+    this.ensureOpen();
+    if (this.openError) {
+      // The error stays until the next attempt (so the problem is still told, and nothing opens outside the backoff).
+      this.broadcastAdapterState();
+      this.scheduleReopen();
+    }
   }
 
   private broadcastAdapterState(): void {

@@ -160,6 +160,13 @@ describe("uart adapter start-up and failures", function () {
       await loadFlow([bleConfigNode, heartRateNode], [tab, uartConfig(port.path, { connectTimeout: 200 }), hrNode, sink]);
       const status = await waitForStatus(helper.getNode("hr"), (s) => s.fill === "red", 20000);
       assert.match(String(status.text), /\(uartPort\) opened but did not answer HCI Reset/);
+      // The port is reopened, with backoff, each time only once the last open has let go of it: a reopen that
+      // raced the release would find the port locked and call it "in use by another program".
+      const reds = (): string[] => statusesOf(helper.getNode("hr")).filter((s) => s.fill === "red").map((s) => String(s.text));
+      for (let seen = reds().length; seen < 4; seen = reds().length) {
+        await waitForStatus(helper.getNode("hr"), (s) => s.fill === "red" && reds().length > seen, 20000);
+      }
+      for (const text of reds()) assert.match(text, /\(uartPort\) opened but did not answer HCI Reset/);
       await helper.unload();
     } finally {
       await port.close();
