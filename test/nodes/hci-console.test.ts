@@ -53,7 +53,7 @@ describe("hci transport without its adapter, on the console (a real Node-RED pro
     const lines = log.split("\n").filter((line) => /\[(error|warn)\]/.test(line) && !/Projects disabled|unencrypted credentials/.test(line));
     assert.deepEqual(
       lines.map((line) => line.replace(/^.*?\[(error|warn)\]/, "[$1]")),
-      Array(2).fill(`[error] [ble-config:dongle] no Bluetooth adapter hci${ABSENT} on this machine (nothing in /sys/class/bluetooth); plug one in, pick another HCI device index, or use the simulator or uart transport`),
+      Array(2).fill(`[error] [ble-config:dongle] no Bluetooth adapter hci${ABSENT} on this machine (nothing in /sys/class/bluetooth); plug one in, pick another HCI device index, or use the bluez (BlueZ over D-Bus), uart or simulator transport`),
       "one line per deploy, ours",
     );
   });
