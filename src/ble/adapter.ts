@@ -139,14 +139,7 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     // already says the adapter is absent, so say that instead and leave noble unstarted (the pool checks again).
     if (!hciAdapterPresent(settings.hciDevice)) throw new Error(missingHciAdapter(settings.hciDevice));
     const noble = nobleWithBindings({ deviceId: settings.hciDevice });
-    return {
-      noble,
-      simulation: null,
-      close: () => {
-        stopNoble(noble);
-        return Promise.resolve();
-      },
-    };
+    return { noble, simulation: null, close: () => closeNoble(noble) };
   }
   if (settings.transport === "uart") {
     let released: Promise<void> = Promise.resolve();

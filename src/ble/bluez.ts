@@ -12,6 +12,7 @@
 import type { EventEmitter } from "node:events";
 import type { MessageBus } from "dbus-next";
 import type { Noble } from "@stoprocent/noble";
+import { withTimeout } from "./timeout";
 
 /** A problem with the adapter: a key of the ble-config catalog's `problem` group, and its substitutions. */
 export interface AdapterProblem {
@@ -68,14 +69,6 @@ function problemOfBusError(error: unknown, adapter: string): AdapterProblem {
   return { key: "bluez-failed", params: { adapter, error: messageOf(error) } };
 }
 
-function withDeadline<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Looks at the system bus the way the binding will use it and says what would stop it, or null when the adapter
  * is there (powered or not: the binding reports the power state itself, and follows it). Bounded in time; opens
@@ -98,8 +91,9 @@ export async function checkBluez(adapter: string): Promise<AdapterProblem | null
   broken.catch(() => undefined);
   bus.on("error", (error: unknown) => failed(error));
   const call = (destination: string, path: string, iface: string, member: string, signature = "", body: unknown[] = []): Promise<unknown[]> =>
-    withDeadline(
+    withTimeout(
       Promise.race([bus.call(new dbus.Message({ destination, path, interface: iface, member, signature, body })), broken]),
+      CHECK_TIMEOUT_MS,
       `${iface}.${member}`,
     ).then((reply) => reply?.body ?? []);
   try {
