@@ -16,18 +16,33 @@ export const XossOpcode = {
   /** Fetch a file by name; the device answers `fileAccepted` + the same name, then sends it with YMODEM. */
   fetchFile: 0x05,
   fileAccepted: 0x06,
+  /** Upload a file to the device. */
+  sendFile: 0x07,
   diskSpace: 0x09,
+  /** `free/total` in kB. */
   diskSpaceReply: 0x0a,
+  deleteFile: 0x0d,
+  /** Set the device's clock (a XOSS G+ Gen1 answers nothing). */
+  timeSet: 0x54,
   status: 0xff,
+} as const;
+
+/** The device's error opcodes. */
+export const XossError = {
+  badCommand: 0x11,
+  noSuchFile: 0x12,
+  outOfMemory: 0x13,
+  notIdle: 0x14,
+  parseFailed: 0x15,
 } as const;
 
 /** The device's error opcodes and what they mean. */
 export const XOSS_ERRORS: Readonly<Record<number, string>> = {
-  0x11: "bad command",
-  0x12: "no such file",
-  0x13: "out of memory",
-  0x14: "not idle",
-  0x15: "parse failed",
+  [XossError.badCommand]: "bad command",
+  [XossError.noSuchFile]: "no such file",
+  [XossError.outOfMemory]: "out of memory",
+  [XossError.notIdle]: "not idle",
+  [XossError.parseFailed]: "parse failed",
 };
 
 export class XossFrameError extends Error {

@@ -6,6 +6,7 @@
  * the file return at once instead of waiting for a writer.
  */
 import * as fs from "node:fs";
+import { ScenarioError } from "./validate";
 
 /** What is wrong with the file, in words that never quote its content or its path. */
 export type FileProblem = { kind: "unreadable"; reason: string } | { kind: "not-regular"; what: string } | { kind: "too-large" };
@@ -14,6 +15,32 @@ export class RegularFileError extends Error {
   constructor(readonly problem: FileProblem) {
     super(problem.kind === "unreadable" ? `cannot be read (${problem.reason})` : problem.kind === "not-regular" ? `is ${problem.what}, not a regular file` : "is too large");
     this.name = "RegularFileError";
+  }
+}
+
+/** What a refusal of a file a scenario names says about it. */
+export interface ScenarioFileTexts {
+  /** What `maxBytes` is, in words: "1 MiB (1048576 bytes)". */
+  limit: string;
+  /** What the file is for: "a scenario file", "a file to serve". */
+  purpose: string;
+  /** Added to the refusal of a directory, FIFO or device: "a scenario must be a JSON file". */
+  notRegularHint?: string;
+}
+
+/**
+ * readRegularFile for a file a scenario names (the one place its problems become a ScenarioError): the error names
+ * `field` and says what is wrong, never quoting the path (it holds the scenario's directory) or the content.
+ */
+export function readScenarioFile(file: string, maxBytes: number, field: string, texts: ScenarioFileTexts): Buffer {
+  try {
+    return readRegularFile(file, maxBytes);
+  } catch (error) {
+    if (!(error instanceof RegularFileError)) throw error;
+    const { problem } = error;
+    if (problem.kind === "too-large") throw new ScenarioError(field, `is larger than ${texts.limit}, the limit for ${texts.purpose}`);
+    if (problem.kind === "not-regular" && texts.notRegularHint !== undefined) throw new ScenarioError(field, `${error.message}: ${texts.notRegularHint}`);
+    throw new ScenarioError(field, error.message);
   }
 }
 

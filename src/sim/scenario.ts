@@ -8,9 +8,9 @@ import { BtsnoopCapture } from "./capture";
 import { ScaledClock } from "./clock";
 import { VirtualController } from "./controller";
 import { createPeripheral } from "./peripherals";
-import { readRegularFile, RegularFileError, systemReason } from "./regular-file";
+import { readScenarioFile, systemReason } from "./regular-file";
 import { DEFAULT_LINK, type LinkSettings, type PeripheralContext, type SimTimer, type VirtualPeripheral } from "./types";
-import { ScenarioError, isObject, keyName, optionalEnum, optionalInteger, optionalNumber, requireAddress, requireObject, requireString, type JsonObject } from "./validate";
+import { ScenarioError, isObject, rejectUnknownKeys, optionalEnum, optionalInteger, optionalNumber, requireAddress, requireObject, requireString, type JsonObject } from "./validate";
 
 export type ScenarioAction = "power-off" | "power-on";
 const ACTIONS: readonly ScenarioAction[] = ["power-off", "power-on"];
@@ -91,18 +91,10 @@ const TOP_KEYS = ["link", "timeScale", "peripherals", "events", "capture"];
 const LINK_KEYS = ["connectionIntervalMs", "pdusPerEvent", "dataLength", "maxMtu"];
 const EVENT_KEYS = ["atMs", "address", "action"];
 
-function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], prefix: string): void {
-  Object.keys(obj).forEach((key, i) => {
-    if (!allowed.includes(key)) {
-      throw new ScenarioError(prefix ? `${prefix}.${keyName(i)}` : keyName(i), `unknown key; expected one of ${allowed.map((k) => JSON.stringify(k)).join(", ")}`);
-    }
-  });
-}
-
 function parseLink(value: unknown): LinkSettings {
   if (value === undefined) return { ...DEFAULT_LINK };
   const link = requireObject(value, "link");
-  rejectUnknownKeys(link, LINK_KEYS, "link");
+  rejectUnknownKeys(link, LINK_KEYS, "link", "key");
   const connectionIntervalMs = optionalNumber(link, "connectionIntervalMs", "link", DEFAULT_LINK.connectionIntervalMs, 7.5, 4000);
   const steps = connectionIntervalMs / 1.25;
   if (Math.abs(steps - Math.round(steps)) > 1e-9) {
@@ -137,7 +129,7 @@ function parseCapture(value: unknown, baseDir: string): string | undefined {
 /** Validates a scenario (already parsed from JSON). `baseDir` resolves relative paths inside it. */
 export function parseScenario(json: unknown, baseDir: string): Scenario {
   if (!isObject(json)) throw new ScenarioError("(top level)", "must be a JSON object");
-  rejectUnknownKeys(json, TOP_KEYS, "");
+  rejectUnknownKeys(json, TOP_KEYS, "", "key");
   const link = parseLink(json.link);
   const capture = parseCapture(json.capture, baseDir);
   const timeScale = json.timeScale ?? 1;
@@ -165,7 +157,7 @@ export function parseScenario(json: unknown, baseDir: string): Scenario {
     json.events.forEach((entry: unknown, i: number) => {
       const field = `events[${i}]`;
       const ev = requireObject(entry, field);
-      rejectUnknownKeys(ev, EVENT_KEYS, field);
+      rejectUnknownKeys(ev, EVENT_KEYS, field, "key");
       if (ev.atMs === undefined) throw new ScenarioError(`${field}.atMs`, "is required");
       const atMs = optionalNumber(ev, "atMs", field, 0, 0, 365 * 24 * 3600 * 1000);
       const address = requireAddress(ev, "address", field);
@@ -212,15 +204,11 @@ export function loadScenarioFile(file: string): Scenario {
 
 /** The file's text, if it is a regular file of at most MAX_SCENARIO_BYTES (see readRegularFile). */
 function readScenarioText(resolved: string): string {
-  try {
-    return readRegularFile(resolved, MAX_SCENARIO_BYTES).toString("utf8");
-  } catch (error) {
-    if (!(error instanceof RegularFileError)) throw error;
-    const { problem } = error;
-    if (problem.kind === "too-large") throw new ScenarioError(resolved, `is larger than 1 MiB (${MAX_SCENARIO_BYTES} bytes), the limit for a scenario file`);
-    if (problem.kind === "not-regular") throw new ScenarioError(resolved, `${error.message}: a scenario must be a JSON file`);
-    throw new ScenarioError(resolved, error.message);
-  }
+  return readScenarioFile(resolved, MAX_SCENARIO_BYTES, resolved, {
+    limit: `1 MiB (${MAX_SCENARIO_BYTES} bytes)`,
+    purpose: "a scenario file",
+    notRegularHint: "a scenario must be a JSON file",
+  }).toString("utf8");
 }
 
 /**

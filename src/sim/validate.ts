@@ -26,6 +26,19 @@ export function keyName(index: number): string {
   return `(key ${index + 1})`;
 }
 
+/**
+ * Rejects keys nobody reads, so a typo ("bmp") fails loudly instead of silently using a default. The key is named by
+ * its position (keyName), the expected ones in full; `noun` is what the keys are to the reader: a peripheral's
+ * "option", a part of the file's structure's "key". `field` "" is the top level.
+ */
+export function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], field: string, noun: "key" | "option"): void {
+  Object.keys(obj).forEach((key, i) => {
+    if (!allowed.includes(key)) {
+      throw new ScenarioError(field ? `${field}.${keyName(i)}` : keyName(i), `unknown ${noun}; expected one of ${allowed.map((k) => JSON.stringify(k)).join(", ")}`);
+    }
+  });
+}
+
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -10,18 +10,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { EOT, CAN, SOH, STX, YmodemReceiver, type YmodemError, type YmodemEvent, type YmodemReceiverOptions } from "../../src/protocol/ymodem";
 import { createPeripheral } from "../../src/sim/peripherals/index";
-import {
-  FILELIST_NAME,
-  generateFileContent,
-  NUS_RX,
-  NUS_SERVICE,
-  NUS_TX,
-  NusUartPeripheral,
-  NusYmodemPeripheral,
-  XOSS,
-  XOSS_CONTROL,
-  xossFrame,
-} from "../../src/sim/peripherals/nus-ymodem";
+import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../src/protocol/nus";
+import { encodeXossFrame, XOSS_CONTROL_CHARACTERISTIC as XOSS_CONTROL, XossOpcode } from "../../src/protocol/xoss";
+import { generateFileContent } from "../../src/sim/peripherals/file-content";
+import { NusUartPeripheral } from "../../src/sim/peripherals/nus-uart";
+import { NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
+import { FILELIST_NAME } from "../../src/sim/peripherals/xoss-control";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
 import { DEFAULT_LINK, type PeripheralContext } from "../../src/sim/types";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
@@ -588,18 +582,18 @@ describe("sim: nus-ymodem peripheral", () => {
       central.write(XOSS_CONTROL, bytes(0xff, 0x00, 0xff));
       central.write(XOSS_CONTROL, bytes(0x09, 0x00, 0x09), true);
       central.write(XOSS_CONTROL, bytes(0x05, 0x41, 0x00)); // checksum wrong
-      central.write(XOSS_CONTROL, xossFrame(0x0d, "Setting.json")); // delete: not supported
-      central.write(XOSS_CONTROL, xossFrame(XOSS.TIME_SET, bytes(1, 2, 3, 4))); // no answer, like a G+ Gen1
+      central.write(XOSS_CONTROL, encodeXossFrame(0x0d, Buffer.from("Setting.json"))); // delete: not supported
+      central.write(XOSS_CONTROL, encodeXossFrame(XossOpcode.timeSet, bytes(1, 2, 3, 4))); // no answer, like a G+ Gen1
       await tick();
       const replies = control();
       assert.deepEqual(replies[0], bytes(0x04, 0x00, 0x04));
       assert.equal(replies[1][0], 0x0a);
       assert.equal(replies[1].subarray(1, -1).toString(), "8098/8104");
-      assert.deepEqual(replies[1], xossFrame(0x0a, "8098/8104"), "XOR checksum");
+      assert.deepEqual(replies[1], encodeXossFrame(0x0a, Buffer.from("8098/8104")), "XOR checksum");
       assert.deepEqual(replies[2], bytes(0x15, 0x00, 0x15));
       assert.deepEqual(replies[3], bytes(0x11, 0x00, 0x11));
       assert.equal(replies.length, 4);
-      assert.deepEqual(xossFrame(XOSS.FETCH, "filelist.txt").at(-1), 0x57, "the example from xoss_sync");
+      assert.deepEqual(encodeXossFrame(XossOpcode.fetchFile, Buffer.from("filelist.txt")).at(-1), 0x57, "the example from xoss_sync");
     });
 
     it("serves a named file after `05 name`: `06 name`, YMODEM (seed dialect), then `04 00 04`; busy requests get `14`", async () => {
@@ -607,11 +601,11 @@ describe("sim: nus-ymodem peripheral", () => {
       const { p, central, control } = xoss(clock);
       // C before any request: ignored, the device sends files only on request.
       central.write(NUS_RX, "C", true);
-      central.write(XOSS_CONTROL, xossFrame(XOSS.FETCH, "20240501123000.fit"));
+      central.write(XOSS_CONTROL, encodeXossFrame(XossOpcode.fetchFile, Buffer.from("20240501123000.fit")));
       await tick();
-      assert.deepEqual(control()[0], xossFrame(0x06, "20240501123000.fit"));
+      assert.deepEqual(control()[0], encodeXossFrame(0x06, Buffer.from("20240501123000.fit")));
       assert.equal(p.busy, true);
-      central.write(XOSS_CONTROL, xossFrame(XOSS.STATUS));
+      central.write(XOSS_CONTROL, encodeXossFrame(XossOpcode.status));
       await tick();
       assert.deepEqual(control()[1], bytes(0x14, 0x00, 0x14), "not idle");
       const run = await runFake(p, clock, { central });
@@ -627,11 +621,11 @@ describe("sim: nus-ymodem peripheral", () => {
     it("answers `12 name` for a missing file and serves a generated filelist.txt", async () => {
       const clock = new ManualClock();
       const { central, control, p } = xoss(clock);
-      central.write(XOSS_CONTROL, xossFrame(XOSS.FETCH, "nope.fit"));
+      central.write(XOSS_CONTROL, encodeXossFrame(XossOpcode.fetchFile, Buffer.from("nope.fit")));
       await tick();
-      assert.deepEqual(control()[0], xossFrame(0x12, "nope.fit"));
+      assert.deepEqual(control()[0], encodeXossFrame(0x12, Buffer.from("nope.fit")));
       assert.equal(p.busy, false);
-      central.write(XOSS_CONTROL, xossFrame(XOSS.FETCH, FILELIST_NAME));
+      central.write(XOSS_CONTROL, encodeXossFrame(XossOpcode.fetchFile, Buffer.from(FILELIST_NAME)));
       await tick();
       const run = await runFake(p, clock, { central });
       assert.equal(run.files[0].name, FILELIST_NAME);
@@ -641,8 +635,8 @@ describe("sim: nus-ymodem peripheral", () => {
     it("`04 00 04` during a transfer cancels it and answers idle", async () => {
       const clock = new ManualClock();
       const { central, control, p } = xoss(clock);
-      central.write(XOSS_CONTROL, xossFrame(XOSS.FETCH, "Setting.json"));
-      central.write(XOSS_CONTROL, xossFrame(XOSS.IDLE));
+      central.write(XOSS_CONTROL, encodeXossFrame(XossOpcode.fetchFile, Buffer.from("Setting.json")));
+      central.write(XOSS_CONTROL, encodeXossFrame(XossOpcode.idle));
       await tick();
       assert.deepEqual(control().at(-1), bytes(0x04, 0x00, 0x04));
       assert.equal(p.busy, false);
@@ -671,7 +665,7 @@ describe("sim: nus-ymodem peripheral", () => {
       ["files entry", { files: { a: 3 } }, /peripherals\[0\]\.files\.\(key 1\): must be a path or/],
       ["files entry key", { files: { a: { size: 3 } } }, /peripherals\[0\]\.files\.\(key 1\)\.\(key 1\): unknown option/],
       ["empty files", { files: {} }, /peripherals\[0\]\.files: must name at least one file/],
-      ["unreadable file", { file: "does-not-exist.bin" }, /peripherals\[0\]\.file: cannot be read \(ENOENT\)/],
+      ["unreadable file", { file: "does-not-exist.bin" }, /peripherals\[0\]\.file: cannot be read \(ENOENT: no such file or directory\)/],
       ["filename too long", { filename: "x".repeat(101) }, /peripherals\[0\]\.filename: must be at most 100/],
       ["filename with NUL", { filename: "a\0b" }, /peripherals\[0\]\.filename: must not contain NUL/],
       ["chatterMs", { chatterMs: 0 }, /peripherals\[0\]\.chatterMs: must be between 1 and 600000/],
@@ -814,10 +808,10 @@ describe("sim: nus-ymodem peripheral", () => {
       assert.ok(central);
       const conn = await connectNus(central.noble, ADDRESS, 247);
       assert.ok(conn.control, "control characteristic discovered");
-      assert.deepEqual(await xossRequest(conn, xossFrame(XOSS.STATUS)), bytes(0x04, 0x00, 0x04));
-      assert.deepEqual(await xossRequest(conn, xossFrame(XOSS.FETCH, "missing.fit")), xossFrame(0x12, "missing.fit"));
+      assert.deepEqual(await xossRequest(conn, encodeXossFrame(XossOpcode.status)), bytes(0x04, 0x00, 0x04));
+      assert.deepEqual(await xossRequest(conn, encodeXossFrame(XossOpcode.fetchFile, Buffer.from("missing.fit"))), encodeXossFrame(0x12, Buffer.from("missing.fit")));
       const idle = new Promise<Buffer>((resolve) => conn.control?.on("data", (d: Buffer) => d[0] === 0x04 && resolve(d)));
-      assert.deepEqual(await xossRequest(conn, xossFrame(XOSS.FETCH, "20240501123000.fit")), xossFrame(0x06, "20240501123000.fit"));
+      assert.deepEqual(await xossRequest(conn, encodeXossFrame(XossOpcode.fetchFile, Buffer.from("20240501123000.fit"))), encodeXossFrame(0x06, Buffer.from("20240501123000.fit")));
       const run = await receiveYmodem(conn, s.clock);
       assert.ok(run.files[0].data.equals(generateFileContent(9000, 5)));
       assert.deepEqual(await idle, bytes(0x04, 0x00, 0x04));

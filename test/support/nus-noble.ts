@@ -9,7 +9,8 @@ import { installVirtualHciDriver, registerVirtualController, unregisterVirtualCo
 import type { Simulation } from "../../src/sim/scenario";
 import type { SimClock, SimTimer } from "../../src/sim/types";
 import { YmodemReceiver, type YmodemError, type YmodemEvent, type YmodemReceiverOptions } from "../../src/protocol/ymodem";
-import { NUS_RX, NUS_SERVICE, NUS_TX, XOSS_CONTROL } from "../../src/sim/peripherals/nus-ymodem";
+import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../src/protocol/nus";
+import { XOSS_CONTROL_CHARACTERISTIC } from "../../src/protocol/xoss";
 
 const short = (uuid: string): string => uuid.replace(/-/g, "");
 
@@ -68,7 +69,7 @@ export async function connectNus(noble: Noble, address: string, mtu = 247): Prom
   const rx = find(NUS_RX);
   const tx = find(NUS_TX);
   if (!rx || !tx) throw new Error(`${address}: NUS RX/TX not found (got ${characteristics.map((c) => c.uuid).join(", ")})`);
-  return { peripheral, rx, tx, control: find(XOSS_CONTROL) };
+  return { peripheral, rx, tx, control: find(XOSS_CONTROL_CHARACTERISTIC) };
 }
 
 export interface ReceivedFile {

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcessByStdio } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { NusUartPeripheral } from "../../src/sim/peripherals/nus-ymodem";
+import { NusUartPeripheral } from "../../src/sim/peripherals/nus-uart";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
 import type { LinkSettings, SimClock } from "../../src/sim/types";
 

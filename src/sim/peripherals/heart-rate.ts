@@ -9,8 +9,8 @@ import { encodeHeartRateMeasurement } from "../../protocol/heart-rate";
 import { batteryService, deviceInformationService, GattPeripheral, type DeviceInformation, type PeripheralKind } from "../peripheral";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
 import { DEFAULT_SERVER_MTU, type AddressType, type SimClock, type SimTimer } from "../types";
-import { optionalInteger, optionalNumber, optionalString, requireObject, ScenarioError, type JsonObject } from "../validate";
-import { optionalBoolean, optionalHexList, optionalIntegerList, rejectTogether, rejectUnknownKeys } from "./options";
+import { optionalInteger, optionalNumber, optionalString, rejectUnknownKeys, requireObject, ScenarioError, type JsonObject } from "../validate";
+import { optionalBoolean, optionalHexList, optionalIntegerList, rejectTogether } from "./options";
 
 export const HEART_RATE_SERVICE = "180d";
 export const HEART_RATE_MEASUREMENT = "2a37";
@@ -186,7 +186,7 @@ function parseDeviceInformation(spec: JsonObject, field: string): DeviceInformat
   if (spec.deviceInformation === undefined) return undefined;
   const at = `${field}.deviceInformation`;
   const obj = requireObject(spec.deviceInformation, at);
-  rejectUnknownKeys(obj, DEVICE_INFORMATION_KEYS, at);
+  rejectUnknownKeys(obj, DEVICE_INFORMATION_KEYS, at, "option");
   const info: DeviceInformation = {};
   for (const key of DEVICE_INFORMATION_KEYS) {
     if (obj[key] === undefined) continue;

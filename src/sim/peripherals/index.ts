@@ -1,11 +1,10 @@
 import type { PeripheralKind } from "../peripheral";
 import type { PeripheralContext, VirtualPeripheral } from "../types";
 import { ATT_DEFAULT_MTU, ATT_MAX_MTU } from "../../protocol/att";
-import { optionalEnum, optionalInteger, optionalString, requireAddress, ScenarioError, type JsonObject } from "../validate";
+import { optionalEnum, optionalInteger, optionalString, rejectUnknownKeys, requireAddress, ScenarioError, type JsonObject } from "../validate";
 import { heartRateKind } from "./heart-rate";
 import { hiokiDt4261Kind } from "./hioki-dt4261";
-import { nusYmodemKind } from "./nus-ymodem";
-import { rejectUnknownKeys } from "./options";
+import { nusYmodemKind } from "./nus-ymodem-scenario";
 
 /** Every peripheral kind a scenario can name: adding a kind means adding it here, nowhere else. */
 const KINDS: readonly PeripheralKind[] = [heartRateKind, hiokiDt4261Kind, nusYmodemKind];
@@ -25,7 +24,7 @@ export function createPeripheral(spec: JsonObject, field: string, ctx: Periphera
   if (spec.kind === undefined) throw new ScenarioError(`${field}.kind`, `is required (one of ${expected})`);
   const kind = KINDS.find((k) => k.kind === spec.kind);
   if (!kind) throw new ScenarioError(`${field}.kind`, `unknown peripheral kind (expected one of ${expected})`);
-  rejectUnknownKeys(spec, [...COMMON_PERIPHERAL_FIELDS, ...kind.options], field);
+  rejectUnknownKeys(spec, [...COMMON_PERIPHERAL_FIELDS, ...kind.options], field, "option");
   const name = spec.name === undefined ? undefined : optionalString(spec, "name", field, "", 248);
   if (name === "") throw new ScenarioError(`${field}.name`, "must not be empty");
   return kind.create(

@@ -1,331 +1,27 @@
 /**
- * Nordic UART Service peripherals (docs/protocols.md §3).
- *
- * - NusUartPeripheral: a plain NUS "serial cable". RX (6e400002, write and write without response) hands the
- *   central's bytes to `onRx`; `sendTx(bytes)` sends bytes to the central as TX (6e400003) notifications of at
- *   most MTU − 3 bytes, paced by the link (backpressure: only a few ATT PDUs are ever queued on it). Tests pipe
- *   an external YMODEM sender (lrzsz `sz`) through it.
- * - NusYmodemPeripheral (kind "nus-ymodem"): a YMODEM file sender on NUS, the seed's `nus_modem_server.py` by
- *   default (CRC-16/ARC, `"name size"` block 0 in SOH, STX data blocks when the MTU is above 23, EOT / NAK /
- *   EOT / ACK, then it disconnects), driven by the pure YmodemSender; optionally a XOSS bike computer with its
- *   control characteristic 6e400004 serving named files.
+ * The YMODEM file sender on the Nordic UART Service (kind "nus-ymodem"; docs/protocols.md §3): the seed's
+ * `nus_modem_server.py` by default (CRC-16/ARC, `"name size"` block 0 in SOH, STX data blocks when the MTU is above
+ * 23, EOT / NAK / EOT / ACK, then it disconnects), driven by the pure YmodemSender over the NUS serial cable
+ * (nus-uart.ts); optionally a XOSS bike computer serving named files through its control characteristic
+ * (xoss-control.ts). The scenario kind is in nus-ymodem-scenario.ts, generated content in file-content.ts.
+ * A little over 400 lines: one session state machine, whose hostile variants act on the same sender state.
  */
 import { EventEmitter } from "node:events";
-import * as path from "node:path";
-import { normalizeUuid } from "../../protocol/att";
 import type { CrcKind } from "../../protocol/crc16";
-import type { YmodemDialect } from "../../protocol/ymodem";
+import { XOSS_CONTROL_CHARACTERISTIC } from "../../protocol/xoss";
+import { ACK, CAN, EOT, SOH, STX, WANT_CRC, WANT_G, type YmodemDialect } from "../../protocol/ymodem";
 import { YmodemSender, type YmodemSenderFile, type YmodemSenderStats } from "../../protocol/ymodem-sender";
-import type { ServiceDefinition, Subscription } from "../gatt-server";
-import { GattPeripheral, type PeripheralKind } from "../peripheral";
-import { readRegularFile, RegularFileError } from "../regular-file";
-import { DEFAULT_SERVER_MTU, type AddressType, type LinkSettings, type PeripheralLink, type SimClock, type SimTimer } from "../types";
-import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
-import { optionalBoolean, optionalIntegerList, rejectTogether, rejectUnknownKeys } from "./options";
+import type { ServiceDefinition } from "../gatt-server";
+import type { AddressType, LinkSettings, SimClock, SimTimer } from "../types";
+import { APPEARANCE_GENERIC_COMPUTER, NusUartPeripheral, type NusUartStats } from "./nus-uart";
+import { DEFAULT_DISK_TOTAL_KB, XossControl, xossFiles, type XossControlFrame, type XossDevice } from "./xoss-control";
 
-export const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
-/** Central → peripheral. */
-export const NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e";
-/** Peripheral → central (notify). */
-export const NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e";
-/** XOSS control characteristic (write + notify). */
-export const XOSS_CONTROL = "6e400004-b5a3-f393-e0a9-e50e24dcca9e";
+export { generateFileContent } from "./file-content";
+export { NusUartPeripheral, type NusUartConfig, type NusUartStats } from "./nus-uart";
+export { FILELIST_NAME } from "./xoss-control";
 
-/** GAP appearance "Generic Computer", as the seed's server advertises. */
-const APPEARANCE_GENERIC_COMPUTER = 0x0080;
 /** GAP appearance "Cycling: Cycling Computer". */
 const APPEARANCE_CYCLING_COMPUTER = 0x0481;
-
-const SOH_BYTE = 0x01;
-const STX_BYTE = 0x02;
-const EOT_BYTE = 0x04;
-const ACK_BYTE = 0x06;
-const CAN_BYTE = 0x18;
-const WANT_CRC_BYTE = 0x43;
-const WANT_G_BYTE = 0x47;
-
-/** HCI reason "Remote User Terminated Connection": what the central hears when the peripheral hangs up. */
-export const REMOTE_USER_TERMINATED = 0x13;
-
-// ---------------------------------------------------------------------------------------------
-// Deterministic content
-
-/**
- * `sizeBytes` pseudo-random bytes from `seed` (mulberry32, little-endian words): the same on every run and
- * machine, so a test computes the bytes a `sizeBytes` + `seed` peripheral serves.
- */
-export function generateFileContent(sizeBytes: number, seed = 0): Buffer {
-  if (!Number.isInteger(sizeBytes) || sizeBytes < 0) throw new RangeError(`sizeBytes must be a whole number ≥ 0, got ${sizeBytes}`);
-  const out = Buffer.alloc(sizeBytes);
-  let a = seed >>> 0;
-  for (let i = 0; i < sizeBytes; i += 4) {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    const word = (t ^ (t >>> 14)) >>> 0;
-    if (i + 4 <= sizeBytes) {
-      out.writeUInt32LE(word, i);
-    } else {
-      for (let k = 0; i + k < sizeBytes; k++) out[i + k] = (word >>> (8 * k)) & 0xff;
-    }
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// NUS serial cable
-
-export interface NusUartConfig {
-  address: string;
-  addressType?: AddressType;
-  /** Default "mpy-nus" (the seed's server). */
-  name?: string;
-  clock: SimClock;
-  maxMtu?: number;
-  /** The scenario's link, to size the TX window; without it the window is 8. */
-  link?: LinkSettings;
-  /** Most TX notifications queued on the link at once (backpressure). Default: 2 × pdusPerEvent, 4…32. */
-  txWindow?: number;
-  /** Bytes the central wrote to RX, in order (Write Requests and Write Commands alike). */
-  onRx?: (bytes: Buffer) => void;
-  /** The central enabled TX notifications: sendTx works from now on. */
-  onTxSubscribed?: () => void;
-  /** The link ended (HCI reason). */
-  onDisconnected?: (reason: number) => void;
-  /** Appearance and kind, for subclasses. */
-  appearance?: number;
-  kind?: string;
-}
-
-interface TxItem {
-  data: Buffer;
-  offset: number;
-  /** Frame-aligned: the item starts a new notification and shares none with the next item. */
-  aligned: boolean;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-export interface NusUartStats {
-  /** TX notifications handed to the link. */
-  notifications: number;
-  /** TX bytes handed to the link. */
-  txBytes: number;
-  /** RX bytes received from the central. */
-  rxBytes: number;
-  /** Highest number of ATT PDUs seen queued on the link right after a TX notification was handed to it. */
-  maxQueuedAttPdus: number;
-  /** Highest number of TX bytes waiting in the peripheral (not yet handed to the link). */
-  maxPendingTxBytes: number;
-}
-
-export class NusUartPeripheral extends GattPeripheral {
-  protected readonly txWindow: number;
-  private readonly rxCallback: ((bytes: Buffer) => void) | undefined;
-  private readonly txSubscribedCallback: (() => void) | undefined;
-  private readonly disconnectedCallback: ((reason: number) => void) | undefined;
-  private readonly txQueue: TxItem[] = [];
-  private pendingTxBytes = 0;
-  private inFlight = 0;
-  private pumping = false;
-  /** Bumped per connection: completions of an older link must not touch the new one's counters. */
-  private generation = 0;
-  private readonly counters: NusUartStats = { notifications: 0, txBytes: 0, rxBytes: 0, maxQueuedAttPdus: 0, maxPendingTxBytes: 0 };
-
-  constructor(config: NusUartConfig) {
-    super({
-      kind: config.kind ?? "nus-uart",
-      address: config.address,
-      addressType: config.addressType ?? "random",
-      name: config.name ?? "mpy-nus",
-      clock: config.clock,
-      maxMtu: config.maxMtu ?? config.link?.maxMtu ?? DEFAULT_SERVER_MTU,
-      advertisedServices: [NUS_SERVICE],
-      appearance: config.appearance ?? APPEARANCE_GENERIC_COMPUTER,
-    });
-    const fromLink = config.link ? Math.min(32, Math.max(4, 2 * config.link.pdusPerEvent)) : 8;
-    this.txWindow = config.txWindow ?? fromLink;
-    if (!Number.isInteger(this.txWindow) || this.txWindow < 1) throw new RangeError(`txWindow must be a whole number ≥ 1, got ${this.txWindow}`);
-    this.rxCallback = config.onRx;
-    this.txSubscribedCallback = config.onTxSubscribed;
-    this.disconnectedCallback = config.onDisconnected;
-  }
-
-  protected services(): ServiceDefinition[] {
-    return [
-      {
-        uuid: NUS_SERVICE,
-        characteristics: [
-          {
-            uuid: NUS_RX,
-            properties: ["write", "writeWithoutResponse"],
-            onWrite: (value) => {
-              this.counters.rxBytes += value.length;
-              this.receiveRx(Buffer.from(value));
-            },
-          },
-          { uuid: NUS_TX, properties: ["notify"] },
-        ],
-      },
-    ];
-  }
-
-  get stats(): NusUartStats {
-    return { ...this.counters };
-  }
-
-  /** The connection's ATT MTU (23 while disconnected). */
-  get mtu(): number {
-    return this.gatt.mtu;
-  }
-
-  get txSubscribed(): boolean {
-    return this.isConnected && this.gatt.isSubscribed(NUS_TX, "notify");
-  }
-
-  /** TX bytes accepted by sendTx and not yet handed to the link. */
-  get pendingTx(): number {
-    return this.pendingTxBytes;
-  }
-
-  /** TX notifications handed to the link and not yet delivered. */
-  get txInFlight(): number {
-    return this.inFlight;
-  }
-
-  /**
-   * Sends bytes to the central as TX notifications, in order. A plain call streams: bytes of consecutive calls
-   * may share a notification (a serial cable has no message boundaries). `aligned` starts the bytes in a fresh
-   * notification and ends their last one with them (a YMODEM frame: its first fragment begins with SOH/STX).
-   * Resolves when the last notification carrying these bytes has been delivered; rejects when the central is
-   * not subscribed or the link drops first.
-   */
-  sendTx(bytes: Uint8Array, options: { aligned?: boolean } = {}): Promise<void> {
-    if (!this.txSubscribed) return Promise.reject(new Error("NUS TX: the central has not enabled notifications"));
-    if (bytes.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.txQueue.push({ data: Buffer.from(bytes), offset: 0, aligned: options.aligned ?? false, resolve, reject });
-      this.pendingTxBytes += bytes.length;
-      if (this.pendingTxBytes > this.counters.maxPendingTxBytes) this.counters.maxPendingTxBytes = this.pendingTxBytes;
-      this.pumpTx();
-    });
-  }
-
-  /** Hangs up (reason 0x13 for the central) once everything queued has been sent. False when not connected. */
-  requestDisconnect(reason = REMOTE_USER_TERMINATED): boolean {
-    if (!this.link) return false;
-    this.link.disconnect(reason);
-    return true;
-  }
-
-  /** Bytes from RX; subclasses take them over, the serial cable passes them to `onRx`. */
-  protected receiveRx(bytes: Buffer): void {
-    this.rxCallback?.(bytes);
-  }
-
-  /** Everything queued has been delivered (nothing waiting, nothing in flight). */
-  protected onTxDrained(): void {}
-
-  /** The pump has room: a subclass may queue more now (YMODEM-g pulls frames on demand here). */
-  protected onTxRoom(): void {}
-
-  protected override onConnected(): void {
-    this.generation++;
-  }
-
-  protected override onSubscribed(uuid: string, subscription: Subscription): void {
-    if (normalizeUuid(uuid) === normalizeUuid(NUS_TX) && subscription.notify) this.txSubscribedCallback?.();
-  }
-
-  protected override onUnsubscribed(uuid: string): void {
-    // Notifications can no longer go out: what is queued is lost, as on a real device.
-    if (normalizeUuid(uuid) === normalizeUuid(NUS_TX)) this.failTx(new Error(this.isConnected ? "NUS TX: the central disabled notifications" : "NUS TX: disconnected"));
-  }
-
-  protected override onDisconnected(reason: number): void {
-    this.failTx(new Error("NUS TX: disconnected"));
-    this.inFlight = 0;
-    this.generation++;
-    this.disconnectedCallback?.(reason);
-  }
-
-  private failTx(error: Error): void {
-    for (const item of this.txQueue.splice(0)) item.reject(error);
-    this.pendingTxBytes = 0;
-  }
-
-  /** Hands notifications to the link while the window has room; refilled as deliveries complete. */
-  private pumpTx(): void {
-    if (this.pumping) return; // a callback inside the loop queued more: the running loop takes it
-    this.pumping = true;
-    try {
-      for (;;) {
-        if (this.txQueue.length < 2) this.onTxRoom();
-        const link = this.link;
-        if (!link || this.txQueue.length === 0 || !this.txSubscribed) break;
-        if (this.inFlight >= this.txWindow || link.queuedAttPdus >= this.txWindow) break;
-        this.sendOneNotification(link);
-      }
-    } finally {
-      this.pumping = false;
-    }
-    if (this.txQueue.length === 0 && this.inFlight === 0 && this.isConnected) this.onTxDrained();
-  }
-
-  private sendOneNotification(link: PeripheralLink): void {
-    const room = this.gatt.mtu - 3;
-    const parts: Buffer[] = [];
-    const finished: TxItem[] = [];
-    let size = 0;
-    while (size < room && this.txQueue.length > 0) {
-      const item = this.txQueue[0];
-      // An aligned item starts its own notification; nothing follows it in its last one.
-      if (item.aligned && item.offset === 0 && size > 0) break;
-      const take = Math.min(room - size, item.data.length - item.offset);
-      parts.push(item.data.subarray(item.offset, item.offset + take));
-      item.offset += take;
-      size += take;
-      if (item.offset < item.data.length) break;
-      this.txQueue.shift();
-      finished.push(item);
-      if (item.aligned) break;
-    }
-    const value = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    this.pendingTxBytes -= value.length;
-    let sent: Promise<void>;
-    try {
-      sent = this.gatt.notify(NUS_TX, value);
-    } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error));
-      for (const item of finished) item.reject(e);
-      this.failTx(e);
-      return;
-    }
-    this.inFlight++;
-    this.counters.notifications++;
-    this.counters.txBytes += value.length;
-    if (link.queuedAttPdus > this.counters.maxQueuedAttPdus) this.counters.maxQueuedAttPdus = link.queuedAttPdus;
-    const generation = this.generation;
-    sent.then(
-      () => {
-        if (generation !== this.generation) return;
-        this.inFlight--;
-        for (const item of finished) item.resolve();
-        this.pumpTx();
-      },
-      (error: unknown) => {
-        const e = error instanceof Error ? error : new Error(String(error));
-        for (const item of finished) item.reject(e);
-        if (generation !== this.generation) return;
-        this.inFlight--;
-        this.failTx(e);
-      },
-    );
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// YMODEM sender on NUS
 
 export type BlocksOption = "soh" | "stx" | "auto";
 
@@ -409,40 +105,6 @@ export interface NusYmodemStats extends NusUartStats, YmodemSenderStats {
   sessions: number;
 }
 
-/** XOSS control opcodes (ekspla/xoss_sync). */
-export const XOSS = {
-  IDLE: 0x04,
-  FETCH: 0x05,
-  FETCH_OK: 0x06,
-  SEND: 0x07,
-  DISK_SPACE: 0x09,
-  DISK_SPACE_OK: 0x0a,
-  DELETE: 0x0d,
-  ERR_COMMAND: 0x11,
-  ERR_NO_FILE: 0x12,
-  ERR_MEMORY: 0x13,
-  ERR_NOT_IDLE: 0x14,
-  ERR_PARSE: 0x15,
-  TIME_SET: 0x54,
-  STATUS: 0xff,
-} as const;
-
-/** Longest XOSS frame: opcode + 18 content bytes + checksum (fits a notification at MTU 23). */
-const XOSS_MAX_FRAME = 20;
-const XOSS_MAX_CONTENT = 18;
-const DEFAULT_DISK_TOTAL_KB = 8104;
-
-/** `opcode content… xor`: the checksum is the XOR of every earlier byte; empty content is a single 00. */
-export function xossFrame(opcode: number, content: Uint8Array | string = Buffer.of(0)): Buffer {
-  const body = typeof content === "string" ? Buffer.from(content, "utf8") : Buffer.from(content);
-  const frame = Buffer.concat([Buffer.of(opcode), body.length === 0 ? Buffer.of(0) : body, Buffer.of(0)]);
-  let x = 0;
-  for (let i = 0; i < frame.length - 1; i++) x ^= frame[i];
-  frame[frame.length - 1] = x;
-  return frame;
-}
-
-export const FILELIST_NAME = "filelist.txt";
 
 /**
  * The YMODEM sender as a peripheral. Each connection is a fresh session: the first `C` (or `G` with
@@ -466,7 +128,7 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   /** `transfer` as each session ends, for a test to wait for. */
   readonly events = new EventEmitter<NusYmodemEvents>();
   /** Every XOSS control frame received and sent, for tests. */
-  readonly controlLog: { direction: "in" | "out"; frame: Buffer }[] = [];
+  readonly controlLog: XossControlFrame[] = [];
   private readonly dialect: YmodemDialect;
   private readonly crc: CrcKind;
   private readonly blocks: BlocksOption;
@@ -475,8 +137,8 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   private readonly framing: "aligned" | "packed";
   private readonly blockTimeoutMs: number;
   private readonly retries: number;
-  private readonly xoss: boolean;
-  private readonly diskTotalKb: number;
+  /** The XOSS control point, when the peripheral is a XOSS device. */
+  private readonly xoss: XossControl | null;
   private readonly chatterMs: number | null;
   private readonly repeatBlock: RepeatBlockOption | null;
   private readonly endlessBatch: boolean;
@@ -513,26 +175,21 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     this.framing = config.framing ?? "aligned";
     this.blockTimeoutMs = config.blockTimeoutMs ?? 5000;
     this.retries = config.retries ?? 10;
-    this.xoss = config.xoss ?? false;
-    this.diskTotalKb = config.diskTotalKb ?? DEFAULT_DISK_TOTAL_KB;
     this.chatterMs = config.chatterMs ?? null;
     this.repeatBlock = config.repeatBlock ?? null;
     this.endlessBatch = config.endlessBatch ?? false;
     this.withholdEot = config.withholdEot ?? false;
     if (this.chatterMs !== null && !(this.chatterMs > 0)) throw new RangeError(`chatterMs must be positive, got ${this.chatterMs}`);
-    if (this.endlessBatch && this.xoss) throw new RangeError("endlessBatch cannot be combined with xoss (XOSS serves one file per request)");
+    if (this.endlessBatch && config.xoss) throw new RangeError("endlessBatch cannot be combined with xoss (XOSS serves one file per request)");
     if (!(this.blockTimeoutMs > 0)) throw new RangeError(`blockTimeoutMs must be positive, got ${this.blockTimeoutMs}`);
-    const files = config.files.slice();
-    if (this.xoss) {
-      if (!files.some((f) => f.name === FILELIST_NAME)) files.push({ name: FILELIST_NAME, data: Buffer.from(files.map((f) => `${f.name}\n`).join(""), "utf8") });
-      for (const f of files) {
-        const bytes = Buffer.byteLength(f.name, "utf8");
-        if (bytes === 0 || bytes > XOSS_MAX_CONTENT) throw new RangeError(`XOSS file names are 1 to ${XOSS_MAX_CONTENT} bytes: ${JSON.stringify(f.name)}`);
-      }
+    let files = config.files.slice();
+    if (config.xoss) {
+      files = xossFiles(files);
     } else if (files.length === 0) {
       throw new RangeError("nus-ymodem needs at least one file");
     }
     this.files = files;
+    this.xoss = config.xoss ? new XossControl(this.xossDevice(), config.diskTotalKb ?? DEFAULT_DISK_TOTAL_KB, this.controlLog) : null;
     // Builds every block 0 once, so a bad name fails here and not when a central connects.
     new YmodemSender({ files, dialect: this.dialect, crc: this.crc, blocks: "soh", streaming: false });
   }
@@ -545,7 +202,7 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
         characteristics: [
           ...services[0].characteristics,
           // xoss_sync writes commands without response; write with response works as well.
-          { uuid: XOSS_CONTROL, properties: ["write", "writeWithoutResponse", "notify"], onWrite: (value) => this.onControl(Buffer.from(value)) },
+          { uuid: XOSS_CONTROL_CHARACTERISTIC, properties: ["write", "writeWithoutResponse", "notify"], onWrite: (value) => this.xoss?.receive(Buffer.from(value)) },
         ],
       };
     }
@@ -587,18 +244,18 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     if (this.sender === null) {
       // XOSS sends files only on request; the seed's server serves one session per connection.
       if (this.xoss || this.served) return;
-      this.startSession(this.files, bytes.includes(WANT_G_BYTE) && this.streaming ? WANT_G_BYTE : WANT_CRC_BYTE);
+      this.startSession(this.files, bytes.includes(WANT_G) && this.streaming ? WANT_G : WANT_CRC);
     }
     const sender = this.sender;
     if (sender === null) return;
-    const cancelled = bytes.includes(CAN_BYTE);
+    const cancelled = bytes.includes(CAN);
     if (this.chatter !== null) {
       // Chattering: deaf to everything but the receiver's CAN CAN.
       if (cancelled) sender.receive(bytes);
       if (sender.state === "aborted") this.endSession("aborted");
       return;
     }
-    if (!cancelled && bytes.includes(ACK_BYTE) && this.hostileAnswer()) return;
+    if (!cancelled && bytes.includes(ACK) && this.hostileAnswer()) return;
     this.cancelTimer();
     let frames = sender.receive(bytes);
     if (this.endlessBatch && this.session && this.batchEnding(sender, frames)) frames = this.nextRound(this.session.startByte);
@@ -610,7 +267,7 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   /** chatterMs / repeatBlock: answers an ACK the hostile way instead of the sender's. True when it did. */
   private hostileAnswer(): boolean {
     const last = this.lastFrame;
-    if (last === null || (last[0] !== SOH_BYTE && last[0] !== STX_BYTE)) return false;
+    if (last === null || (last[0] !== SOH && last[0] !== STX)) return false;
     const block0 = last[1] === 0;
     if (this.chatterMs !== null && block0) {
       this.cancelTimer();
@@ -676,7 +333,7 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   }
 
   /** `startByte`: what the receiver sent to start it (C, or G for YMODEM-g), as an endless batch asks again. */
-  private startSession(files: readonly YmodemSenderFile[], startByte = WANT_CRC_BYTE): void {
+  private startSession(files: readonly YmodemSenderFile[], startByte = WANT_CRC): void {
     const mtu = this.gatt.mtu;
     const blocks = this.blocksFor(mtu);
     this.sender = this.newSender(files, blocks);
@@ -691,7 +348,7 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     this.cancelTimer();
     for (const frame of frames) {
       // withholdEot: the sender believes it sent the EOT (and resends it); none ever leaves.
-      if (this.withholdEot && frame.length === 1 && frame[0] === EOT_BYTE) continue;
+      if (this.withholdEot && frame.length === 1 && frame[0] === EOT) continue;
       this.lastFrame = frame;
       if (!this.txSubscribed) {
         this.recordViolation(`nus-ymodem: a ${frame.length}-byte frame is lost: the central has not enabled TX notifications`);
@@ -749,207 +406,30 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
     this.events.emit("transfer", transfer);
     if (outcome === "disconnected") return;
     if (this.xoss) {
-      if (outcome === "done") this.notifyControl(xossFrame(XOSS.IDLE));
+      if (outcome === "done") this.xoss.transferDone();
       return;
     }
     // The seed's server hangs up after the final ACK (and when it gives up).
     if (this.dialect === "seed") this.requestDisconnect();
   }
 
-  // -------------------------------------------------------------------------------------------------------------
-  // XOSS control characteristic
-
-  private onControl(frame: Buffer): void {
-    this.controlLog.push({ direction: "in", frame });
-    let x = 0;
-    for (let i = 0; i < frame.length - 1; i++) x ^= frame[i];
-    if (frame.length < 3 || frame.length > XOSS_MAX_FRAME || x !== frame[frame.length - 1]) {
-      this.notifyControl(xossFrame(XOSS.ERR_PARSE));
-      return;
-    }
-    const opcode = frame[0];
-    const content = frame.subarray(1, frame.length - 1);
-    if (opcode === XOSS.IDLE) {
-      // xoss_sync sends 04 00 04 when a status request goes unanswered: back to idle, whatever was running.
-      if (this.sender !== null) {
-        this.sendFrames(this.sender.cancel());
+  /** What the XOSS control point reaches of this peripheral. */
+  private xossDevice(): XossDevice {
+    return {
+      files: this.files,
+      isBusy: () => this.busy,
+      serve: (file) => this.startSession([file]),
+      abort: () => {
+        const sender = this.sender;
+        if (sender === null) return;
+        this.sendFrames(sender.cancel());
         this.endSession("aborted");
-      }
-      this.notifyControl(xossFrame(XOSS.IDLE));
-      return;
-    }
-    if (this.sender !== null) {
-      this.notifyControl(xossFrame(XOSS.ERR_NOT_IDLE));
-      return;
-    }
-    switch (opcode) {
-      case XOSS.STATUS:
-        this.notifyControl(xossFrame(XOSS.IDLE));
-        return;
-      case XOSS.DISK_SPACE: {
-        const usedKb = Math.ceil(this.files.reduce((n, f) => n + f.data.length, 0) / 1024);
-        this.notifyControl(xossFrame(XOSS.DISK_SPACE_OK, `${Math.max(0, this.diskTotalKb - usedKb)}/${this.diskTotalKb}`));
-        return;
-      }
-      case XOSS.FETCH: {
-        const name = content.toString("utf8");
-        const file = this.files.find((f) => f.name === name);
-        if (!file) {
-          this.notifyControl(xossFrame(XOSS.ERR_NO_FILE, content));
-          return;
-        }
-        this.notifyControl(xossFrame(XOSS.FETCH_OK, content));
-        this.startSession([file]);
-        return;
-      }
-      case XOSS.TIME_SET:
-        return; // a XOSS G+ Gen1 sets its clock and answers nothing (xoss_sync waits 1 s instead)
-      default:
-        // Uploads (07), deletes (0d) and anything unknown: this device only serves files.
-        this.notifyControl(xossFrame(XOSS.ERR_COMMAND));
-    }
-  }
-
-  private notifyControl(frame: Buffer): void {
-    this.controlLog.push({ direction: "out", frame });
-    if (!this.isConnected || !this.gatt.isSubscribed(XOSS_CONTROL, "notify")) return;
-    this.gatt.notify(XOSS_CONTROL, frame).catch(() => undefined);
+      },
+      notify: (frame) => {
+        if (!this.isConnected || !this.gatt.isSubscribed(XOSS_CONTROL_CHARACTERISTIC, "notify")) return;
+        this.gatt.notify(XOSS_CONTROL_CHARACTERISTIC, frame).catch(() => undefined);
+      },
+    };
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Scenario
-
-/** Largest generated file: beyond the node's 64 MiB default limit, within reason for memory. */
-const MAX_GENERATED_BYTES = 256 * 1024 * 1024;
-const FILE_SOURCE_KEYS = ["sizeBytes", "seed"];
-
-function readScenarioFile(baseDir: string, relative: string, field: string): Buffer {
-  if (relative.length === 0) throw new ScenarioError(field, "must not be empty");
-  try {
-    return readRegularFile(path.resolve(baseDir, relative), MAX_GENERATED_BYTES);
-  } catch (error) {
-    if (!(error instanceof RegularFileError)) throw error;
-    // Never the path, which holds the scenario's directory.
-    if (error.problem.kind === "too-large") throw new ScenarioError(field, `is larger than ${MAX_GENERATED_BYTES} bytes, the limit for a file to serve`);
-    if (error.problem.kind === "unreadable") {
-      const code = /^[A-Z][A-Z0-9_]*/.exec(error.problem.reason);
-      throw new ScenarioError(field, `cannot be read (${code ? code[0] : "unknown error"})`);
-    }
-    throw new ScenarioError(field, error.message);
-  }
-}
-
-function generated(obj: JsonObject, field: string): Buffer {
-  if (obj.sizeBytes === undefined) throw new ScenarioError(`${field}.sizeBytes`, "is required");
-  const size = optionalInteger(obj, "sizeBytes", field, 0, 0, MAX_GENERATED_BYTES);
-  const seed = optionalInteger(obj, "seed", field, 0, 0, 0xffffffff);
-  return generateFileContent(size, seed);
-}
-
-/** A YMODEM file name: non-empty, no NUL, and a block 0 that holds it (checked again by the sender). */
-function checkName(name: string, field: string, maxBytes: number): string {
-  if (name.length === 0) throw new ScenarioError(field, "must not be empty");
-  if (name.includes("\0")) throw new ScenarioError(field, "must not contain NUL");
-  if (Buffer.byteLength(name, "utf8") > maxBytes) throw new ScenarioError(field, `must be at most ${maxBytes} bytes in UTF-8`);
-  return name;
-}
-
-function parseFiles(spec: JsonObject, field: string, baseDir: string, xoss: boolean): YmodemSenderFile[] {
-  const at = `${field}.files`;
-  if (!isObject(spec.files)) throw new ScenarioError(at, 'must be an object like { "name": "path" }');
-  const entries = Object.entries(spec.files);
-  if (entries.length === 0) throw new ScenarioError(at, "must name at least one file");
-  return entries.map(([name, source], i) => {
-    const where = `${at}.${keyName(i)}`;
-    checkName(name, where, xoss ? XOSS_MAX_CONTENT : 100);
-    if (typeof source === "string") return { name, data: readScenarioFile(baseDir, source, where) };
-    if (isObject(source)) {
-      rejectUnknownKeys(source, FILE_SOURCE_KEYS, where);
-      return { name, data: generated(source, where) };
-    }
-    throw new ScenarioError(where, 'must be a path or { "sizeBytes": n, "seed": n }');
-  });
-}
-
-export const nusYmodemKind: PeripheralKind = {
-  kind: "nus-ymodem",
-  defaultAddressType: "random",
-  options: [
-    "file",
-    "sizeBytes",
-    "seed",
-    "filename",
-    "files",
-    "crc",
-    "blocks",
-    "corruptBlocks",
-    "streaming",
-    "framing",
-    "dialect",
-    "blockTimeoutMs",
-    "xoss",
-    "chatterMs",
-    "repeatBlock",
-    "endlessBatch",
-    "withholdEot",
-  ],
-  create(spec, field, identity, ctx) {
-    const xoss = optionalBoolean(spec, "xoss", field, false);
-    if (xoss) {
-      for (const key of ["file", "sizeBytes", "seed", "filename"]) {
-        if (spec[key] !== undefined) throw new ScenarioError(`${field}.${key}`, "cannot be combined with xoss (name the device's files in files)");
-      }
-      if (spec.files === undefined) throw new ScenarioError(`${field}.files`, 'is required with xoss (an object like { "name": "path" })');
-    }
-    rejectTogether(spec, "file", ["sizeBytes", "seed", "files"], field);
-    // The hostile behaviours: one per peripheral, each a different way of never finishing.
-    rejectTogether(spec, "chatterMs", ["repeatBlock", "endlessBatch", "withholdEot"], field);
-    rejectTogether(spec, "repeatBlock", ["endlessBatch", "withholdEot"], field);
-    rejectTogether(spec, "endlessBatch", ["withholdEot", "xoss"], field);
-    rejectTogether(spec, "files", ["sizeBytes", "seed", "filename"], field);
-    const dialect = optionalEnum(spec, "dialect", field, ["seed", "standard"] as const, "seed");
-    // The seed's block 0 is `"name size"` in 128 bytes; sz puts a longer standard header in a 1K block 0.
-    const maxName = dialect === "seed" ? 100 : 1000;
-    let files: YmodemSenderFile[];
-    if (spec.files !== undefined) {
-      files = parseFiles(spec, field, ctx.baseDir, xoss);
-    } else if (spec.file !== undefined) {
-      const relative = optionalString(spec, "file", field, "", 4096);
-      const data = readScenarioFile(ctx.baseDir, relative, `${field}.file`);
-      const name = spec.filename === undefined ? path.basename(relative) : optionalString(spec, "filename", field, "", maxName);
-      files = [{ name: checkName(name, `${field}.filename`, maxName), data }];
-    } else {
-      // Neither: a generated file, 100,000 bytes (not a multiple of 128 or 1024), named like the seed's test file.
-      const data = spec.sizeBytes === undefined ? generateFileContent(100_000, optionalInteger(spec, "seed", field, 0, 0, 0xffffffff)) : generated(spec, field);
-      const name = optionalString(spec, "filename", field, "test.bin", maxName);
-      files = [{ name: checkName(name, `${field}.filename`, maxName), data }];
-    }
-    const crc = spec.crc === undefined ? undefined : optionalEnum(spec, "crc", field, ["arc", "xmodem"] as const, "arc");
-    try {
-      return new NusYmodemPeripheral({
-        ...identity,
-        clock: ctx.clock,
-        maxMtu: identity.serverMtu,
-        link: ctx.link,
-        files,
-        dialect,
-        crc,
-        blocks: optionalEnum(spec, "blocks", field, ["soh", "stx", "auto"] as const, "auto"),
-        corruptBlocks: optionalIntegerList(spec, "corruptBlocks", field, 0, 0x7fffffff),
-        streaming: optionalBoolean(spec, "streaming", field, false),
-        framing: optionalEnum(spec, "framing", field, ["aligned", "packed"] as const, "aligned"),
-        blockTimeoutMs: optionalNumber(spec, "blockTimeoutMs", field, 5000, 10, 600_000),
-        xoss,
-        chatterMs: spec.chatterMs === undefined ? undefined : optionalNumber(spec, "chatterMs", field, 400, 1, 600_000),
-        repeatBlock: spec.repeatBlock === undefined ? undefined : optionalEnum(spec, "repeatBlock", field, ["block0", "data"] as const, "data"),
-        endlessBatch: optionalBoolean(spec, "endlessBatch", field, false),
-        withholdEot: optionalBoolean(spec, "withholdEot", field, false),
-      });
-    } catch (error) {
-      // The sender's own check of block 0 (a name that does not fit with its size).
-      if (error instanceof RangeError) throw new ScenarioError(`${field}.${spec.files !== undefined ? "files" : "filename"}`, error.message);
-      throw error;
-    }
-  },
-};

@@ -2,7 +2,7 @@
  * Scenario readers the peripheral kinds share, beyond those of ../validate: booleans, lists of numbers,
  * strings and hex packets. Every failure is a ScenarioError naming the exact JSON path ("bpm[1]").
  */
-import { keyName, ScenarioError, type JsonObject } from "../validate";
+import { ScenarioError, type JsonObject } from "../validate";
 
 export function optionalBoolean(obj: JsonObject, key: string, field: string, fallback: boolean): boolean {
   const value = obj[key];
@@ -59,12 +59,6 @@ export function optionalHexList(obj: JsonObject, key: string, field: string, min
   });
 }
 
-/** Rejects keys nobody reads, so a typo ("bmp") fails loudly instead of silently using a default. */
-export function rejectUnknownKeys(obj: JsonObject, allowed: readonly string[], field: string): void {
-  Object.keys(obj).forEach((key, i) => {
-    if (!allowed.includes(key)) throw new ScenarioError(`${field}.${keyName(i)}`, `unknown option (expected one of ${allowed.join(", ")})`);
-  });
-}
 
 /** Fails when two options that exclude each other are both present. */
 export function rejectTogether(obj: JsonObject, key: string, others: readonly string[], field: string): void {
