@@ -1,10 +1,6 @@
 /**
- * A GATT server for virtual peripherals: an attribute table built from service definitions, the ATT
- * requests noble's client sends (see shared/docs/noble-hci.md), CCCD state, notifications and indications.
- *
- * Handle layout, from handle 1, in definition order: per service its declaration (0x2800), then per
- * characteristic its declaration (0x2803), its value, a CCCD (0x2902) when it can notify or indicate,
- * then its own descriptors. A service ends at its last attribute.
+ * A GATT server for virtual peripherals: its attribute table (gatt-database.ts), the ATT requests noble's client
+ * sends (att-requests.ts), and here the connection: MTU exchange, CCCD state, notifications and indications.
  *
  * One server serves one connection at a time: attach(link) starts a fresh per-connection state (MTU 23,
  * CCCDs off, empty prepare queue), detach() ends it. Requests are answered synchronously, in order,
@@ -14,71 +10,44 @@ import { EventEmitter } from "node:events";
 import {
   ATT_DEFAULT_MTU,
   ATT_MAX_MTU,
-  ATT_MAX_VALUE_LENGTH,
   AttError,
   AttOpcode,
   CharacteristicProperty,
-  GattType,
   MALFORMED_PDU_ERROR,
   decodeClientPdu,
   encodeErrorResponse,
   encodeExchangeMtuResponse,
-  encodeExecuteWriteResponse,
-  encodeFindByTypeValueResponse,
-  encodeFindInformationResponse,
   encodeHandleValueIndication,
   encodeHandleValueNotification,
-  encodePrepareWriteResponse,
-  encodeReadBlobResponse,
-  encodeReadByGroupTypeResponse,
-  encodeReadByTypeResponse,
-  encodeReadResponse,
-  encodeWriteResponse,
   formatUuid,
-  normalizeUuid,
-  uuidToBytes,
-  type AttClientPdu,
 } from "../protocol/att";
+import { agreedMtu } from "../protocol/att-mtu";
+import { AttRequests, hex } from "./att-requests";
+import {
+  CCCD_INDICATE,
+  CCCD_NOTIFY,
+  GattDatabase,
+  type AttributeInfo,
+  type Characteristic,
+  type CharacteristicHandles,
+  type GattSession,
+  type PendingIndication,
+  type ServiceDefinition,
+  type Subscription,
+} from "./gatt-database";
 import { DEFAULT_SERVER_MTU, type PeripheralLink } from "./types";
 
-export type CharacteristicPropertyName = "read" | "write" | "writeWithoutResponse" | "notify" | "indicate";
-
-/** A fixed value, or a function called on every read (for values that change). */
-export type ValueSource = Buffer | (() => Buffer);
-
-/**
- * Called for an accepted write (Write Request, Write Command, or the assembled value of an Execute Write).
- * Return an ATT error code to refuse it (sent back for requests, dropped for commands); nothing accepts it.
- */
-export type WriteHandler = (value: Buffer, withoutResponse: boolean) => void | number;
-
-export interface DescriptorDefinition {
-  uuid: string;
-  value?: ValueSource;
-  /** Makes the descriptor writable (with Write Request only). */
-  onWrite?: WriteHandler;
-}
-
-export interface CharacteristicDefinition {
-  uuid: string;
-  properties: readonly CharacteristicPropertyName[];
-  /** Read value; a Buffer is replaced by accepted writes. Absent: empty. */
-  value?: ValueSource;
-  onWrite?: WriteHandler;
-  /** Extra descriptors; the CCCD is added automatically for notify/indicate and must not be listed. */
-  descriptors?: readonly DescriptorDefinition[];
-}
-
-export interface ServiceDefinition {
-  uuid: string;
-  characteristics: readonly CharacteristicDefinition[];
-}
-
-/** CCCD bits of one characteristic on the current connection. */
-export interface Subscription {
-  notify: boolean;
-  indicate: boolean;
-}
+export type {
+  AttributeInfo,
+  CharacteristicDefinition,
+  CharacteristicHandles,
+  CharacteristicPropertyName,
+  DescriptorDefinition,
+  ServiceDefinition,
+  Subscription,
+  ValueSource,
+  WriteHandler,
+} from "./gatt-database";
 
 export interface GattServerEvents {
   /** A CCCD was written with at least one bit set (also when the bits change). */
@@ -100,92 +69,11 @@ export interface GattServerOptions {
   maxMtu?: number;
 }
 
-/** One row of the attribute table, for tests and diagnostics. */
-export interface AttributeInfo {
-  handle: number;
-  /** Canonical attribute type UUID ("2800", "2803", "2a37", …). */
-  type: string;
-  /** Canonical UUID of the service or characteristic this attribute belongs to. */
-  owner: string;
-  role: "service" | "characteristic" | "value" | "cccd" | "descriptor";
-  /** Last handle of the group (services only). */
-  endHandle?: number;
-}
-
-export interface CharacteristicHandles {
-  declaration: number;
-  value: number;
-  cccd: number | null;
-  /** Last handle belonging to the characteristic (its last descriptor, else its value). */
-  end: number;
-}
-
-interface Session {
-  readonly link: PeripheralLink;
-  mtu: number;
-  mtuExchanged: boolean;
-  /** CCCD value per characteristic value handle. */
-  readonly cccd: Map<number, number>;
-  prepared: { handle: number; offset: number; value: Buffer }[];
-  readonly indications: PendingIndication[];
-  outstanding: PendingIndication | null;
-}
-
-interface PendingIndication {
-  characteristic: Characteristic;
-  value: Buffer;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-interface Characteristic {
-  readonly uuid: string;
-  readonly serviceUuid: string;
-  readonly properties: number;
-  readonly handles: CharacteristicHandles;
-  source: ValueSource;
-  readonly onWrite?: WriteHandler;
-}
-
-interface Attribute {
-  readonly handle: number;
-  readonly type: string;
-  readonly typeBytes: Buffer;
-  readonly owner: string;
-  readonly role: AttributeInfo["role"];
-  readonly endHandle?: number;
-  readonly readable: boolean;
-  /** Accepts Write Request (and Prepare Write). */
-  readonly writable: boolean;
-  /** Accepts Write Command. */
-  readonly writableWithoutResponse: boolean;
-  read(session: Session): Buffer;
-  /** Returns 0 on success or an ATT error code. */
-  write(session: Session, value: Buffer, withoutResponse: boolean): number;
-}
-
-/** Prepare queue entries per connection: a 512-byte value at MTU 23 needs 29. */
-const MAX_PREPARED_WRITES = 64;
-const CCCD_NOTIFY = 0x0001;
-const CCCD_INDICATE = 0x0002;
-
-function propertyBits(properties: readonly CharacteristicPropertyName[]): number {
-  return properties.reduce((bits, p) => bits | CharacteristicProperty[p], 0);
-}
-
-function readSource(source: ValueSource): Buffer {
-  return typeof source === "function" ? source() : source;
-}
-
-function hex(value: Buffer): string {
-  return value.length === 0 ? "(empty)" : value.toString("hex");
-}
-
 export class GattServer extends EventEmitter<GattServerEvents> {
   readonly maxMtu: number;
-  private readonly table: Attribute[] = [];
-  private readonly characteristics: Characteristic[] = [];
-  private session: Session | null = null;
+  private readonly db: GattDatabase;
+  private readonly requests: AttRequests;
+  private session: GattSession | null = null;
 
   constructor(services: readonly ServiceDefinition[], options: GattServerOptions = {}) {
     super();
@@ -193,140 +81,22 @@ export class GattServer extends EventEmitter<GattServerEvents> {
     if (!Number.isInteger(this.maxMtu) || this.maxMtu < ATT_DEFAULT_MTU || this.maxMtu > ATT_MAX_MTU) {
       throw new RangeError(`maxMtu must be a whole number ${ATT_DEFAULT_MTU}..${ATT_MAX_MTU}, got ${this.maxMtu}`);
     }
-    for (const service of services) this.addService(service);
-    if (this.table.length > 0xfffe) throw new RangeError("attribute table exceeds the 16-bit handle space");
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Attribute table
-
-  private addService(def: ServiceDefinition): void {
-    const serviceUuid = normalizeUuid(def.uuid);
-    const serviceHandle = this.table.length + 1;
-    const serviceValue = uuidToBytes(serviceUuid);
-    // The declaration is pushed first with a placeholder end; replaced once the group is complete.
-    this.table.push(this.declaration(serviceHandle, GattType.PrimaryService, serviceUuid, "service", serviceValue));
-    for (const charDef of def.characteristics) this.addCharacteristic(serviceUuid, charDef);
-    this.table[serviceHandle - 1] = this.declaration(serviceHandle, GattType.PrimaryService, serviceUuid, "service", serviceValue, this.table.length);
-  }
-
-  private declaration(handle: number, type: string, owner: string, role: Attribute["role"], value: Buffer, endHandle?: number): Attribute {
-    return {
-      handle,
-      type,
-      typeBytes: uuidToBytes(type),
-      owner,
-      role,
-      endHandle,
-      readable: true,
-      writable: false,
-      writableWithoutResponse: false,
-      read: () => value,
-      write: () => AttError.WriteNotPermitted,
-    };
-  }
-
-  private addCharacteristic(serviceUuid: string, def: CharacteristicDefinition): void {
-    const uuid = normalizeUuid(def.uuid);
-    const properties = propertyBits(def.properties);
-    const declarationHandle = this.table.length + 1;
-    const valueHandle = declarationHandle + 1;
-    const hasCccd = (properties & (CharacteristicProperty.notify | CharacteristicProperty.indicate)) !== 0;
-    const descriptors = def.descriptors ?? [];
-    for (const d of descriptors) {
-      if (normalizeUuid(d.uuid) === GattType.ClientCharacteristicConfiguration) {
-        throw new Error(`characteristic ${formatUuid(uuid)}: the CCCD is added automatically, do not list it`);
-      }
-    }
-    const handles: CharacteristicHandles = {
-      declaration: declarationHandle,
-      value: valueHandle,
-      cccd: hasCccd ? valueHandle + 1 : null,
-      end: valueHandle + (hasCccd ? 1 : 0) + descriptors.length,
-    };
-    const ch: Characteristic = { uuid, serviceUuid, properties, handles, source: def.value ?? Buffer.alloc(0), onWrite: def.onWrite };
-    this.characteristics.push(ch);
-
-    const declValue = Buffer.concat([Buffer.of(properties, valueHandle & 0xff, valueHandle >> 8), uuidToBytes(uuid)]);
-    this.table.push(this.declaration(declarationHandle, GattType.Characteristic, uuid, "characteristic", declValue));
-
-    this.table.push({
-      handle: valueHandle,
-      type: uuid,
-      typeBytes: uuidToBytes(uuid),
-      owner: uuid,
-      role: "value",
-      readable: (properties & CharacteristicProperty.read) !== 0,
-      writable: (properties & CharacteristicProperty.write) !== 0,
-      writableWithoutResponse: (properties & CharacteristicProperty.writeWithoutResponse) !== 0,
-      read: () => readSource(ch.source),
-      write: (_session, value, withoutResponse) => {
-        const result = ch.onWrite?.(value, withoutResponse);
-        if (typeof result === "number" && result !== 0) return result;
-        if (Buffer.isBuffer(ch.source)) ch.source = Buffer.from(value);
-        return 0;
-      },
+    this.db = new GattDatabase(services, (session, ch, value) => this.writeCccd(session, ch, value));
+    this.requests = new AttRequests(this.db, {
+      violation: (message) => this.violation(message),
+      exchangeMtu: (session, clientRxMtu) => this.exchangeMtu(session, clientRxMtu),
+      confirmation: (session) => this.confirmation(session),
     });
-
-    if (hasCccd) {
-      const cccdHandle = valueHandle + 1;
-      this.table.push({
-        handle: cccdHandle,
-        type: GattType.ClientCharacteristicConfiguration,
-        typeBytes: uuidToBytes(GattType.ClientCharacteristicConfiguration),
-        owner: uuid,
-        role: "cccd",
-        readable: true,
-        writable: true,
-        // A Write Command to a CCCD is legal ATT; noble uses Write Request, others may not.
-        writableWithoutResponse: true,
-        read: (session) => {
-          const b = Buffer.alloc(2);
-          b.writeUInt16LE(session.cccd.get(valueHandle) ?? 0, 0);
-          return b;
-        },
-        write: (session, value) => this.writeCccd(session, ch, value),
-      });
-    }
-
-    for (const d of descriptors) {
-      const type = normalizeUuid(d.uuid);
-      const source = d.value ?? Buffer.alloc(0);
-      const onWrite = d.onWrite;
-      this.table.push({
-        handle: this.table.length + 1,
-        type,
-        typeBytes: uuidToBytes(type),
-        owner: uuid,
-        role: "descriptor",
-        readable: true,
-        writable: onWrite !== undefined,
-        writableWithoutResponse: false,
-        read: () => readSource(source),
-        write: (_session, value, withoutResponse) => {
-          const result = onWrite?.(value, withoutResponse);
-          return typeof result === "number" ? result : 0;
-        },
-      });
-    }
   }
 
   /** The attribute table in handle order. */
   get attributes(): readonly AttributeInfo[] {
-    return this.table.map((a) => ({ handle: a.handle, type: a.type, owner: a.owner, role: a.role, ...(a.endHandle !== undefined ? { endHandle: a.endHandle } : {}) }));
+    return this.db.attributes;
   }
 
   /** The handles of a characteristic, looked up by UUID (any spelling). */
   handlesOf(characteristicUuid: string): CharacteristicHandles {
-    return { ...this.characteristic(characteristicUuid).handles };
-  }
-
-  private characteristic(uuid: string): Characteristic {
-    const wanted = normalizeUuid(uuid);
-    const found = this.characteristics.filter((c) => c.uuid === wanted);
-    if (found.length === 0) throw new Error(`no characteristic ${formatUuid(wanted)} in this GATT server`);
-    if (found.length > 1) throw new Error(`characteristic ${formatUuid(wanted)} appears in more than one service`);
-    return found[0];
+    return this.db.handlesOf(characteristicUuid);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -363,20 +133,14 @@ export class GattServer extends EventEmitter<GattServerEvents> {
     s.outstanding = null;
     for (const p of pending) p.reject(gone);
     for (const [valueHandle, bits] of s.cccd) {
-      if (bits !== 0) this.emit("unsubscribed", this.characteristicByValueHandle(valueHandle).uuid);
+      if (bits !== 0) this.emit("unsubscribed", this.db.characteristicByValueHandle(valueHandle).uuid);
     }
     s.cccd.clear();
   }
 
-  private characteristicByValueHandle(handle: number): Characteristic {
-    const ch = this.characteristics.find((c) => c.handles.value === handle);
-    if (!ch) throw new Error(`no characteristic value at handle ${handle}`);
-    return ch;
-  }
-
   /** CCCD bits of a characteristic on the current connection (all false while disconnected). */
   subscription(characteristicUuid: string): Subscription {
-    const ch = this.characteristic(characteristicUuid);
+    const ch = this.db.characteristic(characteristicUuid);
     const bits = this.session?.cccd.get(ch.handles.value) ?? 0;
     return { notify: (bits & CCCD_NOTIFY) !== 0, indicate: (bits & CCCD_INDICATE) !== 0 };
   }
@@ -418,8 +182,8 @@ export class GattServer extends EventEmitter<GattServerEvents> {
     return s ? s.indications.length + (s.outstanding ? 1 : 0) : 0;
   }
 
-  private checkServerInitiated(uuid: string, value: Buffer, mode: "notify" | "indicate"): { session: Session; ch: Characteristic } {
-    const ch = this.characteristic(uuid);
+  private checkServerInitiated(uuid: string, value: Buffer, mode: "notify" | "indicate"): { session: GattSession; ch: Characteristic } {
+    const ch = this.db.characteristic(uuid);
     const session = this.session;
     const name = formatUuid(ch.uuid);
     if (!session) throw new Error(`cannot ${mode} ${name}: not connected`);
@@ -430,7 +194,7 @@ export class GattServer extends EventEmitter<GattServerEvents> {
     return { session, ch };
   }
 
-  private pumpIndications(s: Session): void {
+  private pumpIndications(s: GattSession): void {
     // A confirmation may arrive synchronously inside sendAtt (a fake link); `outstanding` is set before
     // sending, so the nested pump sends the next one and this loop then stops.
     while (this.session === s && !s.outstanding && s.indications.length > 0) {
@@ -475,11 +239,11 @@ export class GattServer extends EventEmitter<GattServerEvents> {
       }
       return;
     }
-    const response = this.serve(s, decoded.pdu, pdu[0]);
+    const response = this.requests.serve(s, decoded.pdu, pdu[0]);
     if (response) this.send(s, response);
   }
 
-  private send(s: Session, pdu: Buffer): void {
+  private send(s: GattSession, pdu: Buffer): void {
     // A response lost with its link needs no handling: the central is gone too.
     s.link.sendAtt(pdu).catch(() => undefined);
   }
@@ -488,66 +252,7 @@ export class GattServer extends EventEmitter<GattServerEvents> {
     this.emit("violation", message);
   }
 
-  private serve(s: Session, req: AttClientPdu, opcode: number): Buffer | null {
-    const error = (handle: number, code: number): Buffer => encodeErrorResponse(opcode, handle, code);
-    switch (req.kind) {
-      case "exchangeMtu":
-        return this.exchangeMtu(s, req.clientRxMtu);
-      case "readByGroupType":
-        return this.readByGroupType(s, req.startHandle, req.endHandle, req.groupType, error);
-      case "readByType":
-        return this.readByType(s, req.startHandle, req.endHandle, req.attributeType, error);
-      case "findInformation":
-        return this.findInformation(s, req.startHandle, req.endHandle, error);
-      case "findByTypeValue":
-        return this.findByTypeValue(s, req.startHandle, req.endHandle, req.attributeType, req.value, error);
-      case "read":
-      case "readBlob": {
-        const offset = req.kind === "readBlob" ? req.offset : 0;
-        const attr = this.table[req.handle - 1];
-        if (req.handle === 0 || !attr) return error(req.handle, AttError.InvalidHandle);
-        if (!attr.readable) return error(req.handle, AttError.ReadNotPermitted);
-        const value = this.readAttribute(s, attr);
-        if (value === null) return error(req.handle, AttError.UnlikelyError);
-        // offset == length is a valid empty read: noble asks for it when a value is exactly MTU − 1 long.
-        if (offset > value.length) return error(req.handle, AttError.InvalidOffset);
-        const part = value.subarray(offset, offset + s.mtu - 1);
-        return req.kind === "read" ? encodeReadResponse(part) : encodeReadBlobResponse(part);
-      }
-      case "write": {
-        const code = this.writeAttribute(s, req.handle, req.value, false);
-        return code === 0 ? encodeWriteResponse() : error(req.handle, code);
-      }
-      case "writeCommand": {
-        const code = this.writeAttribute(s, req.handle, req.value, true);
-        if (code !== 0) this.violation(`Write Command to handle ${req.handle} dropped (ATT error 0x${code.toString(16).padStart(2, "0")}): ${hex(req.value)}`);
-        return null;
-      }
-      case "prepareWrite": {
-        const attr = this.table[req.handle - 1];
-        if (req.handle === 0 || !attr) return error(req.handle, AttError.InvalidHandle);
-        if (!attr.writable) return error(req.handle, AttError.WriteNotPermitted);
-        if (s.prepared.length >= MAX_PREPARED_WRITES) return error(req.handle, AttError.PrepareQueueFull);
-        s.prepared.push({ handle: req.handle, offset: req.offset, value: req.value });
-        return encodePrepareWriteResponse(req.handle, req.offset, req.value);
-      }
-      case "executeWrite":
-        return this.executeWrite(s, req.execute, error);
-      case "confirmation": {
-        const done = s.outstanding;
-        if (!done) {
-          this.violation("Handle Value Confirmation without an outstanding indication");
-          return null;
-        }
-        s.outstanding = null;
-        done.resolve();
-        this.pumpIndications(s);
-        return null;
-      }
-    }
-  }
-
-  private exchangeMtu(s: Session, clientRxMtu: number): Buffer {
+  private exchangeMtu(s: GattSession, clientRxMtu: number): Buffer {
     // The answer is the server's own Rx MTU, never the smaller value (Core Spec Vol 3 Part F 3.4.2.2): NimBLE,
     // BlueZ and Bumble do so, and a client that adopts the answer as the link MTU (noble 2.8 does) must be seen
     // to get it wrong here as it does against them.
@@ -556,112 +261,13 @@ export class GattServer extends EventEmitter<GattServerEvents> {
       this.violation(`repeated MTU Exchange (client ${clientRxMtu}); MTU stays ${s.mtu}`);
       return encodeExchangeMtuResponse(this.maxMtu);
     }
-    s.mtu = Math.max(ATT_DEFAULT_MTU, Math.min(clientRxMtu, this.maxMtu));
+    s.mtu = agreedMtu(clientRxMtu, this.maxMtu);
     s.mtuExchanged = true;
     this.emit("mtu", s.mtu);
     return encodeExchangeMtuResponse(this.maxMtu);
   }
 
-  private rangeError(start: number, end: number, error: (h: number, c: number) => Buffer): Buffer | null {
-    return start === 0 || start > end ? error(start, AttError.InvalidHandle) : null;
-  }
-
-  private inRange(start: number, end: number): Attribute[] {
-    return this.table.slice(start - 1, Math.min(end, this.table.length));
-  }
-
-  private readByGroupType(s: Session, start: number, end: number, groupType: string, error: (h: number, c: number) => Buffer): Buffer {
-    const bad = this.rangeError(start, end, error);
-    if (bad) return bad;
-    if (groupType !== GattType.PrimaryService && groupType !== GattType.SecondaryService) return error(start, AttError.UnsupportedGroupType);
-    const groups = this.inRange(start, end).filter((a) => a.type === groupType);
-    if (groups.length === 0) return error(start, AttError.AttributeNotFound);
-    const entries: { handle: number; groupEndHandle: number; value: Buffer }[] = [];
-    const size = groups[0].read(s).length;
-    for (const g of groups) {
-      const value = g.read(s);
-      // One length per response (16-bit and 128-bit services go in separate responses) and within MTU.
-      if (value.length !== size || 2 + (entries.length + 1) * (4 + size) > s.mtu) break;
-      entries.push({ handle: g.handle, groupEndHandle: g.endHandle ?? g.handle, value });
-    }
-    return encodeReadByGroupTypeResponse(entries);
-  }
-
-  private readByType(s: Session, start: number, end: number, type: string, error: (h: number, c: number) => Buffer): Buffer {
-    const bad = this.rangeError(start, end, error);
-    if (bad) return bad;
-    const matches = this.inRange(start, end).filter((a) => a.type === type);
-    if (matches.length === 0) return error(start, AttError.AttributeNotFound);
-    if (!matches[0].readable) return error(matches[0].handle, AttError.ReadNotPermitted);
-    const maxValue = Math.min(s.mtu - 4, 253);
-    const entries: { handle: number; value: Buffer }[] = [];
-    let size = -1;
-    for (const a of matches) {
-      if (!a.readable) break;
-      const full = this.readAttribute(s, a);
-      if (full === null) {
-        if (entries.length === 0) return error(a.handle, AttError.UnlikelyError);
-        break;
-      }
-      const value = full.subarray(0, maxValue);
-      if (size === -1) size = value.length;
-      if (value.length !== size || 2 + (entries.length + 1) * (2 + size) > s.mtu) break;
-      entries.push({ handle: a.handle, value });
-    }
-    return encodeReadByTypeResponse(entries);
-  }
-
-  private findInformation(s: Session, start: number, end: number, error: (h: number, c: number) => Buffer): Buffer {
-    // noble sends this even when a characteristic has no descriptors (start > end): Invalid Handle ends
-    // its descriptor discovery cleanly.
-    const bad = this.rangeError(start, end, error);
-    if (bad) return bad;
-    const found = this.inRange(start, end);
-    if (found.length === 0) return error(start, AttError.AttributeNotFound);
-    const size = found[0].typeBytes.length;
-    const entries: { handle: number; type: string }[] = [];
-    for (const a of found) {
-      if (a.typeBytes.length !== size || 2 + (entries.length + 1) * (2 + size) > s.mtu) break;
-      entries.push({ handle: a.handle, type: a.type });
-    }
-    return encodeFindInformationResponse(entries);
-  }
-
-  private findByTypeValue(s: Session, start: number, end: number, type: string, value: Buffer, error: (h: number, c: number) => Buffer): Buffer {
-    const bad = this.rangeError(start, end, error);
-    if (bad) return bad;
-    const entries: { handle: number; groupEndHandle: number }[] = [];
-    for (const a of this.inRange(start, end)) {
-      if (a.type !== type || !a.readable) continue;
-      const v = this.readAttribute(s, a);
-      if (v === null || !v.equals(value)) continue;
-      if (1 + (entries.length + 1) * 4 > s.mtu) break;
-      entries.push({ handle: a.handle, groupEndHandle: a.endHandle ?? a.handle });
-    }
-    if (entries.length === 0) return error(start, AttError.AttributeNotFound);
-    return encodeFindByTypeValueResponse(entries);
-  }
-
-  /** Reads an attribute; a throwing value function is a simulator bug, reported and answered with Unlikely Error. */
-  private readAttribute(s: Session, attr: Attribute): Buffer | null {
-    try {
-      return attr.read(s);
-    } catch (e) {
-      this.violation(`reading handle ${attr.handle} (${formatUuid(attr.owner)}) threw: ${e instanceof Error ? e.message : String(e)}`);
-      return null;
-    }
-  }
-
-  /** Checks and applies one write; 0 or an ATT error code. */
-  private writeAttribute(s: Session, handle: number, value: Buffer, withoutResponse: boolean): number {
-    const attr = this.table[handle - 1];
-    if (handle === 0 || !attr) return AttError.InvalidHandle;
-    if (!(withoutResponse ? attr.writableWithoutResponse : attr.writable)) return AttError.WriteNotPermitted;
-    if (value.length > ATT_MAX_VALUE_LENGTH) return AttError.InvalidAttributeValueLength;
-    return attr.write(s, value, withoutResponse);
-  }
-
-  private writeCccd(s: Session, ch: Characteristic, value: Buffer): number {
+  private writeCccd(s: GattSession, ch: Characteristic, value: Buffer): number {
     if (value.length !== 2) return AttError.InvalidAttributeValueLength;
     const bits = value.readUInt16LE(0);
     const allowed =
@@ -677,25 +283,14 @@ export class GattServer extends EventEmitter<GattServerEvents> {
     return 0;
   }
 
-  private executeWrite(s: Session, execute: boolean, error: (h: number, c: number) => Buffer): Buffer {
-    const prepared = s.prepared;
-    s.prepared = [];
-    if (!execute) return encodeExecuteWriteResponse();
-    // Assemble each handle's value from its parts in order; a part may not leave a gap.
-    const values = new Map<number, Buffer>();
-    for (const part of prepared) {
-      const current = values.get(part.handle) ?? Buffer.alloc(0);
-      if (part.offset > current.length) return error(part.handle, AttError.InvalidOffset);
-      const next = Buffer.alloc(Math.max(current.length, part.offset + part.value.length));
-      current.copy(next);
-      part.value.copy(next, part.offset);
-      if (next.length > ATT_MAX_VALUE_LENGTH) return error(part.handle, AttError.InvalidAttributeValueLength);
-      values.set(part.handle, next);
+  private confirmation(s: GattSession): void {
+    const done = s.outstanding;
+    if (!done) {
+      this.violation("Handle Value Confirmation without an outstanding indication");
+      return;
     }
-    for (const [handle, value] of values) {
-      const code = this.writeAttribute(s, handle, value, false);
-      if (code !== 0) return error(handle, code);
-    }
-    return encodeExecuteWriteResponse();
+    s.outstanding = null;
+    done.resolve();
+    this.pumpIndications(s);
   }
 }
