@@ -4,6 +4,7 @@
  * protocol violations tests can assert on.
  */
 import { normalizeUuid, uuidToBytes } from "../protocol/att";
+import { HCI_LOCAL_HOST_TERMINATED } from "../protocol/hci";
 import { GattServer, type ServiceDefinition, type Subscription } from "./gatt-server";
 import type { AddressType, PeripheralContext, PeripheralLink, SimClock, SimTimer, VirtualPeripheral } from "./types";
 import type { JsonObject } from "./validate";
@@ -86,6 +87,10 @@ export abstract class GattPeripheral implements VirtualPeripheral {
   private readonly timers = new Set<SimTimer>();
   private closed = false;
   private advertising: { adv: Buffer; scanResponse: Buffer } | null = null;
+  /** hideServices(): the kind's own services are left out of the table. */
+  private servicesHidden = false;
+  /** hideServices() was called: the table is rebuilt when the next central connects. */
+  private rebuildTable = false;
 
   protected constructor(options: GattPeripheralOptions) {
     this.kind = options.kind;
@@ -103,11 +108,13 @@ export abstract class GattPeripheral implements VirtualPeripheral {
 
   /**
    * The GATT server, built on first use (so subclasses can define services with closures over their own
-   * fields). Handles are stable for the peripheral's lifetime, as on a real device without bonding.
+   * fields). Handles are stable for the peripheral's lifetime, as on a real device without bonding (unless a
+   * test hides the services).
    */
   get gatt(): GattServer {
     if (!this.server) {
-      const server = new GattServer([...this.coreServices(), ...this.services()], { maxMtu: this.maxMtu });
+      const own = this.servicesHidden ? [] : this.services();
+      const server = new GattServer([...this.coreServices(), ...own], { maxMtu: this.maxMtu });
       server.on("violation", (message) => this.recordViolation(message));
       server.on("subscribed", (uuid, subscription) => this.onSubscribed(uuid, subscription));
       server.on("unsubscribed", (uuid) => this.onUnsubscribed(uuid));
@@ -139,6 +146,30 @@ export abstract class GattPeripheral implements VirtualPeripheral {
 
   protected get link(): PeripheralLink | null {
     return this.currentLink;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Fault injection (tests make the peripheral misbehave as real firmware does)
+
+  /**
+   * Sends an ATT PDU to the central on the current link as if this peripheral's stack had sent it on its own: a
+   * notification before the subscription is confirmed, a truncated indication. Its server's state does not change
+   * (an indication sent this way is not outstanding). Rejects when not connected.
+   */
+  injectAtt(pdu: Buffer): Promise<void> {
+    const link = this.currentLink;
+    if (!link) return Promise.reject(new Error(`${this.address} is not connected`));
+    return link.sendAtt(pdu);
+  }
+
+  /**
+   * Leaves the kind's own services out of the GATT table (Generic Access and Generic Attribute stay), or puts them
+   * back, from the next connection on: firmware that starts a service late. The table, and so its handles, is
+   * rebuilt when the next central connects; a central connected now keeps the table it has.
+   */
+  hideServices(hidden: boolean): void {
+    this.servicesHidden = hidden;
+    this.rebuildTable = true;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -194,7 +225,11 @@ export abstract class GattPeripheral implements VirtualPeripheral {
   connected(link: PeripheralLink): void {
     if (this.closed) return;
     // A second connection without a disconnect (e.g. after a controller Reset) replaces the first.
-    if (this.currentLink) this.endConnection(0x16);
+    if (this.currentLink) this.endConnection(HCI_LOCAL_HOST_TERMINATED);
+    if (this.rebuildTable) {
+      this.rebuildTable = false;
+      this.server = null;
+    }
     this.currentLink = link;
     this.gatt.attach(link);
     this.onConnected();
@@ -211,7 +246,7 @@ export abstract class GattPeripheral implements VirtualPeripheral {
   }
 
   close(): void {
-    if (this.currentLink) this.endConnection(0x16);
+    if (this.currentLink) this.endConnection(HCI_LOCAL_HOST_TERMINATED);
     this.cancelTimers();
     this.closed = true;
   }

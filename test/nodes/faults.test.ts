@@ -15,11 +15,12 @@ import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import { openAdapterCount } from "../../src/ble/pool";
+import { AttError, AttOpcode } from "../../src/protocol/att";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { VirtualController } from "../../src/sim/controller";
 import { virtualControllerCount } from "../../src/sim/hci-driver";
-import type { GattPeripheral } from "../../src/sim/peripheral";
-import { generateFileContent } from "../../src/sim/peripherals/nus-ymodem";
+import { GattPeripheral } from "../../src/sim/peripheral";
+import { generateFileContent, NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
 import type { PeripheralLink, VirtualPeripheral } from "../../src/sim/types";
@@ -29,15 +30,6 @@ const HR = "d8:75:ba:00:00:01";
 const METER = "a4:9e:69:00:00:01";
 const NUS = "e3:c3:5c:00:00:01";
 const SCALE = 20;
-
-const ATT_ERROR_RSP = 0x01;
-const ATT_HANDLE_VALUE_CFM = 0x1e;
-const ATT_EXCHANGE_MTU_REQ = 0x02;
-const ATT_READ_BY_GROUP_TYPE_REQ = 0x10;
-const ATT_WRITE_REQ = 0x12;
-const ATT_HANDLE_VALUE_NTF = 0x1b;
-const ATT_HANDLE_VALUE_IND = 0x1d;
-const ATT_REQUEST_NOT_SUPPORTED = 0x06;
 
 interface CaughtMsg extends NodeMessage {
   error: { message: string };
@@ -97,15 +89,14 @@ function controller(): VirtualController {
 
 function peripheral(c: VirtualController, address: string): GattPeripheral {
   const p = c.peripheral(address);
-  assert.ok(p, `peripheral ${address}`);
-  return p as unknown as GattPeripheral;
+  assert.ok(p instanceof GattPeripheral, `peripheral ${address}`);
+  return p;
 }
 
-/** The peripheral's current link (a protected member of GattPeripheral), to send ATT PDUs it would not send itself. */
-function linkOf(p: VirtualPeripheral): PeripheralLink {
-  const link = (p as unknown as { link: PeripheralLink | null }).link;
-  assert.ok(link, `${p.address} is connected`);
-  return link;
+/** Sends an ATT PDU the peripheral would not send itself, on its current link. */
+function injectAtt(p: GattPeripheral, pdu: Buffer): Promise<void> {
+  assert.ok(p.isConnected, `${p.address} is connected`);
+  return p.injectAtt(pdu);
 }
 
 /** Intercepts every ATT PDU the central sends to `p`; `pass()` hands it to the peripheral as usual. */
@@ -237,7 +228,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const caught = collectMessages(node("caught"), 1);
       // Power off the moment the command reaches the meter: its reply never comes.
       tapAtt(meter, (pdu, pass) => {
-        if (pdu[0] === ATT_WRITE_REQ && pdu.subarray(3).toString("latin1").startsWith("*IDN?")) c.powerOff(METER);
+        if (pdu[0] === AttOpcode.WriteRequest && pdu.subarray(3).toString("latin1").startsWith("*IDN?")) c.powerOff(METER);
         else pass();
       });
       node("meter").receive({ payload: "*IDN?", tag: 5 } as NodeMessage);
@@ -301,7 +292,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       await poweredOff(c, HR);
       let cut = false;
       tapAtt(peripheral(c, HR), (pdu, pass) => {
-        if (!cut && pdu[0] === ATT_READ_BY_GROUP_TYPE_REQ) {
+        if (!cut && pdu[0] === AttOpcode.ReadByGroupTypeRequest) {
           cut = true;
           c.powerOff(HR);
           powerOnAfter(c, HR, 1000);
@@ -389,11 +380,11 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const hr = peripheral(c, HR);
       const handles = hr.gatt.handlesOf("2a37");
       tapAtt(hr, (pdu, pass) => {
-        if (pdu[0] === ATT_WRITE_REQ && pdu.readUInt16LE(1) === handles.cccd) {
+        if (pdu[0] === AttOpcode.WriteRequest && pdu.readUInt16LE(1) === handles.cccd) {
           // Flags 0 (uint8 bpm), 99 bpm: queued before the Write Response, so noble sees it first.
-          const value = Buffer.of(ATT_HANDLE_VALUE_NTF, 0, 0, 0x00, 99);
+          const value = Buffer.of(AttOpcode.HandleValueNotification, 0, 0, 0x00, 99);
           value.writeUInt16LE(handles.value, 1);
-          void linkOf(hr).sendAtt(value);
+          void injectAtt(hr, value);
         }
         pass();
       });
@@ -414,7 +405,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const cccd = meter.gatt.handlesOf("78b028ce-affd-4967-ab9e-dc336c8c94e7").cccd;
       let swallowed = 0;
       tapAtt(meter, (pdu, pass) => {
-        if (pdu[0] === ATT_WRITE_REQ && pdu.readUInt16LE(1) === cccd && swallowed === 0) swallowed++;
+        if (pdu[0] === AttOpcode.WriteRequest && pdu.readUInt16LE(1) === cccd && swallowed === 0) swallowed++;
         else pass();
       });
       const error = waitForStatus(node("meter"), (s) => s.fill === "red", 20000);
@@ -431,7 +422,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const meter = peripheral(c, METER);
       let lose = true;
       tapAtt(meter, (pdu, pass) => {
-        if (pdu[0] === ATT_HANDLE_VALUE_CFM && lose) return;
+        if (pdu[0] === AttOpcode.HandleValueConfirmation && lose) return;
         pass();
       });
       // The first reply gets through; without its confirmation the meter may not indicate again.
@@ -461,7 +452,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const waiting = new Map<number, () => void>();
       const confirmation = (n: number): Promise<void> => (confirmations >= n ? Promise.resolve() : new Promise((resolve) => waiting.set(n, resolve)));
       tapAtt(meter, (pdu, pass) => {
-        if (pdu[0] !== ATT_HANDLE_VALUE_CFM) return pass();
+        if (pdu[0] !== AttOpcode.HandleValueConfirmation) return pass();
         confirmations++;
         waiting.get(confirmations)?.();
         // The meter's GATT server never sent our indication: it does not see its confirmation.
@@ -473,7 +464,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       };
       process.on("warning", onWarning);
       try {
-        void linkOf(meter).sendAtt(Buffer.of(ATT_HANDLE_VALUE_IND, 0x03));
+        void injectAtt(meter, Buffer.of(AttOpcode.HandleValueIndication, 0x03));
         await confirmation(1);
         const out = collectMessages(node("outMeter"), 1, 20000);
         node("meter").receive({ payload: "FETC?" });
@@ -493,9 +484,9 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       const nus = peripheral(c, NUS);
       let refused = 0;
       tapAtt(nus, (pdu, pass) => {
-        if (pdu[0] !== ATT_EXCHANGE_MTU_REQ) return pass();
+        if (pdu[0] !== AttOpcode.ExchangeMtuRequest) return pass();
         refused++;
-        void linkOf(nus).sendAtt(Buffer.of(ATT_ERROR_RSP, ATT_EXCHANGE_MTU_REQ, 0, 0, ATT_REQUEST_NOT_SUPPORTED));
+        void injectAtt(nus, Buffer.of(AttOpcode.ErrorResponse, AttOpcode.ExchangeMtuRequest, 0, 0, AttError.RequestNotSupported));
       });
       c.powerOn(NUS);
       const file = collectMessages(node("outDl"), 1, 30000);
@@ -522,18 +513,15 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
     it("a service that appears only after reconnect: an error status first, then the stream", async () => {
       const c = await loadAll({ peripherals: [hrPeripheral()], events: [{ atMs: 0, address: HR, action: "power-off" }] });
       await poweredOff(c, HR);
-      const hr = peripheral(c, HR) as unknown as { services(): unknown[]; server: unknown };
-      const services = hr.services.bind(hr);
+      const hr = peripheral(c, HR);
       // The first connection sees no heart-rate service (a firmware that starts it late); the table is rebuilt
       // for the next connection, with the service.
-      hr.services = () => [];
-      hr.server = null;
+      hr.hideServices(true);
       const missing = waitForStatus(node("hr"), (s) => s.fill === "red", 20000);
       c.powerOn(HR);
       const status = await missing;
       assert.match(String(status.text), /characteristic 2a37 of service 180d not found/);
-      hr.services = services;
-      hr.server = null;
+      hr.hideServices(false);
       await collectMessages(node("outHr"), 2, 20000);
       await waitForStatus(node("hr"), isConnected);
       assert.equal(c.connectionCount, 1);
@@ -564,7 +552,8 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
         const flow = (topic: string): FlowNode[] => [tab, cfg, hrNode(), nusNode({ topic }), ...sinks()];
         await loadFlow(MODULES, flow("before"));
         const c = controller();
-        const nus = peripheral(c, NUS) as unknown as { transfers: { outcome: string | null }[] };
+        const nus = peripheral(c, NUS);
+        assert.ok(nus instanceof NusYmodemPeripheral);
         const progress = waitForStatus(node("dl"), (s) => /\d+%/.test(String(s.text)), 20000);
         node("dl").receive({ payload: true } as NodeMessage);
         await progress;
@@ -607,7 +596,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       let stall!: () => void;
       const stalledNow = new Promise<void>((resolve) => (stall = resolve));
       tapAtt(peripheral(c, HR), (pdu, pass) => {
-        if (!stalled && pdu[0] === ATT_READ_BY_GROUP_TYPE_REQ) {
+        if (!stalled && pdu[0] === AttOpcode.ReadByGroupTypeRequest) {
           stalled = true;
           stall();
           return;

@@ -28,6 +28,8 @@ import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import type { BleConfigNode } from "../../src/red/ble-config-node";
+import { AttOpcode } from "../../src/protocol/att";
+import { CID_ATT, H4_ACL } from "../../src/protocol/hci";
 import type { VirtualController } from "../../src/sim/controller";
 import type { HeartRatePeripheral } from "../../src/sim/peripherals/heart-rate";
 import { generateFileContent } from "../../src/sim/peripherals/nus-ymodem";
@@ -115,10 +117,6 @@ interface HeartRateMsg extends NodeMessage {
   peripheral?: { address?: string };
 }
 
-const ATT_HANDLE_VALUE_NOTIFICATION = 0x1b;
-const H4_ACL = 0x02;
-const CID_ATT = 0x0004;
-
 /**
  * The Energy Expended value of a heart-rate notification in an H4 packet towards the host, or null for any other
  * packet. A 0x2A37 value of a few bytes travels as one unfragmented ACL packet (the link's data length is 251).
@@ -126,7 +124,7 @@ const CID_ATT = 0x0004;
 function energyOf(packet: Buffer): { handle: number; energy: number } | null {
   if (packet.length < 13 || packet[0] !== H4_ACL) return null;
   const handle = packet.readUInt16LE(1) & 0x0fff;
-  if (packet.readUInt16LE(7) !== CID_ATT || packet[9] !== ATT_HANDLE_VALUE_NOTIFICATION) return null;
+  if (packet.readUInt16LE(7) !== CID_ATT || packet[9] !== AttOpcode.HandleValueNotification) return null;
   const value = packet.subarray(12);
   const flags = value[0];
   // Heart-rate measurement with Energy Expended (bit 3); other notifications (battery) never have it.

@@ -1,8 +1,11 @@
 /**
  * A fake link and an ATT client that sends exactly the PDUs noble's hci-socket client (lib/hci-socket/gatt.js)
  * sends, in the same order and with the same continuation rules, built byte by byte here (not with the codec
- * under test). The server answers synchronously, so each request's response is read right after it.
+ * under test; only the opcode numbers are protocol/att's). The server answers synchronously, so each request's
+ * response is read right after it.
  */
+import { AttOpcode } from "../../src/protocol/att";
+import { HCI_REMOTE_USER_TERMINATED } from "../../src/protocol/hci";
 import type { PeripheralLink, VirtualPeripheral } from "../../src/sim/types";
 
 export class FakeLink implements PeripheralLink {
@@ -35,7 +38,7 @@ export class FakeLink implements PeripheralLink {
   /** Peripheral-initiated disconnects, with their reasons. */
   readonly disconnects: number[] = [];
 
-  disconnect(reason = 0x13): void {
+  disconnect(reason = HCI_REMOTE_USER_TERMINATED): void {
     this.disconnects.push(reason);
   }
 
@@ -103,8 +106,8 @@ export class TestCentral {
   }
 
   private onPdu(pdu: Buffer): void {
-    if (pdu[0] === 0x1b || pdu[0] === 0x1d) {
-      const indication = pdu[0] === 0x1d;
+    if (pdu[0] === AttOpcode.HandleValueNotification || pdu[0] === AttOpcode.HandleValueIndication) {
+      const indication = pdu[0] === AttOpcode.HandleValueIndication;
       this.received.push({ handle: pdu.readUInt16LE(1), value: pdu.subarray(3), indication });
       if (indication && this.autoConfirm) this.confirm();
     } else {
@@ -116,13 +119,13 @@ export class TestCentral {
     this.peripheral.connected(this.link);
   }
 
-  disconnect(reason = 0x13): void {
+  disconnect(reason = HCI_REMOTE_USER_TERMINATED): void {
     this.link.drop();
     this.peripheral.disconnected(reason);
   }
 
   confirm(): void {
-    this.peripheral.receiveAtt(Buffer.of(0x1e));
+    this.peripheral.receiveAtt(Buffer.of(AttOpcode.HandleValueConfirmation));
   }
 
   /** Sends a request and returns its single response. */
@@ -146,8 +149,8 @@ export class TestCentral {
    * answer instead; the pool corrects for that, this client models a correct one).
    */
   exchangeMtu(desired = 256): number {
-    const res = this.request(Buffer.concat([Buffer.of(0x02), u16(desired)]));
-    if (res[0] === 0x03) this.mtu = Math.max(23, Math.min(desired, res.readUInt16LE(1)));
+    const res = this.request(Buffer.concat([Buffer.of(AttOpcode.ExchangeMtuRequest), u16(desired)]));
+    if (res[0] === AttOpcode.ExchangeMtuResponse) this.mtu = Math.max(23, Math.min(desired, res.readUInt16LE(1)));
     return this.mtu;
   }
 
@@ -156,8 +159,8 @@ export class TestCentral {
     const services: DiscoveredService[] = [];
     let start = 1;
     for (;;) {
-      const res = this.request(Buffer.concat([Buffer.of(0x10), u16(start), u16(0xffff), u16(0x2800)]));
-      if (res[0] !== 0x11) break;
+      const res = this.request(Buffer.concat([Buffer.of(AttOpcode.ReadByGroupTypeRequest), u16(start), u16(0xffff), u16(0x2800)]));
+      if (res[0] !== AttOpcode.ReadByGroupTypeResponse) break;
       const length = res[1];
       for (let o = 2; o + length <= res.length; o += length) {
         services.push({ startHandle: res.readUInt16LE(o), endHandle: res.readUInt16LE(o + 2), uuid: uuidOf(res.subarray(o + 4, o + length)), characteristics: [] });
@@ -175,8 +178,8 @@ export class TestCentral {
     const chars: DiscoveredCharacteristic[] = [];
     let start = service.startHandle;
     for (;;) {
-      const res = this.request(Buffer.concat([Buffer.of(0x08), u16(start), u16(service.endHandle), u16(0x2803)]));
-      if (res[0] !== 0x09) break;
+      const res = this.request(Buffer.concat([Buffer.of(AttOpcode.ReadByTypeRequest), u16(start), u16(service.endHandle), u16(0x2803)]));
+      if (res[0] !== AttOpcode.ReadByTypeResponse) break;
       const length = res[1];
       for (let o = 2; o + length <= res.length; o += length) {
         chars.push({
@@ -202,8 +205,8 @@ export class TestCentral {
     const found: DiscoveredDescriptor[] = [];
     let start = ch.valueHandle + 1;
     for (;;) {
-      const res = this.request(Buffer.concat([Buffer.of(0x04), u16(start), u16(ch.endHandle)]));
-      if (res[0] !== 0x05) break;
+      const res = this.request(Buffer.concat([Buffer.of(AttOpcode.FindInformationRequest), u16(start), u16(ch.endHandle)]));
+      if (res[0] !== AttOpcode.FindInformationResponse) break;
       const size = res[1] === 0x01 ? 2 : 16;
       for (let o = 2; o + 2 + size <= res.length; o += 2 + size) found.push({ handle: res.readUInt16LE(o), uuid: uuidOf(res.subarray(o + 2, o + 2 + size)) });
       const last = found[found.length - 1];
@@ -235,19 +238,19 @@ export class TestCentral {
    */
   setNotify(uuid: string, on: boolean): { lookup: Buffer; write: Buffer | null } {
     const ch = this.characteristic(uuid);
-    const lookup = this.request(Buffer.concat([Buffer.of(0x08), u16(ch.startHandle), u16(ch.endHandle), u16(0x2902)]));
-    if (lookup[0] !== 0x09) return { lookup, write: null };
+    const lookup = this.request(Buffer.concat([Buffer.of(AttOpcode.ReadByTypeRequest), u16(ch.startHandle), u16(ch.endHandle), u16(0x2902)]));
+    if (lookup[0] !== AttOpcode.ReadByTypeResponse) return { lookup, write: null };
     const handle = lookup.readUInt16LE(2);
     let value = lookup.readUInt16LE(4);
     const bit = ch.properties & 0x10 ? 0x0001 : ch.properties & 0x20 ? 0x0002 : 0;
     value = on ? value | bit : value & ~bit;
-    const write = this.request(Buffer.concat([Buffer.of(0x12), u16(handle), u16(value)]));
+    const write = this.request(Buffer.concat([Buffer.of(AttOpcode.WriteRequest), u16(handle), u16(value)]));
     return { lookup, write };
   }
 
   subscribe(uuid: string): Buffer {
     const { lookup, write } = this.setNotify(uuid, true);
-    if (!write || write[0] !== 0x13) throw new Error(`subscribe ${uuid} failed: ${lookup.toString("hex")} ${write?.toString("hex") ?? ""}`);
+    if (!write || write[0] !== AttOpcode.WriteResponse) throw new Error(`subscribe ${uuid} failed: ${lookup.toString("hex")} ${write?.toString("hex") ?? ""}`);
     return write;
   }
 
@@ -260,11 +263,11 @@ export class TestCentral {
   /** noble's read: Read, then Read Blob while a response fills the MTU. Returns the value or the error PDU. */
   readHandle(handle: number): { value: Buffer; error: Buffer | null } {
     let value = Buffer.alloc(0);
-    let res = this.request(Buffer.concat([Buffer.of(0x0a), u16(handle)]));
-    while (res[0] === 0x0b || res[0] === 0x0d) {
+    let res = this.request(Buffer.concat([Buffer.of(AttOpcode.ReadRequest), u16(handle)]));
+    while (res[0] === AttOpcode.ReadResponse || res[0] === AttOpcode.ReadBlobResponse) {
       value = Buffer.concat([value, res.subarray(1)]);
       if (res.length !== this.mtu) return { value, error: null };
-      res = this.request(Buffer.concat([Buffer.of(0x0c), u16(handle), u16(value.length)]));
+      res = this.request(Buffer.concat([Buffer.of(AttOpcode.ReadBlobRequest), u16(handle), u16(value.length)]));
     }
     return { value, error: res };
   }
@@ -278,16 +281,16 @@ export class TestCentral {
   /** noble's write: Write Command; Write Request up to MTU − 3; else Prepare Writes of MTU − 5 and Execute. */
   writeHandle(handle: number, data: Buffer, withoutResponse = false): Buffer[] {
     if (withoutResponse) {
-      this.command(Buffer.concat([Buffer.of(0x52), u16(handle), data]));
+      this.command(Buffer.concat([Buffer.of(AttOpcode.WriteCommand), u16(handle), data]));
       return [];
     }
-    if (data.length + 3 <= this.mtu) return [this.request(Buffer.concat([Buffer.of(0x12), u16(handle), data]))];
+    if (data.length + 3 <= this.mtu) return [this.request(Buffer.concat([Buffer.of(AttOpcode.WriteRequest), u16(handle), data]))];
     const responses: Buffer[] = [];
     const limit = this.mtu - 5;
     for (let offset = 0; offset < data.length; offset += limit) {
-      responses.push(this.request(Buffer.concat([Buffer.of(0x16), u16(handle), u16(offset), data.subarray(offset, offset + limit)])));
+      responses.push(this.request(Buffer.concat([Buffer.of(AttOpcode.PrepareWriteRequest), u16(handle), u16(offset), data.subarray(offset, offset + limit)])));
     }
-    responses.push(this.request(Buffer.of(0x18, 0x01)));
+    responses.push(this.request(Buffer.of(AttOpcode.ExecuteWriteRequest, 0x01)));
     return responses;
   }
 

@@ -11,7 +11,9 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import { AttOpcode } from "../../src/protocol/att";
 import { decodeBtsnoop, encodeBtsnoopHeader, encodeBtsnoopRecord } from "../../src/protocol/btsnoop";
+import { CID_ATT, H4_ACL, H4_COMMAND, H4_EVENT } from "../../src/protocol/hci";
 
 export const TSHARK_MISSING =
   "tshark (Wireshark's command-line reader) is not installed: apt-get install -y tshark " +
@@ -29,46 +31,51 @@ export const SEVERITY_ERROR = 0x00800000;
 
 /** ATT opcodes Core 5.x defines (Vol 3 Part F 3.4.8), with Wireshark's names for messages. */
 export const ATT_OPCODES: ReadonlyMap<number, string> = new Map([
-  [0x01, "Error Response"],
-  [0x02, "Exchange MTU Request"],
-  [0x03, "Exchange MTU Response"],
-  [0x04, "Find Information Request"],
-  [0x05, "Find Information Response"],
-  [0x06, "Find By Type Value Request"],
-  [0x07, "Find By Type Value Response"],
-  [0x08, "Read By Type Request"],
-  [0x09, "Read By Type Response"],
-  [0x0a, "Read Request"],
-  [0x0b, "Read Response"],
-  [0x0c, "Read Blob Request"],
-  [0x0d, "Read Blob Response"],
-  [0x0e, "Read Multiple Request"],
-  [0x0f, "Read Multiple Response"],
-  [0x10, "Read By Group Type Request"],
-  [0x11, "Read By Group Type Response"],
-  [0x12, "Write Request"],
-  [0x13, "Write Response"],
-  [0x16, "Prepare Write Request"],
-  [0x17, "Prepare Write Response"],
-  [0x18, "Execute Write Request"],
-  [0x19, "Execute Write Response"],
-  [0x1b, "Handle Value Notification"],
-  [0x1d, "Handle Value Indication"],
-  [0x1e, "Handle Value Confirmation"],
-  [0x52, "Write Command"],
-  [0xd2, "Signed Write Command"],
+  [AttOpcode.ErrorResponse, "Error Response"],
+  [AttOpcode.ExchangeMtuRequest, "Exchange MTU Request"],
+  [AttOpcode.ExchangeMtuResponse, "Exchange MTU Response"],
+  [AttOpcode.FindInformationRequest, "Find Information Request"],
+  [AttOpcode.FindInformationResponse, "Find Information Response"],
+  [AttOpcode.FindByTypeValueRequest, "Find By Type Value Request"],
+  [AttOpcode.FindByTypeValueResponse, "Find By Type Value Response"],
+  [AttOpcode.ReadByTypeRequest, "Read By Type Request"],
+  [AttOpcode.ReadByTypeResponse, "Read By Type Response"],
+  [AttOpcode.ReadRequest, "Read Request"],
+  [AttOpcode.ReadResponse, "Read Response"],
+  [AttOpcode.ReadBlobRequest, "Read Blob Request"],
+  [AttOpcode.ReadBlobResponse, "Read Blob Response"],
+  [AttOpcode.ReadMultipleRequest, "Read Multiple Request"],
+  [AttOpcode.ReadMultipleResponse, "Read Multiple Response"],
+  [AttOpcode.ReadByGroupTypeRequest, "Read By Group Type Request"],
+  [AttOpcode.ReadByGroupTypeResponse, "Read By Group Type Response"],
+  [AttOpcode.WriteRequest, "Write Request"],
+  [AttOpcode.WriteResponse, "Write Response"],
+  [AttOpcode.PrepareWriteRequest, "Prepare Write Request"],
+  [AttOpcode.PrepareWriteResponse, "Prepare Write Response"],
+  [AttOpcode.ExecuteWriteRequest, "Execute Write Request"],
+  [AttOpcode.ExecuteWriteResponse, "Execute Write Response"],
+  [AttOpcode.HandleValueNotification, "Handle Value Notification"],
+  [AttOpcode.HandleValueIndication, "Handle Value Indication"],
+  [AttOpcode.HandleValueConfirmation, "Handle Value Confirmation"],
+  [AttOpcode.WriteCommand, "Write Command"],
+  [AttOpcode.SignedWriteCommand, "Signed Write Command"],
 ]);
 
 /** Client requests: each is answered by opcode + 1 or an Error Response before the client sends the next. */
-const ATT_REQUESTS = new Set([0x02, 0x04, 0x06, 0x08, 0x0a, 0x0c, 0x0e, 0x10, 0x12, 0x16, 0x18]);
-const ATT_ERROR = 0x01;
-const isResponse = (op: number): boolean => op === ATT_ERROR || ATT_REQUESTS.has(op - 1);
-const ATT_INDICATION = 0x1d;
-const ATT_CONFIRMATION = 0x1e;
-
-export const H4_TYPE_COMMAND = 0x01;
-export const H4_TYPE_ACL = 0x02;
-export const H4_TYPE_EVENT = 0x04;
+const ATT_REQUESTS: ReadonlySet<number> = new Set([
+  AttOpcode.ExchangeMtuRequest,
+  AttOpcode.FindInformationRequest,
+  AttOpcode.FindByTypeValueRequest,
+  AttOpcode.ReadByTypeRequest,
+  AttOpcode.ReadRequest,
+  AttOpcode.ReadBlobRequest,
+  AttOpcode.ReadMultipleRequest,
+  AttOpcode.ReadByGroupTypeRequest,
+  AttOpcode.WriteRequest,
+  AttOpcode.PrepareWriteRequest,
+  AttOpcode.ExecuteWriteRequest,
+]);
+const isResponse = (op: number): boolean => op === AttOpcode.ErrorResponse || ATT_REQUESTS.has(op - 1);
 const DIRECTION_SENT = 0;
 const DIRECTION_RECEIVED = 1;
 
@@ -224,18 +231,18 @@ export function analyze(capture: string): Analysis {
     });
     if (/\bUnknown 0x|<unknown>/.test(info)) problems.push(`${at}: unknown to Wireshark`);
 
-    if (type === H4_TYPE_COMMAND) {
+    if (type === H4_COMMAND) {
       if (direction !== DIRECTION_SENT) problems.push(`${at}: an HCI command recorded as received by the host`);
       // btcommon: the advertising and EIR data structures inside some commands and events, decoded too.
       if (!/:bthci_cmd(:btcommon)?$/.test(protocols)) problems.push(`${at}: command not decoded as HCI command (${protocols})`);
       const opcode = num(first(frame, "bthci_cmd.opcode"));
       // OGF 0x3f: vendor-specific; the simulator claims no vendor (manufacturer 0xffff), noble must not send any.
       if (opcode === undefined || opcode >> 10 === 0x3f) problems.push(`${at}: vendor-specific or missing opcode`);
-    } else if (type === H4_TYPE_EVENT) {
+    } else if (type === H4_EVENT) {
       if (direction !== DIRECTION_RECEIVED) problems.push(`${at}: an HCI event recorded as sent by the host`);
       if (!/:bthci_evt(:btcommon)?$/.test(protocols)) problems.push(`${at}: event not decoded as HCI event (${protocols})`);
       trackConnections(frame, open, connections, problems, at);
-    } else if (type === H4_TYPE_ACL) {
+    } else if (type === H4_ACL) {
       const handle = num(first(frame, "bthci_acl.chandle"));
       if (handle === undefined) {
         problems.push(`${at}: ACL without a connection handle`);
@@ -248,7 +255,7 @@ export function analyze(capture: string): Analysis {
         continue;
       }
       const cid = num(first(frame, "btl2cap.cid"));
-      if (cid !== 0x0004 || !protocols.includes(":btatt")) {
+      if (cid !== CID_ATT || !protocols.includes(":btatt")) {
         problems.push(`${at}: L2CAP on channel 0x${(cid ?? -1).toString(16)}, not ATT (${protocols})`);
         continue;
       }
@@ -328,21 +335,21 @@ export function attProtocolProblems(conn: Connection): string[] {
     } else if (isResponse(op)) {
       if (fromClient) problems.push(`${where(pdu)}: a response from the client`);
       else if (!request) problems.push(`${where(pdu)}: response with no request outstanding`);
-      else if (op === ATT_ERROR ? pdu.requestInError !== request.opcode : op !== request.opcode + 1) {
+      else if (op === AttOpcode.ErrorResponse ? pdu.requestInError !== request.opcode : op !== request.opcode + 1) {
         problems.push(`${where(pdu)}: does not answer frame ${request.frame} (${request.info})`);
       }
       request = null;
-    } else if (op === ATT_INDICATION) {
+    } else if (op === AttOpcode.HandleValueIndication) {
       if (fromClient) problems.push(`${where(pdu)}: an indication from the client`);
       else if (indication) problems.push(`${where(pdu)}: indication while frame ${indication.frame} is unconfirmed`);
       indication = pdu;
-    } else if (op === ATT_CONFIRMATION) {
+    } else if (op === AttOpcode.HandleValueConfirmation) {
       if (!fromClient) problems.push(`${where(pdu)}: a confirmation from the server`);
       else if (!indication) problems.push(`${where(pdu)}: confirmation with no indication outstanding`);
       indication = null;
-    } else if (op === 0x1b && fromClient) {
+    } else if (op === AttOpcode.HandleValueNotification && fromClient) {
       problems.push(`${where(pdu)}: a notification from the client`);
-    } else if ((op === 0x52 || op === 0xd2) && !fromClient) {
+    } else if ((op === AttOpcode.WriteCommand || op === AttOpcode.SignedWriteCommand) && !fromClient) {
       problems.push(`${where(pdu)}: a write command from the server`);
     }
   }
@@ -378,7 +385,7 @@ export function attName(opcode: number): string {
  */
 export function writeConnectionCapture(capture: string, handle: number, out: string): void {
   const file = decodeBtsnoop(fs.readFileSync(capture));
-  const kept = file.records.filter((r) => r.packet[0] !== H4_TYPE_ACL || (r.packet.readUInt16LE(1) & 0x0fff) === handle);
+  const kept = file.records.filter((r) => r.packet[0] !== H4_ACL || (r.packet.readUInt16LE(1) & 0x0fff) === handle);
   fs.writeFileSync(
     out,
     Buffer.concat([
