@@ -10,7 +10,7 @@ import {
   WANT_CRC,
   WANT_G,
   type YmodemDialect,
-} from "./ymodem";
+} from "./ymodem-block";
 
 /**
  * YMODEM sender as a pure state machine: the simulator's virtual NUS peripheral and the tests drive it.

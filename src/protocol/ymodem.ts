@@ -1,5 +1,3 @@
-import { crc16, crc16Arc, crc16Xmodem, type CrcKind } from "./crc16";
-
 /**
  * YMODEM receiver for files pulled over the Nordic UART Service (docs/protocols.md §3).
  *
@@ -14,26 +12,29 @@ import { crc16, crc16Arc, crc16Xmodem, type CrcKind } from "./crc16";
  *   final EOT the sender disconnects (or sends another block 0, or an empty block 0).
  * - standard (lrzsz): block 0 holds `name NUL size mtime mode ...` (size decimal, mtime/mode octal),
  *   CRC-16/XMODEM, batch ended by an empty block 0.
+ *
+ * The block level (control bytes, frame sizes, block 0 parsing) is in ymodem-block.ts; the error class and
+ * events stay with the receiver that raises them. Nearly 600 lines: one state machine, whose steps
+ * (frame, block 0, data block, EOT, end of file, failure) all act on the same session state.
  */
-
-export const SOH = 0x01;
-export const STX = 0x02;
-export const EOT = 0x04;
-export const ACK = 0x06;
-export const NAK = 0x15;
-export const CAN = 0x18;
-/** 'C': start in CRC mode, one ACK per block. */
-export const WANT_CRC = 0x43;
-/** 'G': start YMODEM-g, blocks stream without ACKs. */
-export const WANT_G = 0x47;
-/** SUB: standard YMODEM pads the last block with it. */
-export const CPMEOF = 0x1a;
-
-/** Header (3) + data + CRC (2). */
-export const SOH_FRAME_LENGTH = 133;
-export const STX_FRAME_LENGTH = 1029;
-
-export type YmodemDialect = "seed" | "standard";
+import { crc16, type CrcKind } from "./crc16";
+import {
+  ACK,
+  block0Crc,
+  CAN,
+  CPMEOF,
+  EOT,
+  NAK,
+  parseBlock0,
+  SOH,
+  SOH_FRAME_LENGTH,
+  STX,
+  STX_FRAME_LENGTH,
+  WANT_CRC,
+  WANT_G,
+  type Block0Header,
+  type YmodemDialect,
+} from "./ymodem-block";
 
 export interface YmodemReceiverOptions {
   /** "auto": block 0 decides (the CRC that matches it), and that CRC then holds for the session. */
@@ -103,52 +104,6 @@ export type YmodemEvent =
     }
   | { type: "end" }
   | { type: "error"; error: YmodemError };
-
-/** What block 0 says. */
-export type Block0Header =
-  | { kind: "end" }
-  | { kind: "file"; name: string; size: number | null; dialect: YmodemDialect; mtime?: number; mode?: number };
-
-const DECIMAL = /^[0-9]+$/;
-const OCTAL = /^[0-7]+$/;
-
-/**
- * Parses the data of a block 0. A first byte NUL means end of batch. Otherwise the layout decides the
- * dialect: something after the first NUL (lrzsz's size field) → standard; else `"<name> <digits>"` →
- * seed (split at the last space, so names may contain spaces); else a standard header without a size.
- * lrzsz writes a block count in bytes 126–127, so nothing here relies on block 0 ending in zeros.
- */
-export function parseBlock0(data: Uint8Array): Block0Header {
-  if (data.length === 0 || data[0] === 0) return { kind: "end" };
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.length);
-  let nul = bytes.indexOf(0);
-  if (nul < 0) nul = bytes.length;
-  const first = bytes.toString("utf8", 0, nul);
-  if (nul + 1 < bytes.length && bytes[nul + 1] !== 0) {
-    let end = bytes.indexOf(0, nul + 1);
-    if (end < 0) end = bytes.length;
-    // Fields are single-space separated and positional: an empty field is an absent value.
-    const fields = bytes.toString("latin1", nul + 1, end).split(" ");
-    const header: Block0Header = { kind: "file", name: first, size: null, dialect: "standard" };
-    if (fields[0] !== undefined && DECIMAL.test(fields[0])) header.size = Number(fields[0]);
-    // YMODEM: an mtime or mode of 0 means "unknown", so only real values are reported. A run of hundreds of
-    // octal digits parses to Infinity (or loses precision): not a real value either.
-    const mtime = fields[1] !== undefined && OCTAL.test(fields[1]) ? parseInt(fields[1], 8) : 0;
-    if (mtime > 0 && Number.isSafeInteger(mtime)) header.mtime = mtime;
-    const mode = fields[2] !== undefined && OCTAL.test(fields[2]) ? parseInt(fields[2], 8) : 0;
-    if (mode > 0 && Number.isSafeInteger(mode)) header.mode = mode;
-    return header;
-  }
-  const space = first.lastIndexOf(" ");
-  if (space > 0) {
-    const sizeText = first.slice(space + 1);
-    const name = first.slice(0, space).trimEnd();
-    if (name.length > 0 && DECIMAL.test(sizeText)) {
-      return { kind: "file", name, size: Number(sizeText), dialect: "seed" };
-    }
-  }
-  return { kind: "file", name: first, size: null, dialect: "standard" };
-}
 
 type Phase =
   | "idle" // start() not called yet
@@ -423,16 +378,10 @@ export class YmodemReceiver {
     if (crc !== null) {
       if (crc16(crc, data) !== sentCrc) return this.badBlock(out, `CRC-16/${crc.toUpperCase()} error in block 0`);
     } else {
-      const arc = crc16Arc(data) === sentCrc;
-      const xmodem = crc16Xmodem(data) === sentCrc;
-      if (!arc && !xmodem) return this.badBlock(out, "CRC error in block 0 (neither CRC-16/ARC nor CRC-16/XMODEM)");
-      if (arc && xmodem) {
-        // Both match an all-zero block (end of batch); a rare non-zero tie goes by the layout.
-        header = parseBlock0(data);
-        crc = header.kind === "file" && header.dialect === "seed" ? "arc" : "xmodem";
-      } else {
-        crc = arc ? "arc" : "xmodem";
-      }
+      const matched = block0Crc(data, sentCrc);
+      if (matched === null) return this.badBlock(out, "CRC error in block 0 (neither CRC-16/ARC nor CRC-16/XMODEM)");
+      crc = matched.crc;
+      header = matched.header ?? null;
     }
     if (seq !== 0) {
       this.fail(out, "sequence", `sequence lost: expected block 0, got block ${seq}`, true);

@@ -16,7 +16,8 @@ import { decodeHeartRateMeasurement, HeartRateFormatError } from "../../src/prot
 import { parseHiokiReply, parseNr3, parseZ3210Name } from "../../src/protocol/hioki";
 import { decodeXossFrame, interpretFetchReply, XOSS_MAX_CONTENT_BYTES, XossFrameError } from "../../src/protocol/xoss";
 import { crc16 } from "../../src/protocol/crc16";
-import { CAN, EOT, parseBlock0, SOH, STX, YmodemError, YmodemReceiver, type YmodemErrorCode, type YmodemEvent } from "../../src/protocol/ymodem";
+import { YmodemError, YmodemReceiver, type YmodemErrorCode, type YmodemEvent } from "../../src/protocol/ymodem";
+import { CAN, EOT, parseBlock0, SOH, STX } from "../../src/protocol/ymodem-block";
 
 const HOSTILE_RUNS = 10_000;
 

@@ -7,7 +7,8 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
 import { crc16Arc } from "../../src/protocol/crc16";
-import { CAN, EOT, YmodemReceiver, type YmodemEvent } from "../../src/protocol/ymodem";
+import { YmodemReceiver, type YmodemEvent } from "../../src/protocol/ymodem";
+import { CAN, EOT } from "../../src/protocol/ymodem-block";
 import { YmodemSender, type YmodemSenderFile } from "../../src/protocol/ymodem-sender";
 import { YmodemSession } from "../../src/protocol/ymodem-session";
 

@@ -1,13 +1,8 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
 import { crc16Arc, crc16Xmodem, type CrcKind } from "../../src/protocol/crc16";
-import {
-  parseBlock0,
-  YmodemError,
-  YmodemReceiver,
-  type YmodemEvent,
-  type YmodemReceiverOptions,
-} from "../../src/protocol/ymodem";
+import { YmodemError, YmodemReceiver, type YmodemEvent, type YmodemReceiverOptions } from "../../src/protocol/ymodem";
+import { parseBlock0 } from "../../src/protocol/ymodem-block";
 import { YmodemSender, type YmodemSenderFile, type YmodemSenderOptions } from "../../src/protocol/ymodem-sender";
 
 const SOH = 0x01;

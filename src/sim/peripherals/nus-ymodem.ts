@@ -9,7 +9,7 @@
 import { EventEmitter } from "node:events";
 import type { CrcKind } from "../../protocol/crc16";
 import { XOSS_CONTROL_CHARACTERISTIC } from "../../protocol/xoss";
-import { ACK, CAN, EOT, SOH, STX, WANT_CRC, WANT_G, type YmodemDialect } from "../../protocol/ymodem";
+import { ACK, CAN, EOT, SOH, STX, WANT_CRC, WANT_G, type YmodemDialect } from "../../protocol/ymodem-block";
 import { YmodemSender, type YmodemSenderFile, type YmodemSenderStats } from "../../protocol/ymodem-sender";
 import type { ServiceDefinition } from "../gatt-server";
 import type { AddressType, LinkSettings, SimClock, SimTimer } from "../types";
