@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { AttOpcode } from "../../src/protocol/att";
 import { decodeHeartRateMeasurement } from "../../src/protocol/heart-rate";
 import { HeartRatePeripheral } from "../../src/sim/peripherals/heart-rate";
 import { HiokiDt4261Peripheral, serialFromAddress } from "../../src/sim/peripherals/hioki-dt4261";
@@ -187,6 +188,35 @@ describe("virtual peripherals", () => {
       central.subscribe("2a19");
       await p.setBatteryLevel(78);
       assert.deepEqual(central.valuesOf("2a19"), [h("4e")]);
+    });
+  });
+
+  describe("fault injection (GattPeripheral)", () => {
+    const services = (central: TestCentral): string[] => central.services.map((s) => s.uuid);
+
+    it("hideServices: the next connection finds only Generic Access and Generic Attribute, the one after unhiding everything again", () => {
+      const p = new HeartRatePeripheral({ address: "d8:75:ba:00:00:01", clock: new ManualClock() });
+      const first = connect(p);
+      assert.deepEqual(services(first), ["1800", "1801", "180d", "180f"]);
+      p.hideServices(true);
+      // The connected central keeps its table until it reconnects.
+      first.discoverServices();
+      assert.deepEqual(services(first), ["1800", "1801", "180d", "180f"]);
+      first.disconnect();
+      const hidden = connect(p);
+      assert.deepEqual(services(hidden), ["1800", "1801"]);
+      hidden.disconnect();
+      p.hideServices(false);
+      assert.deepEqual(services(connect(p)), ["1800", "1801", "180d", "180f"]);
+    });
+
+    it("injectAtt: the PDU goes to the central on the current link as it is; without a link it rejects", async () => {
+      const p = new HeartRatePeripheral({ address: "d8:75:ba:00:00:01", clock: new ManualClock() });
+      const pdu = Buffer.of(AttOpcode.HandleValueNotification, 0x03, 0x00, 0x00, 99);
+      await assert.rejects(p.injectAtt(pdu), /not connected/);
+      const central = connect(p);
+      await p.injectAtt(pdu);
+      assert.deepEqual(central.received, [{ handle: 3, value: Buffer.of(0x00, 99), indication: false }], "not subscribed, sent all the same");
     });
   });
 
