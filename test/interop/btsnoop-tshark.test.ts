@@ -15,6 +15,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Characteristic, Noble, Peripheral } from "@stoprocent/noble";
+import { AttOpcode } from "../../src/protocol/att";
 import { BTSNOOP_EPOCH_OFFSET_US, decodeBtsnoop, encodeBtsnoopHeader, encodeBtsnoopRecord, type HciDirection } from "../../src/protocol/btsnoop";
 import * as h4 from "../../src/protocol/h4";
 import { HIOKI_COMMAND_CHARACTERISTIC } from "../../src/sim/peripherals/hioki-dt4261";
@@ -33,25 +34,6 @@ const BPM = [60, 61, 62, 63, 64, 65, 66, 67];
 const TIME_SCALE = 20;
 /** The "capture" field's value, relative to the scenario file. */
 const CAPTURE = "captures/session.btsnoop";
-
-/** ATT opcodes (Core Vol 3 Part F 3.4.8). */
-const ATT = {
-  MTU_REQ: 0x02,
-  FIND_INFO_REQ: 0x04,
-  READ_BY_TYPE_REQ: 0x08,
-  READ_REQ: 0x0a,
-  READ_BY_GROUP_REQ: 0x10,
-  WRITE_REQ: 0x12,
-  NOTIFY: 0x1b,
-  INDICATE: 0x1d,
-  CONFIRM: 0x1e,
-  WRITE_CMD: 0x52,
-} as const;
-
-/** HCI reasons in Disconnection Complete. */
-const CONNECTION_TIMEOUT = 0x08;
-const REMOTE_USER_TERMINATED = 0x13;
-const LOCAL_HOST_TERMINATED = 0x16;
 
 /**
  * Warnings Wireshark gives for correct packets. Wireshark decodes the Nordic UART characteristics' values as text
@@ -182,7 +164,7 @@ async function runSession(dir: string, own: { sim?: Simulation; central?: SimNob
   await heartRateSession(hr);
   const lost = waitFor<number>(hr, "disconnect");
   sim.controller.powerOff(HEART_RATE);
-  assert.equal(await lost, CONNECTION_TIMEOUT);
+  assert.equal(await lost, h4.HCI_CONNECTION_TIMEOUT);
   sim.controller.powerOn(HEART_RATE);
   await heartRateSession(hr);
 
@@ -295,23 +277,23 @@ describe("interop: tshark reads the simulator's btsnoop capture", function () {
     assert.deepEqual(
       connections.map((c) => [c.address, c.disconnectReason]),
       [
-        [HEART_RATE, CONNECTION_TIMEOUT], // powered off while connected
-        [HEART_RATE, LOCAL_HOST_TERMINATED], // the reconnection, closed by noble at the end
-        [METER, LOCAL_HOST_TERMINATED],
-        [FILE_SERVER, REMOTE_USER_TERMINATED], // the file server hangs up after the batch
+        [HEART_RATE, h4.HCI_CONNECTION_TIMEOUT], // powered off while connected
+        [HEART_RATE, h4.HCI_LOCAL_HOST_TERMINATED], // the reconnection, closed by noble at the end
+        [METER, h4.HCI_LOCAL_HOST_TERMINATED],
+        [FILE_SERVER, h4.HCI_REMOTE_USER_TERMINATED], // the file server hangs up after the batch
       ],
     );
     const [hr1, hr2, meter, files] = connections;
 
     // What each session did, in order of first appearance (responses are checked by the pairing rules).
-    const heartRatePhases = [ATT.MTU_REQ, ATT.READ_BY_GROUP_REQ, ATT.READ_BY_TYPE_REQ, ATT.READ_REQ, ATT.FIND_INFO_REQ, ATT.WRITE_REQ, ATT.NOTIFY];
+    const heartRatePhases = [AttOpcode.ExchangeMtuRequest, AttOpcode.ReadByGroupTypeRequest, AttOpcode.ReadByTypeRequest, AttOpcode.ReadRequest, AttOpcode.FindInformationRequest, AttOpcode.WriteRequest, AttOpcode.HandleValueNotification];
     for (const hr of [hr1, hr2]) assert.deepEqual(attPhases(hr).map(attName), heartRatePhases.map(attName), describeConnection(hr));
-    assert.deepEqual(attPhases(meter).map(attName), [ATT.MTU_REQ, ATT.READ_BY_GROUP_REQ, ATT.READ_BY_TYPE_REQ, ATT.WRITE_REQ, ATT.INDICATE, ATT.CONFIRM].map(attName), describeConnection(meter));
-    assert.deepEqual(attPhases(files).map(attName), [ATT.MTU_REQ, ATT.READ_BY_GROUP_REQ, ATT.READ_BY_TYPE_REQ, ATT.WRITE_REQ, ATT.WRITE_CMD, ATT.NOTIFY].map(attName), describeConnection(files));
+    assert.deepEqual(attPhases(meter).map(attName), [AttOpcode.ExchangeMtuRequest, AttOpcode.ReadByGroupTypeRequest, AttOpcode.ReadByTypeRequest, AttOpcode.WriteRequest, AttOpcode.HandleValueIndication, AttOpcode.HandleValueConfirmation].map(attName), describeConnection(meter));
+    assert.deepEqual(attPhases(files).map(attName), [AttOpcode.ExchangeMtuRequest, AttOpcode.ReadByGroupTypeRequest, AttOpcode.ReadByTypeRequest, AttOpcode.WriteRequest, AttOpcode.WriteCommand, AttOpcode.HandleValueNotification].map(attName), describeConnection(files));
 
     // Wireshark recognised each subscription as a CCCD write with the right bit. (Before writing, noble reads the
     // CCCD with Read By Type; Wireshark decodes that response's 0x0000 as a CCCD too, hence the filter on writes.)
-    const cccd = (c: Connection) => c.att.filter((p) => p.cccd && p.opcode === ATT.WRITE_REQ).map((p) => p.cccd);
+    const cccd = (c: Connection) => c.att.filter((p) => p.cccd && p.opcode === AttOpcode.WriteRequest).map((p) => p.cccd);
     assert.deepEqual(cccd(hr1), [{ notification: true, indication: false }]);
     assert.deepEqual(cccd(hr2), [{ notification: true, indication: false }]);
     assert.deepEqual(cccd(meter), [{ notification: false, indication: true }]);
@@ -319,15 +301,15 @@ describe("interop: tshark reads the simulator's btsnoop capture", function () {
 
     // Counts Wireshark sees (after reassembly) equal what noble delivered and sent.
     const count = (c: Connection, op: number) => c.att.filter((p) => p.opcode === op).length;
-    assert.ok(count(hr1, ATT.NOTIFY) >= 3 && count(hr2, ATT.NOTIFY) >= 3);
-    assert.equal(count(meter, ATT.INDICATE), 2);
-    assert.equal(count(meter, ATT.CONFIRM), 2);
-    assert.equal(count(files, ATT.NOTIFY), session.transfer.notifications.length, "one notification per TX value the receiver got");
-    assert.equal(count(files, ATT.WRITE_CMD), session.transfer.written.length, "one Write Command per C/ACK/NAK the receiver sent");
+    assert.ok(count(hr1, AttOpcode.HandleValueNotification) >= 3 && count(hr2, AttOpcode.HandleValueNotification) >= 3);
+    assert.equal(count(meter, AttOpcode.HandleValueIndication), 2);
+    assert.equal(count(meter, AttOpcode.HandleValueConfirmation), 2);
+    assert.equal(count(files, AttOpcode.HandleValueNotification), session.transfer.notifications.length, "one notification per TX value the receiver got");
+    assert.equal(count(files, AttOpcode.WriteCommand), session.transfer.written.length, "one Write Command per C/ACK/NAK the receiver sent");
     // The transfer interleaved with the sensor's notifications: the controller multiplexed two links.
     const transferFrames = files.att.map((p) => p.frame);
     const [from, to] = [Math.min(...transferFrames), Math.max(...transferFrames)];
-    assert.ok(hr2.att.some((p) => p.opcode === ATT.NOTIFY && p.frame > from && p.frame < to), "heart-rate notifications during the transfer");
+    assert.ok(hr2.att.some((p) => p.opcode === AttOpcode.HandleValueNotification && p.frame > from && p.frame < to), "heart-rate notifications during the transfer");
 
     // Warnings: in the whole capture only Wireshark's cross-connection labels; in each connection's own capture
     // none, but the file server's binary YMODEM values in the characteristic Wireshark reads as text.
@@ -356,7 +338,7 @@ describe("interop: tshark reads the simulator's btsnoop capture", function () {
     // the scenario's bpm values out of the simulator's encoding.
     for (const conn of [hr1, hr2]) {
       const bpm = readFields(path.join(dir, `connection-${conn.handle.toString(16)}.btsnoop`), ["btatt.heart_rate_measurement.value.8"]).flatMap((f) => field(f, "btatt.heart_rate_measurement.value.8").map(Number));
-      assert.equal(bpm.length, count(conn, ATT.NOTIFY), "every notification decoded as a Heart Rate Measurement");
+      assert.equal(bpm.length, count(conn, AttOpcode.HandleValueNotification), "every notification decoded as a Heart Rate Measurement");
       for (const v of bpm) assert.ok(BPM.includes(v), `bpm ${v} from the scenario's list`);
     }
   });
