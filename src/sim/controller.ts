@@ -10,6 +10,7 @@ import { Scanner } from "./scanner";
 import type { LinkSettings, SimClock, VirtualPeripheral } from "./types";
 import { DEFAULT_LINK } from "./types";
 
+// Part of the controller's API since before the split: tests and the bench import them from here.
 export type { ControllerCounters } from "./connection";
 export { exchangeAirTimeUs, maxPdusPerEvent, placeAnchor, pduAirTimeUs, radioSlotsMs, type ConnectionEventInfo } from "./radio";
 
