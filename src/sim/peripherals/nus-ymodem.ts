@@ -98,6 +98,8 @@ export interface NusYmodemTransfer {
 export interface NusYmodemEvents {
   /** A session ended (its record was just added to `transfers`). */
   transfer: [transfer: NusYmodemTransfer];
+  /** Bytes the central wrote to RX, before the sender sees them (a test watches a receiver's C, ACK or CAN arrive). */
+  rx: [bytes: Buffer];
 }
 
 export interface NusYmodemStats extends NusUartStats, YmodemSenderStats {
@@ -125,7 +127,7 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   readonly files: readonly YmodemSenderFile[];
   /** Every session that ended, in order. */
   readonly transfers: NusYmodemTransfer[] = [];
-  /** `transfer` as each session ends, for a test to wait for. */
+  /** `transfer` as each session ends and `rx` as bytes arrive, for a test to wait for. */
   readonly events = new EventEmitter<NusYmodemEvents>();
   /** Every XOSS control frame received and sent, for tests. */
   readonly controlLog: XossControlFrame[] = [];
@@ -241,6 +243,7 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   }
 
   protected override receiveRx(bytes: Buffer): void {
+    this.events.emit("rx", bytes);
     if (this.sender === null) {
       // XOSS sends files only on request; the seed's server serves one session per connection.
       if (this.xoss || this.served) return;
