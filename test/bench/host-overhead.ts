@@ -22,17 +22,17 @@
  * bursts; the figure is the median of REPEATS bursts, in µs per notification.
  *
  * `--profile DIR` (run.ts) also writes a V8 CPU profile of one more burst of each host (DIR/host-a.cpuprofile,
- * DIR/host-b.cpuprofile; Chrome DevTools or speedscope read them), and a self-time summary to stderr.
+ * DIR/host-b.cpuprofile; see ./cpu-profile.ts), and a summary of where the time went to stderr.
  */
 import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
-import * as inspector from "node:inspector/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Characteristic, Noble, Peripheral } from "@stoprocent/noble";
 import type { Node, NodeAPI, NodeMessage } from "node-red";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
 import { helper } from "../support/red";
+import { profiled } from "./cpu-profile";
 import { ReplayPeer, replayScript, type ReplayScript } from "./hci-replay";
 import { attachPeer, detachPeer, driverGuards } from "./virtual-port";
 
@@ -310,51 +310,10 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples?: number[];
-}
-
-/** Self time by function, largest first, as "share% name (file:line)". */
-function selfTimeSummary(profile: CpuProfile, top: number): string[] {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const counts = new Map<string, number>();
-  const samples = profile.samples ?? [];
-  for (const id of samples) {
-    const frame = byId.get(id)?.callFrame;
-    if (!frame) continue;
-    const file = frame.url.replace(/^file:\/\//, "").replace(/^.*node_modules\//, "").replace(/^.*\/(src|nodes|test)\//, "$1/");
-    const key = `${frame.functionName || "(anonymous)"} (${file || "native"}:${frame.lineNumber + 1})`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return [...counts.entries()]
-    .sort((x, y) => y[1] - x[1])
-    .slice(0, top)
-    .map(([key, n]) => `${((n / Math.max(1, samples.length)) * 100).toFixed(1)}% ${key}`);
-}
-
 async function profileBurst(r: Replayed, dir: string, log: (line: string) => void): Promise<void> {
-  const session = new inspector.Session();
-  session.connect();
-  try {
-    await session.post("Profiler.enable");
-    await session.post("Profiler.setSamplingInterval", { interval: 50 });
-    await session.post("Profiler.start");
-    await burst(r);
-    const { profile } = (await session.post("Profiler.stop")) as { profile: CpuProfile };
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `host-${r.label}.cpuprofile`);
-    fs.writeFileSync(file, JSON.stringify(profile));
-    log(`host ${r.label}: profile of one burst in ${file}; self time, top 25:\n${selfTimeSummary(profile, 25).map((l) => `  ${l}`).join("\n")}\n`);
-  } finally {
-    session.disconnect();
-  }
+  const file = path.join(dir, `host-${r.label}.cpuprofile`);
+  const summary = await profiled(() => burst(r), file);
+  log(`host ${r.label}: profile of one burst in ${file}\n${summary.map((l) => `  ${l}`).join("\n")}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
