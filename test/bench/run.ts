@@ -508,9 +508,11 @@ async function main(): Promise<number> {
     const section = await runNotificationBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line));
     sections.push(section.markdown);
     failures.push(...section.failures);
-    const host = await runHostOverheadBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line), { profileDir });
-    sections.push(host.markdown);
-    failures.push(...host.failures);
+    if (!notificationsOnly) {
+      const host = await runHostOverheadBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line), { profileDir });
+      sections.push(host.markdown);
+      failures.push(...host.failures);
+    }
   } finally {
     await new Promise<void>((resolve) => helper.stopServer(() => resolve()));
     fs.rmSync(tempRoot, { recursive: true, force: true });
