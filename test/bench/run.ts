@@ -11,9 +11,12 @@
  *
  * The theoretical figures and their formulas are in ./theory.ts.
  *
- * A second table, the notification path (heart-rate notifications to node.send), comes from ./notifications.ts.
+ * A second table, the notification path (heart-rate notifications to node.send), comes from ./notifications.ts;
+ * a third, the host's overhead on top of noble (recorded HCI traffic replayed with no simulator), from
+ * ./host-overhead.ts.
  *
- * Usage: tsx test/bench/run.ts [--time-scale N] [--rows 1,3] [--notifications-only]
+ * Usage: tsx test/bench/run.ts [--time-scale N] [--rows 1,3] [--notifications-only] [--host-overhead-only]
+ *        [--profile DIR] (CPU profiles of one host-overhead burst per host)
  */
 import { parseArgs as parseCommandLine } from "node:util";
 import * as fs from "node:fs";
@@ -28,6 +31,7 @@ import type { YmodemEvent, YmodemReceiver } from "../../src/protocol/ymodem";
 import type { Simulation } from "../../src/sim/scenario";
 import type { LinkSettings } from "../../src/sim/types";
 import { helper } from "../support/red";
+import { runHostOverheadBench } from "./host-overhead";
 import { runNotificationBench } from "./notifications";
 import { alignedStreamingKbps, eventsPerBlock, theoreticalCKbps, theoreticalGKbps, type LinkPoint } from "./theory";
 
@@ -440,26 +444,53 @@ function diagnostics(results: Result[]): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-function parseArgs(argv: string[]): { timeScale: number; rows: number[] | null; notificationsOnly: boolean } {
+interface Args {
+  timeScale: number;
+  rows: number[] | null;
+  notificationsOnly: boolean;
+  hostOverheadOnly: boolean;
+  profileDir: string | undefined;
+}
+
+function parseArgs(argv: string[]): Args {
   const { values } = parseCommandLine({
     args: argv.filter((a) => a !== "--"),
-    options: { "time-scale": { type: "string" }, rows: { type: "string" }, "notifications-only": { type: "boolean" } },
+    options: {
+      "time-scale": { type: "string" },
+      rows: { type: "string" },
+      "notifications-only": { type: "boolean" },
+      "host-overhead-only": { type: "boolean" },
+      profile: { type: "string" },
+    },
   });
   const timeScale = Number(values["time-scale"] ?? 1);
   if (!(timeScale >= 0.01 && timeScale <= 1000)) throw new Error(`--time-scale must be a number from 0.01 to 1000`);
   const rows = values.rows === undefined ? null : values.rows.split(",").map((s) => Number(s.trim()));
   if (rows?.some((n) => !Number.isInteger(n) || n < 1 || n > ROWS.length)) throw new Error(`--rows takes row numbers 1…${ROWS.length}`);
-  return { timeScale, rows, notificationsOnly: values["notifications-only"] ?? false };
+  return {
+    timeScale,
+    rows,
+    notificationsOnly: values["notifications-only"] ?? false,
+    hostOverheadOnly: values["host-overhead-only"] ?? false,
+    profileDir: values.profile === undefined ? undefined : path.resolve(values.profile),
+  };
 }
 
 async function main(): Promise<number> {
-  const { timeScale, rows, notificationsOnly } = parseArgs(process.argv.slice(2));
+  const { timeScale, rows, notificationsOnly, hostOverheadOnly, profileDir } = parseArgs(process.argv.slice(2));
   instrument();
   await new Promise<void>((resolve) => helper.startServer(() => resolve()));
   const results: Result[] = [];
   const failures: string[] = [];
-  let notifications: string;
+  const sections: string[] = [];
   try {
+    if (hostOverheadOnly) {
+      const host = await runHostOverheadBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line), { profileDir });
+      failures.push(...host.failures);
+      process.stdout.write(`${host.markdown}\n`);
+      if (failures.length > 0) process.stdout.write(`\nFAILED:\n${failures.map((f) => `- ${f}`).join("\n")}\n`);
+      return failures.length > 0 ? 1 : 0;
+    }
     // Warm-up (not reported): JIT-compiles noble, Node-RED and the node, so the first row's CPU is not inflated.
     process.stderr.write("warming up…\n");
     await runRow({ intervalMs: 7.5, mtu: 247, dataLength: 251, pdusPerEvent: PDUS, block: "stx", mode: "C", framing: "aligned", sizeBytes: 64 * KiB }, 0, Math.max(timeScale, 10), 99);
@@ -475,8 +506,13 @@ async function main(): Promise<number> {
       }
     }
     const section = await runNotificationBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line));
-    notifications = section.markdown;
+    sections.push(section.markdown);
     failures.push(...section.failures);
+    if (!notificationsOnly) {
+      const host = await runHostOverheadBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line), { profileDir });
+      sections.push(host.markdown);
+      failures.push(...host.failures);
+    }
   } finally {
     await new Promise<void>((resolve) => helper.stopServer(() => resolve()));
     fs.rmSync(tempRoot, { recursive: true, force: true });
@@ -500,7 +536,7 @@ async function main(): Promise<number> {
     "Diagnostics:",
     diagnostics(results),
   ];
-  out.push("", notifications);
+  for (const section of sections) out.push("", section);
   if (failures.length > 0) out.push("", "FAILED:", ...failures.map((f) => `- ${f}`));
   process.stdout.write(`${out.join("\n")}\n`);
   return failures.length > 0 ? 1 : 0;

@@ -10,6 +10,7 @@ import { virtualControllerCount } from "../../src/sim/hci-driver";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
+import type { HeartRatePeripheral } from "../../src/sim/peripherals/heart-rate";
 import { collectMessages, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const HR = "d8:75:ba:00:00:01";
@@ -45,6 +46,41 @@ function adapterOf(id = "cfg"): NonNullable<BleConfigNode["adapter"]> {
   return cfg.adapter;
 }
 
+function simulatedSensor(address = HR): HeartRatePeripheral {
+  const sensor = adapterOf().simulation?.controller.peripheral(address);
+  assert.ok(sensor, `the simulation has a peripheral ${address}`);
+  return sensor as unknown as HeartRatePeripheral;
+}
+
+/** The bpm values of the built-in scenario's heart-rate sensor, in the order it cycles through them. */
+function builtInBpm(): readonly number[] {
+  const bpm = DEFAULT_SCENARIO.peripherals.find((p) => p.kind === "heart-rate")?.bpm;
+  assert.ok(bpm && bpm.length > 0, "the built-in scenario has a heart-rate sensor with bpm values");
+  return bpm;
+}
+
+/** `count` values of a list the simulated sensor cycles through, from its position `from` on. */
+function cycle(list: readonly number[], from: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => list[(from + i) % list.length]);
+}
+
+/** The payloads a simulated sensor's bursts carry (HeartRatePeripheral.sendBurst: 0, 1, … n−1 per burst). */
+function bursts(...lengths: number[]): number[] {
+  return lengths.flatMap((n) => Array.from({ length: n }, (_, i) => i));
+}
+
+/**
+ * Sends a burst of `count` values and then one more burst of a single value (0). Collecting count + 1 messages
+ * then shows a lost value (a missing number), a duplicate (a repeated number, also one at the very end of the
+ * burst, which would arrive in place of the trailing 0) and any reordering, without waiting for silence.
+ */
+async function burstThenMarker(sensor: HeartRatePeripheral, count: number): Promise<void> {
+  await sensor.sendBurst(count);
+  await sensor.sendBurst(1);
+}
+
+const payloads = (msgs: NodeMessage[]): unknown[] => msgs.map((m) => m.payload);
+
 describe("heart-rate node (Node-RED runtime + simulator through noble)", function () {
   this.timeout(30000);
 
@@ -52,9 +88,12 @@ describe("heart-rate node (Node-RED runtime + simulator through noble)", functio
 
   it("sends one decoded message per measurement of the built-in sensor", async () => {
     await loadFlow([bleConfigNode, heartRateNode], [simConfig(), hrNode("sensor"), sink, tab]);
-    const msgs = (await collectMessages(helper.getNode("out"), 3)) as HeartRateMsg[];
+    // The sensor measures from the start of its list once subscribed: a whole cycle and the start of the next one,
+    // in order, shows a value lost, repeated or changed on the way.
+    const bpm = builtInBpm();
+    const msgs = (await collectMessages(helper.getNode("out"), bpm.length + 1)) as HeartRateMsg[];
+    assert.deepEqual(payloads(msgs), cycle(bpm, 0, bpm.length + 1));
     for (const msg of msgs) {
-      assert.ok([45, 46, 47].includes(msg.payload), `bpm ${msg.payload} comes from the built-in scenario`);
       assert.equal(msg.heartRate.bpm, msg.payload);
       assert.equal(msg.heartRate.sensorContact, true);
       assert.deepEqual(msg.peripheral, { address: HR, name: "44278-33" });
@@ -72,10 +111,16 @@ describe("heart-rate node (Node-RED runtime + simulator through noble)", functio
     );
     const caught = collectMessages(helper.getNode("caught"), 1);
     const msgs = (await collectMessages(helper.getNode("out"), 3)) as HeartRateMsg[];
-    const byBpm = new Map(msgs.map((m) => [m.payload, m.heartRate]));
-    assert.deepEqual(byBpm.get(165), { bpm: 165, sensorContact: null, energyExpended: 400, rrIntervals: [(364 * 1000) / 1024] });
-    assert.deepEqual(byBpm.get(49), { bpm: 49, sensorContact: true, energyExpended: null, rrIntervals: [(1159 * 1000) / 1024, (1159 * 1000) / 1024] });
-    assert.deepEqual(byBpm.get(72), { bpm: 72, sensorContact: false, energyExpended: null, rrIntervals: [] });
+    // The packets in the scenario's order, the malformed one (0x11) left out of the output.
+    assert.deepEqual(
+      msgs.map((m) => m.heartRate),
+      [
+        { bpm: 165, sensorContact: null, energyExpended: 400, rrIntervals: [(364 * 1000) / 1024] },
+        { bpm: 49, sensorContact: true, energyExpended: null, rrIntervals: [(1159 * 1000) / 1024, (1159 * 1000) / 1024] },
+        { bpm: 72, sensorContact: false, energyExpended: null, rrIntervals: [] },
+      ],
+    );
+    assert.deepEqual(payloads(msgs), [165, 49, 72]);
     const [error] = (await caught) as (NodeMessage & { error: { message: string }; payload: Buffer })[];
     assert.match(error.error.message, /11/);
     assert.deepEqual(Buffer.from(error.payload), Buffer.from([0x11]));
@@ -97,51 +142,84 @@ describe("heart-rate node (Node-RED runtime + simulator through noble)", functio
   });
 
   it("lets two nodes share one connection to one sensor, both receiving every measurement", async () => {
+    // Periodic measurements off: only the numbered bursts travel.
+    const scenario = writeScenario({ peripherals: [{ kind: "heart-rate", address: HR, name: "shared", bpm: [60], intervalMs: 3600000 }] });
     await loadFlow(
       [bleConfigNode, heartRateNode],
-      [simConfig(), hrNode("a", { address: HR, wires: [["outA"]] }), hrNode("b", { deviceName: "44278-33", wires: [["outB"]] }), { id: "outA", z: "flow", type: "helper" }, { id: "outB", z: "flow", type: "helper" }, tab],
+      [
+        simConfig({ simScenario: scenario }),
+        hrNode("a", { address: HR, wires: [["outA"]] }),
+        hrNode("b", { deviceName: "shared", wires: [["outB"]] }),
+        { id: "outA", z: "flow", type: "helper" },
+        { id: "outB", z: "flow", type: "helper" },
+        tab,
+      ],
     );
     await Promise.all([waitForStatus(helper.getNode("a"), isConnected), waitForStatus(helper.getNode("b"), isConnected)]);
-    const [a, b] = await Promise.all([collectMessages(helper.getNode("outA"), 4), collectMessages(helper.getNode("outB"), 4)]);
     assert.equal(adapterOf().simulation!.controller.connectionCount, 1, "one link for both nodes");
-    // Both see the same stream: the last three of A's appear in B's, in order
-    const seqA = a.map((m) => (m as HeartRateMsg).payload);
-    const seqB = b.map((m) => (m as HeartRateMsg).payload);
-    assert.ok(seqA.join(",").includes(seqB.slice(1, 3).join(",")) || seqB.join(",").includes(seqA.slice(1, 3).join(",")));
+    const count = 200;
+    const received = Promise.all([collectMessages(helper.getNode("outA"), count + 1), collectMessages(helper.getNode("outB"), count + 1)]);
+    await burstThenMarker(simulatedSensor(), count);
+    const [a, b] = await received;
+    assert.deepEqual(payloads(a), bursts(count, 1), "node a: every value the sensor sent, once, in order");
+    assert.deepEqual(payloads(b), bursts(count, 1), "node b: every value the sensor sent, once, in order");
+    assert.equal(adapterOf().simulation!.controller.connectionCount, 1, "still one link for both nodes");
   });
 
   it("a node that closes while another keeps the sensor sends nothing more (its listener goes with it)", async () => {
+    // Periodic measurements off: only the numbered bursts travel.
+    const scenario = writeScenario({ peripherals: [{ kind: "heart-rate", address: HR, name: "closing", bpm: [60], intervalMs: 3600000 }] });
     await loadFlow(
       [bleConfigNode, heartRateNode],
-      [simConfig(), hrNode("a", { address: HR, wires: [["outA"]] }), hrNode("b", { address: HR, wires: [["outB"]] }), { id: "outA", z: "flow", type: "helper" }, { id: "outB", z: "flow", type: "helper" }, tab],
+      [
+        simConfig({ simScenario: scenario }),
+        hrNode("a", { address: HR, wires: [["outA"]] }),
+        hrNode("b", { address: HR, wires: [["outB"]] }),
+        { id: "outA", z: "flow", type: "helper" },
+        { id: "outB", z: "flow", type: "helper" },
+        tab,
+      ],
     );
     const a = helper.getNode("a");
     await Promise.all([waitForStatus(a, isConnected), waitForStatus(helper.getNode("b"), isConnected)]);
-    await collectMessages(helper.getNode("outA"), 1);
+    const sensor = simulatedSensor();
+    const before = Promise.all([collectMessages(helper.getNode("outA"), 1), collectMessages(helper.getNode("outB"), 1)]);
+    await sensor.sendBurst(1);
+    assert.deepEqual((await before).map(payloads), [[0], [0]], "both nodes receive while both are open");
     await (a as unknown as { close(removed: boolean): Promise<void> }).close(true);
-    let sentAfterClose = 0;
-    a.send = () => {
-      sentAfterClose++;
-    };
-    await collectMessages(helper.getNode("outB"), 4);
+    const outA: NodeMessage[] = [];
+    helper.getNode("outA").on("input", (msg: NodeMessage) => outA.push(msg));
+    // b gets the whole burst and then the marker: by then anything the closed node would send has arrived (both
+    // nodes' listeners run on the same notification, and Node-RED delivers each node's messages in order).
+    const count = 100;
+    const received = collectMessages(helper.getNode("outB"), count + 1);
+    await burstThenMarker(sensor, count);
+    assert.deepEqual(payloads(await received), bursts(count, 1), "the other node receives the next values, none lost or repeated");
     assert.equal(adapterOf().simulation!.controller.connectionCount, 1, "the other node still holds the link");
-    assert.equal(sentAfterClose, 0, "the closed node sent messages");
+    assert.deepEqual(payloads(outA), [], "the closed node's output stays silent");
   });
 
   it("shows reconnecting when the sensor powers off, and resumes messages when it is back", async () => {
-    await loadFlow([bleConfigNode, heartRateNode], [simConfig({ reconnectDelay: 200 }), hrNode("sensor"), sink, tab]);
+    // Distinct values, so each message shows which measurement it is.
+    const bpm = Array.from({ length: 12 }, (_, i) => 60 + i);
+    const scenario = writeScenario({ peripherals: [{ kind: "heart-rate", address: HR, name: "reconnects", bpm, intervalMs: 1000 }] });
+    await loadFlow([bleConfigNode, heartRateNode], [simConfig({ simScenario: scenario, reconnectDelay: 200 }), hrNode("sensor"), sink, tab]);
     const node = helper.getNode("sensor");
+    const first = collectMessages(helper.getNode("out"), 2);
     await waitForStatus(node, isConnected);
-    await collectMessages(helper.getNode("out"), 1);
+    assert.deepEqual(payloads(await first), cycle(bpm, 0, 2));
     const controller = adapterOf().simulation!.controller;
+    const sensor = simulatedSensor();
     const reconnecting = waitForStatus(node, (s) => s.fill === "yellow" && /reconnecting/.test(String(s.text)));
     controller.powerOff(HR);
     await reconnecting;
     const connectedAgain = waitForStatus(node, isConnected, 20000);
     controller.powerOn(HR);
     await connectedAgain;
-    const msgs = (await collectMessages(helper.getNode("out"), 2)) as HeartRateMsg[];
-    assert.equal(msgs.length, 2);
+    // Subscribed again; the sensor's next measurement comes one interval later and continues its list.
+    const from = sensor.measurementsSent;
+    const msgs = (await collectMessages(helper.getNode("out"), 3)) as HeartRateMsg[];
+    assert.deepEqual(payloads(msgs), cycle(bpm, from, 3), "the measurements taken after the reconnection, in order");
   });
 
   it("rejects a malformed scenario with an error naming the field", async () => {

@@ -1,117 +1,11 @@
 /**
- * Helpers for the offline package checks (test/package/scorecard.test.ts): a small semver range evaluator,
- * the node-definition reader of `node-red-dev validate`, and a reader of the modules a compiled file loads.
+ * Helpers for the offline package checks (test/package/scorecard.test.ts): the node-definition reader of
+ * `node-red-dev validate`, and a reader of the modules a compiled file loads (version ranges: the `semver` package).
  * JavaScript is parsed with the TypeScript compiler (a devDependency) rather than with regular expressions, so
  * comments, strings and nesting cannot fool the checks.
  */
 import * as fs from "node:fs";
 import ts from "typescript";
-
-// ---------------------------------------------------------------------------------------------------------------
-// Semver ranges
-
-type Triple = [number, number, number];
-
-/** Comparators `op version`; a range is an OR of AND-sets of them. */
-interface Comparator {
-  op: ">=" | ">" | "<=" | "<" | "=";
-  version: Triple;
-}
-
-function parseVersion(text: string): Triple {
-  // Pre-release and build tags are cut: the ranges checked here compare releases.
-  const match = /^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$/.exec(text.trim());
-  if (!match) throw new Error(`not a version: ${JSON.stringify(text)}`);
-  return [Number(match[1]), Number(match[2]), Number(match[3])];
-}
-
-function compare(a: Triple, b: Triple): number {
-  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return 0;
-}
-
-/** "18" / "18.5" / "18.5.1" (x, X and * allowed in place of missing parts) as the comparators npm reads them. */
-function partial(op: string, text: string): Comparator[] {
-  const match = /^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?$/.exec(text);
-  if (!match) throw new Error(`unsupported version in a range: ${JSON.stringify(text)}`);
-  const parts = [match[1], match[2], match[3]].map((p) => (p === undefined || /^[xX*]$/.test(p) ? undefined : Number(p)));
-  const [major, minor, patch] = parts;
-  if (major === undefined) return []; // "*": anything
-  const low: Triple = [major, minor ?? 0, patch ?? 0];
-  // The first release after the partial version: "18" → 19.0.0, "18.5" → 18.6.0.
-  const next: Triple = minor === undefined ? [major + 1, 0, 0] : patch === undefined ? [major, minor + 1, 0] : [major, minor, patch];
-  const complete = minor !== undefined && patch !== undefined;
-  switch (op) {
-    case ">=":
-      return [{ op: ">=", version: low }];
-    case ">":
-      return [complete ? { op: ">", version: low } : { op: ">=", version: next }];
-    case "<":
-      return [{ op: "<", version: low }];
-    case "<=":
-      return [complete ? { op: "<=", version: low } : { op: "<", version: next }];
-    case "^": {
-      const upper: Triple = major > 0 ? [major + 1, 0, 0] : (minor ?? 0) > 0 || patch === undefined ? [0, (minor ?? 0) + 1, 0] : [0, 0, (patch ?? 0) + 1];
-      return [
-        { op: ">=", version: low },
-        { op: "<", version: minor === undefined ? [major + 1, 0, 0] : upper },
-      ];
-    }
-    case "~":
-      return [
-        { op: ">=", version: low },
-        { op: "<", version: minor === undefined ? [major + 1, 0, 0] : [major, minor + 1, 0] },
-      ];
-    default:
-      // "=" or no operator: an exact version, or every version the partial one covers.
-      if (complete) return [{ op: "=", version: low }];
-      return [
-        { op: ">=", version: low },
-        { op: "<", version: next },
-      ];
-  }
-}
-
-/**
- * Parses the range forms package.json fields use: `||` alternatives of space-separated comparators
- * (>=, >, <=, <, =, ^, ~, bare and partial versions, x-ranges). Hyphen ranges and pre-release ranges throw: the
- * caller must see that the evaluator needs extending, not get a wrong answer.
- */
-export function parseRange(range: string): Comparator[][] {
-  return range.split("||").map((alternative) => {
-    const tokens = alternative.trim().replace(/(>=|<=|>|<|=|\^|~)\s+/g, "$1").split(/\s+/).filter(Boolean);
-    if (tokens.includes("-")) throw new Error(`hyphen ranges are not supported here: ${JSON.stringify(range)}`);
-    return tokens.flatMap((token) => {
-      const match = /^(>=|<=|>|<|=|\^|~)?(.*)$/.exec(token) as RegExpExecArray;
-      return partial(match[1] ?? "=", match[2]);
-    });
-  });
-}
-
-export function satisfies(version: string, range: string): boolean {
-  const v = parseVersion(version);
-  return parseRange(range).some((set) =>
-    set.every((c) => {
-      const d = compare(v, c.version);
-      return c.op === ">=" ? d >= 0 : c.op === ">" ? d > 0 : c.op === "<=" ? d <= 0 : c.op === "<" ? d < 0 : d === 0;
-    }),
-  );
-}
-
-/** The lowest version `range` admits (semver.minVersion), for the lower-bounded forms above. */
-export function minVersion(range: string): string {
-  const candidates = parseRange(range).map((set) => {
-    let low: Triple = [0, 0, 0];
-    for (const c of set) {
-      const bound: Triple = c.op === ">" ? [c.version[0], c.version[1], c.version[2] + 1] : c.op === ">=" || c.op === "=" ? c.version : [0, 0, 0];
-      if (compare(bound, low) > 0) low = bound;
-    }
-    return low;
-  });
-  const min = candidates.filter((c) => satisfies(c.join("."), range)).sort(compare)[0];
-  if (!min) throw new Error(`no version satisfies ${JSON.stringify(range)}`);
-  return min.join(".");
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Node definitions, as `node-red-dev validate` reads them
