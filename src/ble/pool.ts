@@ -1,15 +1,42 @@
 /**
- * The connection pool: one BleAdapter per adapter identity (a module-level registry), and on each adapter one
- * DeviceEntry per peripheral, leased by the nodes that use it and reference-counted. Connection attempts are
- * queued one at a time, bounded by maxConnections, timed out (noble has no timeouts), and retried with backoff
- * while any lease holds the peripheral.
+ * The pool: one BleAdapter per adapter identity (./registry.ts), and on each adapter one DeviceLink per peripheral
+ * (./device-link.ts), leased by the nodes that use it (./lease.ts) and reference-counted. The adapter opens its
+ * transport (./adapter.ts), scans while a lease waits for its peripheral (./selector.ts), and connects one
+ * peripheral at a time, bounded by maxConnections and timed out (noble has no timeouts); a link that fails or drops
+ * is retried with backoff while any lease holds it. A connected link's GATT session is ./session.ts.
+ *
+ * Longer than most files here (about 500 lines) because the adapter's life (opening, reopening, noble's states) and
+ * its connect queue act on the same links and the same noble instance; the state machines it drives are apart.
  */
 import { EventEmitter } from "node:events";
-import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
+import type { Noble, Peripheral } from "@stoprocent/noble";
+import type { Timers } from "../protocol/clock";
+import { HCI_CONNECTION_TIMEOUT } from "../protocol/h4";
 import { adapterKey, adapterProblem, describeTransport, openAdapter, reopensWhenDown, uartNotAnswering, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
-import { realTimers, TimeoutError, withTimeout, type Timers } from "./timeout";
+import { DeviceLink, type BackoffPolicy } from "./device-link";
+import { LeaseImpl, type Lease, type LeaseOptions, type LeaseState } from "./lease";
+import { problemOf, type BleProblem } from "./problem";
+import { infoOf, matches, sameSelector, type PeripheralInfo } from "./selector";
+import { uuidFromNoble } from "../protocol/uuid";
+import { Session } from "./session";
+import { realTimers, TimeoutError, withTimeout } from "./timeout";
 
-export interface PoolPolicy {
+// What the node layer takes from the pool, from the modules that define it (node files import "./ble/pool").
+export type { Lease, LeaseOptions, LeaseState } from "./lease";
+export type { DeviceSelector, PeripheralInfo } from "./selector";
+export { matches } from "./selector";
+export type { DeviceSession } from "./session";
+export { acquireAdapter, openAdapterCount } from "./registry";
+
+/**
+ * For src/red/admin.ts until it imports from src/protocol/uuid.ts: any UUID spelling, a user's or noble's, in the
+ * one canonical form (uuidFromNoble); what is no UUID stays as written, lowercased, and equals only itself.
+ */
+export function normalizeUuid(uuid: string): string {
+  return uuidFromNoble(uuid) ?? uuid.trim().toLowerCase();
+}
+
+export interface PoolPolicy extends BackoffPolicy {
   maxConnections: number;
   connectTimeout: number;
   reconnectDelay: number;
@@ -21,302 +48,14 @@ export interface PoolPolicy {
 
 export const DEFAULT_POLICY: PoolPolicy = { maxConnections: 4, connectTimeout: 5000, reconnectDelay: 1000, maxReconnectDelay: 30000, gattTimeout: 5000 };
 
-/** Which peripheral a lease wants. Every given field must match; none given matches anything advertising `service`. */
-export interface DeviceSelector {
-  address?: string;
-  /** Exact advertised name. */
-  name?: string;
-  /** Advertised name prefix. */
-  namePrefix?: string;
-  /** A 16-bit ("180d") or 128-bit service UUID the peripheral must advertise when nothing else identifies it. */
-  service?: string;
-}
-
-export type LeaseState =
-  | { state: "adapter"; text: string; error: boolean }
-  | { state: "scanning" }
-  | { state: "waiting-slot"; inUse: number; max: number }
-  | { state: "connecting"; address: string }
-  /** `simulated`: the peripheral is one of the simulator's, not a real device. */
-  | { state: "connected"; address: string; name: string; simulated: boolean }
-  | { state: "reconnecting"; retryInMs: number; reason: string }
-  | { state: "error"; text: string; retryInMs: number };
-
-export interface PeripheralInfo {
-  address: string;
-  addressType: string;
-  name: string;
-  rssi: number;
-  /** Advertised service UUIDs, lowercase, as noble reports them. */
-  serviceUuids: string[];
-}
-
-/** What a node gets while its peripheral is connected. Every call is bounded by the pool's GATT timeout. */
-export interface DeviceSession {
-  readonly info: PeripheralInfo;
-  /**
-   * The link's ATT MTU: min(what noble asked for, the peripheral's answer); 23 until the exchange completes. (noble
-   * 2.8 alone would adopt the answer, and real servers answer their own maximum, often 517: the HCI driver wrapper
-   * gives noble the agreed value, src/protocol/att-mtu.ts.)
-   */
-  readonly mtu: number;
-  /** Aborted when this connection ends (for any reason). */
-  readonly signal: AbortSignal;
-  hasCharacteristic(service: string, characteristic: string): boolean;
-  /** The characteristic's GATT properties ("write", "writeWithoutResponse", "notify", ...); [] when it is absent. */
-  properties(service: string, characteristic: string): readonly string[];
-  /** Notifications and indications, delivered synchronously in arrival order. Returns the unsubscribe function. */
-  subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void): Promise<() => void>;
-  read(service: string, characteristic: string): Promise<Buffer>;
-  write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void>;
-}
-
-export interface LeaseOptions {
-  selector: DeviceSelector;
-  /**
-   * ATT MTU to ask for when this lease causes the connection (the largest of the leases wins; none asking: 256). The
-   * link runs at the smaller of this and the peripheral's answer: DeviceSession.mtu.
-   */
-  mtu?: number;
-  onState(state: LeaseState): void;
-  /**
-   * Runs on every (re)connection: discover what the node needs, subscribe. A rejection drops the
-   * connection and retries it with backoff (a device that lacks a characteristic may be a different
-   * firmware, or may expose it after a restart).
-   */
-  onConnected(session: DeviceSession): Promise<void>;
-  /** The connection of a session given to onConnected has ended. */
-  onDisconnected?(): void;
-}
-
-export interface Lease {
-  readonly state: LeaseState;
-  /** The connected session, if any. */
-  readonly session: DeviceSession | null;
-  release(): Promise<void>;
-}
-
-export function normalizeUuid(uuid: string): string {
-  const hex = uuid.toLowerCase().replace(/^0x/, "").replace(/-/g, "");
-  // noble reports 16-bit UUIDs as lowercase hex without zero padding ("a00" for 0x0A00)
-  return hex.length <= 4 ? hex.replace(/^0+(?=.)/, "") : hex;
-}
-
-/** Whether a discovered peripheral is the one a selector names (called from noble's discover event: must never throw). */
-export function matches(selector: DeviceSelector, p: Peripheral): boolean {
-  if (selector.address && p.address.toLowerCase() !== selector.address.toLowerCase()) return false;
-  const name = p.advertisement?.localName ?? "";
-  if (selector.name && name !== selector.name) return false;
-  if (selector.namePrefix && !name.startsWith(selector.namePrefix)) return false;
-  if (!selector.address && !selector.name && !selector.namePrefix && selector.service) {
-    const wanted = normalizeUuid(selector.service);
-    return (p.advertisement?.serviceUuids ?? []).some((u) => normalizeUuid(u) === wanted);
-  }
-  return true;
-}
-
-function infoOf(p: Peripheral): PeripheralInfo {
-  return {
-    address: p.address.toLowerCase(),
-    addressType: p.addressType,
-    name: p.advertisement?.localName ?? "",
-    rssi: p.rssi,
-    serviceUuids: (p.advertisement?.serviceUuids ?? []).map((u) => u.toLowerCase()),
-  };
-}
-
 type ConnectParams = { mtu?: number };
 
 /** The MTU asked for when no lease names one (noble 2.8's own default, asked explicitly so it is known). */
 const DEFAULT_REQUESTED_MTU = 256;
 
-/** One characteristic's notifications on one link, fanned out to every subscriber. */
-interface Subscription {
-  listeners: Set<(v: Buffer) => void>;
-  attached: (data: Buffer, isNotification: boolean) => void;
-  /** The CCCD write: every subscriber waits for it, and every one gets its failure. */
-  written: Promise<void>;
-}
-
-class Session implements DeviceSession {
-  private readonly controller = new AbortController();
-  private readonly chars = new Map<string, Characteristic>();
-  private readonly subscriptions = new Map<string, Subscription>();
-  readonly signal = this.controller.signal;
-
-  constructor(
-    private readonly peripheral: Peripheral,
-    services: Service[],
-    private readonly gattTimeout: number,
-    private readonly timers: Timers,
-  ) {
-    for (const s of services) {
-      for (const c of s.characteristics ?? []) this.chars.set(`${normalizeUuid(s.uuid)}/${normalizeUuid(c.uuid)}`, c);
-    }
-  }
-
-  get info(): PeripheralInfo {
-    return infoOf(this.peripheral);
-  }
-
-  get mtu(): number {
-    // noble's own value is the link's: over HCI the driver wrapper rewrites the server's Exchange MTU Response to
-    // min(noble's request, the answer) before noble reads it (whatever noble asked: a link it did not match to its
-    // pending connect asks 256); BlueZ and the native stacks negotiate it themselves.
-    return Math.max(23, this.peripheral.mtu ?? 23);
-  }
-
-  hasCharacteristic(service: string, characteristic: string): boolean {
-    return this.chars.has(`${normalizeUuid(service)}/${normalizeUuid(characteristic)}`);
-  }
-
-  properties(service: string, characteristic: string): readonly string[] {
-    return this.chars.get(`${normalizeUuid(service)}/${normalizeUuid(characteristic)}`)?.properties ?? [];
-  }
-
-  private characteristic(service: string, characteristic: string): Characteristic {
-    if (this.signal.aborted) throw new Error("not connected");
-    const c = this.chars.get(`${normalizeUuid(service)}/${normalizeUuid(characteristic)}`);
-    if (!c) throw new Error(`characteristic ${characteristic} of service ${service} not found on ${this.info.address}`);
-    return c;
-  }
-
-  async subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void): Promise<() => void> {
-    const key = `${normalizeUuid(service)}/${normalizeUuid(characteristic)}`;
-    const c = this.characteristic(service, characteristic);
-    const sub = this.subscriptions.get(key) ?? this.writeCccd(key, c, characteristic);
-    // Listeners are in before the CCCD write is answered: a sensor may notify as soon as it has the write, before
-    // noble hears the write response, and those first values must not fall into an empty set.
-    sub.listeners.add(onValue);
-    try {
-      await sub.written;
-    } catch (error) {
-      sub.listeners.delete(onValue);
-      throw error;
-    }
-    return () => {
-      sub.listeners.delete(onValue);
-      if (sub.listeners.size === 0 && this.subscriptions.get(key) === sub) {
-        this.subscriptions.delete(key);
-        c.removeListener("data", sub.attached);
-        if (!this.signal.aborted) {
-          this.timed(c.unsubscribeAsync(), `unsubscribing from ${characteristic}`).catch(() => undefined);
-        }
-      }
-    };
-  }
-
-  /** Starts one subscription to `c`, shared by every subscriber; it is forgotten if the CCCD write fails. */
-  private writeCccd(key: string, c: Characteristic, characteristic: string): Subscription {
-    const listeners = new Set<(v: Buffer) => void>();
-    const attached = (data: Buffer, isNotification: boolean): void => {
-      // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
-      if (!isNotification) return;
-      for (const l of listeners) l(data);
-    };
-    c.on("data", attached);
-    const written = this.timed(c.subscribeAsync(), `subscribing to ${characteristic}`);
-    const sub: Subscription = { listeners, attached, written };
-    written.catch(() => {
-      c.removeListener("data", attached);
-      if (this.subscriptions.get(key) === sub) this.subscriptions.delete(key);
-    });
-    this.subscriptions.set(key, sub);
-    return sub;
-  }
-
-  async read(service: string, characteristic: string): Promise<Buffer> {
-    return this.timed(this.characteristic(service, characteristic).readAsync(), `reading ${characteristic}`);
-  }
-
-  async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
-    return this.timed(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), `writing ${characteristic}`);
-  }
-
-  /** Every GATT request is bounded by the pool's GATT timeout (noble has none). */
-  private timed<T>(request: Promise<T>, what: string): Promise<T> {
-    return withTimeout(request, this.gattTimeout, what, undefined, this.timers);
-  }
-
-  end(): void {
-    for (const [key, sub] of this.subscriptions) {
-      this.chars.get(key)?.removeListener("data", sub.attached);
-    }
-    this.subscriptions.clear();
-    this.controller.abort();
-  }
-}
-
-class LeaseImpl implements Lease {
-  state: LeaseState = { state: "scanning" };
-  session: DeviceSession | null = null;
-  /** The session this lease's setup (onConnected) succeeded on. */
-  setUpOn: DeviceSession | null = null;
-  released = false;
-
-  constructor(
-    readonly options: LeaseOptions,
-    private readonly adapter: BleAdapter,
-  ) {}
-
-  setState(state: LeaseState): void {
-    if (this.released) return;
-    this.state = state;
-    this.options.onState(state);
-  }
-
-  release(): Promise<void> {
-    if (this.released) return Promise.resolve();
-    this.released = true;
-    return this.adapter.releaseLease(this);
-  }
-}
-
-type EntryPhase = "resolving" | "queued" | "connecting" | "connected" | "backoff" | "closing";
-
-/** One peripheral on one adapter, shared by every lease whose selector resolved to it. */
-class DeviceEntry {
-  readonly leases = new Set<LeaseImpl>();
-  phase: EntryPhase = "resolving";
-  peripheral: Peripheral | null = null;
-  session: Session | null = null;
-  attempt = 0;
-  retryTimer: { cancel(): void } | null = null;
-  /** Runs while the link must still stay up before the backoff starts again (see BleAdapter.armBackoffReset). */
-  resetTimer: { cancel(): void } | null = null;
-  private readonly onDisconnect = (reason: unknown): void => this.adapter.handleDisconnect(this, reason);
-
-  constructor(
-    readonly selector: DeviceSelector,
-    private readonly adapter: BleAdapter,
-  ) {}
-
-  /** Read through a method so that TypeScript does not narrow a phase that changes across awaits. */
-  get closing(): boolean {
-    return this.phase === "closing";
-  }
-
-  get address(): string | null {
-    return this.peripheral ? this.peripheral.address.toLowerCase() : (this.selector.address?.toLowerCase() ?? null);
-  }
-
-  broadcast(state: LeaseState): void {
-    for (const l of this.leases) l.setState(state);
-  }
-
-  watch(p: Peripheral): void {
-    this.peripheral = p;
-    p.on("disconnect", this.onDisconnect);
-  }
-
-  unwatch(): void {
-    this.peripheral?.removeListener("disconnect", this.onDisconnect);
-  }
-
-  cancelRetry(): void {
-    this.retryTimer?.cancel();
-    this.retryTimer = null;
-  }
+/** Why a link dropped, from noble's disconnect reason (an HCI reason code over HCI). */
+function disconnectProblem(reason: unknown): BleProblem {
+  return reason === HCI_CONNECTION_TIMEOUT ? { key: "link-timeout", params: {} } : { key: "disconnected", params: { reason: String(reason) } };
 }
 
 export interface AdapterLog {
@@ -327,6 +66,8 @@ export interface AdapterLog {
 export interface AdapterDeps {
   open?: (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
   timers?: Timers;
+  /** Called as the adapter starts closing, once (the registry forgets it then). */
+  onClose?: (adapter: BleAdapter) => void;
 }
 
 /** One adapter: one noble instance, its scanner, its connection queue and its peripherals. */
@@ -334,7 +75,7 @@ export class BleAdapter extends EventEmitter {
   readonly key: string;
   readonly description: string;
   private opened: OpenAdapter | null = null;
-  private readonly entries = new Set<DeviceEntry>();
+  private readonly entries = new Set<DeviceLink>();
   private readonly leases = new Set<LeaseImpl>();
   private refs = 0;
   private scanning = false;
@@ -356,6 +97,7 @@ export class BleAdapter extends EventEmitter {
   private releasing: Promise<void> | null = null;
   private readonly open: (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
   private readonly timers: Timers;
+  private readonly onClose: ((adapter: BleAdapter) => void) | undefined;
 
   constructor(
     readonly settings: TransportSettings,
@@ -365,6 +107,7 @@ export class BleAdapter extends EventEmitter {
     super();
     this.open = deps.open ?? openAdapter;
     this.timers = deps.timers ?? realTimers;
+    this.onClose = deps.onClose;
     this.key = adapterKey(settings);
     this.description = describeTransport(settings);
   }
@@ -389,9 +132,17 @@ export class BleAdapter extends EventEmitter {
     return adapterProblem(this.settings, this.adapterState, this.opened);
   }
 
+  /** The problem as a lease reports it: a reason code (the node layer words it). */
+  private get leaseProblem(): BleProblem | null {
+    if (this.openError) return problemOf(this.openError);
+    // The transport words its own problems today (adapter.ts): carried as they are until it reports codes.
+    const text = this.problem;
+    return text === null ? null : problemOf(new Error(text));
+  }
+
   get connectedCount(): number {
     let n = 0;
-    for (const e of this.entries) if (e.phase === "connected" || e.phase === "connecting") n++;
+    for (const e of this.entries) if (e.holdsSlot) n++;
     return n;
   }
 
@@ -458,7 +209,7 @@ export class BleAdapter extends EventEmitter {
   }
 
   private async shutdown(): Promise<void> {
-    if (registry.get(this.key) === this) registry.delete(this.key);
+    this.onClose?.(this);
     this.reopenTimer?.cancel();
     this.reopenTimer = null;
     // Disconnects already under way (a node released its lease just before) must finish before noble stops,
@@ -505,11 +256,9 @@ export class BleAdapter extends EventEmitter {
     }
     if (was === "poweredOn") {
       // The adapter went away: every link is gone with it. Reconnect when it is back.
-      for (const e of this.entries) this.endSession(e);
+      for (const e of this.entries) e.endSession();
     }
-    for (const e of this.entries) {
-      if (e.phase !== "closing") e.phase = "resolving";
-    }
+    for (const e of this.entries) if (e.phase !== "closing") e.transition("resolving");
     this.broadcastAdapterState();
     if (reopensWhenDown(this.settings, state) && state !== "unknown" && state !== "resetting") this.scheduleReopen();
   }
@@ -546,7 +295,7 @@ export class BleAdapter extends EventEmitter {
         // Peripheral objects belong to the closed noble instance: find the devices again on the new one.
         e.unwatch();
         e.peripheral = null;
-        if (e.phase !== "closing") e.phase = "resolving";
+        if (e.phase !== "closing") e.transition("resolving");
       }
       // The new open waits until the old transport has let go of the device: a serial port is locked while open, and
       // opened again too early it would report "in use" instead of the real reason.
@@ -570,16 +319,13 @@ export class BleAdapter extends EventEmitter {
   }
 
   private broadcastAdapterState(): void {
-    const problem = this.problem;
-    const state: LeaseState = problem
-      ? { state: "adapter", text: problem, error: true }
-      : { state: "adapter", text: `waiting for ${this.description}`, error: false };
+    const state: LeaseState = { state: "adapter", problem: this.leaseProblem };
     for (const l of this.leases) l.setState(state);
   }
 
   lease(options: LeaseOptions): Lease {
     this.ensureOpen();
-    const lease = new LeaseImpl(options, this);
+    const lease = new LeaseImpl(options, (l) => this.releaseLease(l));
     this.leases.add(lease);
     let entry = [...this.entries].find((e) => e.phase !== "closing" && sameSelector(e.selector, options.selector));
     if (!entry && options.selector.address) {
@@ -587,7 +333,7 @@ export class BleAdapter extends EventEmitter {
       entry = [...this.entries].find((e) => e.phase !== "closing" && e.address === address);
     }
     if (!entry) {
-      entry = new DeviceEntry(options.selector, this);
+      entry = new DeviceLink(options.selector, this.policy, this.timers);
       this.entries.add(entry);
     }
     this.join(lease, entry);
@@ -596,14 +342,14 @@ export class BleAdapter extends EventEmitter {
     return lease;
   }
 
-  async releaseLease(lease: LeaseImpl): Promise<void> {
+  private async releaseLease(lease: LeaseImpl): Promise<void> {
     this.leases.delete(lease);
     const entry = [...this.entries].find((e) => e.leases.has(lease));
     if (entry) {
       entry.leases.delete(lease);
       if (entry.leases.size === 0) await this.dropEntry(entry);
       // A lease whose setup was still pending no longer keeps the others' link from counting as up.
-      else if (entry.session) this.armBackoffReset(entry, entry.session);
+      else if (entry.session) entry.armBackoffReset(entry.session);
     }
     this.updateScanning();
     this.processQueue();
@@ -645,10 +391,9 @@ export class BleAdapter extends EventEmitter {
             this.merge(e, holder);
             continue;
           }
-          e.watch(p);
+          e.watch(p, (reason) => this.handleDisconnect(e, reason));
         }
-        e.phase = "queued";
-        e.cancelRetry();
+        e.transition("queued");
       }
     }
     this.processQueue();
@@ -656,7 +401,7 @@ export class BleAdapter extends EventEmitter {
   }
 
   /** `from`'s leases join `into`, the entry that already holds their peripheral. */
-  private merge(from: DeviceEntry, into: DeviceEntry): void {
+  private merge(from: DeviceLink, into: DeviceLink): void {
     this.entries.delete(from);
     for (const l of from.leases) this.join(l, into);
     from.leases.clear();
@@ -666,7 +411,7 @@ export class BleAdapter extends EventEmitter {
    * A lease joins an entry: on a connected link it runs its setup at once; otherwise it takes the state the
    * entry's other leases show (connecting, waiting for a slot, reconnecting in N s), which is its own from now on.
    */
-  private join(lease: LeaseImpl, entry: DeviceEntry): void {
+  private join(lease: LeaseImpl, entry: DeviceLink): void {
     const current = [...entry.leases][0]?.state;
     entry.leases.add(lease);
     if (entry.phase === "connected" && entry.session) this.runSetup(entry, lease, entry.session);
@@ -677,10 +422,10 @@ export class BleAdapter extends EventEmitter {
    * Put an entry on its way to a connection: scan if its peripheral is unknown, else queue. An entry in backoff
    * waits for its retry timer, whoever joins it meanwhile.
    */
-  private kick(entry: DeviceEntry): void {
-    if (entry.phase === "closing" || entry.phase === "connected" || entry.phase === "connecting" || entry.phase === "backoff") return;
+  private kick(entry: DeviceLink): void {
+    if (entry.phase !== "resolving" && entry.phase !== "queued") return;
     if (this.adapterState !== "poweredOn") return;
-    entry.phase = entry.peripheral ? "queued" : "resolving";
+    entry.transition(entry.peripheral ? "queued" : "resolving");
     if (entry.phase === "resolving") entry.broadcast({ state: "scanning" });
     this.processQueue();
     this.updateScanning();
@@ -713,11 +458,11 @@ export class BleAdapter extends EventEmitter {
     void this.connect(next);
   }
 
-  private async connect(entry: DeviceEntry): Promise<void> {
+  private async connect(entry: DeviceLink): Promise<void> {
     const p = entry.peripheral;
     if (!p) return;
     this.connectBusy = true;
-    entry.phase = "connecting";
+    entry.transition("connecting");
     this.updateScanning();
     const address = p.address.toLowerCase();
     entry.broadcast({ state: "connecting", address });
@@ -746,14 +491,14 @@ export class BleAdapter extends EventEmitter {
       if (entry.phase !== "connecting") throw new Error("released while connecting");
       const session = new Session(p, services, this.policy.gattTimeout, this.timers);
       entry.session = session;
-      entry.phase = "connected";
+      entry.transition("connected");
       this.connectBusy = false;
       this.processQueue();
       this.updateScanning();
       for (const l of entry.leases) this.runSetup(entry, l, session);
     } catch (error) {
-      const reason = error instanceof TimeoutError ? "timeout during connection" : error instanceof Error ? error.message : String(error);
-      if (entry.closing || entry.leases.size === 0) {
+      const reason: BleProblem = error instanceof TimeoutError ? { key: "connect-timeout", params: {} } : problemOf(error);
+      if (entry.phase === "closing" || entry.leases.size === 0) {
         // Released while connecting, and the cancel came too late: the link is up all the same, and nobody holds it.
         // It is closed before the next connection starts (a connected peripheral does not advertise, so no other
         // lease could find it and adopt it).
@@ -766,94 +511,46 @@ export class BleAdapter extends EventEmitter {
       this.connectBusy = false;
       // A connection that came up but failed discovery must not linger.
       if (p.state === "connected") await this.disconnectPeripheral(p);
-      this.scheduleRetry(entry, reason, false);
+      this.scheduleRetry(entry, { state: "reconnecting", retryInMs: 0, reason });
       this.processQueue();
       this.updateScanning();
     }
   }
 
   /** A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. */
-  private runSetup(entry: DeviceEntry, lease: LeaseImpl, session: Session): void {
-    lease.session = session;
-    lease.options.onConnected(session).then(
+  private runSetup(entry: DeviceLink, lease: LeaseImpl, session: Session): void {
+    lease.connect(session).then(
       () => {
         if (session.signal.aborted || lease.released) return;
         lease.setUpOn = session;
-        this.armBackoffReset(entry, session);
+        entry.armBackoffReset(session);
         const info = session.info;
         lease.setState({ state: "connected", address: info.address, name: info.name, simulated: this.simulation !== null });
       },
       (error: unknown) => {
         if (session.signal.aborted || lease.released) return;
-        const text = error instanceof Error ? error.message : String(error);
         // Setup failures drop the connection: see LeaseOptions.onConnected.
-        this.endSession(entry);
+        entry.endSession();
         const p = entry.peripheral;
         if (p) void this.disconnectPeripheral(p);
-        this.scheduleRetry(entry, text, true);
+        this.scheduleRetry(entry, { state: "error", problem: problemOf(error), retryInMs: 0 });
       },
     );
   }
 
-  /**
-   * The backoff starts again from reconnectDelay only once every lease's setup has succeeded on the link *and*
-   * the link has then stayed up for reconnectDelay: a device that accepts the link and then fails setup, or drops
-   * it at once (as devices that demand bonding do), is retried ever more slowly, not every reconnectDelay forever.
-   * Called whenever a lease's setup succeeds or a lease leaves a connected entry; the timer ends with the session.
-   */
-  private armBackoffReset(entry: DeviceEntry, session: Session): void {
-    const allSetUp = (): boolean => entry.session === session && !session.signal.aborted && [...entry.leases].every((l) => l.setUpOn === session);
-    if (entry.resetTimer || !allSetUp()) return;
-    const ended = (): void => {
-      timer.cancel();
-      entry.resetTimer = null;
-    };
-    const timer = this.timers.setTimeout(() => {
-      entry.resetTimer = null;
-      session.signal.removeEventListener("abort", ended);
-      // A lease that joined meanwhile and is still setting up re-arms this when its setup succeeds.
-      if (allSetUp()) entry.attempt = 0;
-    }, this.policy.reconnectDelay);
-    entry.resetTimer = timer;
-    session.signal.addEventListener("abort", ended, { once: true });
-  }
-
-  private scheduleRetry(entry: DeviceEntry, reason: string, isError: boolean): void {
-    entry.attempt++;
-    const delay = Math.min(this.policy.reconnectDelay * 2 ** (entry.attempt - 1), this.policy.maxReconnectDelay);
-    entry.phase = "backoff";
-    entry.broadcast(isError ? { state: "error", text: reason, retryInMs: delay } : { state: "reconnecting", retryInMs: delay, reason });
-    entry.cancelRetry();
-    entry.retryTimer = this.timers.setTimeout(() => {
-      entry.retryTimer = null;
-      if (entry.phase !== "backoff") return;
-      entry.phase = "queued";
-      this.kick(entry);
-    }, delay);
+  /** The link backs off, every lease showing `state` with the wait, and is queued again when the wait is over. */
+  private scheduleRetry(entry: DeviceLink, state: Extract<LeaseState, { state: "reconnecting" | "error" }>): void {
+    const retryInMs = entry.backOff(() => this.kick(entry));
+    entry.broadcast({ ...state, retryInMs });
   }
 
   /** noble reported the link gone. */
-  handleDisconnect(entry: DeviceEntry, reason: unknown): void {
+  private handleDisconnect(entry: DeviceLink, reason: unknown): void {
     if (entry.phase !== "connected") return;
-    this.endSession(entry);
+    entry.endSession();
     if (entry.leases.size === 0) return;
-    const text = typeof reason === "number" && reason === 0x08 ? "connection lost (supervision timeout)" : `disconnected (${String(reason)})`;
-    this.scheduleRetry(entry, text, false);
+    this.scheduleRetry(entry, { state: "reconnecting", retryInMs: 0, reason: disconnectProblem(reason) });
     this.processQueue();
-  }
-
-  private endSession(entry: DeviceEntry): void {
-    const session = entry.session;
-    entry.session = null;
-    if (entry.phase === "connected" || entry.phase === "connecting") entry.phase = "resolving";
-    if (!session) return;
-    session.end();
-    for (const l of entry.leases) {
-      if (l.session === session) {
-        l.session = null;
-        l.options.onDisconnected?.();
-      }
-    }
   }
 
   private async disconnectPeripheral(p: Peripheral): Promise<void> {
@@ -865,16 +562,15 @@ export class BleAdapter extends EventEmitter {
     await withTimeout(p.disconnectAsync(), this.policy.gattTimeout, `disconnecting ${p.address}`, undefined, this.timers).catch(() => undefined);
   }
 
-  private dropEntry(entry: DeviceEntry): Promise<void> {
+  private dropEntry(entry: DeviceLink): Promise<void> {
     const drop = this.disconnectEntry(entry);
     this.drops.add(drop);
     return drop.finally(() => this.drops.delete(drop));
   }
 
-  private async disconnectEntry(entry: DeviceEntry): Promise<void> {
-    const wasConnected = entry.phase === "connected" || entry.phase === "connecting";
-    entry.phase = "closing";
-    entry.cancelRetry();
+  private async disconnectEntry(entry: DeviceLink): Promise<void> {
+    const wasConnected = entry.holdsSlot;
+    entry.transition("closing");
     this.entries.delete(entry);
     const session = entry.session;
     entry.session = null;
@@ -883,35 +579,4 @@ export class BleAdapter extends EventEmitter {
     entry.unwatch();
     if (p && wasConnected) await this.disconnectPeripheral(p);
   }
-}
-
-function sameSelector(a: DeviceSelector, b: DeviceSelector): boolean {
-  return (
-    (a.address ?? "").toLowerCase() === (b.address ?? "").toLowerCase() &&
-    (a.name ?? "") === (b.name ?? "") &&
-    (a.namePrefix ?? "") === (b.namePrefix ?? "") &&
-    normalizeUuid(a.service ?? "") === normalizeUuid(b.service ?? "")
-  );
-}
-
-const registry = new Map<string, BleAdapter>();
-
-/**
- * The adapter for these settings, shared by every config node that names the same adapter.
- * The first user's policy applies; the caller holds a reference until it calls unref().
- */
-export function acquireAdapter(settings: TransportSettings, policy: PoolPolicy): BleAdapter {
-  const key = adapterKey(settings);
-  let adapter = registry.get(key);
-  if (!adapter) {
-    adapter = new BleAdapter(settings, policy);
-    registry.set(key, adapter);
-  }
-  adapter.ref();
-  return adapter;
-}
-
-/** Adapters currently open (for tests that check nothing leaks). */
-export function openAdapterCount(): number {
-  return registry.size;
 }
