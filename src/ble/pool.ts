@@ -1,25 +1,26 @@
 /**
  * The pool: one BleAdapter per adapter identity (./registry.ts), and on each adapter one DeviceLink per peripheral
- * (./device-link.ts), leased by the nodes that use it (./lease.ts) and reference-counted. The adapter opens its
- * transport (./adapter.ts), scans while a lease waits for its peripheral (./selector.ts), and connects one
+ * (./device-link.ts), leased by the nodes that use it (./lease.ts) and reference-counted. The adapter keeps its
+ * transport up (./transport-life.ts), scans while a lease waits for its peripheral (./selector.ts), and connects one
  * peripheral at a time, bounded by maxConnections and timed out (noble has no timeouts); a link that fails or drops
  * is retried with backoff while any lease holds it. A connected link's GATT session is ./session.ts.
  *
- * Longer than most files here (about 500 lines) because the adapter's life (opening, reopening, noble's states) and
- * its connect queue act on the same links and the same noble instance; the state machines it drives are apart.
+ * A little over 400 lines: the scanner, the connect queue and the lease bookkeeping act on one set of links and one
+ * noble instance, and read best together; every state machine they drive has its own file.
  */
 import { EventEmitter } from "node:events";
 import type { Noble, Peripheral } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
 import { HCI_CONNECTION_TIMEOUT } from "../protocol/h4";
-import { adapterKey, adapterProblem, describeTransport, openAdapter, reopensWhenDown, uartNotAnswering, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
+import { adapterKey, describeTransport, openAdapter, type OpenAdapter, type TransportSettings } from "./adapter";
 import { DeviceLink, type BackoffPolicy } from "./device-link";
 import { LeaseImpl, type Lease, type LeaseOptions, type LeaseState } from "./lease";
 import { problemOf, type BleProblem } from "./problem";
 import { infoOf, matches, sameSelector, type PeripheralInfo } from "./selector";
 import { uuidFromNoble } from "../protocol/uuid";
-import { Session } from "./session";
-import { realTimers, TimeoutError, withTimeout } from "./timeout";
+import { closeLink, openSession, type Session } from "./session";
+import { realTimers, TimeoutError } from "./timeout";
+import { TransportLife, type OpenTransport } from "./transport-life";
 
 // What the node layer takes from the pool, from the modules that define it (node files import "./ble/pool").
 export type { Lease, LeaseOptions, LeaseState } from "./lease";
@@ -48,8 +49,6 @@ export interface PoolPolicy extends BackoffPolicy {
 
 export const DEFAULT_POLICY: PoolPolicy = { maxConnections: 4, connectTimeout: 5000, reconnectDelay: 1000, maxReconnectDelay: 30000, gattTimeout: 5000 };
 
-type ConnectParams = { mtu?: number };
-
 /** The MTU asked for when no lease names one (noble 2.8's own default, asked explicitly so it is known). */
 const DEFAULT_REQUESTED_MTU = 256;
 
@@ -58,44 +57,27 @@ function disconnectProblem(reason: unknown): BleProblem {
   return reason === HCI_CONNECTION_TIMEOUT ? { key: "link-timeout", params: {} } : { key: "disconnected", params: { reason: String(reason) } };
 }
 
-export interface AdapterLog {
-  warn(message: string): void;
-}
-
 /** What an adapter runs on. Tests give a fake noble and a manual clock; everything else uses the defaults. */
 export interface AdapterDeps {
-  open?: (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
+  open?: OpenTransport;
   timers?: Timers;
   /** Called as the adapter starts closing, once (the registry forgets it then). */
   onClose?: (adapter: BleAdapter) => void;
 }
 
-/** One adapter: one noble instance, its scanner, its connection queue and its peripherals. */
+/** One adapter: its transport (./transport-life.ts), its scanner, its connection queue and its peripherals. */
 export class BleAdapter extends EventEmitter {
   readonly key: string;
   readonly description: string;
-  private opened: OpenAdapter | null = null;
+  private readonly transport: TransportLife;
   private readonly entries = new Set<DeviceLink>();
   private readonly leases = new Set<LeaseImpl>();
   private refs = 0;
   private scanning = false;
   private connectBusy = false;
   private closing: Promise<void> | null = null;
-  private adapterState = "unknown";
-  private openError: Error | null = null;
-  /** A uart adapter between opening its port and its first poweredOn: noble's "poweredOff" then only means "starting". */
-  private starting = false;
-  /** Why the current start of the transport failed, reported by the transport itself (the serial port's open). */
-  private attemptProblem: string | null = null;
-  /** Why the last start failed, shown while the next one runs; cleared once the adapter is up. */
-  private startProblem: string | null = null;
   private readonly scanListeners = new Set<(p: Peripheral) => void>();
   private readonly drops = new Set<Promise<void>>();
-  private reopenTimer: { cancel(): void } | null = null;
-  private reopenAttempt = 0;
-  /** A reopen waiting for the old transport to let go of its device. */
-  private releasing: Promise<void> | null = null;
-  private readonly open: (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
   private readonly timers: Timers;
   private readonly onClose: ((adapter: BleAdapter) => void) | undefined;
 
@@ -105,39 +87,53 @@ export class BleAdapter extends EventEmitter {
     deps: AdapterDeps = {},
   ) {
     super();
-    this.open = deps.open ?? openAdapter;
     this.timers = deps.timers ?? realTimers;
     this.onClose = deps.onClose;
     this.key = adapterKey(settings);
     this.description = describeTransport(settings);
+    this.transport = new TransportLife(settings, policy, deps.open ?? openAdapter, this.timers, {
+      opened: (noble) => {
+        noble.on("warning", (message: string) => this.emit("warning", message));
+        noble.on("discover", (p: Peripheral) => this.onDiscover(p));
+        noble.on("scanStop", () => {
+          this.scanning = false;
+          this.updateScanning();
+        });
+      },
+      stateChanged: (state, was) => this.onStateChange(state, was),
+      problemChanged: () => {
+        this.emit("state", this.state);
+        if (!this.transport.poweredOn) this.broadcastAdapterState();
+      },
+      reopening: () => {
+        this.scanning = false;
+        this.connectBusy = false;
+        for (const e of this.entries) {
+          // Peripheral objects belong to the closed noble instance: find the devices again on the new one.
+          e.unwatch();
+          e.peripheral = null;
+          if (e.phase !== "closing") e.transition("resolving");
+        }
+      },
+    });
   }
 
   get noble(): Noble | null {
-    return this.opened?.noble ?? null;
+    return this.transport.noble;
   }
 
   get simulation(): OpenAdapter["simulation"] {
-    return this.opened?.simulation ?? null;
+    return this.transport.simulation;
   }
 
   /** noble's adapter state, or "error" when the transport could not be opened. */
   get state(): string {
-    return this.openError ? "error" : this.adapterState;
+    return this.transport.state;
   }
 
   /** A sentence for the user when the adapter is not usable, else null. */
   get problem(): string | null {
-    if (this.openError) return this.openError.message;
-    if (this.adapterState === "unknown" && this.startProblem) return this.startProblem;
-    return adapterProblem(this.settings, this.adapterState, this.opened);
-  }
-
-  /** The problem as a lease reports it: a reason code (the node layer words it). */
-  private get leaseProblem(): BleProblem | null {
-    if (this.openError) return problemOf(this.openError);
-    // The transport words its own problems today (adapter.ts): carried as they are until it reports codes.
-    const text = this.problem;
-    return text === null ? null : problemOf(new Error(text));
+    return this.transport.problem;
   }
 
   get connectedCount(): number {
@@ -146,55 +142,9 @@ export class BleAdapter extends EventEmitter {
     return n;
   }
 
-  /** Open lazily, on the first reference. Scenario errors surface here as openError. */
-  private ensureOpen(): void {
-    if (this.opened || this.openError || this.releasing) return;
-    if (this.settings.transport === "uart") {
-      // Reopened after a start that never came up: say why, or that the controller never answered.
-      if (this.starting) this.startProblem = this.attemptProblem ?? uartNotAnswering(this.settings);
-      this.attemptProblem = null;
-      this.starting = true;
-    }
-    try {
-      const opened: OpenAdapter = this.open(this.settings, {
-        // Only while this transport is the current one: a closed one's late report is of no interest.
-        transportProblem: (problem) => {
-          if (this.opened === opened && !this.closing) this.onTransportProblem(problem);
-        },
-        problemChanged: () => {
-          if (this.opened === opened && !this.closing) this.onTransportProblemChanged();
-        },
-      });
-      this.opened = opened;
-    } catch (error) {
-      this.openError = error instanceof Error ? error : new Error(String(error));
-      this.emit("state", this.state);
-      // An absent HCI adapter may be plugged in later: look for it again, with backoff.
-      if (this.settings.transport === "hci") this.scheduleReopen();
-      return;
-    }
-    const noble = this.opened.noble;
-    // Reading `state` starts noble's bindings now. Left to noble, they start on a later tick after the first
-    // stateChange listener, which would start them after close() when a flow is redeployed at once, leaking
-    // noble's process handlers and an HCI socket.
-    const initial = noble.state;
-    // noble logs its own warnings with console.warn; route them through our log instead
-    noble.removeAllListeners("warning");
-    noble.on("warning", (message: string) => this.emit("warning", message));
-    noble.on("stateChange", (state: string) => this.onStateChange(state));
-    noble.on("discover", (p: Peripheral) => this.onDiscover(p));
-    noble.on("scanStop", () => {
-      this.scanning = false;
-      this.updateScanning();
-    });
-    if (initial !== "unknown") this.onStateChange(initial);
-    // A serial port that fails to open may never report a state at all: check back, and reopen it if it is not up.
-    if (reopensWhenDown(this.settings, "unknown")) this.scheduleReopen();
-  }
-
   ref(): void {
     this.refs++;
-    this.ensureOpen();
+    this.transport.ensureOpen();
   }
 
   async unref(): Promise<void> {
@@ -210,45 +160,23 @@ export class BleAdapter extends EventEmitter {
 
   private async shutdown(): Promise<void> {
     this.onClose?.(this);
-    this.reopenTimer?.cancel();
-    this.reopenTimer = null;
+    this.transport.stop();
     // Disconnects already under way (a node released its lease just before) must finish before noble stops,
     // or their Disconnection Complete never arrives.
     const disconnects = [...this.drops, ...[...this.entries].map((e) => this.dropEntry(e))];
     await Promise.all(disconnects);
     // Waits for the transport to let go of the device (a serial port still opening included): a config node
     // deployed again at once must find its port free.
-    const released = this.opened?.close();
-    this.opened = null;
+    const released = this.transport.release();
     this.scanListeners.clear();
     this.removeAllListeners();
-    await Promise.all([released, this.releasing]);
+    await released;
   }
 
-  /** The serial port failed while the adapter was starting: show why, rather than waiting for a timeout. */
-  private onTransportProblem(problem: string): void {
-    if (!this.starting) return;
-    this.attemptProblem = problem;
-    if (this.startProblem === problem) return;
-    this.startProblem = problem;
+  /** The adapter's state changed (noble's, or the transport failed to open). */
+  private onStateChange(state: string, was: string): void {
     this.emit("state", this.state);
-    this.broadcastAdapterState();
-  }
-
-  private onStateChange(reported: string): void {
-    // noble's UART driver reports the adapter down until its first HCI Reset is answered: that is a start, not a
-    // failure (noble says "poweredOff" on every normal start).
-    const state = this.starting && reported === "poweredOff" ? "unknown" : reported;
     if (state === "poweredOn") {
-      this.starting = false;
-      this.attemptProblem = null;
-      this.startProblem = null;
-    }
-    const was = this.adapterState;
-    this.adapterState = state;
-    this.emit("state", state);
-    if (state === "poweredOn") {
-      this.reopenAttempt = 0;
       this.scanning = false;
       for (const e of this.entries) this.kick(e);
       this.updateScanning();
@@ -260,71 +188,15 @@ export class BleAdapter extends EventEmitter {
     }
     for (const e of this.entries) if (e.phase !== "closing") e.transition("resolving");
     this.broadcastAdapterState();
-    if (reopensWhenDown(this.settings, state) && state !== "unknown" && state !== "resetting") this.scheduleReopen();
-  }
-
-  /** The transport found out why it is not usable (bluez: after checking the system bus). */
-  private onTransportProblemChanged(): void {
-    this.emit("state", this.state);
-    if (this.adapterState !== "poweredOn") this.broadcastAdapterState();
-  }
-
-  /**
-   * A serial adapter that closed or never came up (a dongle unplugged, a USB reset) is opened again, with backoff,
-   * until it answers.
-   * noble's UART driver only retries while the port shows in the system's port list, for a few seconds; reopening
-   * the whole transport works for any serial device and never gives up while a node uses the adapter.
-   */
-  private scheduleReopen(): void {
-    if (this.reopenTimer || this.closing) return;
-    const backoff = Math.min(this.policy.reconnectDelay * 2 ** this.reopenAttempt, this.policy.maxReconnectDelay);
-    // An adapter still starting up gets at least a connect timeout before it is judged.
-    const delay = this.adapterState === "unknown" ? Math.max(backoff, this.policy.connectTimeout) : backoff;
-    this.reopenAttempt++;
-    this.reopenTimer = this.timers.setTimeout(() => {
-      this.reopenTimer = null;
-      // A transport that could not be opened at all (an absent HCI adapter) is always tried again.
-      if (this.closing || (this.opened && !reopensWhenDown(this.settings, this.adapterState))) return;
-      const released = this.opened?.close() ?? Promise.resolve();
-      this.opened = null;
-      this.openError = null;
-      this.adapterState = "unknown";
-      this.scanning = false;
-      this.connectBusy = false;
-      for (const e of this.entries) {
-        // Peripheral objects belong to the closed noble instance: find the devices again on the new one.
-        e.unwatch();
-        e.peripheral = null;
-        if (e.phase !== "closing") e.transition("resolving");
-      }
-      // The new open waits until the old transport has let go of the device: a serial port is locked while open, and
-      // opened again too early it would report "in use" instead of the real reason.
-      const releasing: Promise<void> = released.then(
-        () => this.reopen(releasing),
-        () => this.reopen(releasing),
-      );
-      this.releasing = releasing;
-    }, delay);
-  }
-
-  private reopen(releasing: Promise<void>): void {
-    if (this.releasing === releasing) this.releasing = null;
-    if (this.closing) return;
-    this.ensureOpen();
-    if (this.openError) {
-      // The error stays until the next attempt (so the problem is still told, and nothing opens outside the backoff).
-      this.broadcastAdapterState();
-      this.scheduleReopen();
-    }
   }
 
   private broadcastAdapterState(): void {
-    const state: LeaseState = { state: "adapter", problem: this.leaseProblem };
+    const state: LeaseState = { state: "adapter", problem: this.transport.problemCode };
     for (const l of this.leases) l.setState(state);
   }
 
   lease(options: LeaseOptions): Lease {
-    this.ensureOpen();
+    this.transport.ensureOpen();
     const lease = new LeaseImpl(options, (l) => this.releaseLease(l));
     this.leases.add(lease);
     let entry = [...this.entries].find((e) => e.phase !== "closing" && sameSelector(e.selector, options.selector));
@@ -337,7 +209,7 @@ export class BleAdapter extends EventEmitter {
       this.entries.add(entry);
     }
     this.join(lease, entry);
-    if (this.adapterState !== "poweredOn") this.broadcastAdapterState();
+    if (!this.transport.poweredOn) this.broadcastAdapterState();
     else if (!(entry.phase === "connected" && entry.session)) this.kick(entry);
     return lease;
   }
@@ -360,7 +232,7 @@ export class BleAdapter extends EventEmitter {
   async scan(durationMs: number): Promise<PeripheralInfo[]> {
     // A closed adapter must not be reopened by ensureOpen(): it is out of the registry and nobody would close it.
     if (this.closing) throw new Error(`${this.description} is closed`);
-    this.ensureOpen();
+    this.transport.ensureOpen();
     // `problem` is null while noble's state is still unknown, and set at once when the transport failed to open.
     if (this.problem) throw new Error(this.problem);
     const seen = new Map<string, PeripheralInfo>();
@@ -424,7 +296,7 @@ export class BleAdapter extends EventEmitter {
    */
   private kick(entry: DeviceLink): void {
     if (entry.phase !== "resolving" && entry.phase !== "queued") return;
-    if (this.adapterState !== "poweredOn") return;
+    if (!this.transport.poweredOn) return;
     entry.transition(entry.peripheral ? "queued" : "resolving");
     if (entry.phase === "resolving") entry.broadcast({ state: "scanning" });
     this.processQueue();
@@ -433,7 +305,7 @@ export class BleAdapter extends EventEmitter {
 
   private updateScanning(): void {
     const noble = this.noble;
-    if (!noble || this.adapterState !== "poweredOn" || this.closing) return;
+    if (!noble || !this.transport.poweredOn || this.closing) return;
     const wanted = !this.connectBusy && (this.scanListeners.size > 0 || [...this.entries].some((e) => e.phase === "resolving" && e.leases.size > 0));
     if (wanted && !this.scanning) {
       this.scanning = true;
@@ -446,7 +318,7 @@ export class BleAdapter extends EventEmitter {
   }
 
   private processQueue(): void {
-    if (this.connectBusy || this.adapterState !== "poweredOn" || this.closing) return;
+    if (this.connectBusy || !this.transport.poweredOn || this.closing) return;
     const queued = [...this.entries].filter((e) => e.phase === "queued" && e.leases.size > 0);
     if (queued.length === 0) return;
     const inUse = [...this.entries].filter((e) => e.phase === "connected").length;
@@ -470,26 +342,7 @@ export class BleAdapter extends EventEmitter {
     const asked = [...entry.leases].flatMap((l) => (l.options.mtu === undefined ? [] : [l.options.mtu]));
     const requestedMtu = asked.length > 0 ? Math.max(23, ...asked) : DEFAULT_REQUESTED_MTU;
     try {
-      const connectParams: ConnectParams = { mtu: requestedMtu };
-      // A cancelled attempt can still complete: noble resets the controller before connecting, so our
-      // LE Create Connection Cancel may reach it first and be refused. Such a link is adopted, not redialled.
-      if (p.state !== "connected") await withTimeout(
-        (p.connectAsync as (options?: ConnectParams) => Promise<void>).call(p, connectParams),
-        this.policy.connectTimeout,
-        `connecting to ${address}`,
-        () => p.cancelConnect(),
-        this.timers,
-      );
-      if (entry.phase !== "connecting") throw new Error("released while connecting");
-      const { services } = await withTimeout(
-        p.discoverAllServicesAndCharacteristicsAsync(),
-        this.policy.gattTimeout,
-        `service discovery on ${address}`,
-        undefined,
-        this.timers,
-      );
-      if (entry.phase !== "connecting") throw new Error("released while connecting");
-      const session = new Session(p, services, this.policy.gattTimeout, this.timers);
+      const session = await openSession(p, requestedMtu, this.policy, this.timers, () => entry.phase === "connecting");
       entry.session = session;
       entry.transition("connected");
       this.connectBusy = false;
@@ -502,7 +355,7 @@ export class BleAdapter extends EventEmitter {
         // Released while connecting, and the cancel came too late: the link is up all the same, and nobody holds it.
         // It is closed before the next connection starts (a connected peripheral does not advertise, so no other
         // lease could find it and adopt it).
-        if (p.state === "connected") await this.disconnectPeripheral(p);
+        if (p.state === "connected") await closeLink(p, this.policy.gattTimeout, this.timers);
         this.connectBusy = false;
         this.processQueue();
         this.updateScanning();
@@ -510,7 +363,7 @@ export class BleAdapter extends EventEmitter {
       }
       this.connectBusy = false;
       // A connection that came up but failed discovery must not linger.
-      if (p.state === "connected") await this.disconnectPeripheral(p);
+      if (p.state === "connected") await closeLink(p, this.policy.gattTimeout, this.timers);
       this.scheduleRetry(entry, { state: "reconnecting", retryInMs: 0, reason });
       this.processQueue();
       this.updateScanning();
@@ -532,7 +385,7 @@ export class BleAdapter extends EventEmitter {
         // Setup failures drop the connection: see LeaseOptions.onConnected.
         entry.endSession();
         const p = entry.peripheral;
-        if (p) void this.disconnectPeripheral(p);
+        if (p) void closeLink(p, this.policy.gattTimeout, this.timers);
         this.scheduleRetry(entry, { state: "error", problem: problemOf(error), retryInMs: 0 });
       },
     );
@@ -553,15 +406,6 @@ export class BleAdapter extends EventEmitter {
     this.processQueue();
   }
 
-  private async disconnectPeripheral(p: Peripheral): Promise<void> {
-    if (p.state !== "connected" && p.state !== "connecting") return;
-    if (p.state === "connecting") {
-      p.cancelConnect();
-      return;
-    }
-    await withTimeout(p.disconnectAsync(), this.policy.gattTimeout, `disconnecting ${p.address}`, undefined, this.timers).catch(() => undefined);
-  }
-
   private dropEntry(entry: DeviceLink): Promise<void> {
     const drop = this.disconnectEntry(entry);
     this.drops.add(drop);
@@ -577,6 +421,6 @@ export class BleAdapter extends EventEmitter {
     session?.end();
     const p = entry.peripheral;
     entry.unwatch();
-    if (p && wasConnected) await this.disconnectPeripheral(p);
+    if (p && wasConnected) await closeLink(p, this.policy.gattTimeout, this.timers);
   }
 }

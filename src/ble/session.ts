@@ -1,12 +1,56 @@
 /**
- * The GATT session of one connection, shared by every lease on it: characteristics by UUID, every request bounded
- * by the pool's GATT timeout (noble has none), and notifications fanned out from one CCCD write to every subscriber.
+ * The GATT session of one connection, shared by every lease on it: opening it (connect, discovery), characteristics
+ * by UUID, every request bounded by the pool's timeouts (noble has none), notifications fanned out from one CCCD
+ * write to every subscriber, and closing the link.
  */
 import type { Characteristic, Peripheral, Service } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
 import { uuidFromNoble } from "../protocol/uuid";
 import { infoOf, type PeripheralInfo } from "./selector";
 import { withTimeout } from "./timeout";
+
+type ConnectParams = { mtu?: number };
+
+export interface LinkTimeouts {
+  connectTimeout: number;
+  /** Timeout of each GATT operation (discovery, subscribe, read, write, disconnect). */
+  gattTimeout: number;
+}
+
+/**
+ * Connects to `p` asking for `mtu` (or adopts its link) and discovers its services, each step bounded (noble has no
+ * timeouts). `wanted` is asked after each step: once it says no, the attempt ends with an error (the caller closes
+ * a link that came up all the same).
+ */
+export async function openSession(p: Peripheral, mtu: number, timeouts: LinkTimeouts, timers: Timers, wanted: () => boolean): Promise<Session> {
+  const address = p.address.toLowerCase();
+  const connectParams: ConnectParams = { mtu };
+  // A cancelled attempt can still complete: noble resets the controller before connecting, so our
+  // LE Create Connection Cancel may reach it first and be refused. Such a link is adopted, not redialled.
+  if (p.state !== "connected") {
+    await withTimeout(
+      (p.connectAsync as (options?: ConnectParams) => Promise<void>).call(p, connectParams),
+      timeouts.connectTimeout,
+      `connecting to ${address}`,
+      () => p.cancelConnect(),
+      timers,
+    );
+  }
+  if (!wanted()) throw new Error("released while connecting");
+  const { services } = await withTimeout(p.discoverAllServicesAndCharacteristicsAsync(), timeouts.gattTimeout, `service discovery on ${address}`, undefined, timers);
+  if (!wanted()) throw new Error("released while connecting");
+  return new Session(p, services, timeouts.gattTimeout, timers);
+}
+
+/** Ends `p`'s link or the attempt at one; a disconnect never answered is given up after `gattTimeout`. */
+export async function closeLink(p: Peripheral, gattTimeout: number, timers: Timers): Promise<void> {
+  if (p.state !== "connected" && p.state !== "connecting") return;
+  if (p.state === "connecting") {
+    p.cancelConnect();
+    return;
+  }
+  await withTimeout(p.disconnectAsync(), gattTimeout, `disconnecting ${p.address}`, undefined, timers).catch(() => undefined);
+}
 
 /** What a node gets while its peripheral is connected. Every call is bounded by the pool's GATT timeout. */
 export interface DeviceSession {
