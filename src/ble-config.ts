@@ -7,12 +7,15 @@ import type { NodeAPI } from "node-red";
 import { setProblemText } from "./ble/adapter";
 import { acquireAdapter } from "./ble/pool";
 import { registerAdminEndpoints } from "./red/admin";
+import { bindBleCatalog } from "./red/status";
 import { poolPolicy, transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
 import { PropertyError } from "./red/properties";
 
 export = function register(RED: NodeAPI): void {
   // Adapter problems (src/ble) are worded by this node's catalog, whoever opened the adapter.
   setProblemText((problem) => RED._(`ble-config.problem.${problem.key}`, problem.params));
+  // The lease states and problems every device node shows (src/red/status.ts) are worded by this catalog too.
+  bindBleCatalog(RED);
 
   function BleConfig(this: BleConfigNode, def: BleConfigDef): void {
     RED.nodes.createNode(this, def);

@@ -21,7 +21,7 @@ import { YmodemSession } from "./protocol/ymodem-session";
 import { configuredAdapter } from "./red/ble-config-node";
 import { DeviceTurns } from "./red/device-turns";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
-import { showInvalid, statusFor, type Translate } from "./red/status";
+import { problemText, showInvalid, statusFor, type Translate } from "./red/status";
 
 const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
 /** Central → peripheral (we write C/G, ACK, NAK, CAN here). */
@@ -252,7 +252,7 @@ class Download {
     if (this.finished || this.session) return;
     this.ctx.status(statusFor(state, this.t));
     // A missing or broken adapter will not fix itself within a download.
-    if (state.state === "adapter" && state.error) this.finish(new Error(state.text));
+    if (state.state === "adapter" && state.problem) this.finish(new Error(problemText(state.problem)));
   }
 
   private async onConnected(session: DeviceSession): Promise<void> {

@@ -1,3 +1,7 @@
+import { realClock, type Timers } from "../protocol/clock";
+
+export type { Timers } from "../protocol/clock";
+
 export class TimeoutError extends Error {
   constructor(message: string) {
     super(message);
@@ -6,16 +10,7 @@ export class TimeoutError extends Error {
 }
 
 /** The timers the pool runs on: Node's, or a test's manual clock (test/support/manual-clock.ts). */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): { cancel(): void };
-}
-
-export const realTimers: Timers = {
-  setTimeout(fn, ms) {
-    const timer = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(timer) };
-  },
-};
+export const realTimers: Timers = realClock;
 
 /**
  * Races a promise against a timer. noble has no timeout of its own on connect, subscribe, discovery or

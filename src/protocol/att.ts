@@ -1,11 +1,12 @@
 /**
  * Attribute Protocol (ATT, Bluetooth Core Vol 3 Part F) as the simulator's GATT server speaks it:
- * opcodes, error codes, UUID helpers, decoding of the PDUs a client sends and encoding of the
+ * opcodes, error codes, decoding of the PDUs a client sends and encoding of the
  * PDUs a server sends. Pure code: no noble, no Node-RED, no I/O.
  *
  * The client we must satisfy is noble's hci-socket GATT client (lib/hci-socket/gatt.js); the
  * error-code choices below are made with its quirks in mind (see MALFORMED_PDU_ERROR).
  */
+import { uuidFromBytes, uuidToBytes } from "./uuid";
 
 export const AttOpcode = {
   ErrorResponse: 0x01,
@@ -101,56 +102,9 @@ export const CharacteristicProperty = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
-// UUIDs
+// UUIDs: their one home is ./uuid (re-exported here for the modules that take them with the codec).
 
-/** Bluetooth Base UUID 0000xxxx-0000-1000-8000-00805f9b34fb without its 16-bit part, as hex. */
-const BASE_UUID_TAIL = "00001000800000805f9b34fb";
-
-/**
- * Canonical form of a UUID: 4 lowercase hex digits for a 16-bit UUID ("180d"), 32 lowercase hex
- * digits without dashes for a 128-bit one (noble's form, except that noble drops leading zeros of
- * 16-bit UUIDs: 0x0a00 is "a00" there). A 128-bit UUID built on the Bluetooth Base UUID collapses
- * to its 16-bit form, so "0000180d-0000-1000-8000-00805f9b34fb" and "180d" are the same UUID.
- *
- * Accepts "180d", "0x180D", 32-bit "0000180d" and 128-bit with or without dashes.
- * Throws TypeError for anything else.
- */
-export function normalizeUuid(uuid: string): string {
-  let text = uuid.trim().toLowerCase();
-  if (text.startsWith("0x")) text = text.slice(2);
-  const dashed = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(text);
-  if (dashed) text = text.replace(/-/g, "");
-  if (!/^[0-9a-f]+$/.test(text) || ![4, 8, 32].includes(text.length)) {
-    throw new TypeError(`not a Bluetooth UUID: ${JSON.stringify(uuid)} (expected "180d", "0x180D" or a 128-bit UUID)`);
-  }
-  if (text.length === 8) text = text + BASE_UUID_TAIL;
-  if (text.length === 32 && text.startsWith("0000") && text.endsWith(BASE_UUID_TAIL)) return text.slice(4, 8);
-  return text;
-}
-
-/** True when both strings name the same UUID (any accepted spelling). */
-export function uuidEquals(a: string, b: string): boolean {
-  return normalizeUuid(a) === normalizeUuid(b);
-}
-
-/** A UUID as ATT carries it: 2 or 16 bytes, little-endian. */
-export function uuidToBytes(uuid: string): Buffer {
-  const canonical = normalizeUuid(uuid);
-  return Buffer.from(canonical, "hex").reverse();
-}
-
-/** The canonical UUID of 2 or 16 little-endian bytes. Throws TypeError for another length. */
-export function uuidFromBytes(bytes: Uint8Array): string {
-  if (bytes.length !== 2 && bytes.length !== 16) throw new TypeError(`a UUID is 2 or 16 bytes, got ${bytes.length}`);
-  return normalizeUuid(Buffer.from(bytes).reverse().toString("hex"));
-}
-
-/** "6e400001-b5a3-f393-e0a9-e50e24dcca9e" for 128-bit UUIDs, "180d" for 16-bit ones: for messages. */
-export function formatUuid(uuid: string): string {
-  const c = normalizeUuid(uuid);
-  if (c.length === 4) return c;
-  return `${c.slice(0, 8)}-${c.slice(8, 12)}-${c.slice(12, 16)}-${c.slice(16, 20)}-${c.slice(20)}`;
-}
+export { formatUuid, normalizeUuid, uuidEquals, uuidFromBytes, uuidToBytes } from "./uuid";
 
 // ---------------------------------------------------------------------------------------------
 // Client → server PDUs

@@ -25,15 +25,13 @@
  * the timeout for that to happen.
  */
 
-export interface ChannelTimer {
-  cancel(): void;
-}
+import type { Clock, Timer } from "./clock";
 
-/** Milliseconds and one-shot timers: Node's in the node, a manual clock in tests. */
-export interface ChannelClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): ChannelTimer;
-}
+/** A timer of the channel's clock (./clock's Timer). */
+export type ChannelTimer = Timer;
+
+/** Milliseconds and one-shot timers: Node's in the node (./clock's realClock), a manual clock in tests. */
+export type ChannelClock = Clock;
 
 export interface HiokiChannelOptions {
   clock: ChannelClock;

@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { BleAdapter, DEFAULT_POLICY, type DeviceSelector, type DeviceSession, type Lease, type LeaseState, type PoolPolicy } from "../../src/ble/pool";
+import { bindBleCatalog, problemText } from "../../src/red/status";
+import { translate } from "../support/catalog";
 import { FakeCharacteristic, FakeNoble, FakePeripheral, FakeService } from "../support/fake-noble";
 import { ManualClock } from "../support/manual-clock";
 
@@ -27,36 +29,58 @@ function device(address: string, name = ""): { p: FakePeripheral; chr: FakeChara
   return { p, chr };
 }
 
-/** A node's use of the pool: its lease, and everything the pool told it. */
+bindBleCatalog({ _: translate });
+
+/** A lease state as its user reads it: the reason codes worded by the shared catalog (nodes/locales/en-US/ble-config.json). */
+type Worded =
+  | Exclude<LeaseState, { state: "adapter" | "reconnecting" | "error" }>
+  | { state: "adapter"; text: string; error: boolean }
+  | { state: "reconnecting"; retryInMs: number; reason: string }
+  | { state: "error"; text: string; retryInMs: number };
+
+function worded(state: LeaseState): Worded {
+  switch (state.state) {
+    case "adapter":
+      return { state: "adapter", text: state.problem ? problemText(state.problem) : "", error: state.problem !== null };
+    case "reconnecting":
+      return { state: "reconnecting", retryInMs: state.retryInMs, reason: problemText(state.reason) };
+    case "error":
+      return { state: "error", text: problemText(state.problem), retryInMs: state.retryInMs };
+    default:
+      return state;
+  }
+}
+
+/** A node's use of the pool: its lease, and everything the pool told it (worded as the node words it). */
 class User {
-  readonly states: LeaseState[] = [];
+  readonly states: Worded[] = [];
   readonly sessions: DeviceSession[] = [];
   readonly values: Buffer[] = [];
   disconnects = 0;
   readonly lease: Lease;
   private readonly waiters: (() => void)[] = [];
 
-  constructor(adapter: BleAdapter, selector: DeviceSelector, setup: (session: DeviceSession, user: User) => Promise<void>) {
+  constructor(adapter: BleAdapter, selector: DeviceSelector, setup: (session: DeviceSession, user: User, leased: AbortSignal) => Promise<void>) {
     this.lease = adapter.lease({
       selector,
       onState: (state) => {
-        this.states.push(state);
+        this.states.push(worded(state));
         for (const w of this.waiters.splice(0)) w();
       },
-      onConnected: (session) => {
+      onConnected: (session, leased) => {
         this.sessions.push(session);
-        return setup(session, this);
+        return setup(session, this, leased);
       },
       onDisconnected: () => this.disconnects++,
     });
   }
 
-  get state(): LeaseState {
-    return this.lease.state;
+  get state(): Worded {
+    return worded(this.lease.state);
   }
 
   /** The first state from index `from` on (default: the next one set) that satisfies `predicate`. */
-  async waitFor(predicate: (state: LeaseState) => boolean, from = this.states.length): Promise<LeaseState> {
+  async waitFor(predicate: (state: Worded) => boolean, from = this.states.length): Promise<Worded> {
     for (let i = from; ; i++) {
       while (i >= this.states.length) await new Promise<void>((resolve) => this.waiters.push(resolve));
       if (predicate(this.states[i])) return this.states[i];
@@ -65,8 +89,8 @@ class User {
 }
 
 const is =
-  (name: LeaseState["state"]) =>
-  (state: LeaseState): boolean =>
+  (name: Worded["state"]) =>
+  (state: Worded): boolean =>
     state.state === name;
 
 /** A node that needs nothing but the link. */
@@ -88,7 +112,7 @@ class Harness {
     this.noble.setState("poweredOn");
   }
 
-  user(selector: DeviceSelector, setup: (session: DeviceSession, user: User) => Promise<void> = linkOnly): User {
+  user(selector: DeviceSelector, setup: (session: DeviceSession, user: User, leased: AbortSignal) => Promise<void> = linkOnly): User {
     return new User(this.adapter, selector, setup);
   }
 
@@ -170,6 +194,9 @@ describe("connection pool (fake noble, manual clock)", () => {
       h.noble.discover(a.p);
       await a.p.calls.next("connect");
       const u2 = h.user({ address: A });
+      assert.deepEqual(u2.state, { state: "connecting", address: A }, "the Lease holds the state at once");
+      // The callback comes after lease() returned (src/ble/lease.ts), and it is that state.
+      await settled();
       assert.deepEqual(u2.states, [{ state: "connecting", address: A }]);
       assert.deepEqual(u1.state, u2.state);
       assert.equal(a.p.calls.count("connect"), 1);
@@ -183,8 +210,9 @@ describe("connection pool (fake noble, manual clock)", () => {
       (await a.p.calls.next("connect")).reject(new Error("connection failed to be established"));
       const backoff = await u1.waitFor(is("reconnecting"));
       const u2 = h.user({ address: A });
-      assert.deepEqual(u2.states, [backoff]);
+      assert.deepEqual(u2.state, backoff, "the Lease holds the state at once");
       await settled();
+      assert.deepEqual(u2.states, [backoff]);
       assert.equal(a.p.calls.count("connect"), 1, "the new lease does not cut the backoff short");
       h.clock.advance(1000);
       await a.p.calls.next("connect");
@@ -389,6 +417,30 @@ describe("connection pool (fake noble, manual clock)", () => {
       assert.equal(a.chr.calls.count("unsubscribe"), 1);
     });
 
+    it("subscriptions made with the lease's signal end with the lease; the other lease keeps the link and its own", async () => {
+      const h = new Harness();
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      a.chr.calls.auto.add("subscribe").add("unsubscribe");
+      const untilReleased = async (session: DeviceSession, user: User, leased: AbortSignal): Promise<void> => {
+        await session.subscribe(SVC, CHR, (value) => user.values.push(value), leased);
+      };
+      const leaves = h.user({ address: A }, untilReleased);
+      const stays = h.user({ address: A }, untilReleased);
+      h.noble.discover(a.p);
+      await Promise.all([leaves.waitFor(is("connected"), 0), stays.waitFor(is("connected"), 0)]);
+      a.chr.notify(Buffer.of(1));
+      await leaves.lease.release();
+      a.chr.notify(Buffer.of(2));
+      assert.deepEqual(leaves.values, [Buffer.of(1)], "nothing after its release, though nobody unsubscribed by hand");
+      assert.deepEqual(stays.values, [Buffer.of(1), Buffer.of(2)]);
+      assert.equal(a.chr.calls.count("unsubscribe"), 0, "still subscribed for the other lease");
+      assert.equal(a.p.state, "connected");
+      await stays.lease.release();
+      assert.equal(a.p.state, "disconnected");
+      await h.close();
+    });
+
 
     it("a second subscriber joining while the CCCD write is pending waits for it, and gets its failure", async () => {
       const h = new Harness();
@@ -524,6 +576,8 @@ describe("connection pool (fake noble, manual clock)", () => {
       h.noble.setState("poweredOff");
       a.p.drop(0x16);
       assert.equal(first.signal.aborted, true);
+      // onDisconnected, like every lease callback, comes on a later microtask.
+      await settled();
       assert.equal(u.disconnects, 1);
       assert.deepEqual(u.state, { state: "adapter", text: "simulator adapter is poweredOff", error: true });
       h.noble.setState("poweredOn");

@@ -107,7 +107,7 @@ describe("bluez transport (noble's D-Bus binding, a private dbus-daemon, python3
     const device = await mock.addDevice(sensor);
     await loadFlow([bleConfigNode, heartRateNode], [tab, config(), hrNode, sink("hr-out")]);
     const status = await waitForStatus(helper.getNode("hr"), isConnected, 20000);
-    assert.equal(status.text, translate("heart-rate.status.connected"), "a real adapter's device is just connected");
+    assert.equal(status.text, translate("ble-config.status.connected"), "a real adapter's device is just connected");
     assert.equal((await mock.calls(device, "Connect")).length, 1);
     const charPath = await mock.characteristicPath(device, HEART_RATE_MEASUREMENT);
     assert.ok(await mock.isNotifying(charPath), "the node started notifications (StartNotify)");

@@ -64,7 +64,7 @@ describe("ble-config transports", function () {
         ],
       );
       const hr = await waitForStatus(helper.getNode("hr"), isConnected);
-      assert.equal(hr.text, translate("heart-rate.status.connected-simulated"));
+      assert.equal(hr.text, translate("ble-config.status.connected-simulated"));
       assert.equal(hr.text, "connected (simulated)");
       // The meter puts its own "connected" back after each good reply.
       await collectMessages(helper.getNode("meter-out"), 2);

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import type { Peripheral } from "@stoprocent/noble";
-import { matches, type DeviceSelector } from "../../src/ble/pool";
+import { matches, type DeviceSelector } from "../../src/ble/selector";
 import { sanitizeFileName, MAX_FILE_NAME_BYTES } from "../../src/protocol/file-name";
 import { decodeHeartRateMeasurement, HeartRateFormatError } from "../../src/protocol/heart-rate";
 import { parseHiokiReply, parseNr3, parseZ3210Name } from "../../src/protocol/hioki";

@@ -33,7 +33,7 @@ class Link {
       this.lease = this.adapter.lease({
         selector: { address },
         onState: (state) => {
-          if (state.state === "error") reject(new Error(state.text));
+          if (state.state === "error") reject(new Error(JSON.stringify(state.problem)));
         },
         onConnected: (session) => {
           resolve(session);

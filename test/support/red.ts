@@ -2,10 +2,9 @@
 import helper = require("node-red-node-test-helper");
 import assert from "node:assert/strict";
 import type { EventEmitter } from "node:events";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
 import { openAdapterCount } from "../../src/ble/pool";
+import { translate } from "./catalog";
 import { NODE_RED_RUNTIME } from "./node-red-under-test";
 
 /** The helper emits `call:<method>` events on nodes, which Node-RED's types do not list. */
@@ -144,24 +143,7 @@ export interface FlowNode {
   [property: string]: unknown;
 }
 
-/**
- * The test helper's RED._ returns the message key; Node-RED looks it up in the node's catalog
- * (nodes/locales/en-US/<type>.json) with __name__ substitutions. Doing the same checks that every key a node
- * uses is in its catalog, and lets tests assert the text a user reads.
- */
-const catalogs = new Map<string, unknown>();
-
-export function translate(key: string, substitutions?: Record<string, string | number>): string {
-  const type = key.split(".")[0];
-  if (!catalogs.has(type)) {
-    const file = path.join(__dirname, "..", "..", "nodes", "locales", "en-US", `${type}.json`);
-    catalogs.set(type, fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined);
-  }
-  let entry: unknown = catalogs.get(type);
-  for (const part of key.split(".")) entry = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>)[part] : undefined;
-  assert.equal(typeof entry, "string", `message ${key} is in the catalog`);
-  return String(entry).replace(/__(\w+)__/g, (whole, name: string) => (substitutions && name in substitutions ? String(substitutions[name]) : whole));
-}
+export { translate };
 
 type Register = (RED: NodeAPI) => void;
 

@@ -1,0 +1,204 @@
+/**
+ * The GATT session of one connection, shared by every lease on it: opening it (connect, discovery), characteristics
+ * by UUID, every request bounded by the pool's timeouts (noble has none), notifications fanned out from one CCCD
+ * write to every subscriber, and closing the link.
+ */
+import type { Characteristic, Peripheral, Service } from "@stoprocent/noble";
+import type { Timers } from "../protocol/clock";
+import { uuidFromNoble } from "../protocol/uuid";
+import { infoOf, type PeripheralInfo } from "./selector";
+import { withTimeout } from "./timeout";
+
+type ConnectParams = { mtu?: number };
+
+export interface LinkTimeouts {
+  connectTimeout: number;
+  /** Timeout of each GATT operation (discovery, subscribe, read, write, disconnect). */
+  gattTimeout: number;
+}
+
+/**
+ * Connects to `p` asking for `mtu` (or adopts its link) and discovers its services, each step bounded (noble has no
+ * timeouts). `wanted` is asked after each step: once it says no, the attempt ends with an error (the caller closes
+ * a link that came up all the same).
+ */
+export async function openSession(p: Peripheral, mtu: number, timeouts: LinkTimeouts, timers: Timers, wanted: () => boolean): Promise<Session> {
+  const address = p.address.toLowerCase();
+  const connectParams: ConnectParams = { mtu };
+  // A cancelled attempt can still complete: noble resets the controller before connecting, so our
+  // LE Create Connection Cancel may reach it first and be refused. Such a link is adopted, not redialled.
+  if (p.state !== "connected") {
+    await withTimeout(
+      (p.connectAsync as (options?: ConnectParams) => Promise<void>).call(p, connectParams),
+      timeouts.connectTimeout,
+      `connecting to ${address}`,
+      () => p.cancelConnect(),
+      timers,
+    );
+  }
+  if (!wanted()) throw new Error("released while connecting");
+  const { services } = await withTimeout(p.discoverAllServicesAndCharacteristicsAsync(), timeouts.gattTimeout, `service discovery on ${address}`, undefined, timers);
+  if (!wanted()) throw new Error("released while connecting");
+  return new Session(p, services, timeouts.gattTimeout, timers);
+}
+
+/** Ends `p`'s link or the attempt at one; a disconnect never answered is given up after `gattTimeout`. */
+export async function closeLink(p: Peripheral, gattTimeout: number, timers: Timers): Promise<void> {
+  if (p.state !== "connected" && p.state !== "connecting") return;
+  if (p.state === "connecting") {
+    p.cancelConnect();
+    return;
+  }
+  await withTimeout(p.disconnectAsync(), gattTimeout, `disconnecting ${p.address}`, undefined, timers).catch(() => undefined);
+}
+
+/** What a node gets while its peripheral is connected. Every call is bounded by the pool's GATT timeout. */
+export interface DeviceSession {
+  readonly info: PeripheralInfo;
+  /**
+   * The link's ATT MTU: min(what noble asked for, the peripheral's answer); 23 until the exchange completes. (noble
+   * 2.8 alone would adopt the answer, and real servers answer their own maximum, often 517: the HCI driver wrapper
+   * gives noble the agreed value, src/protocol/att-mtu.ts.)
+   */
+  readonly mtu: number;
+  /** Aborted when this connection ends (for any reason). */
+  readonly signal: AbortSignal;
+  hasCharacteristic(service: string, characteristic: string): boolean;
+  /** The characteristic's GATT properties ("write", "writeWithoutResponse", "notify", ...); [] when it is absent. */
+  properties(service: string, characteristic: string): readonly string[];
+  /**
+   * Notifications and indications, delivered synchronously in arrival order. Returns the unsubscribe function.
+   * `until`: the subscription also ends when it aborts, e.g. the signal onConnected gets, which aborts when the lease
+   * is released (a node's subscriptions then end with its lease, while other leases keep the link and theirs).
+   */
+  subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void, until?: AbortSignal): Promise<() => void>;
+  read(service: string, characteristic: string): Promise<Buffer>;
+  write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void>;
+}
+
+/** One characteristic's notifications on one link, fanned out to every subscriber. */
+interface Subscription {
+  listeners: Set<(v: Buffer) => void>;
+  attached: (data: Buffer, isNotification: boolean) => void;
+  /** The CCCD write: every subscriber waits for it, and every one gets its failure. */
+  written: Promise<void>;
+}
+
+/** A service/characteristic pair as a map key: canonical UUIDs, whatever spelling noble or the caller uses. */
+function keyOf(service: string, characteristic: string): string {
+  return `${uuidFromNoble(service) ?? service}/${uuidFromNoble(characteristic) ?? characteristic}`;
+}
+
+export class Session implements DeviceSession {
+  private readonly controller = new AbortController();
+  private readonly chars = new Map<string, Characteristic>();
+  private readonly subscriptions = new Map<string, Subscription>();
+  readonly signal = this.controller.signal;
+
+  constructor(
+    private readonly peripheral: Peripheral,
+    services: Service[],
+    private readonly gattTimeout: number,
+    private readonly timers: Timers,
+  ) {
+    for (const s of services) {
+      for (const c of s.characteristics ?? []) this.chars.set(keyOf(s.uuid, c.uuid), c);
+    }
+  }
+
+  get info(): PeripheralInfo {
+    return infoOf(this.peripheral);
+  }
+
+  get mtu(): number {
+    // noble's own value is the link's: over HCI the driver wrapper rewrites the server's Exchange MTU Response to
+    // min(noble's request, the answer) before noble reads it (whatever noble asked: a link it did not match to its
+    // pending connect asks 256); BlueZ and the native stacks negotiate it themselves.
+    return Math.max(23, this.peripheral.mtu ?? 23);
+  }
+
+  hasCharacteristic(service: string, characteristic: string): boolean {
+    return this.chars.has(keyOf(service, characteristic));
+  }
+
+  properties(service: string, characteristic: string): readonly string[] {
+    return this.chars.get(keyOf(service, characteristic))?.properties ?? [];
+  }
+
+  private characteristic(service: string, characteristic: string): Characteristic {
+    if (this.signal.aborted) throw new Error("not connected");
+    const c = this.chars.get(keyOf(service, characteristic));
+    if (!c) throw new Error(`characteristic ${characteristic} of service ${service} not found on ${this.info.address}`);
+    return c;
+  }
+
+  async subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void, until?: AbortSignal): Promise<() => void> {
+    const key = keyOf(service, characteristic);
+    const c = this.characteristic(service, characteristic);
+    if (until?.aborted) return () => undefined;
+    const sub = this.subscriptions.get(key) ?? this.writeCccd(key, c, characteristic);
+    // Listeners are in before the CCCD write is answered: a sensor may notify as soon as it has the write, before
+    // noble hears the write response, and those first values must not fall into an empty set.
+    sub.listeners.add(onValue);
+    const unsubscribe = (): void => {
+      until?.removeEventListener("abort", unsubscribe);
+      if (!sub.listeners.delete(onValue)) return;
+      if (sub.listeners.size === 0 && this.subscriptions.get(key) === sub) {
+        this.subscriptions.delete(key);
+        c.removeListener("data", sub.attached);
+        if (!this.signal.aborted) {
+          this.timed(c.unsubscribeAsync(), `unsubscribing from ${characteristic}`).catch(() => undefined);
+        }
+      }
+    };
+    until?.addEventListener("abort", unsubscribe, { once: true });
+    try {
+      await sub.written;
+    } catch (error) {
+      until?.removeEventListener("abort", unsubscribe);
+      sub.listeners.delete(onValue);
+      throw error;
+    }
+    return unsubscribe;
+  }
+
+  /** Starts one subscription to `c`, shared by every subscriber; it is forgotten if the CCCD write fails. */
+  private writeCccd(key: string, c: Characteristic, characteristic: string): Subscription {
+    const listeners = new Set<(v: Buffer) => void>();
+    const attached = (data: Buffer, isNotification: boolean): void => {
+      // noble also emits 'data' for read responses; only notifications and indications are values pushed to us
+      if (!isNotification) return;
+      for (const l of listeners) l(data);
+    };
+    c.on("data", attached);
+    const written = this.timed(c.subscribeAsync(), `subscribing to ${characteristic}`);
+    const sub: Subscription = { listeners, attached, written };
+    written.catch(() => {
+      c.removeListener("data", attached);
+      if (this.subscriptions.get(key) === sub) this.subscriptions.delete(key);
+    });
+    this.subscriptions.set(key, sub);
+    return sub;
+  }
+
+  async read(service: string, characteristic: string): Promise<Buffer> {
+    return this.timed(this.characteristic(service, characteristic).readAsync(), `reading ${characteristic}`);
+  }
+
+  async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
+    return this.timed(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), `writing ${characteristic}`);
+  }
+
+  /** Every GATT request is bounded by the pool's GATT timeout (noble has none). */
+  private timed<T>(request: Promise<T>, what: string): Promise<T> {
+    return withTimeout(request, this.gattTimeout, what, undefined, this.timers);
+  }
+
+  end(): void {
+    for (const [key, sub] of this.subscriptions) {
+      this.chars.get(key)?.removeListener("data", sub.attached);
+    }
+    this.subscriptions.clear();
+    this.controller.abort();
+  }
+}

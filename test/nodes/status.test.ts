@@ -1,0 +1,47 @@
+/**
+ * The status every device node shows for its lease (src/red/status.ts): the texts come from ble-config's catalog
+ * (ble-config.status.*, ble-config.problem.*) through Node-RED's namespaced key, whichever node asks.
+ */
+import assert from "node:assert/strict";
+import type { LeaseState } from "../../src/ble/lease";
+import { BLE_CATALOG, bindBleCatalog, statusFor } from "../../src/red/status";
+import { translate } from "../support/catalog";
+
+describe("lease states as node status (src/red/status.ts)", () => {
+  const asked: string[] = [];
+  before(() =>
+    bindBleCatalog({
+      _: (key, substitutions) => {
+        asked.push(key);
+        return translate(key, substitutions);
+      },
+    }),
+  );
+
+  const cases: [LeaseState, { fill: string; shape: string; text: string }][] = [
+    [{ state: "adapter", problem: null }, { fill: "yellow", shape: "ring", text: "waiting for adapter" }],
+    [{ state: "adapter", problem: { key: "hci-down", params: { device: "hci0" } } }, { fill: "red", shape: "ring", text: 'hci0 is down: bring it up with "sudo hciconfig hci0 up" (or "bluetoothctl power on")' }],
+    [{ state: "scanning" }, { fill: "yellow", shape: "ring", text: "scanning" }],
+    [{ state: "waiting-slot", inUse: 4, max: 4 }, { fill: "yellow", shape: "ring", text: "waiting for a free link (4/4)" }],
+    [{ state: "connecting", address: "aa:00:00:00:00:01" }, { fill: "yellow", shape: "ring", text: "connecting" }],
+    [{ state: "connected", address: "aa:00:00:00:00:01", name: "", simulated: false }, { fill: "green", shape: "dot", text: "connected" }],
+    [{ state: "connected", address: "aa:00:00:00:00:01", name: "", simulated: true }, { fill: "green", shape: "dot", text: "connected (simulated)" }],
+    [{ state: "reconnecting", retryInMs: 1500, reason: { key: "link-timeout", params: {} } }, { fill: "yellow", shape: "ring", text: "reconnecting in 2 s" }],
+    [{ state: "error", retryInMs: 4000, problem: { key: "failed", params: { detail: "no command characteristic" } } }, { fill: "red", shape: "ring", text: "no command characteristic (retry in 4 s)" }],
+    [{ state: "error", retryInMs: 1000, problem: { key: "disconnected", params: { reason: "19" } } }, { fill: "red", shape: "ring", text: "disconnected (19) (retry in 1 s)" }],
+    [{ state: "error", retryInMs: 1000, problem: { key: "connect-timeout", params: {} } }, { fill: "red", shape: "ring", text: "timeout during connection (retry in 1 s)" }],
+  ];
+  for (const [state, expected] of cases) {
+    it(`${JSON.stringify(state)}: ${expected.text}`, () => {
+      assert.deepEqual(statusFor(state), expected);
+    });
+  }
+
+  it("asks for every text by ble-config's namespaced key, so any node's RED._ finds it", () => {
+    asked.length = 0;
+    statusFor({ state: "reconnecting", retryInMs: 1000, reason: { key: "link-timeout", params: {} } });
+    statusFor({ state: "error", retryInMs: 1000, problem: { key: "failed", params: { detail: "x" } } });
+    assert.ok(asked.length >= 2);
+    for (const key of asked) assert.ok(key.startsWith(`${BLE_CATALOG}:ble-config.`), key);
+  });
+});
