@@ -9,6 +9,22 @@ import { acquireAdapter } from "./ble/pool";
 import { registerAdminEndpoints } from "./red/admin";
 import { poolPolicy, transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
 import { PropertyError } from "./red/properties";
+import { registerTransport } from "./ble/transports";
+import type { Simulation } from "./sim/scenario";
+
+// The simulator is one transport among others, wired here so that the BLE layer never depends on it. Registered
+// when this module loads (every adapter is opened through a ble-config node, or after one was loaded), and loaded
+// when a simulator adapter is first opened: a flow on real adapters never loads src/sim.
+registerTransport("simulator", (settings) => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { openSimulator } = require("./sim/transport") as typeof import("./sim/transport");
+  return openSimulator(settings);
+});
+
+declare module "./ble/transports" {
+  /** A simulator adapter's `simulation` is the Simulation it runs (tests and the node's "simulated" status use it). */
+  interface SimulationHandle extends Simulation {}
+}
 
 export = function register(RED: NodeAPI): void {
   // Adapter problems (src/ble) are worded by this node's catalog, whoever opened the adapter.

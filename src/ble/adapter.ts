@@ -1,23 +1,17 @@
 /**
  * One Bluetooth adapter as noble sees it: BlueZ over D-Bus, a Linux HCI socket, the system's own Bluetooth on
- * macOS and Windows, an HCI H4 controller on a serial port (the ESP32 dongle of the seed document), or the
- * built-in virtual controller. This module knows how to open each; the pool decides what to do with them.
+ * macOS and Windows, an HCI H4 controller on a serial port (the ESP32 dongle of the seed document), or a transport
+ * registered by name (the simulator, src/ble/transports.ts). This module knows how to open each; the pool decides
+ * what to do with them.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import type { Noble } from "@stoprocent/noble";
-import {
-  installVirtualHciDriver,
-  registerVirtualController,
-  SERIAL_OBSERVER,
-  unregisterVirtualController,
-  virtualPortFor,
-  type SerialObserver,
-} from "../sim/hci-driver";
-import { DEFAULT_SCENARIO, loadScenarioFile, parseScenario, Simulation, type Scenario } from "../sim/scenario";
-import { ScenarioError } from "../sim/validate";
 import { bluezNoble, type AdapterProblem } from "./bluez";
+import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "./hci-peer";
+import { installNobleHciDriver, SERIAL_OBSERVER, type SerialObserver } from "./noble-driver";
+import { registeredTransport, type SimulationHandle } from "./transports";
 
 export type { AdapterProblem } from "./bluez";
 
@@ -61,7 +55,8 @@ export function describeTransport(settings: TransportSettings): string {
 
 export interface OpenAdapter {
   readonly noble: Noble;
-  readonly simulation: Simulation | null;
+  /** The simulator's Simulation when the transport is one, else null. */
+  readonly simulation: SimulationHandle | null;
   /** What the transport itself found wrong (bluez: the check of the system bus), or null. */
   problem?(): AdapterProblem | null;
   /**
@@ -132,8 +127,8 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     const noble = withBindings(process.platform === "darwin" ? "mac" : "win");
     return { noble, simulation: null, close: () => closeNoble(noble) };
   }
-  // Every transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
-  installVirtualHciDriver();
+  // Every HCI transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
+  installNobleHciDriver();
   if (settings.transport === "hci") {
     // Started without its adapter, noble prints advice of its own on the console (twice per deploy); the kernel
     // already says the adapter is absent, so say that instead and leave noble unstarted (the pool checks again).
@@ -167,33 +162,30 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
       },
     };
   }
-  let simulation: Simulation;
+  const open = registeredTransport(settings.transport);
+  if (!open) throw new Error(`the ${settings.transport} transport is not registered`);
+  let opening;
   try {
-    const scenario: Scenario = settings.scenario ? loadScenarioFile(settings.scenario) : parseScenario(DEFAULT_SCENARIO, "");
-    // Each peripheral kind checks its own fields as it is built.
-    simulation = new Simulation(scenario, settings.timeScale !== undefined ? { timeScale: settings.timeScale } : {});
+    opening = open(settings);
   } catch (error) {
-    // The config node's property, so the user knows which setting to fix; never the file's path, which may come
-    // from an environment variable.
-    if (!(error instanceof ScenarioError)) throw new Error(`simScenario: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    const inFile = settings.scenario && error.field === path.resolve(settings.scenario) ? "" : `${error.field}: `;
-    throw new Error(`simScenario: ${inFile}${error.problem}`, { cause: error });
+    // The config node's property, so the user knows which setting to fix; the transport's words never quote values.
+    throw new Error(`simScenario: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  // Unique across copies of this module: the registry of virtual controllers is process-wide.
+  // Unique across copies of this module: the registry of HCI peers is process-wide.
   const id = `sim-${randomUUID()}`;
-  registerVirtualController(id, simulation.controller);
-  simulation.start();
-  const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: virtualPortFor(id), baudRate: 1000000 } } });
+  registerHciPeer(id, opening.peer);
+  opening.start();
+  const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: hciPeerPort(id), baudRate: 1000000 } } });
   let closed = false;
   return {
     noble,
-    simulation,
+    simulation: opening.simulation,
     close: () => {
       if (closed) return Promise.resolve();
       closed = true;
       stopNoble(noble);
-      unregisterVirtualController(id);
-      simulation.close();
+      unregisterHciPeer(id);
+      opening.close();
       return Promise.resolve();
     },
   };

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import type { NodeAPI } from "node-red";
 import type { NextFunction, Request, Response } from "express";
 import { acquireAdapter, DEFAULT_POLICY, normalizeUuid, type BleAdapter, type PeripheralInfo } from "../ble/pool";
-import { locateUartDriver } from "../sim/hci-driver";
+import { locateUartDriver } from "../ble/noble-driver";
 import { transportSettings, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
 import { PropertyError } from "./properties";
 
