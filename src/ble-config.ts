@@ -23,6 +23,7 @@ registerTransport("simulator", (settings) => {
 
 declare module "./ble/transports" {
   /** A simulator adapter's `simulation` is the Simulation it runs (tests and the node's "simulated" status use it). */
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- the merge is the point: the handle is the Simulation
   interface SimulationHandle extends Simulation {}
 }
 
