@@ -18,7 +18,7 @@ import { numberedFileName, resolveInside, sanitizeFileName } from "./protocol/fi
 import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, xossFileNameBytes, type XossFetchReply } from "./protocol/xoss";
 import { YmodemError, type YmodemEvent } from "./protocol/ymodem";
 import { YmodemSession } from "./protocol/ymodem-session";
-import { configuredAdapter } from "./red/ble-config-node";
+import { configuredAdapter, type ProblemText } from "./red/ble-config-node";
 import { DeviceTurns } from "./red/device-turns";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
@@ -122,6 +122,8 @@ interface DownloadContext {
   adapter: BleAdapter;
   settings: Settings;
   t: Translate;
+  /** Words the adapter's problems (the config node's catalog). */
+  problemText: ProblemText;
   status(status: NodeStatus): void;
   /** Builds and sends the output message of one file. */
   output(file: ReceivedFile): void;
@@ -250,9 +252,9 @@ class Download {
   private onLeaseState(state: LeaseState): void {
     this.lastLeaseState = state;
     if (this.finished || this.session) return;
-    this.ctx.status(statusFor(state, this.t));
+    this.ctx.status(statusFor(state, this.t, this.ctx.problemText));
     // A missing or broken adapter will not fix itself within a download.
-    if (state.state === "adapter" && state.error) this.finish(new Error(state.text));
+    if (state.state === "adapter" && state.problem) this.finish(new Error(this.ctx.problemText(state.problem)));
   }
 
   private async onConnected(session: DeviceSession): Promise<void> {
@@ -585,11 +587,11 @@ export = function register(RED: NodeAPI): void {
 
     async function runJob(job: Job): Promise<void> {
       const cfg = settings;
-      const adapter = configured?.adapter;
-      if (!cfg || !adapter) {
+      if (!cfg || !configured?.adapter) {
         job.done(new Error(problem ?? t("errors.no-adapter")));
         return;
       }
+      const { adapter, problemText } = configured;
       let selector: DeviceSelector;
       let requestFile: string;
       try {
@@ -634,7 +636,7 @@ export = function register(RED: NodeAPI): void {
       }
       let result: Awaited<ReturnType<Download["run"]>>;
       try {
-        current = new Download({ adapter, settings: cfg, t, status, temps, output, resolveDirectory }, selector, requestFile);
+        current = new Download({ adapter, settings: cfg, t, problemText, status, temps, output, resolveDirectory }, selector, requestFile);
         result = await current.run();
       } finally {
         current = null;

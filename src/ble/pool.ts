@@ -6,7 +6,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { Characteristic, Noble, Peripheral, Service } from "@stoprocent/noble";
-import { adapterKey, adapterProblem, describeTransport, openAdapter, reopensWhenDown, uartNotAnswering, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
+import { adapterKey, adapterProblem, describeTransport, openAdapter, reopensWhenDown, uartNotAnswering, type AdapterDescription, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
+import { BleProblemError, problemOf, type BleProblem } from "./problem";
 import { realTimers, TimeoutError, withTimeout, type Timers } from "./timeout";
 
 export interface PoolPolicy {
@@ -33,7 +34,8 @@ export interface DeviceSelector {
 }
 
 export type LeaseState =
-  | { state: "adapter"; text: string; error: boolean }
+  /** `problem`: why the adapter is not usable; null while it is starting. */
+  | { state: "adapter"; problem: BleProblem | null }
   | { state: "scanning" }
   | { state: "waiting-slot"; inUse: number; max: number }
   | { state: "connecting"; address: string }
@@ -329,10 +331,14 @@ export interface AdapterDeps {
   timers?: Timers;
 }
 
+function sameProblem(a: BleProblem, b: BleProblem): boolean {
+  return a.key === b.key && JSON.stringify(a.params) === JSON.stringify(b.params);
+}
+
 /** One adapter: one noble instance, its scanner, its connection queue and its peripherals. */
 export class BleAdapter extends EventEmitter {
   readonly key: string;
-  readonly description: string;
+  readonly description: AdapterDescription;
   private opened: OpenAdapter | null = null;
   private readonly entries = new Set<DeviceEntry>();
   private readonly leases = new Set<LeaseImpl>();
@@ -345,9 +351,9 @@ export class BleAdapter extends EventEmitter {
   /** A uart adapter between opening its port and its first poweredOn: noble's "poweredOff" then only means "starting". */
   private starting = false;
   /** Why the current start of the transport failed, reported by the transport itself (the serial port's open). */
-  private attemptProblem: string | null = null;
+  private attemptProblem: BleProblem | null = null;
   /** Why the last start failed, shown while the next one runs; cleared once the adapter is up. */
-  private startProblem: string | null = null;
+  private startProblem: BleProblem | null = null;
   private readonly scanListeners = new Set<(p: Peripheral) => void>();
   private readonly drops = new Set<Promise<void>>();
   private reopenTimer: { cancel(): void } | null = null;
@@ -382,9 +388,9 @@ export class BleAdapter extends EventEmitter {
     return this.openError ? "error" : this.adapterState;
   }
 
-  /** A sentence for the user when the adapter is not usable, else null. */
-  get problem(): string | null {
-    if (this.openError) return this.openError.message;
+  /** Why the adapter is not usable, else null. */
+  get problem(): BleProblem | null {
+    if (this.openError) return problemOf(this.openError);
     if (this.adapterState === "unknown" && this.startProblem) return this.startProblem;
     return adapterProblem(this.settings, this.adapterState, this.opened);
   }
@@ -475,10 +481,10 @@ export class BleAdapter extends EventEmitter {
   }
 
   /** The serial port failed while the adapter was starting: show why, rather than waiting for a timeout. */
-  private onTransportProblem(problem: string): void {
+  private onTransportProblem(problem: BleProblem): void {
     if (!this.starting) return;
     this.attemptProblem = problem;
-    if (this.startProblem === problem) return;
+    if (this.startProblem && sameProblem(this.startProblem, problem)) return;
     this.startProblem = problem;
     this.emit("state", this.state);
     this.broadcastAdapterState();
@@ -571,9 +577,7 @@ export class BleAdapter extends EventEmitter {
 
   private broadcastAdapterState(): void {
     const problem = this.problem;
-    const state: LeaseState = problem
-      ? { state: "adapter", text: problem, error: true }
-      : { state: "adapter", text: `waiting for ${this.description}`, error: false };
+    const state: LeaseState = { state: "adapter", problem };
     for (const l of this.leases) l.setState(state);
   }
 
@@ -613,10 +617,10 @@ export class BleAdapter extends EventEmitter {
   /** Scan for a bounded time, reporting every peripheral seen (for the editor's Scan button). */
   async scan(durationMs: number): Promise<PeripheralInfo[]> {
     // A closed adapter must not be reopened by ensureOpen(): it is out of the registry and nobody would close it.
-    if (this.closing) throw new Error(`${this.description} is closed`);
+    if (this.closing) throw new BleProblemError({ key: "adapter-closed", params: {} });
     this.ensureOpen();
     // `problem` is null while noble's state is still unknown, and set at once when the transport failed to open.
-    if (this.problem) throw new Error(this.problem);
+    if (this.problem) throw new BleProblemError(this.problem);
     const seen = new Map<string, PeripheralInfo>();
     const listener = (p: Peripheral): void => {
       seen.set(p.address.toLowerCase(), infoOf(p));
@@ -627,7 +631,7 @@ export class BleAdapter extends EventEmitter {
     this.scanListeners.delete(listener);
     this.updateScanning();
     // An adapter that failed while scanning (or never powered on) found nothing: say why rather than "no devices".
-    if (this.problem) throw new Error(this.problem);
+    if (this.problem) throw new BleProblemError(this.problem);
     for (const e of this.entries) if (e.peripheral) seen.set(e.peripheral.address.toLowerCase(), infoOf(e.peripheral));
     return [...seen.values()];
   }

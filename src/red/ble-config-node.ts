@@ -1,8 +1,12 @@
-/** What device nodes see of a ble-config node, and how its editor properties become adapter settings. */
+/**
+ * What device nodes see of a ble-config node, how its editor properties become adapter settings, and how what the
+ * BLE layer reports (reason codes) is worded with the ble-config catalog.
+ */
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { defaultTransport, hasNativeBluetooth, type TransportSettings } from "../ble/adapter";
+import { hasNativeBluetooth, type AdapterDescription, type TransportSettings } from "../ble/adapter";
 import { isAdapterName } from "../ble/bluez";
 import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
+import { problemOf, type BleProblem } from "../ble/problem";
 import { intProperty, numberProperty, PropertyError, stringProperty } from "./properties";
 import type { Translate } from "./status";
 
@@ -23,12 +27,37 @@ export interface BleConfigDef extends NodeDef {
   gattTimeout?: string | number;
 }
 
+/** Words a problem the BLE layer reports (`ble-config.problem.<key>`). */
+export type ProblemText = (problem: BleProblem) => string;
+
+/**
+ * The ble-config catalog's words for what the BLE layer reports: its problems and its adapters' names. `RED` is the
+ * ble-config node's (its catalog is the one `RED._` reads); device nodes reach these through their config node.
+ */
+export function bleTexts(RED: NodeAPI): { problem: ProblemText; adapter(description: AdapterDescription): string; error(error: unknown): string } {
+  const problem: ProblemText = (p) => RED._(`ble-config.problem.${p.key}`, p.params);
+  return {
+    problem,
+    adapter: (d) => RED._(`ble-config.adapter.${d.key}`, d.params),
+    /** Any error: a problem of the BLE layer or a property error in the catalog's words, else its message. */
+    error: (error) => (error instanceof PropertyError ? RED._(`ble-config.errors.${error.key}`, error.params) : problem(problemOf(error))),
+  };
+}
+
+/** The transport a new ble-config gets: the platform's own Bluetooth (not the simulator: readings must be real). */
+export function defaultTransport(platform: NodeJS.Platform = process.platform): "bluez" | "native" | "hci" {
+  if (platform === "linux") return "bluez";
+  return hasNativeBluetooth(platform) ? "native" : "hci";
+}
+
 export interface BleConfigNode extends Node {
   /** null when the configuration is invalid; `configError` says why. */
   adapter: BleAdapter | null;
   configError: string | null;
   /** A status for its device nodes when the configuration is refused for a reason the user must see (a transport this platform lacks), from ble-config's catalog. */
   configStatus: string | null;
+  /** Words the problems of this node's adapter (lease states, scans) with the ble-config catalog. */
+  problemText: ProblemText;
 }
 
 /** A transport this platform does not have: refused with its own catalog message (`ble-config.errors.<key>`). */
@@ -90,7 +119,7 @@ export function poolPolicy(def: BleConfigDef): PoolPolicy {
   };
 }
 
-export type ConfiguredAdapter = { adapter: BleAdapter; problem: null } | { adapter: null; problem: string };
+export type ConfiguredAdapter = { adapter: BleAdapter; problem: null; problemText: ProblemText } | { adapter: null; problem: string };
 
 /**
  * The adapter of a device node's ble-config node. When there is none the device node shows a red ring and logs
@@ -99,7 +128,7 @@ export type ConfiguredAdapter = { adapter: BleAdapter; problem: null } | { adapt
  */
 export function configuredAdapter(RED: NodeAPI, node: Node, configId: string | undefined, t: Translate): ConfiguredAdapter {
   const config = RED.nodes.getNode(configId ?? "") as BleConfigNode | null;
-  if (config?.adapter) return { adapter: config.adapter, problem: null };
+  if (config?.adapter) return { adapter: config.adapter, problem: null, problemText: config.problemText };
   const problem = config?.configError ?? t("errors.no-adapter");
   node.status({ fill: "red", shape: "ring", text: config?.configStatus ?? t("status.no-adapter") });
   node.error(problem);

@@ -1,14 +1,16 @@
 /** Lease states as Node-RED status dots, following core conventions (green dot, yellow ring, red ring). */
 import type { Node, NodeStatus } from "node-red";
 import type { LeaseState } from "../ble/pool";
+import type { ProblemText } from "./ble-config-node";
 import { PropertyError } from "./properties";
 
 export type Translate = (key: string, substitutions?: Record<string, string | number>) => string;
 
-export function statusFor(state: LeaseState, t: Translate): NodeStatus {
+/** `problemText` words the adapter's problems (the config node's catalog: ConfiguredAdapter.problemText). */
+export function statusFor(state: LeaseState, t: Translate, problemText: ProblemText): NodeStatus {
   switch (state.state) {
     case "adapter":
-      return state.error ? { fill: "red", shape: "ring", text: state.text } : { fill: "yellow", shape: "ring", text: t("status.waiting-adapter") };
+      return state.problem ? { fill: "red", shape: "ring", text: problemText(state.problem) } : { fill: "yellow", shape: "ring", text: t("status.waiting-adapter") };
     case "scanning":
       return { fill: "yellow", shape: "ring", text: t("status.scanning") };
     case "waiting-slot":

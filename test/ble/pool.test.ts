@@ -525,7 +525,7 @@ describe("connection pool (fake noble, manual clock)", () => {
       a.p.drop(0x16);
       assert.equal(first.signal.aborted, true);
       assert.equal(u.disconnects, 1);
-      assert.deepEqual(u.state, { state: "adapter", text: "simulator adapter is poweredOff", error: true });
+      assert.deepEqual(u.state, { state: "adapter", problem: { key: "simulator-state", params: { state: "poweredOff" } } });
       h.noble.setState("poweredOn");
       await u.waitFor(is("connected"));
       assert.equal(u.sessions.length, 2);
