@@ -12,14 +12,14 @@ import { bluezNoble } from "./bluez";
 import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "./hci-peer";
 import { installNobleHciDriver, SERIAL_OBSERVER, type SerialObserver } from "./noble-driver";
 import { BleProblemError, type BleProblem } from "./problem";
-import { registeredTransport, type SimulationHandle } from "./transports";
+import { registeredTransport, type SimulationHandle, type SimulatorSettings } from "./transports";
 
 export type TransportSettings =
   | { transport: "bluez"; adapter: string }
   | { transport: "native" }
   | { transport: "hci"; hciDevice: number }
   | { transport: "uart"; port: string; baudRate: number; flowControl: boolean }
-  | { transport: "simulator"; scenario: string; timeScale?: number };
+  | ({ transport: "simulator" } & SimulatorSettings);
 
 /** Two config nodes that name the same adapter get the same key, and so share one noble instance. */
 export function adapterKey(settings: TransportSettings): string {
@@ -154,6 +154,11 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
       },
     };
   }
+  return openPeerTransport(settings);
+}
+
+/** A transport registered by name (the simulator): its HCI peer, registered for noble's UART driver to reach. */
+function openPeerTransport(settings: Extract<TransportSettings, { transport: "simulator" }>): OpenAdapter {
   const open = registeredTransport(settings.transport);
   // Registered by the node layer (src/ble-config.ts); a program that uses the pool alone registers it itself.
   if (!open) throw new BleProblemError({ key: "transport-not-registered", params: { transport: settings.transport } });
@@ -165,7 +170,7 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     throw new BleProblemError({ key: "simulator-scenario", params: { detail: error instanceof Error ? error.message : String(error) } });
   }
   // Unique across copies of this module: the registry of HCI peers is process-wide.
-  const id = `sim-${randomUUID()}`;
+  const id = `${settings.transport}-${randomUUID()}`;
   registerHciPeer(id, opening.peer);
   opening.start();
   const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: hciPeerPort(id), baudRate: 1000000 } } });
