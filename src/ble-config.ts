@@ -9,6 +9,7 @@ import { acquireAdapter } from "./ble/pool";
 import { registerTransport } from "./ble/transports";
 import { registerAdminEndpoints } from "./red/admin";
 import { bleTexts, defaultTransport, poolPolicy, transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
+import { bindBleCatalog, problemText } from "./red/status";
 import type { Simulation } from "./sim/scenario";
 
 // The simulator is one transport among others, wired here so that the BLE layer never depends on it. Registered
@@ -27,7 +28,8 @@ declare module "./ble/transports" {
 }
 
 export = function register(RED: NodeAPI): void {
-  // What the BLE layer reports (reason codes, adapter names) in this node's catalog.
+  // What the BLE layer reports (reason codes, adapter names) is worded by this node's catalog, for every node.
+  bindBleCatalog(RED);
   const texts = bleTexts(RED);
 
   function BleConfig(this: BleConfigNode, def: BleConfigDef): void {
@@ -35,7 +37,6 @@ export = function register(RED: NodeAPI): void {
     this.adapter = null;
     this.configError = null;
     this.configStatus = null;
-    this.problemText = texts.problem;
     try {
       this.adapter = acquireAdapter(transportSettings(def), poolPolicy(def));
     } catch (error) {
@@ -51,7 +52,7 @@ export = function register(RED: NodeAPI): void {
     const adapter = this.adapter;
     let lastProblem: string | null = null;
     const onState = (): void => {
-      const problem = adapter.problem ? texts.problem(adapter.problem) : null;
+      const problem = adapter.problem ? problemText(adapter.problem) : null;
       if (problem && problem !== lastProblem) this.error(problem);
       if (!problem && adapter.state === "poweredOn") this.log(RED._("ble-config.log.ready", { adapter: texts.adapter(adapter.description) }));
       lastProblem = problem;

@@ -34,16 +34,15 @@ export = function register(RED: NodeAPI): void {
       showInvalid(this, t, error);
       return;
     }
-    const configured = configuredAdapter(RED, this, def.ble, t);
-    if (!configured.adapter) return;
-    const { adapter, problemText } = configured;
+    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    if (!adapter) return;
     const topic = stringProperty(def.topic);
     // The link is shared: when this node closes, another node may keep it, so this node's listener must go.
     let unsubscribe: (() => void) | null = null;
     let closed = false;
     const lease: Lease = adapter.lease({
       selector,
-      onState: (state) => this.status(statusFor(state, t, problemText)),
+      onState: (state) => this.status(statusFor(state, t)),
       onConnected: async (session) => {
         const peripheral = { address: session.info.address, name: session.info.name };
         const stop = await session.subscribe(HEART_RATE_SERVICE, HEART_RATE_MEASUREMENT, (value) => {

@@ -141,9 +141,8 @@ export = function register(RED: NodeAPI): void {
       showInvalid(this, t, error);
       return;
     }
-    const configured = configuredAdapter(RED, this, def.ble, t);
-    if (!configured.adapter) return;
-    const { adapter, problemText } = configured;
+    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    if (!adapter) return;
     const topic = stringProperty(def.topic);
 
     let channel: HiokiCommandChannel | null = null;
@@ -251,7 +250,7 @@ export = function register(RED: NodeAPI): void {
         // "connected" from the pool means linked; the node is ready only once indications are on (onConnected).
         if (state.state === "connected" && !channel) this.status({ fill: "yellow", shape: "ring", text: t("status.subscribing") });
         else if (state.state === "connected") showConnected();
-        else this.status(statusFor(state, t, problemText));
+        else this.status(statusFor(state, t));
       },
       onConnected: async (session) => {
         if (!session.hasCharacteristic(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) throw new Error(t("errors.no-command-channel"));

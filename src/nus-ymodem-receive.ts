@@ -18,10 +18,10 @@ import { numberedFileName, resolveInside, sanitizeFileName } from "./protocol/fi
 import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, xossFileNameBytes, type XossFetchReply } from "./protocol/xoss";
 import { YmodemError, type YmodemEvent } from "./protocol/ymodem";
 import { YmodemSession } from "./protocol/ymodem-session";
-import { configuredAdapter, type ProblemText } from "./red/ble-config-node";
+import { configuredAdapter } from "./red/ble-config-node";
 import { DeviceTurns } from "./red/device-turns";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
-import { showInvalid, statusFor, type Translate } from "./red/status";
+import { problemText, showInvalid, statusFor, type Translate } from "./red/status";
 
 const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
 /** Central → peripheral (we write C/G, ACK, NAK, CAN here). */
@@ -122,8 +122,6 @@ interface DownloadContext {
   adapter: BleAdapter;
   settings: Settings;
   t: Translate;
-  /** Words the adapter's problems (the config node's catalog). */
-  problemText: ProblemText;
   status(status: NodeStatus): void;
   /** Builds and sends the output message of one file. */
   output(file: ReceivedFile): void;
@@ -252,9 +250,9 @@ class Download {
   private onLeaseState(state: LeaseState): void {
     this.lastLeaseState = state;
     if (this.finished || this.session) return;
-    this.ctx.status(statusFor(state, this.t, this.ctx.problemText));
+    this.ctx.status(statusFor(state, this.t));
     // A missing or broken adapter will not fix itself within a download.
-    if (state.state === "adapter" && state.problem) this.finish(new Error(this.ctx.problemText(state.problem)));
+    if (state.state === "adapter" && state.problem) this.finish(new Error(problemText(state.problem)));
   }
 
   private async onConnected(session: DeviceSession): Promise<void> {
@@ -587,11 +585,11 @@ export = function register(RED: NodeAPI): void {
 
     async function runJob(job: Job): Promise<void> {
       const cfg = settings;
-      if (!cfg || !configured?.adapter) {
+      const adapter = configured?.adapter;
+      if (!cfg || !adapter) {
         job.done(new Error(problem ?? t("errors.no-adapter")));
         return;
       }
-      const { adapter, problemText } = configured;
       let selector: DeviceSelector;
       let requestFile: string;
       try {
@@ -636,7 +634,7 @@ export = function register(RED: NodeAPI): void {
       }
       let result: Awaited<ReturnType<Download["run"]>>;
       try {
-        current = new Download({ adapter, settings: cfg, t, problemText, status, temps, output, resolveDirectory }, selector, requestFile);
+        current = new Download({ adapter, settings: cfg, t, status, temps, output, resolveDirectory }, selector, requestFile);
         result = await current.run();
       } finally {
         current = null;

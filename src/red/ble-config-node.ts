@@ -6,9 +6,9 @@ import type { Node, NodeAPI, NodeDef } from "node-red";
 import { hasNativeBluetooth, type AdapterDescription, type TransportSettings } from "../ble/adapter";
 import { isAdapterName } from "../ble/bluez";
 import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
-import { problemOf, type BleProblem } from "../ble/problem";
+import { problemOf } from "../ble/problem";
 import { intProperty, numberProperty, PropertyError, stringProperty } from "./properties";
-import type { Translate } from "./status";
+import { problemText, type Translate } from "./status";
 
 export interface BleConfigDef extends NodeDef {
   transport?: string;
@@ -27,20 +27,15 @@ export interface BleConfigDef extends NodeDef {
   gattTimeout?: string | number;
 }
 
-/** Words a problem the BLE layer reports (`ble-config.problem.<key>`). */
-export type ProblemText = (problem: BleProblem) => string;
-
 /**
- * The ble-config catalog's words for what the BLE layer reports: its problems and its adapters' names. `RED` is the
- * ble-config node's (its catalog is the one `RED._` reads); device nodes reach these through their config node.
+ * The ble-config catalog's words for what the BLE layer reports beyond the problems (red/status.ts problemText):
+ * its adapters' names, and any error (a problem, a property error of the ble-config node, else its message). `RED`
+ * is the ble-config node's: its catalog is the one `RED._` reads.
  */
-export function bleTexts(RED: NodeAPI): { problem: ProblemText; adapter(description: AdapterDescription): string; error(error: unknown): string } {
-  const problem: ProblemText = (p) => RED._(`ble-config.problem.${p.key}`, p.params);
+export function bleTexts(RED: NodeAPI): { adapter(description: AdapterDescription): string; error(error: unknown): string } {
   return {
-    problem,
     adapter: (d) => RED._(`ble-config.adapter.${d.key}`, d.params),
-    /** Any error: a problem of the BLE layer or a property error in the catalog's words, else its message. */
-    error: (error) => (error instanceof PropertyError ? RED._(`ble-config.errors.${error.key}`, error.params) : problem(problemOf(error))),
+    error: (error) => (error instanceof PropertyError ? RED._(`ble-config.errors.${error.key}`, error.params) : problemText(problemOf(error))),
   };
 }
 
@@ -56,8 +51,6 @@ export interface BleConfigNode extends Node {
   configError: string | null;
   /** A status for its device nodes when the configuration is refused for a reason the user must see (a transport this platform lacks), from ble-config's catalog. */
   configStatus: string | null;
-  /** Words the problems of this node's adapter (lease states, scans) with the ble-config catalog. */
-  problemText: ProblemText;
 }
 
 /** A transport this platform does not have: refused with its own catalog message (`ble-config.errors.<key>`). */
@@ -119,7 +112,7 @@ export function poolPolicy(def: BleConfigDef): PoolPolicy {
   };
 }
 
-export type ConfiguredAdapter = { adapter: BleAdapter; problem: null; problemText: ProblemText } | { adapter: null; problem: string };
+export type ConfiguredAdapter = { adapter: BleAdapter; problem: null } | { adapter: null; problem: string };
 
 /**
  * The adapter of a device node's ble-config node. When there is none the device node shows a red ring and logs
@@ -128,7 +121,7 @@ export type ConfiguredAdapter = { adapter: BleAdapter; problem: null; problemTex
  */
 export function configuredAdapter(RED: NodeAPI, node: Node, configId: string | undefined, t: Translate): ConfiguredAdapter {
   const config = RED.nodes.getNode(configId ?? "") as BleConfigNode | null;
-  if (config?.adapter) return { adapter: config.adapter, problem: null, problemText: config.problemText };
+  if (config?.adapter) return { adapter: config.adapter, problem: null };
   const problem = config?.configError ?? t("errors.no-adapter");
   node.status({ fill: "red", shape: "ring", text: config?.configStatus ?? t("status.no-adapter") });
   node.error(problem);

@@ -1,13 +1,25 @@
 /** Lease states as Node-RED status dots, following core conventions (green dot, yellow ring, red ring). */
 import type { Node, NodeStatus } from "node-red";
 import type { LeaseState } from "../ble/pool";
-import type { ProblemText } from "./ble-config-node";
+import type { BleProblem } from "../ble/problem";
 import { PropertyError } from "./properties";
 
 export type Translate = (key: string, substitutions?: Record<string, string | number>) => string;
 
-/** `problemText` words the adapter's problems (the config node's catalog: ConfiguredAdapter.problemText). */
-export function statusFor(state: LeaseState, t: Translate, problemText: ProblemText): NodeStatus {
+/** Until the ble-config node binds its catalog (bindBleCatalog), a problem shows as its key. */
+let bleCatalog: Translate = (key) => key;
+
+/** Words the BLE layer's problems with the ble-config catalog; the ble-config node's register calls it with its RED. */
+export function bindBleCatalog(RED: { _: Translate }): void {
+  bleCatalog = (key, substitutions) => RED._(`ble-config.${key}`, substitutions);
+}
+
+/** A reason code of the BLE layer in the user's words (`ble-config.problem.<key>`). */
+export function problemText(problem: BleProblem): string {
+  return bleCatalog(`problem.${problem.key}`, problem.params);
+}
+
+export function statusFor(state: LeaseState, t: Translate): NodeStatus {
   switch (state.state) {
     case "adapter":
       return state.problem ? { fill: "red", shape: "ring", text: problemText(state.problem) } : { fill: "yellow", shape: "ring", text: t("status.waiting-adapter") };
