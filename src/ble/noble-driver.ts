@@ -197,7 +197,7 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
     /** The original driver (UART or native socket), for real adapters. */
     private inner?: HciDriver;
     /** The in-process peer, for a port named hciPeerPort(id). */
-    private controller?: HciPeer;
+    private peer?: HciPeer;
     private observer?: SerialObserver;
     private up = false;
     /**
@@ -214,7 +214,7 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
     private readonly onPacket = (packet: Buffer) => {
       if (this.up) this.deliver(packet);
     };
-    private readonly onControllerClose = () => {
+    private readonly onPeerClose = () => {
       if (!this.up) return;
       this.up = false;
       this.emit("state", false);
@@ -237,9 +237,9 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
       const port = portOf(params);
       const id = port === undefined ? undefined : hciPeerIdOf(port);
       if (id !== undefined) {
-        const controller = hciPeer(id);
-        if (!controller) throw new Error(`no HCI peer is registered as "${id}"`);
-        this.controller = controller;
+        const peer = hciPeer(id);
+        if (!peer) throw new Error(`no HCI peer is registered as "${id}"`);
+        this.peer = peer;
         return;
       }
       this.observer = observerOf(params) ?? this.observer;
@@ -265,13 +265,13 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
 
     start(): void {
       if (this.inner) return this.inner.start();
-      const controller = this.controller;
-      if (!controller) throw new Error("HCI peer driver started before bindRaw/bindUser");
+      const peer = this.peer;
+      if (!peer) throw new Error("HCI peer driver started before bindRaw/bindUser");
       if (this.up) return;
-      if (controller.isClosed) return;
+      if (peer.isClosed) return;
       this.up = true;
-      controller.on("h4", this.onPacket);
-      controller.on("close", this.onControllerClose);
+      peer.on("h4", this.onPacket);
+      peer.on("close", this.onPeerClose);
     }
 
     stop(): void {
@@ -286,8 +286,8 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
         return;
       }
       this.up = false;
-      this.controller?.off("h4", this.onPacket);
-      this.controller?.off("close", this.onControllerClose);
+      this.peer?.off("h4", this.onPacket);
+      this.peer?.off("close", this.onPeerClose);
     }
 
     setFilter(filter: Buffer): void {
@@ -297,7 +297,7 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
     write(data: Buffer): void {
       this.guard.fromHost(data);
       if (this.inner) return this.inner.write(data);
-      if (this.up) this.controller?.write(data);
+      if (this.up) this.peer?.write(data);
     }
 
     isDevUp(): boolean {
@@ -307,7 +307,7 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
 
     reset(): void {
       if (this.inner) return this.inner.reset?.();
-      if (this.up) this.controller?.write(buildCommand(OP.RESET));
+      if (this.up) this.peer?.write(buildCommand(OP.RESET));
     }
 
     getDeviceList(): unknown {
