@@ -31,14 +31,24 @@ Promise.all(adapters.map((a) => a.problem ? null : new Promise((resolve) => a.on
   });
 `;
 
-function loadedInChild(): Promise<string[]> {
+/** Runs in the child: the pool alone, nobody having registered the simulator, asked for a simulator adapter. */
+const UNREGISTERED = `
+const path = require("node:path");
+const { acquireAdapter, DEFAULT_POLICY } = require(path.join(process.env.LAYERS_ROOT, "src", "ble", "pool"));
+const adapter = acquireAdapter({ transport: "simulator", scenario: "" }, DEFAULT_POLICY);
+const problem = adapter.problem;
+const sim = path.join(process.env.LAYERS_ROOT, "src", "sim") + path.sep;
+adapter.unref().then(() => process.stdout.write(JSON.stringify({ problem, sim: Object.keys(require.cache).filter((f) => f.startsWith(sim)) })));
+`;
+
+function runChild<T>(script: string): Promise<T> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      ["--require", require.resolve("tsx/cjs"), "-e", CHILD],
+      ["--require", require.resolve("tsx/cjs"), "-e", script],
       // A system bus that is not there: the bluez transport fails at once, naming it.
       { cwd: ROOT, env: { ...process.env, LAYERS_ROOT: ROOT, DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${path.join(ROOT, "no-such-dir", "bus")}` }, timeout: 60000 },
-      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as string[])),
+      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as T)),
     );
   });
 }
@@ -47,7 +57,7 @@ describe("layers: real adapters without the simulator", function () {
   this.timeout(60000);
 
   it("loads no src/sim module when the node files are loaded and hci, uart and bluez adapters are opened", async () => {
-    const loaded = await loadedInChild();
+    const loaded = await runChild<string[]>(CHILD);
     // The premise: the child did load the BLE layer, the node files and the admin endpoints.
     for (const file of ["ble/pool.ts", "ble/adapter.ts", "ble-config.ts", "red/admin.ts"]) assert.ok(loaded.includes(file), `${file} was loaded`);
     assert.deepEqual(
@@ -55,5 +65,11 @@ describe("layers: real adapters without the simulator", function () {
       [],
       "simulator modules loaded",
     );
+  });
+
+  it("opens the simulator only once the node layer registered it: the pool alone says so, and loads nothing of src/sim", async () => {
+    const { problem, sim } = await runChild<{ problem: unknown; sim: string[] }>(UNREGISTERED);
+    assert.deepEqual(problem, { key: "transport-not-registered", params: { transport: "simulator" } });
+    assert.deepEqual(sim, [], "simulator modules loaded");
   });
 });
