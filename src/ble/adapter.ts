@@ -1,32 +1,25 @@
 /**
  * One Bluetooth adapter as noble sees it: BlueZ over D-Bus, a Linux HCI socket, the system's own Bluetooth on
- * macOS and Windows, an HCI H4 controller on a serial port (the ESP32 dongle of the seed document), or the
- * built-in virtual controller. This module knows how to open each; the pool decides what to do with them.
+ * macOS and Windows, an HCI H4 controller on a serial port (the ESP32 dongle of the seed document), or a transport
+ * registered by name (the simulator, src/ble/transports.ts). This module knows how to open each; the pool decides
+ * what to do with them.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomUUID } from "node:crypto";
 import type { Noble } from "@stoprocent/noble";
-import {
-  installVirtualHciDriver,
-  registerVirtualController,
-  SERIAL_OBSERVER,
-  unregisterVirtualController,
-  virtualPortFor,
-  type SerialObserver,
-} from "../sim/hci-driver";
-import { DEFAULT_SCENARIO, loadScenarioFile, parseScenario, Simulation, type Scenario } from "../sim/scenario";
-import { ScenarioError } from "../sim/validate";
-import { bluezNoble, type AdapterProblem } from "./bluez";
-
-export type { AdapterProblem } from "./bluez";
+import { bluezNoble } from "./bluez";
+import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "./hci-peer";
+import { installNobleHciDriver, SERIAL_OBSERVER, type SerialObserver } from "./noble-driver";
+import { BleProblemError, type BleProblem } from "./problem";
+import { registeredTransport, type SimulationHandle, type SimulatorSettings } from "./transports";
 
 export type TransportSettings =
   | { transport: "bluez"; adapter: string }
   | { transport: "native" }
   | { transport: "hci"; hciDevice: number }
   | { transport: "uart"; port: string; baudRate: number; flowControl: boolean }
-  | { transport: "simulator"; scenario: string; timeScale?: number };
+  | ({ transport: "simulator" } & SimulatorSettings);
 
 /** Two config nodes that name the same adapter get the same key, and so share one noble instance. */
 export function adapterKey(settings: TransportSettings): string {
@@ -44,26 +37,33 @@ export function adapterKey(settings: TransportSettings): string {
   }
 }
 
-export function describeTransport(settings: TransportSettings): string {
+/** How an adapter is named to users: a key of the ble-config catalog's `adapter` group, and its substitutions. */
+export interface AdapterDescription {
+  readonly key: string;
+  readonly params: Readonly<Record<string, string | number>>;
+}
+
+export function describeTransport(settings: TransportSettings): AdapterDescription {
   switch (settings.transport) {
     case "bluez":
-      return `BlueZ ${settings.adapter}`;
+      return { key: "bluez", params: { adapter: settings.adapter } };
     case "native":
-      return `the system's Bluetooth (${process.platform === "darwin" ? "CoreBluetooth" : "WinRT"})`;
+      return { key: process.platform === "darwin" ? "native-mac" : "native-windows", params: {} };
     case "hci":
-      return `hci${settings.hciDevice}`;
+      return { key: "hci", params: { device: `hci${settings.hciDevice}` } };
     case "uart":
-      return `HCI UART ${settings.port} @ ${settings.baudRate} baud`;
+      return { key: "uart", params: { port: settings.port, baudRate: settings.baudRate } };
     case "simulator":
-      return settings.scenario ? `simulator (${path.basename(settings.scenario)})` : "simulator (built-in scenario)";
+      return settings.scenario ? { key: "simulator", params: { file: path.basename(settings.scenario) } } : { key: "simulator-built-in", params: {} };
   }
 }
 
 export interface OpenAdapter {
   readonly noble: Noble;
-  readonly simulation: Simulation | null;
+  /** The simulator's Simulation when the transport is one, else null. */
+  readonly simulation: SimulationHandle | null;
   /** What the transport itself found wrong (bluez: the check of the system bus), or null. */
-  problem?(): AdapterProblem | null;
+  problem?(): BleProblem | null;
   /**
    * Stops noble and whatever the transport opened; idempotent. Resolves once the transport has let go of the
    * device: a serial port is closed, or its open, still pending when noble stopped, has ended.
@@ -72,8 +72,8 @@ export interface OpenAdapter {
 }
 
 export interface AdapterEvents {
-  /** The transport failed (a serial port that cannot be opened, and why): a sentence for the user. */
-  transportProblem?(problem: string): void;
+  /** The transport failed (a serial port that cannot be opened, and why). */
+  transportProblem?(problem: BleProblem): void;
   /** The transport's own problem() changed (bluez: the system bus, bluetoothd, the adapter). */
   problemChanged?(): void;
 }
@@ -90,12 +90,6 @@ export function hasNativeBluetooth(platform: NodeJS.Platform = process.platform)
   return platform === "darwin" || platform === "win32";
 }
 
-/** The transport a new ble-config gets: the platform's own Bluetooth (not the simulator: readings must be real). */
-export function defaultTransport(platform: NodeJS.Platform = process.platform): "bluez" | "native" | "hci" {
-  if (platform === "linux") return "bluez";
-  return hasNativeBluetooth(platform) ? "native" : "hci";
-}
-
 /**
  * Whether an adapter in this state is to be opened again, with backoff: a serial dongle that is not up, or BlueZ
  * that could not be reached (bluetoothd away, no D-Bus); a BlueZ adapter that is powered off is followed instead.
@@ -106,18 +100,11 @@ export function reopensWhenDown(settings: TransportSettings, state: string): boo
   return false;
 }
 
-/** How problems are worded: the ble-config node gives its message catalog; without one, the key and its values. */
-let problemText: (problem: AdapterProblem) => string = (problem) => `${problem.key} ${JSON.stringify(problem.params)}`;
-
-export function setProblemText(text: (problem: AdapterProblem) => string): void {
-  problemText = text;
-}
-
 /**
  * Opens the transport and returns an un-started noble: noble initialises its bindings when the first
- * `stateChange` listener is attached. Scenario errors (simulator) throw here, before anything is opened; a serial
- * port's failure arrives later, through `events.transportProblem`. Nothing the serial port or its driver reports
- * is ever thrown.
+ * `stateChange` listener is attached. What stops a transport from opening (a missing HCI adapter, a scenario the
+ * simulator cannot use) throws a BleProblemError here, before anything is opened; a serial port's failure arrives
+ * later, through `events.transportProblem`. Nothing the serial port or its driver reports is ever thrown.
  * The transport's own problem() changes are announced through `events.problemChanged`.
  */
 export function openAdapter(settings: TransportSettings, events: AdapterEvents = {}): OpenAdapter {
@@ -126,18 +113,18 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     return { noble, simulation: null, problem, close: () => closeNoble(noble) };
   }
   if (settings.transport === "native") {
-    if (!hasNativeBluetooth()) throw new Error(problemText({ key: "native-unavailable", params: { platform: process.platform } }));
+    if (!hasNativeBluetooth()) throw new BleProblemError({ key: "native-unavailable", params: { platform: process.platform } });
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { withBindings } = require("@stoprocent/noble") as typeof import("@stoprocent/noble");
     const noble = withBindings(process.platform === "darwin" ? "mac" : "win");
     return { noble, simulation: null, close: () => closeNoble(noble) };
   }
-  // Every transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
-  installVirtualHciDriver();
+  // Every HCI transport's driver goes through our wrapper: it carries the ATT guard (src/protocol/att-guard.ts).
+  installNobleHciDriver();
   if (settings.transport === "hci") {
     // Started without its adapter, noble prints advice of its own on the console (twice per deploy); the kernel
     // already says the adapter is absent, so say that instead and leave noble unstarted (the pool checks again).
-    if (!hciAdapterPresent(settings.hciDevice)) throw new Error(missingHciAdapter(settings.hciDevice));
+    if (!hciAdapterPresent(settings.hciDevice)) throw new BleProblemError(missingHciAdapter(settings.hciDevice));
     const noble = nobleWithBindings({ deviceId: settings.hciDevice });
     return { noble, simulation: null, close: () => closeNoble(noble) };
   }
@@ -146,7 +133,7 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     let closed = false;
     const observer: SerialObserver = {
       error: (error) => {
-        if (!closed) events.transportProblem?.(problemText(serialPortProblem(settings.port, error)));
+        if (!closed) events.transportProblem?.(serialPortProblem(settings.port, error));
       },
       stopped: (whenReleased) => {
         released = whenReleased;
@@ -167,33 +154,36 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
       },
     };
   }
-  let simulation: Simulation;
+  return openPeerTransport(settings);
+}
+
+/** A transport registered by name (the simulator): its HCI peer, registered for noble's UART driver to reach. */
+function openPeerTransport(settings: Extract<TransportSettings, { transport: "simulator" }>): OpenAdapter {
+  const open = registeredTransport(settings.transport);
+  // Registered by the node layer (src/ble-config.ts); a program that uses the pool alone registers it itself.
+  if (!open) throw new BleProblemError({ key: "transport-not-registered", params: { transport: settings.transport } });
+  let opening;
   try {
-    const scenario: Scenario = settings.scenario ? loadScenarioFile(settings.scenario) : parseScenario(DEFAULT_SCENARIO, "");
-    // Each peripheral kind checks its own fields as it is built.
-    simulation = new Simulation(scenario, settings.timeScale !== undefined ? { timeScale: settings.timeScale } : {});
+    opening = open(settings);
   } catch (error) {
-    // The config node's property, so the user knows which setting to fix; never the file's path, which may come
-    // from an environment variable.
-    if (!(error instanceof ScenarioError)) throw new Error(`simScenario: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    const inFile = settings.scenario && error.field === path.resolve(settings.scenario) ? "" : `${error.field}: `;
-    throw new Error(`simScenario: ${inFile}${error.problem}`, { cause: error });
+    // The scenario's problem, in the transport's words (they name the field, never a value).
+    throw new BleProblemError({ key: "simulator-scenario", params: { detail: error instanceof Error ? error.message : String(error) } });
   }
-  // Unique across copies of this module: the registry of virtual controllers is process-wide.
-  const id = `sim-${randomUUID()}`;
-  registerVirtualController(id, simulation.controller);
-  simulation.start();
-  const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: virtualPortFor(id), baudRate: 1000000 } } });
+  // Unique across copies of this module: the registry of HCI peers is process-wide.
+  const id = `${settings.transport}-${randomUUID()}`;
+  registerHciPeer(id, opening.peer);
+  opening.start();
+  const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: hciPeerPort(id), baudRate: 1000000 } } });
   let closed = false;
   return {
     noble,
-    simulation,
+    simulation: opening.simulation,
     close: () => {
       if (closed) return Promise.resolve();
       closed = true;
       stopNoble(noble);
-      unregisterVirtualController(id);
-      simulation.close();
+      unregisterHciPeer(id);
+      opening.close();
       return Promise.resolve();
     },
   };
@@ -205,7 +195,7 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
  * unavailable Cannot lock port"), labelled with the error code that text stands for. The port's path is never part
  * of it (it may come from an environment variable): the catalog names the setting, uartPort.
  */
-export function serialPortProblem(port: string, error: Error): AdapterProblem {
+export function serialPortProblem(port: string, error: Error): BleProblem {
   const message = error.message;
   const reason = SERIAL_REASONS.find((r) => r.pattern.test(message));
   if (reason) return { key: reason.key, params: { code: reason.code } };
@@ -251,45 +241,44 @@ function hciAdapterPresent(index: number): boolean {
   return fs.existsSync(`/sys/class/bluetooth/hci${index}`);
 }
 
-function missingHciAdapter(index: number): string {
-  return problemText({ key: "hci-missing", params: { device: `hci${index}` } });
+function missingHciAdapter(index: number): BleProblem {
+  return { key: "hci-missing", params: { device: `hci${index}` } };
 }
 
 /**
  * What to tell a user whose adapter is not usable: noble only says "unsupported" or "unauthorized",
  * which is how a missing adapter, a missing capability and a busy adapter all look.
  */
-export function adapterProblem(settings: TransportSettings, state: string, transport?: OpenAdapter | null): string | null {
+export function adapterProblem(settings: TransportSettings, state: string, transport?: OpenAdapter | null): BleProblem | null {
   if (state === "poweredOn") return null;
   const own = transport?.problem?.();
-  if (own) return problemText(own);
+  if (own) return own;
   if (state === "unknown" || state === "resetting") return null;
   if (settings.transport === "bluez") {
-    if (state === "poweredOff") return problemText({ key: "bluez-powered-off", params: { adapter: settings.adapter } });
+    if (state === "poweredOff") return { key: "bluez-powered-off", params: { adapter: settings.adapter } };
     // "unsupported" before the transport has said why: its check is under way, and will call onProblem.
     return null;
   }
   if (settings.transport === "native") {
-    return problemText({ key: state === "poweredOff" ? "native-powered-off" : "native-unusable", params: { state } });
+    return { key: state === "poweredOff" ? "native-powered-off" : "native-unusable", params: { state } };
   }
   if (settings.transport === "hci") {
     const device = `hci${settings.hciDevice}`;
     if (!hciAdapterPresent(settings.hciDevice)) return missingHciAdapter(settings.hciDevice);
-    return problemText({ key: state === "poweredOff" ? "hci-down" : "hci-unusable", params: { device, state } });
+    return { key: state === "poweredOff" ? "hci-down" : "hci-unusable", params: { device, state } };
   }
   // A device path (not a Windows COM name) that is not there: the dongle is unplugged or the name is wrong.
   if (settings.transport === "uart" && path.isAbsolute(settings.port) && !fs.existsSync(settings.port)) {
-    return problemText({ key: "uart-no-such-file", params: { code: "ENOENT" } });
+    return { key: "uart-no-such-file", params: { code: "ENOENT" } };
   }
-  if (settings.transport === "uart") return problemText({ key: state === "poweredOff" ? "uart-closed" : "uart-unusable", params: { state } });
-  // The simulator's own words (test/ble asserts them without a catalog): its states are for developers.
-  return `simulator adapter is ${state}`;
+  if (settings.transport === "uart") return { key: state === "poweredOff" ? "uart-closed" : "uart-unusable", params: { state } };
+  return { key: "simulator-state", params: { state } };
 }
 
 /**
  * A serial port that opened, but whose controller never answered noble's HCI Reset. The settings are not quoted
  * (the catalog names uartPort and uartBaudRate); the parameter stays for the pool, which passes them.
  */
-export function uartNotAnswering(_settings: Extract<TransportSettings, { transport: "uart" }>): string {
-  return problemText({ key: "uart-not-answering", params: {} });
+export function uartNotAnswering(_settings: Extract<TransportSettings, { transport: "uart" }>): BleProblem {
+  return { key: "uart-not-answering", params: {} };
 }

@@ -12,13 +12,8 @@
 import type { EventEmitter } from "node:events";
 import type { MessageBus } from "dbus-next";
 import type { Noble } from "@stoprocent/noble";
+import type { BleProblem } from "./problem";
 import { withTimeout } from "./timeout";
-
-/** A problem with the adapter: a key of the ble-config catalog's `problem` group, and its substitutions. */
-export interface AdapterProblem {
-  key: string;
-  params: Record<string, string>;
-}
 
 export const DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket";
 /** How long the check of the system bus may take before the bus counts as not answering. */
@@ -57,16 +52,40 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * An error's words for a problem's `error` parameter: the system's error code or D-Bus's error name when it has one,
+ * else its message with the adapter name and the bus address replaced by the settings they come from (either may
+ * come from an environment variable, and the catalog's texts name them already).
+ */
+function errorWords(error: unknown, adapter: string): string {
+  const code = errorCode(error);
+  if (code !== "") return code;
+  const type = dbusErrorType(error);
+  if (type !== "") return type;
+  return withoutSettings(messageOf(error), adapter);
+}
+
+function withoutSettings(message: string, adapter: string): string {
+  const address = systemBusAddress();
+  // The address as a whole, and each value in it ("unix:path=/run/dbus/x,guid=…": /run/dbus/x, …), longest first.
+  const values = [address, ...address.split(/[;,]/).map((pair) => pair.slice(pair.indexOf("=") + 1))].filter((v) => v.length > 0);
+  let out = message;
+  for (const value of values.sort((a, b) => b.length - a.length)) out = out.split(value).join("DBUS_SYSTEM_BUS_ADDRESS");
+  if (adapter === "") return out;
+  const name = adapter.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return out.replace(new RegExp(`(?<![A-Za-z0-9_])${name}(?![A-Za-z0-9_])`, "g"), "bluezAdapter");
+}
+
 /** What a failure to reach or use the bus means for the user. */
-function problemOfBusError(error: unknown, adapter: string): AdapterProblem {
+function problemOfBusError(error: unknown, adapter: string): BleProblem {
   const address = systemBusAddress();
   const code = errorCode(error);
   if (code === "ENOENT" || code === "ECONNREFUSED" || code === "ENOTDIR") return { key: "bluez-no-dbus", params: { address } };
-  if (code === "EACCES" || code === "EPERM") return { key: "bluez-not-authorised", params: { adapter, detail: `no permission to open ${address}` } };
+  if (code === "EACCES" || code === "EPERM") return { key: "bluez-not-authorised", params: { adapter, detail: `no permission to open the system bus (${code})` } };
   const type = dbusErrorType(error);
   if (type === "org.freedesktop.DBus.Error.AccessDenied") return { key: "bluez-not-authorised", params: { adapter, detail: "the D-Bus policy refuses messages to org.bluez" } };
   if (type === "org.freedesktop.DBus.Error.ServiceUnknown" || type === "org.freedesktop.DBus.Error.NameHasNoOwner") return { key: "bluez-no-bluetoothd", params: {} };
-  return { key: "bluez-failed", params: { adapter, error: messageOf(error) } };
+  return { key: "bluez-failed", params: { adapter, error: errorWords(error, adapter) } };
 }
 
 /**
@@ -74,15 +93,15 @@ function problemOfBusError(error: unknown, adapter: string): AdapterProblem {
  * is there (powered or not: the binding reports the power state itself, and follows it). Bounded in time; opens
  * and closes a connection of its own.
  */
-export async function checkBluez(adapter: string): Promise<AdapterProblem | null> {
+export async function checkBluez(adapter: string): Promise<BleProblem | null> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const dbus = require("dbus-next") as typeof import("dbus-next");
   let bus: MessageBus;
   try {
     bus = dbus.systemBus();
-  } catch (error) {
-    // dbus-next refuses an address it cannot parse before it opens anything.
-    return { key: "bluez-failed", params: { adapter, error: `DBUS_SYSTEM_BUS_ADDRESS: ${messageOf(error)}` } };
+  } catch {
+    // dbus-next refuses an address it cannot parse before it opens anything (its words quote the address).
+    return { key: "bluez-failed", params: { adapter, error: "DBUS_SYSTEM_BUS_ADDRESS is not a D-Bus address" } };
   }
   let failed: (error: unknown) => void = () => undefined;
   const broken = new Promise<never>((_, reject) => {
@@ -126,7 +145,7 @@ function checkedBindingsClass(): DbusBindingsClass {
   const Base = require("@stoprocent/noble/lib/dbus/bindings") as DbusBindingsClass;
   class CheckedDbusBindings extends Base {
     private stopped = false;
-    problem: AdapterProblem | null = null;
+    problem: BleProblem | null = null;
     onProblem: () => void = () => undefined;
 
     constructor(private readonly options: { adapterId: string }) {
@@ -144,7 +163,7 @@ function checkedBindingsClass(): DbusBindingsClass {
           super.start();
           this.watchBus();
         },
-        (error: unknown) => this.fail({ key: "bluez-failed", params: { adapter: this.options.adapterId, error: messageOf(error) } }),
+        (error: unknown) => this.fail({ key: "bluez-failed", params: { adapter: this.options.adapterId, error: errorWords(error, this.options.adapterId) } }),
       );
     }
 
@@ -153,7 +172,7 @@ function checkedBindingsClass(): DbusBindingsClass {
       super.stop();
     }
 
-    private fail(problem: AdapterProblem): void {
+    private fail(problem: BleProblem): void {
       if (this.stopped) return;
       this.problem = problem;
       this.onProblem();
@@ -191,13 +210,13 @@ function checkedBindingsClass(): DbusBindingsClass {
 export interface BluezNoble {
   noble: Noble;
   /** What the pre-start check or the bus watch found wrong, or null. */
-  problem(): AdapterProblem | null;
+  problem(): BleProblem | null;
 }
 
 /** An un-started noble on BlueZ adapter `adapter`; `onProblem` is called when problem() changes. */
 export function bluezNoble(adapter: string, onProblem: () => void): BluezNoble {
   const Bindings = checkedBindingsClass();
-  const bindings = new Bindings({ adapterId: adapter }) as DbusBindings & { problem: AdapterProblem | null; onProblem: () => void };
+  const bindings = new Bindings({ adapterId: adapter }) as DbusBindings & { problem: BleProblem | null; onProblem: () => void };
   bindings.onProblem = onProblem;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const NobleCtor = require("@stoprocent/noble/lib/noble") as NobleClass;

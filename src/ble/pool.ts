@@ -12,10 +12,10 @@ import { EventEmitter } from "node:events";
 import type { Noble, Peripheral } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
 import { HCI_CONNECTION_TIMEOUT } from "../protocol/h4";
-import { adapterKey, describeTransport, openAdapter, type OpenAdapter, type TransportSettings } from "./adapter";
+import { adapterKey, describeTransport, openAdapter, type AdapterDescription, type OpenAdapter, type TransportSettings } from "./adapter";
 import { DeviceLink, type BackoffPolicy } from "./device-link";
 import { LeaseImpl, type Lease, type LeaseOptions, type LeaseState } from "./lease";
-import { problemOf, type BleProblem } from "./problem";
+import { BleProblemError, problemOf, type BleProblem } from "./problem";
 import { infoOf, matches, sameSelector, type PeripheralInfo } from "./selector";
 import { uuidFromNoble } from "../protocol/uuid";
 import { closeLink, openSession, type Session } from "./session";
@@ -68,7 +68,7 @@ export interface AdapterDeps {
 /** One adapter: its transport (./transport-life.ts), its scanner, its connection queue and its peripherals. */
 export class BleAdapter extends EventEmitter {
   readonly key: string;
-  readonly description: string;
+  readonly description: AdapterDescription;
   private readonly transport: TransportLife;
   private readonly entries = new Set<DeviceLink>();
   private readonly leases = new Set<LeaseImpl>();
@@ -131,8 +131,8 @@ export class BleAdapter extends EventEmitter {
     return this.transport.state;
   }
 
-  /** A sentence for the user when the adapter is not usable, else null. */
-  get problem(): string | null {
+  /** Why the adapter is not usable, else null. */
+  get problem(): BleProblem | null {
     return this.transport.problem;
   }
 
@@ -191,7 +191,7 @@ export class BleAdapter extends EventEmitter {
   }
 
   private broadcastAdapterState(): void {
-    const state: LeaseState = { state: "adapter", problem: this.transport.problemCode };
+    const state: LeaseState = { state: "adapter", problem: this.transport.problem };
     for (const l of this.leases) l.setState(state);
   }
 
@@ -231,10 +231,10 @@ export class BleAdapter extends EventEmitter {
   /** Scan for a bounded time, reporting every peripheral seen (for the editor's Scan button). */
   async scan(durationMs: number): Promise<PeripheralInfo[]> {
     // A closed adapter must not be reopened by ensureOpen(): it is out of the registry and nobody would close it.
-    if (this.closing) throw new Error(`${this.description} is closed`);
+    if (this.closing) throw new BleProblemError({ key: "adapter-closed", params: {} });
     this.transport.ensureOpen();
     // `problem` is null while noble's state is still unknown, and set at once when the transport failed to open.
-    if (this.problem) throw new Error(this.problem);
+    if (this.problem) throw new BleProblemError(this.problem);
     const seen = new Map<string, PeripheralInfo>();
     const listener = (p: Peripheral): void => {
       seen.set(p.address.toLowerCase(), infoOf(p));
@@ -245,7 +245,7 @@ export class BleAdapter extends EventEmitter {
     this.scanListeners.delete(listener);
     this.updateScanning();
     // An adapter that failed while scanning (or never powered on) found nothing: say why rather than "no devices".
-    if (this.problem) throw new Error(this.problem);
+    if (this.problem) throw new BleProblemError(this.problem);
     for (const e of this.entries) if (e.peripheral) seen.set(e.peripheral.address.toLowerCase(), infoOf(e.peripheral));
     return [...seen.values()];
   }

@@ -9,6 +9,10 @@ import type { Timer, Timers } from "../protocol/clock";
 import { adapterProblem, reopensWhenDown, uartNotAnswering, type AdapterEvents, type OpenAdapter, type TransportSettings } from "./adapter";
 import { problemOf, type BleProblem } from "./problem";
 
+function sameProblem(a: BleProblem, b: BleProblem): boolean {
+  return a.key === b.key && JSON.stringify(a.params) === JSON.stringify(b.params);
+}
+
 export type OpenTransport = (settings: TransportSettings, events?: AdapterEvents) => OpenAdapter;
 
 export interface ReopenPolicy {
@@ -37,9 +41,9 @@ export class TransportLife {
   /** A uart adapter between opening its port and its first poweredOn: noble's "poweredOff" then only means "starting". */
   private starting = false;
   /** Why the current start of the transport failed, reported by the transport itself (the serial port's open). */
-  private attemptProblem: string | null = null;
+  private attemptProblem: BleProblem | null = null;
   /** Why the last start failed, shown while the next one runs; cleared once the adapter is up. */
-  private startProblem: string | null = null;
+  private startProblem: BleProblem | null = null;
   private reopenTimer: Timer | null = null;
   private reopenAttempt = 0;
   /** A reopen waiting for the old transport to let go of its device. */
@@ -71,19 +75,11 @@ export class TransportLife {
     return this.openError ? "error" : this.adapterState;
   }
 
-  /** A sentence for the user when the adapter is not usable, else null. */
-  get problem(): string | null {
-    if (this.openError) return this.openError.message;
+  /** Why the adapter is not usable (a reason code the node layer words), else null. */
+  get problem(): BleProblem | null {
+    if (this.openError) return problemOf(this.openError);
     if (this.adapterState === "unknown" && this.startProblem) return this.startProblem;
     return adapterProblem(this.settings, this.adapterState, this.opened);
-  }
-
-  /** The problem as a reason code (the node layer words it). */
-  get problemCode(): BleProblem | null {
-    if (this.openError) return problemOf(this.openError);
-    // The transport words its own problems today (adapter.ts): carried as they are until it reports codes.
-    const text = this.problem;
-    return text === null ? null : problemOf(new Error(text));
   }
 
   /** Open lazily, on the first use. Scenario errors surface here as openError. */
@@ -143,10 +139,10 @@ export class TransportLife {
   }
 
   /** The serial port failed while the adapter was starting: show why, rather than waiting for a timeout. */
-  private onTransportProblem(problem: string): void {
+  private onTransportProblem(problem: BleProblem): void {
     if (!this.starting) return;
     this.attemptProblem = problem;
-    if (this.startProblem === problem) return;
+    if (this.startProblem && sameProblem(this.startProblem, problem)) return;
     this.startProblem = problem;
     this.events.problemChanged();
   }

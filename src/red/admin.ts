@@ -8,9 +8,8 @@ import * as path from "node:path";
 import type { NodeAPI } from "node-red";
 import type { NextFunction, Request, Response } from "express";
 import { acquireAdapter, DEFAULT_POLICY, normalizeUuid, type BleAdapter, type PeripheralInfo } from "../ble/pool";
-import { locateUartDriver } from "../sim/hci-driver";
-import { transportSettings, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
-import { PropertyError } from "./properties";
+import { locateUartDriver } from "../ble/noble-driver";
+import { bleTexts, transportSettings, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
 
 export const SCAN_PATH = "/ble-instruments/scan";
 export const SERIAL_PORTS_PATH = "/ble-instruments/serial-ports";
@@ -151,15 +150,16 @@ function redact(message: string, substitutions: readonly Substitution[]): string
   return out;
 }
 
+/** Any error in the ble-config catalog's words (the BLE layer's problems, property errors), else its message. */
+type ErrorText = (error: unknown) => string;
+
 /** Runs `scan` on the adapter the request names, holding it open meanwhile when it is a temporary one. */
-async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
+async function scanOn(RED: NodeAPI, errorText: ErrorText, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
   // Not deployed, the node belongs to no flow yet: its "${NAME}" can only mean the process's environment.
   const fromQuery = settingsFromQuery(query, (name) => process.env[name]);
   if (fromQuery) {
     const { def, substitutions } = fromQuery;
-    // Property errors in the ble-config node's words (this module is registered by it, so RED._ is its catalog's).
-    const message = (error: unknown): string =>
-      redact(error instanceof PropertyError ? RED._(`ble-config.errors.${error.key}`, error.params) : error instanceof Error ? error.message : String(error), substitutions);
+    const message = (error: unknown): string => redact(errorText(error), substitutions);
     let settings;
     try {
       settings = transportSettings(def);
@@ -183,12 +183,16 @@ async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<P
     throw new HttpError(404, "no deployed ble-config node has this config id: deploy it first, or pass its transport settings");
   }
   if (!node.adapter) throw new HttpError(400, node.configError ?? "the ble-config node has no adapter");
-  return node.adapter.scan(durationMs);
+  try {
+    return await node.adapter.scan(durationMs);
+  } catch (error) {
+    throw new HttpError(503, errorText(error));
+  }
 }
 
-function sendError(res: Response, error: unknown): void {
-  const status = error instanceof HttpError ? error.status : 503;
-  res.status(status).json({ error: error instanceof Error ? error.message : String(error) });
+function sendError(res: Response, error: unknown, errorText: ErrorText): void {
+  if (error instanceof HttpError) res.status(error.status).json({ error: error.message });
+  else res.status(503).json({ error: errorText(error) });
 }
 
 /** serialport's list(), from the very copy the UART driver of @stoprocent/bluetooth-hci-socket loads. */
@@ -227,6 +231,8 @@ function devSerialPorts(): SerialPortInfo[] {
 
 export function registerAdminEndpoints(RED: NodeAPI): void {
   let running = 0;
+  // This module is registered by the ble-config node, so RED._ reads its catalog.
+  const errorText = bleTexts(RED).error;
 
   const mayRead = RED.auth.needsPermission("ble-config.read");
   const mayWrite = RED.auth.needsPermission("ble-config.write");
@@ -242,16 +248,16 @@ export function registerAdminEndpoints(RED: NodeAPI): void {
       seconds = parseScanSeconds(queryString(query, "seconds"));
       filter = parseFilter(query);
     } catch (error) {
-      sendError(res, error);
+      sendError(res, error, errorText);
       return;
     }
     if (running >= MAX_CONCURRENT_SCANS) {
-      sendError(res, new HttpError(429, `${MAX_CONCURRENT_SCANS} scans are already running; try again when they end`));
+      sendError(res, new HttpError(429, `${MAX_CONCURRENT_SCANS} scans are already running; try again when they end`), errorText);
       return;
     }
     running++;
     // Asynchronous throughout: the scan waits on a timer, so flows keep running while it lasts.
-    scanOn(RED, query, seconds * 1000)
+    scanOn(RED, errorText, query, seconds * 1000)
       .then((found) => {
         const results: ScanResult[] = found
           .filter((p) => matchesFilter(p, filter))
@@ -259,7 +265,7 @@ export function registerAdminEndpoints(RED: NodeAPI): void {
           .map((p) => ({ name: p.name, address: p.address, addressType: p.addressType, rssi: p.rssi, services: p.serviceUuids }));
         res.json(results);
       })
-      .catch((error: unknown) => sendError(res, error))
+      .catch((error: unknown) => sendError(res, error, errorText))
       .finally(() => running--);
   });
 

@@ -1,10 +1,14 @@
-/** What device nodes see of a ble-config node, and how its editor properties become adapter settings. */
+/**
+ * What device nodes see of a ble-config node, how its editor properties become adapter settings, and how what the
+ * BLE layer reports (reason codes) is worded with the ble-config catalog.
+ */
 import type { Node, NodeAPI, NodeDef } from "node-red";
-import { defaultTransport, hasNativeBluetooth, type TransportSettings } from "../ble/adapter";
+import { hasNativeBluetooth, type AdapterDescription, type TransportSettings } from "../ble/adapter";
 import { isAdapterName } from "../ble/bluez";
 import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
+import { problemOf } from "../ble/problem";
 import { intProperty, numberProperty, PropertyError, stringProperty } from "./properties";
-import type { Translate } from "./status";
+import { problemText, type Translate } from "./status";
 
 export interface BleConfigDef extends NodeDef {
   transport?: string;
@@ -21,6 +25,24 @@ export interface BleConfigDef extends NodeDef {
   connectTimeout?: string | number;
   reconnectDelay?: string | number;
   gattTimeout?: string | number;
+}
+
+/**
+ * The ble-config catalog's words for what the BLE layer reports beyond the problems (red/status.ts problemText):
+ * its adapters' names, and any error (a problem, a property error of the ble-config node, else its message). `RED`
+ * is the ble-config node's: its catalog is the one `RED._` reads.
+ */
+export function bleTexts(RED: NodeAPI): { adapter(description: AdapterDescription): string; error(error: unknown): string } {
+  return {
+    adapter: (d) => RED._(`ble-config.adapter.${d.key}`, d.params),
+    error: (error) => (error instanceof PropertyError ? RED._(`ble-config.errors.${error.key}`, error.params) : problemText(problemOf(error))),
+  };
+}
+
+/** The transport a new ble-config gets: the platform's own Bluetooth (not the simulator: readings must be real). */
+export function defaultTransport(platform: NodeJS.Platform = process.platform): "bluez" | "native" | "hci" {
+  if (platform === "linux") return "bluez";
+  return hasNativeBluetooth(platform) ? "native" : "hci";
 }
 
 export interface BleConfigNode extends Node {

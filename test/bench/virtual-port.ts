@@ -13,7 +13,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { VirtualController } from "../../src/sim/controller";
 
-type DriverModule = typeof import("../../src/sim/hci-driver");
+type DriverModule = typeof import("../../src/ble/noble-driver");
+type PeerModule = typeof import("../../src/ble/hci-peer");
 type AttGuardModule = typeof import("../../src/protocol/att-guard");
 type AttMtuModule = typeof import("../../src/protocol/att-mtu");
 type AdvertisingGuardModule = typeof import("../../src/protocol/advertising-guard");
@@ -38,15 +39,14 @@ export interface HciPeer extends EventEmitter {
 
 /** Installs the driver wrapper (idempotent), registers `peer` as `id`, and returns the UART port that reaches it. */
 export function attachPeer(id: string, peer: HciPeer | VirtualController): string {
-  const driver = built<DriverModule>("sim/hci-driver.js");
-  driver.installVirtualHciDriver();
-  // The registry is typed for the simulator's controller, of which the wrapper uses exactly HciPeer's members.
-  driver.registerVirtualController(id, peer as VirtualController);
-  return driver.virtualPortFor(id);
+  built<DriverModule>("ble/noble-driver.js").installNobleHciDriver();
+  const peers = built<PeerModule>("ble/hci-peer.js");
+  peers.registerHciPeer(id, peer);
+  return peers.hciPeerPort(id);
 }
 
 export function detachPeer(id: string): void {
-  built<DriverModule>("sim/hci-driver.js").unregisterVirtualController(id);
+  built<PeerModule>("ble/hci-peer.js").unregisterHciPeer(id);
 }
 
 /**

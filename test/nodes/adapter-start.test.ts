@@ -14,7 +14,7 @@ import heartRateNode = require("../../src/heart-rate");
 import { serialPortProblem } from "../../src/ble/adapter";
 import { acquireAdapter, DEFAULT_POLICY, openAdapterCount } from "../../src/ble/pool";
 import type { VirtualController } from "../../src/sim/controller";
-import { locateUartDriver } from "../../src/sim/hci-driver";
+import { locateUartDriver } from "../../src/ble/noble-driver";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
 import { watchEscapes } from "../support/escapes";

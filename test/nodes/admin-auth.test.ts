@@ -192,6 +192,15 @@ describe("admin endpoints under Node-RED adminAuth (a real Node-RED process)", f
     });
   }
 
+  it("gives the editor the runtime's platform and the transport a new ble-config gets there (its settings)", async () => {
+    const { status, body } = await get("/settings", {}, "admin");
+    assert.equal(status, 200);
+    const settings = body as { bleConfigPlatform?: unknown; bleConfigDefaultTransport?: unknown };
+    assert.equal(settings.bleConfigPlatform, process.platform);
+    // The one default of the runtime (a node saved without a transport gets it too), not a copy in the editor.
+    assert.equal(settings.bleConfigDefaultTransport, process.platform === "linux" ? "bluez" : process.platform === "darwin" || process.platform === "win32" ? "native" : "hci");
+  });
+
   it("runs Node-RED with admin authentication on: a credentials login, and its own /flows refused without a token", async () => {
     const login = await fetch(`${red.url}/auth/login`);
     assert.equal(login.status, 200);

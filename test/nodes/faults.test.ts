@@ -18,7 +18,7 @@ import { openAdapterCount } from "../../src/ble/pool";
 import { AttError, AttOpcode } from "../../src/protocol/att";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { VirtualController } from "../../src/sim/controller";
-import { virtualControllerCount } from "../../src/sim/hci-driver";
+import { hciPeerCount } from "../../src/ble/hci-peer";
 import { GattPeripheral } from "../../src/sim/peripheral";
 import { generateFileContent, NusYmodemPeripheral } from "../../src/sim/peripherals/nus-ymodem";
 import { openVirtualSerialPort } from "../../src/sim/pty";
@@ -538,7 +538,7 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
 
     function assertNothingLeft(base: { sigint: number; exit: number }): void {
       assert.equal(openAdapterCount(), 0, "no adapter open");
-      assert.equal(virtualControllerCount(), 0, "no simulator registered");
+      assert.equal(hciPeerCount(), 0, "no simulator registered");
       assert.equal(process.listenerCount("SIGINT"), base.sigint, "SIGINT listeners back to baseline");
       assert.equal(process.listenerCount("exit"), base.exit, "exit listeners back to baseline");
     }

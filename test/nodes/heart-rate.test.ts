@@ -6,7 +6,7 @@ import type { NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import { openAdapterCount } from "../../src/ble/pool";
-import { virtualControllerCount } from "../../src/sim/hci-driver";
+import { hciPeerCount } from "../../src/ble/hci-peer";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
@@ -273,7 +273,7 @@ describe("heart-rate node (Node-RED runtime + simulator through noble)", functio
     assert.equal(openAdapterCount(), 1, "one adapter for the one config node of the last deploy");
     await helper.unload();
     assert.equal(openAdapterCount(), 0);
-    assert.equal(virtualControllerCount(), 0, "every simulator is unregistered");
+    assert.equal(hciPeerCount(), 0, "every simulator is unregistered");
     assert.equal(process.listenerCount("SIGINT"), baseline.sigint, "noble's SIGINT handlers are removed");
     assert.equal(process.listenerCount("exit"), baseline.exit, "noble's exit handlers are removed");
     const after = resourceCounts();

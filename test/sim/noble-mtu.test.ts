@@ -9,8 +9,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { BleAdapter, DEFAULT_POLICY, type DeviceSession, type Lease } from "../../src/ble/pool";
+import { registerTransport } from "../../src/ble/transports";
 import type { GattPeripheral } from "../../src/sim/peripheral";
 import { HIOKI_COMMAND_CHARACTERISTIC, HIOKI_COMMAND_SERVICE, type HiokiDt4261Peripheral } from "../../src/sim/peripherals/hioki-dt4261";
+import { openSimulator } from "../../src/sim/transport";
+
+// The pool alone, without a ble-config node: the simulator transport is registered as that node registers it.
+registerTransport("simulator", openSimulator);
 
 const HR = "d8:75:ba:00:00:31";
 const METER = "a4:9e:69:00:00:31";

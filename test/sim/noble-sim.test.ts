@@ -10,7 +10,8 @@ import { withBindings, type Characteristic, type Noble, type Peripheral } from "
 import * as h4 from "../../src/protocol/h4";
 import { ScaledClock } from "../../src/sim/clock";
 import { VirtualController } from "../../src/sim/controller";
-import { installVirtualHciDriver, locateUartDriver, registerVirtualController, unregisterVirtualController, virtualPortFor } from "../../src/sim/hci-driver";
+import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "../../src/ble/hci-peer";
+import { installNobleHciDriver, locateUartDriver } from "../../src/ble/noble-driver";
 import { openVirtualSerialPort, type VirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_LINK, type LinkSettings } from "../../src/sim/types";
 import { FakePeripheral } from "../support/fake-peripheral";
@@ -88,10 +89,10 @@ describe("sim: noble against the virtual controller", function () {
   }
 
   function inProcess(): Noble {
-    installVirtualHciDriver();
+    installNobleHciDriver();
     id = `noble-sim-${nextId++}`;
-    registerVirtualController(id, controller);
-    noble = nobleOn(virtualPortFor(id));
+    registerHciPeer(id, controller);
+    noble = nobleOn(hciPeerPort(id));
     return noble;
   }
 
@@ -102,7 +103,7 @@ describe("sim: noble against the virtual controller", function () {
     noble = undefined;
     await port?.close();
     port = undefined;
-    if (id) unregisterVirtualController(id);
+    if (id) unregisterHciPeer(id);
     id = undefined;
     controller.close();
   });
@@ -222,8 +223,8 @@ describe("sim: noble against the virtual controller", function () {
 
     it("an unregistered virtual port leaves noble 'unsupported' instead of crashing", async () => {
       simulate();
-      installVirtualHciDriver();
-      noble = nobleOn(virtualPortFor("nobody-registered-this"));
+      installNobleHciDriver();
+      noble = nobleOn(hciPeerPort("nobody-registered-this"));
       // noble prints advice for real adapters on 'unsupported'; keep the test output clean.
       const log = console.log;
       console.log = () => undefined;
@@ -240,7 +241,7 @@ describe("sim: noble against the virtual controller", function () {
     it("survives the driver's own Reset, then discovers, connects, subscribes, streams and disconnects", async () => {
       simulate({ dataLength: 27, pdusPerEvent: 6 });
       // Installed, yet a real port name must still reach the original UART driver.
-      installVirtualHciDriver();
+      installNobleHciDriver();
       port = await openVirtualSerialPort(controller);
       assert.match(port.path, /^\/dev\//);
       const n = nobleOn(port.path);
@@ -277,7 +278,7 @@ describe("sim: noble against the virtual controller", function () {
       simulate();
       fs.writeFileSync(path.join(dir, "index.js"), "module.exports = require('./lib/uart.js');\n");
       assert.throws(() => locateUartDriver(dir), /@stoprocent\/bluetooth-hci-socket layout changed: .*lib\/uart\.js does not exist/);
-      assert.throws(() => installVirtualHciDriver(dir), /layout changed/);
+      assert.throws(() => installNobleHciDriver(dir), /layout changed/);
     });
 
     it("fails loudly when index.js no longer loads ./lib/uart.js", () => {

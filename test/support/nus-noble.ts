@@ -5,7 +5,8 @@
  * wait for the node.
  */
 import { withBindings, type Characteristic, type Noble, type Peripheral } from "@stoprocent/noble";
-import { installVirtualHciDriver, registerVirtualController, unregisterVirtualController, virtualPortFor } from "../../src/sim/hci-driver";
+import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "../../src/ble/hci-peer";
+import { installNobleHciDriver } from "../../src/ble/noble-driver";
 import type { Simulation } from "../../src/sim/scenario";
 import type { SimClock, SimTimer } from "../../src/sim/types";
 import { YmodemReceiver, type YmodemError, type YmodemEvent, type YmodemReceiverOptions } from "../../src/protocol/ymodem";
@@ -24,16 +25,16 @@ export interface SimNoble {
 
 /** A noble instance talking HCI to the simulation's virtual controller, in process. */
 export function nobleFor(sim: Simulation): SimNoble {
-  installVirtualHciDriver();
+  installNobleHciDriver();
   const id = `nus-ymodem-test-${process.pid}-${nextId++}`;
-  registerVirtualController(id, sim.controller);
-  const noble = withBindings("hci", { hciDriver: "uart", bindParams: { uart: { port: virtualPortFor(id), baudRate: 1000000 } } });
+  registerHciPeer(id, sim.controller);
+  const noble = withBindings("hci", { hciDriver: "uart", bindParams: { uart: { port: hciPeerPort(id), baudRate: 1000000 } } });
   return {
     noble,
     dispose() {
       noble.stop();
       noble.removeAllListeners();
-      unregisterVirtualController(id);
+      unregisterHciPeer(id);
     },
   };
 }

@@ -1,58 +1,30 @@
 /**
- * How noble reaches a virtual controller in process. noble offers no option that takes a custom socket, but the
- * UART driver of @stoprocent/bluetooth-hci-socket is loaded lazily (`require('./lib/uart.js')` in its index.js),
- * so replacing that module's exports in Node's module cache before noble starts lets a port named
- * `virtual:<id>` reach the controller registered under <id>. Every other port goes to the original UART driver,
- * so real serial controllers keep working in the same process.
+ * The HCI driver noble uses, wrapped: noble's HCI stack (lib/hci-socket) loads the UART driver of
+ * @stoprocent/bluetooth-hci-socket lazily (`require('./lib/uart.js')` in its index.js), and the Linux socket driver
+ * beside it, so replacing those modules' exports in Node's module cache before noble starts puts this wrapper under
+ * every HCI adapter. It protects real radios and in-process peers alike:
+ * - ATT PDUs that would crash noble's parser never reach it, advertising reports it would drop are repaired, and the
+ *   server's answer to Exchange MTU reaches noble as the link's agreed MTU (src/protocol/att-*.ts);
+ * - a serial port's failures are reported to the adapter's opener (a SerialObserver), never thrown, and a stopped
+ *   port is released (closed, or its pending open awaited) instead of being left to end the process;
+ * - a UART port named `hciPeerPort(id)` reaches the HCI peer registered as `id` (src/ble/hci-peer.ts) in this
+ *   process; every other port goes to the original UART driver, so real serial controllers work in the same process.
  */
 import { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
-import type { VirtualController } from "./controller";
 import { guardAdvertisingReport } from "../protocol/advertising-guard";
 import { AttGuard } from "../protocol/att-guard";
 import { AttMtuAgreement } from "../protocol/att-mtu";
 import { OP, buildCommand } from "../protocol/h4";
+import { hciPeer, hciPeerIdOf, type HciPeer } from "./hci-peer";
 
-const PORT_PREFIX = "virtual:";
-
-/**
- * Shared through globalThis: the built package (nodes/) and its TypeScript sources (tests) may both be loaded in
- * one process, and the driver installed by either must find controllers registered by the other.
- */
-const REGISTRY_KEY = Symbol.for("@ble-instruments/node-red-ble-instruments/virtual-hci-controllers");
 const INSTALLED_MARK = Symbol.for("@ble-instruments/node-red-ble-instruments/virtual-hci-driver");
-
-function registry(): Map<string, VirtualController> {
-  const holder = globalThis as { [REGISTRY_KEY]?: Map<string, VirtualController> };
-  holder[REGISTRY_KEY] ??= new Map();
-  return holder[REGISTRY_KEY];
-}
-
-/** Makes `controller` reachable as the UART port `virtualPortFor(id)`. Replaces an earlier registration. */
-export function registerVirtualController(id: string, controller: VirtualController): void {
-  if (id.length === 0) throw new Error("a virtual controller id must not be empty");
-  registry().set(id, controller);
-}
-
-export function unregisterVirtualController(id: string): void {
-  registry().delete(id);
-}
-
-/** Controllers reachable right now (a leak test checks that closed adapters unregister theirs). */
-export function virtualControllerCount(): number {
-  return registry().size;
-}
-
-/** The `bindParams.uart.port` value that selects the controller registered as `id`. */
-export function virtualPortFor(id: string): string {
-  return `${PORT_PREFIX}${id}`;
-}
 
 /**
  * Key of an optional SerialObserver in `bindParams.uart` (a symbol: the UART driver reads only the fields it knows).
- * Shared through the symbol registry, like the controller registry, between the built package and its sources.
+ * Shared through the symbol registry, like the HCI peer registry, between the built package and its sources.
  */
 export const SERIAL_OBSERVER = Symbol.for("@ble-instruments/node-red-ble-instruments/serial-observer");
 
@@ -146,7 +118,7 @@ type HciDriverClass = new (...args: unknown[]) => HciDriver;
 
 function layoutChanged(detail: string): Error {
   return new Error(
-    `the @stoprocent/bluetooth-hci-socket layout changed: ${detail}. The virtual BLE controller replaces that package's ` +
+    `the @stoprocent/bluetooth-hci-socket layout changed: ${detail}. The BLE layer wraps that package's ` +
       `lazily loaded UART driver (lib/uart.js); check the installed version against the range in package.json.`,
   );
 }
@@ -185,13 +157,13 @@ export function locateUartDriver(packageDir?: string): string {
 }
 
 /**
- * Installs the virtual-aware UART driver (idempotent). Call before noble starts its HCI bindings
- * (`withBindings('hci', { hciDriver: 'uart', bindParams: { uart: { port: virtualPortFor(id), baudRate } } })`).
+ * Installs the wrapper (idempotent). Call before noble starts its HCI bindings (`withBindings('hci', …)`; for an HCI
+ * peer `{ hciDriver: 'uart', bindParams: { uart: { port: hciPeerPort(id), baudRate } } }`).
  */
-export function installVirtualHciDriver(packageDir?: string): void {
+export function installNobleHciDriver(packageDir?: string): void {
   const uart = locateUartDriver(packageDir);
   wrapDriverModule(uart);
-  // The Linux socket driver gets the same wrapper for its ATT guard (it never sees a virtual port). Where the
+  // The Linux socket driver gets the same wrapper for its ATT guard (it never sees a peer port). Where the
   // platform has no native driver (it is loaded only on Linux), there is nothing to wrap.
   const native = path.join(path.dirname(uart), "native.js");
   if (process.platform === "linux" && fs.existsSync(native)) wrapDriverModule(native);
@@ -204,7 +176,7 @@ function wrapDriverModule(driverPath: string): void {
   if ((current as { [INSTALLED_MARK]?: true })[INSTALLED_MARK]) return;
   const cached = load.cache[driverPath];
   if (!cached) throw layoutChanged(`${driverPath} is not in Node's module cache after loading it`);
-  cached.exports = virtualAwareDriver(current as HciDriverClass);
+  cached.exports = wrappedDriver(current as HciDriverClass);
 }
 
 function portOf(params: unknown): string | undefined {
@@ -219,17 +191,18 @@ function portOf(params: unknown): string | undefined {
   return process.env.BLUETOOTH_HCI_SOCKET_UART_PORT;
 }
 
-function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
-  class VirtualAwareHciDriver extends EventEmitter implements HciDriver {
+function wrappedDriver(Original: HciDriverClass): HciDriverClass {
+  class WrappedHciDriver extends EventEmitter implements HciDriver {
     private readonly ctorArgs: unknown[];
     /** The original driver (UART or native socket), for real adapters. */
     private inner?: HciDriver;
-    private controller?: VirtualController;
+    /** The in-process peer, for a port named hciPeerPort(id). */
+    private peer?: HciPeer;
     private observer?: SerialObserver;
     private up = false;
     /**
      * ATT PDUs that would crash noble's parser never reach it, and advertising reports it would drop are repaired,
-     * from real radios and the simulator alike. The server's answer to Exchange MTU reaches noble as the link's
+     * from real radios and in-process peers alike. The server's answer to Exchange MTU reaches noble as the link's
      * agreed MTU, min(noble's request, the answer): noble 2.8 takes the answer as the MTU it reads and writes with.
      */
     private readonly guard = new AttGuard((reason) => process.emitWarning(`BLE: ${reason}`, { code: "BLE_MALFORMED_ATT" }), new AttMtuAgreement());
@@ -241,7 +214,7 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
     private readonly onPacket = (packet: Buffer) => {
       if (this.up) this.deliver(packet);
     };
-    private readonly onControllerClose = () => {
+    private readonly onPeerClose = () => {
       if (!this.up) return;
       this.up = false;
       this.emit("state", false);
@@ -262,11 +235,11 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
 
     private bind(devId: unknown, params: unknown, mode: string): void {
       const port = portOf(params);
-      if (port?.startsWith(PORT_PREFIX)) {
-        const id = port.slice(PORT_PREFIX.length);
-        const controller = registry().get(id);
-        if (!controller) throw new Error(`no virtual BLE controller is registered as "${id}"`);
-        this.controller = controller;
+      const id = port === undefined ? undefined : hciPeerIdOf(port);
+      if (id !== undefined) {
+        const peer = hciPeer(id);
+        if (!peer) throw new Error(`no HCI peer is registered as "${id}"`);
+        this.peer = peer;
         return;
       }
       this.observer = observerOf(params) ?? this.observer;
@@ -292,13 +265,13 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
 
     start(): void {
       if (this.inner) return this.inner.start();
-      const controller = this.controller;
-      if (!controller) throw new Error("virtual HCI driver started before bindRaw/bindUser");
+      const peer = this.peer;
+      if (!peer) throw new Error("HCI peer driver started before bindRaw/bindUser");
       if (this.up) return;
-      if (controller.isClosed) return;
+      if (peer.isClosed) return;
       this.up = true;
-      controller.on("h4", this.onPacket);
-      controller.on("close", this.onControllerClose);
+      peer.on("h4", this.onPacket);
+      peer.on("close", this.onPeerClose);
     }
 
     stop(): void {
@@ -313,8 +286,8 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
         return;
       }
       this.up = false;
-      this.controller?.off("h4", this.onPacket);
-      this.controller?.off("close", this.onControllerClose);
+      this.peer?.off("h4", this.onPacket);
+      this.peer?.off("close", this.onPeerClose);
     }
 
     setFilter(filter: Buffer): void {
@@ -324,7 +297,7 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
     write(data: Buffer): void {
       this.guard.fromHost(data);
       if (this.inner) return this.inner.write(data);
-      if (this.up) this.controller?.write(data);
+      if (this.up) this.peer?.write(data);
     }
 
     isDevUp(): boolean {
@@ -334,13 +307,13 @@ function virtualAwareDriver(Original: HciDriverClass): HciDriverClass {
 
     reset(): void {
       if (this.inner) return this.inner.reset?.();
-      if (this.up) this.controller?.write(buildCommand(OP.RESET));
+      if (this.up) this.peer?.write(buildCommand(OP.RESET));
     }
 
     getDeviceList(): unknown {
       return (this.inner ?? new Original(...this.ctorArgs)).getDeviceList?.();
     }
   }
-  Object.defineProperty(VirtualAwareHciDriver, INSTALLED_MARK, { value: true });
-  return VirtualAwareHciDriver;
+  Object.defineProperty(WrappedHciDriver, INSTALLED_MARK, { value: true });
+  return WrappedHciDriver;
 }
