@@ -579,7 +579,7 @@ describe("connection pool (fake noble, manual clock)", () => {
       // onDisconnected, like every lease callback, comes on a later microtask.
       await settled();
       assert.equal(u.disconnects, 1);
-      assert.deepEqual(u.state, { state: "adapter", problem: { key: "simulator-state", params: { state: "poweredOff" } } });
+      assert.deepEqual(u.state, { state: "adapter", text: "simulator adapter is poweredOff", error: true });
       h.noble.setState("poweredOn");
       await u.waitFor(is("connected"));
       assert.equal(u.sessions.length, 2);
