@@ -20,6 +20,7 @@ import { DeviceTurns } from "./red/device-turns";
 import { removeTemps, saveDirectory, saveFile } from "./red/file-save";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
+import { describeYmodemError } from "./red/ymodem-text";
 
 const DEFAULT_DEVICE_NAME = "mpy-nus";
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
@@ -111,7 +112,7 @@ function describeFailure(failure: DownloadFailure, t: Translate): string {
   const cause = failure.cause;
   let error: string;
   if (cause instanceof DownloadError) error = t(`errors.${cause.key}`, { device, ...cause.params });
-  else if (cause instanceof YmodemError) error = cause.message;
+  else if (cause instanceof YmodemError) error = describeYmodemError(cause, t);
   else error = cause.message; // the BLE layer's own text (an adapter problem) or the operating system's
   if (failure.where === "in-cause") return t("errors.failed-on", { device, error });
   const where = failure.where ? t("errors.where-file", failure.where) : t("errors.where-none");
