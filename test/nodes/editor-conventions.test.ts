@@ -55,7 +55,7 @@ describe("editor conventions at runtime (env addresses, status dots)", function 
   });
 
   it("has every message the editor's shared script uses in the ble-config catalog", () => {
-    const html = fs.readFileSync(path.join(__dirname, "..", "..", "nodes", "ble-config.html"), "utf8");
+    const html = ["nodes/ble-config.html", "resources/ble-instruments-editor.js"].map((f) => fs.readFileSync(path.join(__dirname, "..", "..", f), "utf8")).join("\n");
     const catalog = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "nodes", "locales", "en-US", "ble-config.json"), "utf8")) as {
       "ble-config": Record<string, Record<string, string>>;
     };
@@ -68,6 +68,24 @@ describe("editor conventions at runtime (env addresses, status dots)", function 
       const [group, name] = key.split(".");
       assert.equal(typeof catalog["ble-config"][group]?.[name], "string", `ble-config.${key} is in the catalog`);
     }
+  });
+});
+
+describe("the editor's shared script (resources/ble-instruments-editor.js)", () => {
+  const ROOT = path.join(__dirname, "..", "..");
+  const { name } = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { name: string };
+  const htmlFiles = fs.readdirSync(path.join(ROOT, "nodes")).filter((f) => f.endsWith(".html"));
+
+  it("is loaded by every node's editor file from resources/<module name>/, where Node-RED serves the package's resources/", () => {
+    assert.equal(htmlFiles.length, 4);
+    for (const file of htmlFiles) {
+      const html = fs.readFileSync(path.join(ROOT, "nodes", file), "utf8");
+      const sources = [...html.matchAll(/<script\b[^>]*\bsrc="([^"]+)"/g)].map((m) => m[1]);
+      // Relative: the editor prefixes its own root (httpAdminRoot) to it, and runs it before the file's other scripts.
+      assert.deepEqual(sources, [`resources/${name}/ble-instruments-editor.js`], `${file} loads the shared script`);
+      assert.doesNotMatch(html, /BleInstrumentsEditor\s*=/, `${file} does not define the shared script itself`);
+    }
+    assert.match(fs.readFileSync(path.join(ROOT, "resources", "ble-instruments-editor.js"), "utf8"), /window\.BleInstrumentsEditor = /);
   });
 });
 
