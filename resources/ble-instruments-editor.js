@@ -23,11 +23,12 @@ window.BleInstrumentsEditor = (function () {
     return true;
   }
 
-  /** A new adapter is the platform's own Bluetooth, never the simulator: readings must be real unless chosen otherwise. */
+  /**
+   * A new adapter is the platform's own Bluetooth, never the simulator: readings must be real unless chosen
+   * otherwise. The runtime decides (defaultTransport in src/ble/adapter.ts); the ble-config node exports its choice.
+   */
   function defaultTransport() {
-    var p = platform();
-    if (p === "linux") return "bluez";
-    return p === "darwin" || p === "win32" ? "native" : "hci";
+    return (RED.settings && RED.settings.bleConfigDefaultTransport) || "bluez";
   }
 
   function t(key, substitutions) {

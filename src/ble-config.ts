@@ -4,7 +4,7 @@
  * adapter share it.
  */
 import type { NodeAPI } from "node-red";
-import { setProblemText } from "./ble/adapter";
+import { defaultTransport, setProblemText } from "./ble/adapter";
 import { acquireAdapter } from "./ble/pool";
 import { registerAdminEndpoints } from "./red/admin";
 import { poolPolicy, transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";
@@ -54,8 +54,13 @@ export = function register(RED: NodeAPI): void {
       });
     });
   }
-  // The editor offers the transports of the platform Node-RED runs on (RED.settings.bleConfigPlatform).
-  RED.nodes.registerType("ble-config", BleConfig, { settings: { bleConfigPlatform: { value: process.platform, exportable: true } } });
+  // The editor offers the transports of the platform Node-RED runs on (RED.settings.bleConfigPlatform), and a new
+  // adapter gets the transport the runtime gives one saved without any (RED.settings.bleConfigDefaultTransport).
+  const settings = {
+    bleConfigPlatform: { value: process.platform, exportable: true },
+    bleConfigDefaultTransport: { value: defaultTransport(), exportable: true },
+  };
+  RED.nodes.registerType("ble-config", BleConfig, { settings });
   // The editor's Scan button and serial-port list; registered with the config node every device node depends on.
   registerAdminEndpoints(RED);
 };
