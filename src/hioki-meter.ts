@@ -7,9 +7,10 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { HiokiLinkError, MAX_REPLY_BYTES, openHiokiChannel } from "./ble/hioki-link";
 import type { DeviceSelector, Lease, PeripheralInfo } from "./ble/pool";
-import { encodeHiokiCommand, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
+import { encodeHiokiCommand, HiokiCommandError, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
 import { HiokiChannelError, type DiscardReport, type HiokiCommandChannel } from "./protocol/hioki-channel";
 import { configuredAdapter } from "./red/ble-config-node";
+import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor } from "./red/status";
 
@@ -66,6 +67,8 @@ export = function register(RED: NodeAPI): void {
   function HiokiMeter(this: Node, def: HiokiMeterDef): void {
     RED.nodes.createNode(this, def);
     const t = (key: string, subs?: Record<string, string | number>): string => RED._(`hioki-meter.${key}`, subs);
+    /** A command that cannot be sent, in the user's words (`command.<key>`). */
+    const refused = (error: unknown): unknown => (error instanceof HiokiCommandError ? reworded(error, t(`command.${error.key}`, error.params)) : error);
     let selector: DeviceSelector;
     let command: string;
     let interval: number;
@@ -79,7 +82,7 @@ export = function register(RED: NodeAPI): void {
       interval = intProperty(def.interval, 500, 0, 86_400_000, "interval");
       replyTimeout = intProperty(def.replyTimeout, 1000, 10, 600_000, "replyTimeout");
     } catch (error) {
-      showInvalid(this, t, error);
+      showInvalid(this, t, refused(error));
       return;
     }
     const { adapter } = configuredAdapter(RED, this, def.ble, t);
@@ -223,7 +226,8 @@ export = function register(RED: NodeAPI): void {
         try {
           cmd = validateHiokiCommand(msg.payload as string);
         } catch (error) {
-          done(error instanceof Error ? error : new Error(String(error)));
+          const problem = refused(error);
+          done(problem instanceof Error ? problem : new Error(String(problem)));
           return;
         }
       }

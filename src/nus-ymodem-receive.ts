@@ -13,11 +13,12 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus
 import { DownloadError, NusDownload, type DownloadFailure, type DownloadResult, type NusDownloadSettings, type ReceivedFile } from "./ble/nus-download";
 import type { BleAdapter, DeviceSelector } from "./ble/pool";
 import { NUS_SERVICE } from "./protocol/nus";
-import { xossFileNameBytes } from "./protocol/xoss";
+import { xossFileNameBytes, XossNameError } from "./protocol/xoss";
 import { YmodemError } from "./protocol/ymodem";
 import { configuredAdapter } from "./red/ble-config-node";
 import { DeviceTurns } from "./red/device-turns";
 import { removeTemps, saveDirectory, saveFile } from "./red/file-save";
+import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
 import { describeYmodemError } from "./red/ymodem-text";
@@ -133,12 +134,14 @@ export = function register(RED: NodeAPI): void {
   function NusYmodemReceive(this: Node, def: NusYmodemReceiveDef): void {
     RED.nodes.createNode(this, def);
     const t: Translate = (key, subs) => RED._(`nus-ymodem-receive.${key}`, subs);
+    /** A file name that cannot be requested, in the user's words (`xoss-name.<key>`). */
+    const refusedName = (error: unknown): unknown => (error instanceof XossNameError ? reworded(error, t(`xoss-name.${error.key}`, error.params)) : error);
     let settings: Settings | null = null;
     let problem: string | null = null;
     try {
       settings = parseSettings(def, strOrEnvProperty(RED, this, def.address, def.addressType));
     } catch (error) {
-      problem = showInvalid(this, t, error);
+      problem = showInvalid(this, t, refusedName(error));
     }
     const configured = settings ? configuredAdapter(RED, this, def.ble, t) : null;
     if (configured?.problem) problem = configured.problem;
@@ -208,7 +211,7 @@ export = function register(RED: NodeAPI): void {
         selector = selectorFor(cfg, job.msg);
         requestFile = requestFileFor(cfg, job.msg);
       } catch (error) {
-        job.done(errorOf(error));
+        job.done(errorOf(refusedName(error)));
         return;
       }
       // Another node may be downloading from this device: wait for its turn to end (its download is bounded).
