@@ -12,6 +12,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { DownloadError, NusDownload, type DownloadFailure, type DownloadResult, type NusDownloadSettings, type ReceivedFile } from "./ble/nus-download";
 import type { BleAdapter, DeviceSelector } from "./ble/pool";
+import { XossRequestError } from "./ble/xoss-request";
 import { NUS_SERVICE } from "./protocol/nus";
 import { xossFileNameBytes, XossNameError } from "./protocol/xoss";
 import { YmodemError } from "./protocol/ymodem";
@@ -112,7 +113,7 @@ function describeFailure(failure: DownloadFailure, t: Translate): string {
   const device = failure.device ?? t("errors.any-device");
   const cause = failure.cause;
   let error: string;
-  if (cause instanceof DownloadError) error = t(`errors.${cause.key}`, { device, ...cause.params });
+  if (cause instanceof DownloadError || cause instanceof XossRequestError) error = t(`errors.${cause.key}`, { device, ...cause.params });
   else if (cause instanceof YmodemError) error = describeYmodemError(cause, t);
   else error = cause.message; // the BLE layer's own text (an adapter problem) or the operating system's
   if (failure.where === "in-cause") return t("errors.failed-on", { device, error });

@@ -1,16 +1,16 @@
 /**
  * One YMODEM download over the Nordic UART Service: lease the device, optionally ask an XOSS device for a file by
- * name, run the pure YmodemSession on one timer, write its answers back, and hand each received file to the
+ * name (src/ble/xoss-request.ts), run the pure YmodemSession on one timer, write its answers back, and hand each received file to the
  * caller in order. No Node-RED here: the node (src/nus-ymodem-receive.ts) words the statuses and failures this
  * reports as catalog keys with parameters, and saves and sends the files.
  */
 import type { CrcKind } from "../protocol/crc16";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../protocol/nus";
-import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, type XossFetchReply } from "../protocol/xoss";
 import { YmodemError, type YmodemEvent } from "../protocol/ymodem";
 import { YmodemSession } from "../protocol/ymodem-session";
 import type { DeviceSelector, DeviceSession, Lease, LeaseOptions, LeaseState } from "./pool";
 import { realTimers, type Timers } from "./timeout";
+import { requestXossFile } from "./xoss-request";
 
 /** A download whose device is not connected by then fails (the pool alone would retry forever). */
 export const CONNECT_DEADLINE_MS = 30000;
@@ -53,8 +53,11 @@ export type DownloadStep =
   | { key: "progress-unsized"; params: { file: string; bytes: number; kbps: number } }
   | { key: "done"; params: { file: string; bytes: number; kbps: number } };
 
-/** A failure of the download itself, as an error catalog key (`errors.<key>`) with its parameters: never a sentence. */
-export type DownloadErrorKey = "connect-timeout" | "not-nus" | "not-xoss" | "xoss-timeout" | "xoss-refused" | "write-failed" | "save-failed" | "closed";
+/**
+ * A failure of the download itself, as an error catalog key (`errors.<key>`) with its parameters: never a sentence.
+ * (The XOSS request's own: XossRequestError, src/ble/xoss-request.ts.)
+ */
+export type DownloadErrorKey = "connect-timeout" | "not-nus" | "write-failed" | "save-failed" | "closed";
 
 export class DownloadError extends Error {
   constructor(
@@ -70,7 +73,7 @@ export class DownloadError extends Error {
 export interface DownloadFailure {
   /** The device's address once connected, else what the selector names; null when any NUS device would do. */
   device: string | null;
-  /** A DownloadError, a YmodemError, or an error of the BLE layer (whose message is all there is). */
+  /** A DownloadError, an XossRequestError, a YmodemError, or an error of the BLE layer (whose message is all there is). */
   cause: Error;
   /**
    * The file being received and its bytes so far; null before any file; "in-cause" when the cause says it
@@ -206,46 +209,17 @@ export class NusDownload {
       this.withResponse = rx.includes("write") || !this.withoutResponse;
       this.unsubscribes.push(await session.subscribe(NUS_SERVICE, NUS_TX, (chunk) => this.onData(chunk)));
       if (this.finished) return;
-      if (this.ctx.requestFile) await this.requestXossFile(session, this.ctx.requestFile);
+      if (this.ctx.requestFile) {
+        this.ctx.onStep({ key: "requesting", params: { file: this.ctx.requestFile } });
+        const { blockTimeout } = this.ctx.settings;
+        await requestXossFile(session, this.ctx.requestFile, { timeoutMs: blockTimeout, timers: this.clock, keep: (u) => this.unsubscribes.push(u) });
+      }
       if (this.finished) return;
       this.ctx.onStep({ key: "starting", params: {} });
       this.apply(this.ymodem.start(this.clock.now()));
     } catch (error) {
       // A drop during setup reaches onDisconnected, which reports it; anything else is reported here.
       if (!session.signal.aborted) this.finish(errorOf(error));
-    }
-  }
-
-  /** XOSS: ask for a file by name on the control characteristic and wait for the device to accept it. */
-  private async requestXossFile(session: DeviceSession, name: string): Promise<void> {
-    if (!session.hasCharacteristic(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC)) {
-      throw new DownloadError("not-xoss", { device: session.info.address });
-    }
-    this.ctx.onStep({ key: "requesting", params: { file: name } });
-    let settle: (reply: XossFetchReply | Error) => void = () => undefined;
-    const reply = new Promise<XossFetchReply | Error>((resolve) => (settle = resolve));
-    this.unsubscribes.push(
-      await session.subscribe(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC, (frame) => {
-        try {
-          const r = interpretFetchReply(frame, name);
-          if (r.kind !== "other") settle(r);
-        } catch (error) {
-          settle(errorOf(error));
-        }
-      }),
-    );
-    const withoutResponse = session.properties(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC).includes("writeWithoutResponse");
-    await session.write(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC, fetchFileFrame(name), withoutResponse);
-    const { blockTimeout } = this.ctx.settings;
-    const timer = this.clock.setTimeout(() => settle(new DownloadError("xoss-timeout", { file: name, ms: blockTimeout })), blockTimeout);
-    const onAbort = (): void => settle(new Error("disconnected"));
-    session.signal.addEventListener("abort", onAbort);
-    const answer = await reply;
-    timer.cancel();
-    session.signal.removeEventListener("abort", onAbort);
-    if (answer instanceof Error) throw answer;
-    if (answer.kind === "refused") {
-      throw new DownloadError("xoss-refused", { file: name, reason: answer.reason, code: `0x${answer.code.toString(16).padStart(2, "0")}` });
     }
   }
 

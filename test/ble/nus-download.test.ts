@@ -3,6 +3,7 @@
  * is the pure YmodemSender, and a manual clock for the connect deadline, the retry timer and the XOSS request.
  */
 import assert from "node:assert/strict";
+import { XossRequestError } from "../../src/ble/xoss-request";
 import { DownloadError, NusDownload, type DownloadResult, type DownloadStep, type NusDownloadSettings, type ReceivedFile } from "../../src/ble/nus-download";
 import type { DeviceSelector, DeviceSession, Lease, LeaseOptions, LeaseState, PeripheralInfo } from "../../src/ble/pool";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../src/protocol/nus";
@@ -384,7 +385,7 @@ describe("NusDownload (the download state machine, without Node-RED)", () => {
       };
       h.adapter.connect(session);
       const { failure } = await h.result;
-      assert.ok(failure?.cause instanceof DownloadError);
+      assert.ok(failure?.cause instanceof XossRequestError);
       assert.equal(failure.cause.key, "xoss-refused");
       assert.deepEqual(failure.cause.params, { file: "nope.fit", reason: "no such file", code: "0x12" });
       assert.ok(!session.rxWrites().some((w) => w.bytes.includes(WANT_CRC)), "no YMODEM after a refusal");
@@ -398,14 +399,14 @@ describe("NusDownload (the download state machine, without Node-RED)", () => {
       await tick();
       h.clock.advance(1000);
       const { failure } = await h.result;
-      assert.ok(failure?.cause instanceof DownloadError);
+      assert.ok(failure?.cause instanceof XossRequestError);
       assert.equal(failure.cause.key, "xoss-timeout");
       assert.deepEqual(failure.cause.params, { file: "track.fit", ms: 1000 });
 
       const plain = start({ requestFile: "track.fit" });
       plain.adapter.connect(new FakeNusSession());
       const other = (await plain.result).failure;
-      assert.ok(other?.cause instanceof DownloadError);
+      assert.ok(other?.cause instanceof XossRequestError);
       assert.equal(other.cause.key, "not-xoss");
     });
   });
