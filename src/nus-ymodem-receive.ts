@@ -18,7 +18,7 @@ import { xossFileNameBytes, XossNameError } from "./protocol/xoss";
 import { YmodemError } from "./protocol/ymodem";
 import { configuredAdapter } from "./red/ble-config-node";
 import { DeviceTurns } from "./red/device-turns";
-import { removeTemps, saveDirectory, saveFile } from "./red/file-save";
+import { removeTemps, saveDirectory, saveFile, SaveError } from "./red/file-save";
 import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
@@ -186,7 +186,12 @@ export = function register(RED: NodeAPI): void {
     async function deliver(cfg: Settings, job: Job, file: ReceivedFile): Promise<void> {
       // The directory is read when a file is saved, as the file nodes read it for each message.
       const dir = cfg.directory ? saveDirectory(cfg.directory, (RED.settings as unknown as Record<string, unknown>).fileWorkingDirectory) : null;
-      const saved = dir !== null ? await saveFile(dir, file.name, file.data, temps) : null;
+      const saved =
+        dir === null
+          ? null
+          : await saveFile(dir, file.name, file.data, temps).catch((error: unknown) => {
+              throw error instanceof SaveError ? new Error(t(`errors.${error.key}`, error.params)) : error;
+            });
       const out = RED.util.cloneMessage(job.msg) as InputMessage;
       out.payload = file.data;
       out.filename = file.name;

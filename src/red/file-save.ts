@@ -8,6 +8,17 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { numberedFileName, resolveInside, sanitizeFileName } from "../protocol/file-name";
 
+/** Why a file was not saved, as an error catalog key with parameters (errors of the file system aside). */
+export class SaveError extends Error {
+  constructor(
+    readonly key: "no-free-name" | "save-cancelled",
+    readonly params: Readonly<Record<string, string | number>> = {},
+  ) {
+    super(`${key} ${JSON.stringify(params)}`);
+    this.name = "SaveError";
+  }
+}
+
 /** Names tried when the file name is taken: "a.txt", "a (1).txt" … "a (9999).txt". */
 const MAX_NUMBERED_NAMES = 10000;
 
@@ -37,11 +48,11 @@ export async function saveFile(dir: string, remoteName: string, data: Buffer, te
   try {
     await fs.promises.writeFile(temp, data, { flag: "wx" });
     for (let n = 0; n < MAX_NUMBERED_NAMES; n++) {
-      if (!temps.has(temp)) throw new Error("cancelled");
+      if (!temps.has(temp)) throw new SaveError("save-cancelled");
       const candidate = resolveInside(dir, numberedFileName(safeName, n));
       if (await publish(temp, candidate)) return candidate;
     }
-    throw new Error(`no free name for ${JSON.stringify(safeName)} in ${dir}`);
+    throw new SaveError("no-free-name", { name: JSON.stringify(safeName), dir });
   } finally {
     temps.delete(temp);
     await fs.promises.rm(temp, { force: true });
