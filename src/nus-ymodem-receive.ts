@@ -160,8 +160,8 @@ export = function register(RED: NodeAPI): void {
     /** Sets the status, with the number of waiting triggers appended while there are any. */
     const status = (s: NodeStatus): void => {
       lastStatus = s;
-      const suffix = queue.length > 0 ? ` ${t("status.queued", { count: queue.length })}` : "";
-      this.status(s.text !== undefined && suffix ? { ...s, text: `${String(s.text)}${suffix}` } : s);
+      const queued = s.text !== undefined && queue.length > 0;
+      this.status(queued ? { ...s, text: t("status.queued", { status: String(s.text), count: queue.length }) } : s);
     };
     // Nothing connects until a message arrives: grey ring, Node-RED's "idle".
     if (!problem) status({ fill: "grey", shape: "ring", text: t("status.idle") });
