@@ -5,7 +5,9 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { configuredAdapter } from "./red/ble-config-node";
 import type { DeviceSelector, Lease } from "./ble/pool";
-import { decodeHeartRateMeasurement } from "./protocol/heart-rate";
+import { decodeHeartRateMeasurement, HeartRateFormatError } from "./protocol/heart-rate";
+import { reworded } from "./red/error-text";
+import { describeHeartRateFormatError } from "./red/heart-rate-text";
 import { addressProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor } from "./red/status";
 
@@ -51,7 +53,8 @@ export = function register(RED: NodeAPI): void {
             m = decodeHeartRateMeasurement(value);
           } catch (error) {
             const msg: NodeMessage & Record<string, unknown> = { payload: Buffer.from(value), peripheral, topic };
-            this.error(error instanceof Error ? error : new Error(String(error)), msg);
+            const problem = error instanceof HeartRateFormatError ? reworded(error, describeHeartRateFormatError(error, t)) : error instanceof Error ? error : new Error(String(error));
+            this.error(problem, msg);
             return;
           }
           const heartRate = { bpm: m.bpm, sensorContact: m.sensorContact, energyExpended: m.energyExpended, rrIntervals: m.rrIntervals };

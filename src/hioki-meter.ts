@@ -1,29 +1,21 @@
 /**
  * hioki-meter: a HIOKI meter (DT4261 and kin) behind a Z3210 BLE adapter. Polls a command (FETC? by default)
  * and sends the commands that arrive as messages; one message per reply. Commands go to the instrument one at
- * a time, whichever node sends them; polls are skipped, never queued, while a command is in flight.
+ * a time, whichever node sends them (the command channel shared across nodes: src/ble/hioki-link.ts); polls are
+ * skipped, never queued, while a command is in flight.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
+import { HiokiLinkError, MAX_REPLY_BYTES, openHiokiChannel } from "./ble/hioki-link";
+import type { DeviceSelector, Lease, PeripheralInfo } from "./ble/pool";
+import { encodeHiokiCommand, HiokiCommandError, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
+import { HiokiChannelError, type DiscardReport, type HiokiCommandChannel } from "./protocol/hioki-channel";
 import { configuredAdapter } from "./red/ble-config-node";
-import type { DeviceSelector, DeviceSession, Lease, PeripheralInfo } from "./ble/pool";
-import { encodeHiokiCommand, hiokiWriteType, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
-import { HiokiChannelError, HiokiCommandChannel, type ChannelClock, type DiscardReport } from "./protocol/hioki-channel";
+import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor } from "./red/status";
 
-/** The Z3210 command channel. The adapter's other writable custom service is Silicon Labs OTA: never touched. */
-const COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
-const COMMAND_CHARACTERISTIC = "78b028ce-affd-4967-ab9e-dc336c8c94e7";
 const DEFAULT_NAME_PREFIX = "Z3210";
 const DEFAULT_COMMAND = "FETC?";
-/**
- * A reply longer than MTU − 3 bytes arrives as several indications; a reply of full-size indications ends when
- * nothing follows within this gap, and every command waits for this much quiet before it is written (see
- * protocol/hioki-channel.ts). Several connection intervals of a typical link, short enough not to slow polling.
- */
-const QUIET_GAP_MS = 100;
-/** Nothing the instrument says is this long; a stream that is must be garbage, not a reply. */
-const MAX_REPLY_BYTES = 4096;
 /** Input commands waiting behind the one in flight; beyond this a flow is sending faster than the meter answers. */
 const MAX_WAITING_INPUTS = 100;
 
@@ -55,56 +47,6 @@ class LinkLostError extends Error {
   }
 }
 
-/** Node's timers for the channel. */
-const realClock: ChannelClock = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => {
-    const handle = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(handle) };
-  },
-};
-
-/**
- * The command channel of one connection, shared by every node leasing the same instrument: the instrument
- * answers one command at a time and its replies carry nothing that says which command they answer, so
- * commands are serialised there, across nodes, and each reply goes to the command that asked.
- */
-const channels = new WeakMap<DeviceSession, Promise<HiokiCommandChannel>>();
-
-/**
- * A Write Command carries at most the link's MTU − 3 bytes (noble sends whatever it is given as one PDU, which a
- * server drops), so a longer command line goes out in pieces, in order; the meter collects the line up to CR LF.
- * A Write Request of any length is noble's to split (it uses a long write when the value does not fit).
- */
-async function writeCommand(session: DeviceSession, bytes: Buffer, withoutResponse: boolean): Promise<void> {
-  if (!withoutResponse) return session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes, false);
-  const piece = session.mtu - 3;
-  for (let offset = 0; offset < bytes.length; offset += piece) {
-    await session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes.subarray(offset, offset + piece), true);
-  }
-}
-
-function openChannel(session: DeviceSession): Promise<HiokiCommandChannel> {
-  let opening = channels.get(session);
-  if (!opening) {
-    // The seed's rule (aioble's): with response only when Write Without Response is not allowed.
-    const withoutResponse = hiokiWriteType(session.properties(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) === "withoutResponse";
-    const channel = new HiokiCommandChannel({
-      clock: realClock,
-      write: (bytes) => writeCommand(session, bytes, withoutResponse),
-      mtu: () => session.mtu,
-      quietGapMs: QUIET_GAP_MS,
-      maxReplyBytes: MAX_REPLY_BYTES,
-    });
-    session.signal.addEventListener("abort", () => channel.close(), { once: true });
-    opening = session.subscribe(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, (value) => channel.receive(value)).then(() => channel);
-    // A failed subscription drops the connection (the pool retries); never hand out the failed promise again.
-    opening.catch(() => channels.delete(session));
-    channels.set(session, opening);
-  }
-  return opening;
-}
-
 function describePeripheral(info: PeripheralInfo): MeterPeripheral {
   const parsed = parseZ3210Name(info.name);
   return { address: info.address, name: info.name, model: parsed ? parsed.model : null, serial: parsed && parsed.serial !== "" ? parsed.serial : null };
@@ -125,6 +67,8 @@ export = function register(RED: NodeAPI): void {
   function HiokiMeter(this: Node, def: HiokiMeterDef): void {
     RED.nodes.createNode(this, def);
     const t = (key: string, subs?: Record<string, string | number>): string => RED._(`hioki-meter.${key}`, subs);
+    /** A command that cannot be sent, in the user's words (`command.<key>`). */
+    const refused = (error: unknown): unknown => (error instanceof HiokiCommandError ? reworded(error, t(`command.${error.key}`, error.params)) : error);
     let selector: DeviceSelector;
     let command: string;
     let interval: number;
@@ -138,7 +82,7 @@ export = function register(RED: NodeAPI): void {
       interval = intProperty(def.interval, 500, 0, 86_400_000, "interval");
       replyTimeout = intProperty(def.replyTimeout, 1000, 10, 600_000, "replyTimeout");
     } catch (error) {
-      showInvalid(this, t, error);
+      showInvalid(this, t, refused(error));
       return;
     }
     const { adapter } = configuredAdapter(RED, this, def.ble, t);
@@ -253,9 +197,10 @@ export = function register(RED: NodeAPI): void {
         else this.status(statusFor(state, t));
       },
       onConnected: async (session) => {
-        if (!session.hasCharacteristic(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) throw new Error(t("errors.no-command-channel"));
-        if (hiokiWriteType(session.properties(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) === null) throw new Error(t("errors.not-writable"));
-        const ch = await openChannel(session);
+        // A rejection drops the connection and the pool retries, showing why in the node's words.
+        const ch = await openHiokiChannel(session).catch((error: unknown) => {
+          throw error instanceof HiokiLinkError ? new Error(t(`errors.${error.key}`)) : error;
+        });
         if (closed || session.signal.aborted) return;
         channel = ch;
         peripheral = describePeripheral(session.info);
@@ -281,7 +226,8 @@ export = function register(RED: NodeAPI): void {
         try {
           cmd = validateHiokiCommand(msg.payload as string);
         } catch (error) {
-          done(error instanceof Error ? error : new Error(String(error)));
+          const problem = refused(error);
+          done(problem instanceof Error ? problem : new Error(String(problem)));
           return;
         }
       }

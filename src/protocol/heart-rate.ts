@@ -39,7 +39,12 @@ export interface HeartRateMeasurement {
 }
 
 export class HeartRateFormatError extends Error {
-  constructor(message: string) {
+  /** The problem as a key with parameters, for a user interface to word (`message` is its English). */
+  constructor(
+    message: string,
+    readonly key: string,
+    readonly params: Readonly<Record<string, string | number>> = {},
+  ) {
     super(message);
     this.name = "HeartRateFormatError";
   }
@@ -57,8 +62,12 @@ function hex(value: Uint8Array): string {
   return Array.from(value, (b) => b.toString(16).padStart(2, "0").toUpperCase()).join(" ");
 }
 
-function fail(value: Uint8Array, what: string): never {
-  throw new HeartRateFormatError(`heart rate measurement: ${what} (${value.length} byte${value.length === 1 ? "" : "s"}: ${hex(value)})`);
+function fail(value: Uint8Array, what: string, key: string, params: Record<string, string | number> = {}): never {
+  throw new HeartRateFormatError(`heart rate measurement: ${what} (${value.length} byte${value.length === 1 ? "" : "s"}: ${hex(value)})`, key, {
+    ...params,
+    length: value.length,
+    bytes: hex(value),
+  });
 }
 
 function uint16At(value: Uint8Array, offset: number): number {
@@ -74,19 +83,20 @@ function uint16At(value: Uint8Array, offset: number): number {
 export function decodeHeartRateMeasurement(value: Uint8Array): HeartRateMeasurement {
   if (!(value instanceof Uint8Array)) {
     // Node-RED users can wire anything in; keep the "only HeartRateFormatError" promise.
-    throw new HeartRateFormatError(`heart rate measurement: expected bytes, got ${value === null ? "null" : typeof value}`);
+    const type = value === null ? "null" : typeof value;
+    throw new HeartRateFormatError(`heart rate measurement: expected bytes, got ${type}`, "not-bytes", { type });
   }
-  if (value.length === 0) fail(value, "empty value, expected at least a flags byte and a heart rate");
+  if (value.length === 0) fail(value, "empty value, expected at least a flags byte and a heart rate", "empty");
 
   const flags = value[0];
   let offset = 1;
   let bpm: number;
   if (flags & FLAG_UINT16) {
-    if (value.length < offset + 2) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce a uint16 heart rate at bytes 1-2, but the value ends early`);
+    if (value.length < offset + 2) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce a uint16 heart rate at bytes 1-2, but the value ends early`, "short-uint16", { flags: hex(value.subarray(0, 1)) });
     bpm = uint16At(value, offset);
     offset += 2;
   } else {
-    if (value.length < offset + 1) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce a uint8 heart rate at byte 1, but the value ends early`);
+    if (value.length < offset + 1) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce a uint8 heart rate at byte 1, but the value ends early`, "short-uint8", { flags: hex(value.subarray(0, 1)) });
     bpm = value[offset];
     offset += 1;
   }
@@ -95,7 +105,11 @@ export function decodeHeartRateMeasurement(value: Uint8Array): HeartRateMeasurem
 
   let energyExpended: number | null = null;
   if (flags & FLAG_ENERGY) {
-    if (value.length < offset + 2) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce energy expended at bytes ${offset}-${offset + 1}, but the value ends early`);
+    if (value.length < offset + 2) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce energy expended at bytes ${offset}-${offset + 1}, but the value ends early`, "short-energy", {
+        flags: hex(value.subarray(0, 1)),
+        from: offset,
+        to: offset + 1,
+      });
     energyExpended = uint16At(value, offset);
     offset += 2;
   }
@@ -103,7 +117,10 @@ export function decodeHeartRateMeasurement(value: Uint8Array): HeartRateMeasurem
   const rrIntervalsRaw: number[] = [];
   if (flags & FLAG_RR) {
     // Bit 4 with no bytes left is accepted as an empty list: it carries no wrong data.
-    if ((value.length - offset) % 2 !== 0) fail(value, `RR interval list from byte ${offset} has an odd number of bytes (${value.length - offset}); each interval is 2 bytes`);
+    if ((value.length - offset) % 2 !== 0) fail(value, `RR interval list from byte ${offset} has an odd number of bytes (${value.length - offset}); each interval is 2 bytes`, "odd-rr", {
+        from: offset,
+        odd: value.length - offset,
+      });
     for (; offset < value.length; offset += 2) rrIntervalsRaw.push(uint16At(value, offset));
   }
   // Bytes after the last announced field without bit 4 are tolerated: they carry nothing we

@@ -162,7 +162,12 @@ export function parseHiokiReply(raw: string, command: string): HiokiReply {
 }
 
 export class HiokiCommandError extends Error {
-  constructor(message: string) {
+  /** The problem as a key with parameters, for a user interface to word (`message` is its English). */
+  constructor(
+    message: string,
+    readonly key: string,
+    readonly params: Readonly<Record<string, string | number>> = {},
+  ) {
     super(message);
     this.name = "HiokiCommandError";
   }
@@ -172,13 +177,15 @@ export const HIOKI_COMMAND_MAX_LENGTH = 64;
 
 const CONTROL_NAMES: Record<number, string> = { 0x00: "NUL", 0x09: "TAB", 0x0a: "LF", 0x0d: "CR", 0x1b: "ESC", 0x7f: "DEL" };
 
-function describeChar(ch: string): string {
+/** The character in words, and the error key that names its kind, with parameters. */
+function describeChar(ch: string): { text: string; key: string; params: Record<string, string> } {
   const cp = ch.codePointAt(0) ?? 0;
   const code = `U+${cp.toString(16).toUpperCase().padStart(4, "0")}`;
-  if (CONTROL_NAMES[cp] !== undefined) return `${CONTROL_NAMES[cp]} (${code})`;
-  if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return `control character ${code}`;
-  if (cp >= 0xd800 && cp <= 0xdfff) return `lone surrogate ${code}`;
-  return `non-ASCII character "${ch}" (${code})`;
+  const name = CONTROL_NAMES[cp];
+  if (name !== undefined) return { text: `${name} (${code})`, key: "not-printable-named", params: { name, code } };
+  if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return { text: `control character ${code}`, key: "not-printable-control", params: { code } };
+  if (cp >= 0xd800 && cp <= 0xdfff) return { text: `lone surrogate ${code}`, key: "not-printable-surrogate", params: { code } };
+  return { text: `non-ASCII character "${ch}" (${code})`, key: "not-printable-non-ascii", params: { char: ch, code } };
 }
 
 /**
@@ -189,21 +196,30 @@ function describeChar(ch: string): string {
  */
 export function validateHiokiCommand(command: string): string {
   if (typeof command !== "string") {
-    throw new HiokiCommandError(`HIOKI command must be a string, got ${command === null ? "null" : typeof command}`);
+    const type = command === null ? "null" : typeof command;
+    throw new HiokiCommandError(`HIOKI command must be a string, got ${type}`, "not-string", { type });
   }
   let position = 0;
   for (const ch of command) {
     position += 1;
     const cp = ch.codePointAt(0) ?? 0;
     if (cp < 0x20 || cp > 0x7e) {
-      const hint = cp === 0x0d || cp === 0x0a ? "; send one command line without CR/LF (the terminator is added for you), join commands with ';'" : "";
-      throw new HiokiCommandError(`HIOKI command: ${describeChar(ch)} at position ${position} is not printable ASCII${hint}`);
+      const line = cp === 0x0d || cp === 0x0a;
+      const hint = line ? "; send one command line without CR/LF (the terminator is added for you), join commands with ';'" : "";
+      const what = describeChar(ch);
+      throw new HiokiCommandError(`HIOKI command: ${what.text} at position ${position} is not printable ASCII${hint}`, line ? "line-break" : what.key, {
+        ...what.params,
+        position,
+      });
     }
   }
   const trimmed = trimChars(command, " ", true);
-  if (trimmed.length === 0) throw new HiokiCommandError("HIOKI command is empty");
+  if (trimmed.length === 0) throw new HiokiCommandError("HIOKI command is empty", "empty");
   if (trimmed.length > HIOKI_COMMAND_MAX_LENGTH) {
-    throw new HiokiCommandError(`HIOKI command is ${trimmed.length} characters long, at most ${HIOKI_COMMAND_MAX_LENGTH} allowed`);
+    throw new HiokiCommandError(`HIOKI command is ${trimmed.length} characters long, at most ${HIOKI_COMMAND_MAX_LENGTH} allowed`, "too-long", {
+      length: trimmed.length,
+      max: HIOKI_COMMAND_MAX_LENGTH,
+    });
   }
   return trimmed;
 }

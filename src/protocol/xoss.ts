@@ -84,17 +84,33 @@ export function decodeXossFrame(frame: Uint8Array): XossFrame {
   return { opcode: bytes[0], content: Buffer.from(body.subarray(1)) };
 }
 
+/** A file name no control frame can carry: the reason as a key with parameters (`message` is its English). */
+export class XossNameError extends RangeError {
+  constructor(
+    message: string,
+    readonly key: "empty" | "too-long" | "nul",
+    readonly params: Readonly<Record<string, string | number>> = {},
+  ) {
+    super(message);
+  }
+}
+
 /**
  * Checks a file name the device can be asked for: 1 … 18 bytes of UTF-8 without NUL (NUL is the
- * "no content" marker). Returns its bytes; throws RangeError with a reason otherwise.
+ * "no content" marker). Returns its bytes; throws XossNameError (a RangeError) with a reason otherwise.
  */
 export function xossFileNameBytes(name: string): Buffer {
   const bytes = Buffer.from(name, "utf8");
-  if (bytes.length === 0) throw new RangeError("XOSS file name must not be empty");
+  if (bytes.length === 0) throw new XossNameError("XOSS file name must not be empty", "empty");
   if (bytes.length > XOSS_MAX_CONTENT_BYTES) {
-    throw new RangeError(`XOSS file name ${JSON.stringify(name)} is ${bytes.length} bytes; a control frame holds at most ${XOSS_MAX_CONTENT_BYTES}`);
+    const quoted = JSON.stringify(name);
+    throw new XossNameError(`XOSS file name ${quoted} is ${bytes.length} bytes; a control frame holds at most ${XOSS_MAX_CONTENT_BYTES}`, "too-long", {
+      name: quoted,
+      bytes: bytes.length,
+      max: XOSS_MAX_CONTENT_BYTES,
+    });
   }
-  if (bytes.includes(0)) throw new RangeError("XOSS file name must not contain NUL");
+  if (bytes.includes(0)) throw new XossNameError("XOSS file name must not contain NUL", "nul");
   return bytes;
 }
 

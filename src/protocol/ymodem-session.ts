@@ -104,8 +104,10 @@ export class YmodemSession {
   }
 
   private expire(): YmodemEvent[] {
-    return this.receiver.expire(
-      `no progress for ${this.progressDeadlineMs} ms (blockTimeout ${this.blockTimeout} ms × (retries ${this.retries} + 1))`,
-    );
+    return this.receiver.expire(`no progress for ${this.progressDeadlineMs} ms (blockTimeout ${this.blockTimeout} ms × (retries ${this.retries} + 1))`, {
+      ms: this.progressDeadlineMs,
+      blockTimeout: this.blockTimeout,
+      retries: this.retries,
+    });
   }
 }

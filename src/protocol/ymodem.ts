@@ -64,19 +64,34 @@ export type YmodemErrorCode =
   | "stalled" // expire(): no progress within the caller's deadline
   | "disconnected"; // the link dropped before the transfer finished
 
+/**
+ * What exactly went wrong, for a user interface to word in its own language: a key (one per sentence of the
+ * English message, e.g. "timeouts-data") and the values in it. A `why` parameter is itself a key (the damage
+ * found in a block: "crc", "header", ...).
+ */
+export interface YmodemErrorDetail {
+  key: string;
+  params?: Readonly<Record<string, string | number>>;
+}
+
 export class YmodemError extends Error {
   readonly code: YmodemErrorCode;
   /** Bytes of the current file stored so far (0 between files). */
   readonly bytesReceived: number;
   /** The file being received, or null before block 0 / between files. */
   readonly fileName: string | null;
+  /** The message's sentence as a key with parameters (`message` is its English, for logs). */
+  readonly detail: string;
+  readonly params: Readonly<Record<string, string | number>>;
 
-  constructor(code: YmodemErrorCode, message: string, fileName: string | null, bytesReceived: number) {
+  constructor(code: YmodemErrorCode, message: string, fileName: string | null, bytesReceived: number, detail: YmodemErrorDetail = { key: code }) {
     super(message);
     this.name = "YmodemError";
     this.code = code;
     this.fileName = fileName;
     this.bytesReceived = bytesReceived;
+    this.detail = detail.key;
+    this.params = detail.params ?? {};
   }
 }
 
@@ -235,7 +250,7 @@ export class YmodemReceiver {
         this.frameNeed = b === SOH ? SOH_FRAME_LENGTH : STX_FRAME_LENGTH;
       } else if (b === CAN) {
         // One CAN may be line noise (lrzsz ignores it); two in a row abort.
-        if (++this.canRun >= 2) this.fail(out, "cancelled-by-sender", "cancelled by sender", false);
+        if (++this.canRun >= 2) this.fail(out, "cancelled-by-sender", "cancelled by sender", false, undefined, { key: "cancelled-by-sender" });
       } else {
         this.canRun = 0;
         if (b === EOT) this.onEot(out);
@@ -272,7 +287,9 @@ export class YmodemReceiver {
           : f === null || f.eotPending || allArrived(f)
             ? "EOT"
             : `data block ${f.blocks + 1}`;
-      this.fail(out, "retries", `no answer from the sender: timed out ${this.failures} times waiting for ${what}${eotMissing(f)}`, true);
+      const key = this.phase === "block0" ? "timeouts-block0" : what === "EOT" ? (eotMissing(f) ? "timeouts-eot-missing" : "timeouts-eot") : "timeouts-data";
+      const detail = { key, params: { count: this.failures, ...(f !== null ? { block: f.blocks + 1, size: f.size ?? 0 } : {}) } };
+      this.fail(out, "retries", `no answer from the sender: timed out ${this.failures} times waiting for ${what}${eotMissing(f)}`, true, undefined, detail);
       return out;
     }
     if (this.phase === "block0") {
@@ -296,7 +313,7 @@ export class YmodemReceiver {
   cancel(): YmodemEvent[] {
     const out: YmodemEvent[] = [];
     if (this.phase === "done") return out;
-    this.fail(out, "cancelled", "cancelled by receiver", true);
+    this.fail(out, "cancelled", "cancelled by receiver", true, undefined, { key: "cancelled" });
     return out;
   }
 
@@ -305,7 +322,7 @@ export class YmodemReceiver {
    * sent meanwhile, nothing moved the transfer on. After a complete file (waiting for the next block 0, or the seed
    * dialect's linger) that is the end, as after the last timeout; otherwise an error, and CAN CAN.
    */
-  expire(what: string): YmodemEvent[] {
+  expire(what: string, params: Readonly<Record<string, string | number>> = {}): YmodemEvent[] {
     const out: YmodemEvent[] = [];
     if (this.phase === "idle" || this.phase === "done") return out;
     if (this.phase === "linger" || (this.phase === "block0" && this.filesDone > 0)) {
@@ -315,7 +332,8 @@ export class YmodemReceiver {
       out.push({ type: "end" });
       return out;
     }
-    this.fail(out, "stalled", `${what}${eotMissing(this.file)}`, true);
+    const eot = eotMissing(this.file) ? { key: "stalled-eot-missing", params: { ...params, size: this.file?.size ?? 0 } } : { key: "stalled", params };
+    this.fail(out, "stalled", `${what}${eotMissing(this.file)}`, true, undefined, eot);
     return out;
   }
 
@@ -329,7 +347,7 @@ export class YmodemReceiver {
       return out;
     }
     const where = this.file !== null ? "during the file" : "before any file";
-    this.fail(out, "disconnected", `disconnected ${where}`, false);
+    this.fail(out, "disconnected", `disconnected ${where}`, false, undefined, { key: this.file !== null ? "disconnected-file" : "disconnected-none" });
     return out;
   }
 
@@ -344,8 +362,8 @@ export class YmodemReceiver {
     const f = this.file;
     if (this.phase !== "data" || f === null) return this.onBlock0(out, seq, complement, data, sentCrc);
 
-    if ((seq ^ complement) !== 0xff) return this.badBlock(out, `damaged header in a block (number ${seq}, complement ${complement})`);
-    if (crc16(f.crc, data) !== sentCrc) return this.badBlock(out, `CRC error in block ${seq}`);
+    if ((seq ^ complement) !== 0xff) return this.badBlock(out, `damaged header in a block (number ${seq}, complement ${complement})`, { why: "header", seq, complement });
+    if (crc16(f.crc, data) !== sentCrc) return this.badBlock(out, `CRC error in block ${seq}`, { why: "crc", seq });
 
     const expected = (f.blocks + 1) & 0xff;
     if (seq === expected) {
@@ -359,7 +377,8 @@ export class YmodemReceiver {
       f.eotPending = false;
       this.repeats++;
       if (++this.failures > this.opts.retries) {
-        this.fail(out, "retries", `block ${f.blocks} repeated ${this.repeats} times in a row; gave up after ${this.opts.retries} retries`, true);
+        const detail = { key: "repeated", params: { block: f.blocks, count: this.repeats, retries: this.opts.retries } };
+        this.fail(out, "retries", `block ${f.blocks} repeated ${this.repeats} times in a row; gave up after ${this.opts.retries} retries`, true, undefined, detail);
         return false;
       }
       // A repeated block 0 means our ACK + C/G was lost: the sender waits for both again.
@@ -367,24 +386,24 @@ export class YmodemReceiver {
       else if (!this.streaming) out.push(send(ACK));
       return false;
     }
-    this.fail(out, "sequence", `sequence lost: got block ${seq}, expected ${expected}`, true);
+    this.fail(out, "sequence", `sequence lost: got block ${seq}, expected ${expected}`, true, undefined, { key: "sequence", params: { got: seq, expected } });
     return false;
   }
 
   private onBlock0(out: YmodemEvent[], seq: number, complement: number, data: Buffer, sentCrc: number): boolean {
-    if ((seq ^ complement) !== 0xff) return this.badBlock(out, `damaged header in block 0 (number ${seq}, complement ${complement})`);
+    if ((seq ^ complement) !== 0xff) return this.badBlock(out, `damaged header in block 0 (number ${seq}, complement ${complement})`, { why: "header-block0", seq, complement });
     let header: Block0Header | null = null;
     let crc: CrcKind | null = this.crcKind;
     if (crc !== null) {
-      if (crc16(crc, data) !== sentCrc) return this.badBlock(out, `CRC-16/${crc.toUpperCase()} error in block 0`);
+      if (crc16(crc, data) !== sentCrc) return this.badBlock(out, `CRC-16/${crc.toUpperCase()} error in block 0`, { why: "crc-block0", crc: crc.toUpperCase() });
     } else {
       const matched = block0Crc(data, sentCrc);
-      if (matched === null) return this.badBlock(out, "CRC error in block 0 (neither CRC-16/ARC nor CRC-16/XMODEM)");
+      if (matched === null) return this.badBlock(out, "CRC error in block 0 (neither CRC-16/ARC nor CRC-16/XMODEM)", { why: "crc-block0-unknown" });
       crc = matched.crc;
       header = matched.header ?? null;
     }
     if (seq !== 0) {
-      this.fail(out, "sequence", `sequence lost: expected block 0, got block ${seq}`, true);
+      this.fail(out, "sequence", `sequence lost: expected block 0, got block ${seq}`, true, undefined, { key: "sequence-block0", params: { got: seq } });
       return false;
     }
     header ??= parseBlock0(data);
@@ -396,11 +415,11 @@ export class YmodemReceiver {
     this.crcKind = crc; // the CRC that matched a real block 0 holds for the session
     const { name, size, dialect } = header;
     if (this.filesDone >= this.maxFiles) {
-      this.fail(out, "too-many-files", `the batch has more than ${this.maxFiles} files (maxFiles)`, true, name);
+      this.fail(out, "too-many-files", `the batch has more than ${this.maxFiles} files (maxFiles)`, true, name, { key: "too-many-files", params: { max: this.maxFiles } });
       return false;
     }
     if (size !== null && size > this.bytesLeft) {
-      this.fail(out, "too-large", `announced size ${size} exceeds ${this.maxBytesText()}`, true, name);
+      this.fail(out, "too-large", `announced size ${size} exceeds ${this.maxBytesText()}`, true, name, this.tooLarge("too-large-announced", "too-large-announced-left", { size }));
       return false;
     }
     this.failures = 0;
@@ -431,7 +450,7 @@ export class YmodemReceiver {
     const len = data.length;
     if (f.size !== null) {
       if (f.raw >= f.size) {
-        this.fail(out, "size-mismatch", `sender sent more blocks than the announced ${f.size} bytes need`, true);
+        this.fail(out, "size-mismatch", `sender sent more blocks than the announced ${f.size} bytes need`, true, undefined, { key: "more-blocks", params: { size: f.size } });
         return;
       }
       // Cut to the announced size: padding never reaches the file, whatever its value.
@@ -439,7 +458,7 @@ export class YmodemReceiver {
       f.buf.set(keep === len ? data : data.subarray(0, keep), f.raw);
     } else {
       if (f.raw >= this.bytesLeft) {
-        this.fail(out, "too-large", `file exceeds ${this.maxBytesText()}`, true);
+        this.fail(out, "too-large", `file exceeds ${this.maxBytesText()}`, true, undefined, this.tooLarge("too-large-file", "too-large-file-left"));
         return;
       }
       this.ensureCapacity(f, f.raw + len);
@@ -480,7 +499,7 @@ export class YmodemReceiver {
     let data: Buffer;
     if (f.size !== null) {
       if (f.raw < f.size) {
-        this.fail(out, "size-mismatch", `sender ended the file after ${f.raw} of the announced ${f.size} bytes`, true);
+        this.fail(out, "size-mismatch", `sender ended the file after ${f.raw} of the announced ${f.size} bytes`, true, undefined, { key: "ended-early", params: { got: f.raw, size: f.size } });
         return;
       }
       data = f.buf;
@@ -489,7 +508,7 @@ export class YmodemReceiver {
       let end = f.raw;
       while (end > f.lastBlockStart && f.buf[end - 1] === CPMEOF) end--;
       if (end > this.bytesLeft) {
-        this.fail(out, "too-large", `file exceeds ${this.maxBytesText()}`, true);
+        this.fail(out, "too-large", `file exceeds ${this.maxBytesText()}`, true, undefined, this.tooLarge("too-large-file", "too-large-file-left"));
         return;
       }
       // The doubling buffer may be far larger than the file; do not hand the slack on to the caller.
@@ -521,15 +540,16 @@ export class YmodemReceiver {
   }
 
   /** A damaged block: fatal in G mode (nothing is resent), else NAK until the retries are spent. */
-  private badBlock(out: YmodemEvent[], why: string): boolean {
+  private badBlock(out: YmodemEvent[], why: string, whyParams: Readonly<Record<string, string | number>>): boolean {
     const f = this.phase === "data" ? this.file : null;
     if (f !== null && this.streaming) {
-      this.fail(out, "bad-block", `${why} in YMODEM-g mode, which cannot resend`, true);
+      this.fail(out, "bad-block", `${why} in YMODEM-g mode, which cannot resend`, true, undefined, { key: "bad-block-g", params: whyParams });
       return false;
     }
     this.failures++;
     if (this.failures > this.opts.retries) {
-      this.fail(out, "retries", `${why}; gave up after ${this.opts.retries} retries`, true);
+      const detail = { key: "bad-block-retries", params: { ...whyParams, retries: this.opts.retries } };
+      this.fail(out, "retries", `${why}; gave up after ${this.opts.retries} retries`, true, undefined, detail);
       return false;
     }
     if (f !== null) f.retransmissions++;
@@ -537,17 +557,22 @@ export class YmodemReceiver {
     return true;
   }
 
-  private fail(out: YmodemEvent[], code: YmodemErrorCode, what: string, sendCancel: boolean, name?: string): void {
+  private fail(out: YmodemEvent[], code: YmodemErrorCode, what: string, sendCancel: boolean, name: string | undefined, detail: YmodemErrorDetail): void {
     const f = this.file;
     const fileName = name ?? f?.name ?? null;
     const bytes = f !== null ? stored(f) : 0;
     const where = fileName !== null ? ` (file "${fileName}", ${bytes} bytes received)` : ` (${bytes} bytes received)`;
-    const error = new YmodemError(code, `YMODEM: ${what}${where}`, fileName, bytes);
+    const error = new YmodemError(code, `YMODEM: ${what}${where}`, fileName, bytes, detail);
     this.phase = "done";
     this.file = null;
     this.frameLen = 0;
     if (sendCancel) out.push(send(CAN, CAN));
     out.push({ type: "error", error });
+  }
+
+  /** The detail of a file over maxBytes: `key`, or `leftKey` once files have arrived (see maxBytesText). */
+  private tooLarge(key: string, leftKey: string, params: Record<string, number> = {}): YmodemErrorDetail {
+    return this.bytesDone === 0 ? { key, params: { ...params, max: this.opts.maxBytes } } : { key: leftKey, params: { ...params, left: this.bytesLeft, max: this.opts.maxBytes } };
   }
 
   /** "maxBytes 1000", or once files have arrived, "the 500 bytes left of maxBytes 1000". */

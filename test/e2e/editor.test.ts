@@ -98,6 +98,14 @@ describe("editor in a real browser (Node-RED + headless Chromium)", function () 
     if (this.currentTest?.state === "failed" && browser) await shot("failure").catch(() => undefined);
   });
 
+  it("serves the editor's shared script from the package's resources/ folder, where each node's editor file loads it", async () => {
+    const { name } = JSON.parse(fs.readFileSync(path.resolve(__dirname, "..", "..", "package.json"), "utf8")) as { name: string };
+    const response = await fetch(`${red!.url}resources/${name}/ble-instruments-editor.js`);
+    assert.equal(response.status, 200);
+    assert.match(String(response.headers.get("content-type")), /javascript/);
+    assert.match(await response.text(), /window\.BleInstrumentsEditor = /);
+  });
+
   it("adds a heart-rate node from the palette, scans for the simulated sensor, deploys, and shows it connected with readings in the debug sidebar", async () => {
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));

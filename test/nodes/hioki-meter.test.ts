@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -88,15 +89,23 @@ function dt4261(address: string): HiokiDt4261Peripheral {
 const out = (id: string): Node => helper.getNode(`${id}-out`);
 const node = (id: string): Node => helper.getNode(id);
 
-/** Resolves once `condition` holds, checking on every turn of the event loop; rejects after `timeoutMs`. */
-function eventually(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/** Resolves once the node has logged `count` debug messages matching `pattern` (counting those before the call). */
+function debugLogged(n: Node, pattern: RegExp, count: number, timeoutMs = 5000): Promise<void> {
+  const spy = n.debug as unknown as { getCalls(): { thisValue: unknown; args: unknown[] }[] };
+  const logged = (): number => spy.getCalls().filter((c) => c.thisValue === n && pattern.test(String(c.args[0]))).length;
+  const events = n as unknown as EventEmitter;
   return new Promise((resolve, reject) => {
     const check = (): void => {
-      if (condition()) resolve();
-      else if (Date.now() > deadline) reject(new Error(`not within ${timeoutMs} ms: ${what}`));
-      else setImmediate(check);
+      if (logged() < count) return;
+      clearTimeout(timer);
+      events.removeListener("call:debug", check);
+      resolve();
     };
+    const timer = setTimeout(() => {
+      events.removeListener("call:debug", check);
+      reject(new Error(`${count} debug messages matching ${String(pattern)} not within ${timeoutMs} ms; got ${logged()}`));
+    }, timeoutMs);
+    events.on("call:debug", check);
     check();
   });
 }
@@ -266,7 +275,9 @@ describe("hioki-meter node (Node-RED runtime + simulator through noble)", functi
     await load([simConfig(scenario), meterNode("m", { replyTimeout: 50 }), sink("m"), ...catcher()]);
     const status = await waitForStatus(node("m"), (s) => s.fill === "yellow" && s.text === "no reply to FETC?");
     assert.equal(status.shape, "ring");
-    await eventually(() => dt4261(M1).commandLog.length >= 3, "three polls written");
+    // Each poll is written, then times out (logged at debug level: polls repeat).
+    await debugLogged(node("m"), /^poll: no reply/, 3);
+    assert.ok(dt4261(M1).commandLog.length >= 3, "three polls written");
     assert.deepEqual(errorCallsOf(node("m")), [], "a poll without reply is not an error");
     const caught = collectMessages(helper.getNode("caught"), 1);
     node("m").receive({ payload: "*IDN?", topic: "mine" });
@@ -300,7 +311,9 @@ describe("hioki-meter node (Node-RED runtime + simulator through noble)", functi
 
     const log = dt4261(M1).commandLog;
     const written = log.length;
-    await eventually(() => log.length > written, "the next poll written");
+    // The reply to a poll in flight now, then the reply to one written after it.
+    await collectMessages(out("m"), 2);
+    assert.ok(log.length > written, "the next poll written");
     let readingsWhileOff = 0;
     const countReading = (): void => {
       readingsWhileOff++;
@@ -439,12 +452,29 @@ describe("hioki-meter: a reply never reaches the wrong command (late, too long, 
       const caught = msg as CaughtMsg & { tag?: number };
       results[caught.tag ?? -1] = { error: caught.error.message };
     };
+    let answered: () => void = () => undefined;
+    const allAnswered = new Promise<void>((resolve) => (answered = resolve));
+    const check = (): void => {
+      if (commands.every((_c, i) => results[i] !== undefined)) answered();
+    };
+    // After the listeners that record each answer.
     out("m").on("input", onMsg);
     helper.getNode("caught").on("input", onCaught);
+    out("m").on("input", check);
+    helper.getNode("caught").on("input", check);
+    let timer: NodeJS.Timeout | undefined;
     try {
       commands.forEach((payload, tag) => node("m").receive({ payload, tag } as NodeMessage));
-      await eventually(() => commands.every((_c, i) => results[i] !== undefined), `an answer to each of ${JSON.stringify(commands)}`, 15000);
+      await Promise.race([
+        allAnswered,
+        new Promise((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`not within 15000 ms: an answer to each of ${JSON.stringify(commands)}`)), 15000);
+        }),
+      ]);
     } finally {
+      clearTimeout(timer);
+      out("m").removeListener("input", check);
+      helper.getNode("caught").removeListener("input", check);
       out("m").removeListener("input", onMsg);
       helper.getNode("caught").removeListener("input", onCaught);
     }

@@ -25,7 +25,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { nodeRedManifest } from "../support/node-red-under-test";
 import * as semver from "semver";
-import { editorDefinitions, moduleRequests, packageOf, runtimeTypes, type NodeDefinition } from "../support/package-rules";
+import { editorDefinitions, editorScripts, moduleRequests, packageOf, runtimeTypes, type NodeDefinition } from "../support/package-rules";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 /**
@@ -57,6 +57,8 @@ function stringField(obj: JsonRecord, key: string, what: string): string {
 
 const pkg = record(readJson(path.join(ROOT, "package.json")), "package.json");
 const nodeRed = record(pkg["node-red"], 'package.json "node-red"');
+/** The module name Node-RED serves the package's resources/ under. */
+const packageName = stringField(pkg, "name", "package.json");
 /** node-red.nodes: set name → runtime .js file, relative to the package. */
 const nodeFiles = Object.entries(record(nodeRed.nodes, 'package.json "node-red".nodes')).map(([name, file]) => {
   assert.ok(typeof file === "string", `node-red.nodes.${name} must be a path`);
@@ -308,9 +310,11 @@ describe("package: npm pack contents (of a clean copy of the sources, built by n
     if (packRoot) fs.rmSync(packRoot, { recursive: true, force: true });
   });
 
-  it("ships what Node-RED and a user need: nodes, editor files, locales, icons, examples, README, LICENSE", () => {
+  it("ships what Node-RED and a user need: nodes, editor files and their scripts, locales, icons, examples, README, LICENSE", () => {
     const { definitions } = ourDefinitions();
     const required = ["package.json", "README.md", "LICENSE", ...nodeFiles.flatMap((n) => [n.js, n.html])];
+    // The editor scripts the editor files load from resources/ (Node-RED serves them at resources/<module>/).
+    for (const n of nodeFiles) required.push(...editorScripts(path.join(ROOT, n.html), packageName));
     // Node-RED reads message catalogues and help from nodes/locales/<lang>/<node file>.{json,html}.
     for (const n of nodeFiles) {
       const base = path.basename(n.js, ".js");
@@ -366,7 +370,10 @@ describe("package: npm pack contents (of a clean copy of the sources, built by n
         }
       }
     }
-    for (const f of shipped) if (f.endsWith(".js") && !reached.has(f)) problems.push(`${f} is shipped but no node loads it`);
+    // Editor scripts run in the browser: an editor file loads them, not a node.
+    const editorLoaded = new Set(nodeFiles.flatMap((n) => editorScripts(path.join(packRoot, n.html), packageName)));
+    for (const f of shipped) if (f.endsWith(".js") && !reached.has(f) && !editorLoaded.has(f)) problems.push(`${f} is shipped but no node or editor file loads it`);
+    for (const f of editorLoaded) if (!shipped.has(f)) problems.push(`${f} is loaded by an editor file but not in the package`);
     assert.deepEqual(problems, []);
   });
 

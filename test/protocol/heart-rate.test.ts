@@ -224,7 +224,7 @@ describe("heart-rate protocol (0x2A37, 0x2A38)", () => {
       }
     });
     it("HeartRateFormatError is an Error", () => {
-      const e = new HeartRateFormatError("x");
+      const e = new HeartRateFormatError("x", "empty");
       assert.ok(e instanceof Error);
       assert.equal(e.name, "HeartRateFormatError");
     });

@@ -2,43 +2,16 @@ import assert from "node:assert/strict";
 import { seededRandom } from "../../src/sim/random";
 import fc from "fast-check";
 import { hiokiWriteType } from "../../src/protocol/hioki";
-import { type ChannelClock, type ChannelTimer, type DiscardReport, HiokiChannelError, HiokiCommandChannel } from "../../src/protocol/hioki-channel";
+import { type DiscardReport, HiokiChannelError, HiokiCommandChannel } from "../../src/protocol/hioki-channel";
+import { ManualClock } from "../support/manual-clock";
 
 const QUIET = 100;
 const MAX_REPLY = 256;
 
-/** A clock that moves only from one timer to the next: the whole exchange is deterministic. */
-class StepClock implements ChannelClock {
-  private time = 0;
-  private seq = 0;
-  private timers: { at: number; seq: number; fn: () => void; cancelled: boolean }[] = [];
-
-  now(): number {
-    return this.time;
-  }
-
-  setTimeout(fn: () => void, ms: number): ChannelTimer {
-    const timer = { at: this.time + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
-    this.timers.push(timer);
-    return { cancel: () => (timer.cancelled = true) };
-  }
-
-  /** Runs the earliest timer (the first made among equals); false when none is left. */
-  step(): boolean {
-    this.timers = this.timers.filter((t) => !t.cancelled);
-    if (this.timers.length === 0) return false;
-    const next = this.timers.reduce((a, b) => (b.at < a.at || (b.at === a.at && b.seq < a.seq) ? b : a));
-    this.timers.splice(this.timers.indexOf(next), 1);
-    this.time = next.at;
-    next.fn();
-    return true;
-  }
-}
-
 /** Promise callbacks (the channel's write results, the test's own bookkeeping) run between timers. */
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function runToEnd(clock: StepClock, maxSteps = 100_000): Promise<void> {
+async function runToEnd(clock: ManualClock, maxSteps = 100_000): Promise<void> {
   await settle();
   for (let steps = 0; clock.step(); steps++) {
     assert.ok(steps < maxSteps, "the exchange ends");
@@ -134,7 +107,7 @@ type Outcome = { reply: string; at: number } | { error: HiokiChannelError; at: n
  * less than the quiet gap apart, and unsolicited bursts only while it has nothing to answer.
  */
 async function play(plan: Plan): Promise<{ outcomes: Outcome[]; asked: number[]; sent: number; arrivals: number[]; discards: DiscardReport[] }> {
-  const clock = new StepClock();
+  const clock = new ManualClock();
   const random = seededRandom(plan.commands.length * 7919 + plan.mtu);
   let sent = 0;
   const arrivals: number[] = [];
@@ -262,8 +235,8 @@ describe("HIOKI command channel (protocol/hioki-channel)", () => {
   });
 
   describe("examples", () => {
-    function setup(mtu = 23): { clock: StepClock; channel: HiokiCommandChannel; written: string[]; discards: DiscardReport[]; ask(command: string, timeoutMs?: number): Promise<string> } {
-      const clock = new StepClock();
+    function setup(mtu = 23): { clock: ManualClock; channel: HiokiCommandChannel; written: string[]; discards: DiscardReport[]; ask(command: string, timeoutMs?: number): Promise<string> } {
+      const clock = new ManualClock();
       const written: string[] = [];
       const discards: DiscardReport[] = [];
       const channel = new HiokiCommandChannel({
@@ -280,7 +253,7 @@ describe("HIOKI command channel (protocol/hioki-channel)", () => {
       return { clock, channel, written, discards, ask };
     }
 
-    const at = (clock: StepClock, ms: number, fn: () => void): void => void clock.setTimeout(fn, ms - clock.now());
+    const at = (clock: ManualClock, ms: number, fn: () => void): void => void clock.setTimeout(fn, ms - clock.now());
     const errorCode = (p: Promise<unknown>): Promise<string> => p.then(
       () => "resolved",
       (e: unknown) => (e instanceof HiokiChannelError ? e.code : String(e)),
@@ -330,7 +303,7 @@ describe("HIOKI command channel (protocol/hioki-channel)", () => {
     });
 
     it("a write that throws at once fails its command with write-failed", async () => {
-      const clock = new StepClock();
+      const clock = new ManualClock();
       const channel = new HiokiCommandChannel({
         clock,
         write: () => {

@@ -37,6 +37,20 @@ export class ManualClock implements SimClock {
     this.time = end;
   }
 
+  /**
+   * Runs the earliest timer alone (the first made among equals), with now() at its due time: a whole exchange
+   * goes from one timer to the next. false when none is left.
+   */
+  step(): boolean {
+    this.timers = this.timers.filter((t) => !t.cancelled);
+    if (this.timers.length === 0) return false;
+    const next = this.timers.reduce((a, b) => (b.at < a.at || (b.at === a.at && b.seq < a.seq) ? b : a));
+    this.timers.splice(this.timers.indexOf(next), 1);
+    this.time = Math.max(this.time, next.at);
+    next.fn();
+    return true;
+  }
+
   /** Timers still waiting. */
   get pending(): number {
     return this.timers.filter((t) => !t.cancelled).length;

@@ -1,6 +1,7 @@
 /**
  * Helpers for the offline package checks (test/package/scorecard.test.ts): the node-definition reader of
- * `node-red-dev validate`, and a reader of the modules a compiled file loads (version ranges: the `semver` package).
+ * `node-red-dev validate`, the editor scripts an editor file loads from the package's resources/, and a reader of the
+ * modules a compiled file loads (version ranges: the `semver` package).
  * JavaScript is parsed with the TypeScript compiler (a devDependency) rather than with regular expressions, so
  * comments, strings and nesting cannot fool the checks.
  */
@@ -93,6 +94,17 @@ export function editorDefinitions(file: string): EditorDefinitions {
   });
   if (blocks.length > 0 && definitions.length === 0 && errors.length === 0) errors.push(`${file}: no registerType (node-red-dev stops with "No type definitions found")`);
   return { definitions, errors };
+}
+
+/**
+ * Files of the package's resources/ folder an editor .html file loads with `<script src="resources/<module>/…">`
+ * (Node-RED serves <module>/resources/ there), as paths inside the package ("resources/…"). A script of another
+ * module, or of an absolute URL, is not listed.
+ */
+export function editorScripts(file: string, moduleName: string): string[] {
+  const html = fs.readFileSync(file, "utf8");
+  const prefix = `resources/${moduleName}/`;
+  return [...html.matchAll(/<script\b[^>]*\bsrc=["']([^"']+)["']/gi)].map((m) => m[1]).filter((src) => src.startsWith(prefix)).map((src) => `resources/${src.slice(prefix.length)}`);
 }
 
 /** Types a runtime .js file registers: `RED.nodes.registerType("<literal>", …)`. */

@@ -1,0 +1,266 @@
+/*
+ * Editor code shared by this package's nodes (the Scan button, the address field and its validation, the
+ * transports of the runtime's platform). Node-RED serves the package's resources/ folder at
+ * resources/<module name>/; each node's html loads this file with a <script src> tag, which the editor runs before
+ * that html's own scripts, so BleInstrumentsEditor is defined whatever order the node files load in.
+ */
+/* global window, RED, $ -- the editor's page: this file runs in the browser, beside Node-RED's editor and jQuery */
+window.BleInstrumentsEditor = (function () {
+  var ADDRESS = /^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{12}$/;
+  var SCAN_SECONDS = 4;
+
+  /** The platform Node-RED runs on (not the browser's): the ble-config node exports it as a setting. */
+  function platform() {
+    return (RED.settings && RED.settings.bleConfigPlatform) || "linux";
+  }
+
+  /** The transports the runtime's platform has: BlueZ and the HCI socket on Linux, noble's native bindings on macOS and Windows. */
+  function transportAvailable(transport) {
+    var p = platform();
+    var nativeBluetooth = p === "darwin" || p === "win32";
+    if (transport === "native") return nativeBluetooth;
+    if (transport === "bluez" || transport === "hci") return p === "linux";
+    return true;
+  }
+
+  /**
+   * A new adapter is the platform's own Bluetooth, never the simulator: readings must be real unless chosen
+   * otherwise. The runtime decides (defaultTransport in src/ble/adapter.ts); the ble-config node exports its choice.
+   */
+  function defaultTransport() {
+    return (RED.settings && RED.settings.bleConfigDefaultTransport) || "bluez";
+  }
+
+  function t(key, substitutions) {
+    var def = RED.nodes.getType("ble-config");
+    return def && def._ ? def._("ble-config." + key, substitutions) : key;
+  }
+
+  function wholeNumber(min, max, blankAllowed) {
+    return function (v, opt) {
+      if ((v === "" || v === undefined || v === null) && blankAllowed) return true;
+      var s = String(v).trim();
+      // Node-RED substitutes ${ENV_VAR} in any property when the flow starts.
+      if (/^\$\{[^}]+\}$/.test(s)) return true;
+      var n = Number(s);
+      if (s !== "" && Number.isInteger(n) && n >= min && n <= max) return true;
+      return opt ? t("validation.range", { min: min, max: max }) : false;
+    };
+  }
+
+  /**
+   * Validator of the address typed input (types "str" and "env"): empty, a Bluetooth address, or for "env" the
+   * name of an environment variable. The type is read from the dialog while it is open, else from the node.
+   */
+  function validateAddress(v, opt) {
+    var field = $("#node-input-addressType");
+    var type = (field.length && field.val()) || this.addressType || "str";
+    var s = v === undefined || v === null ? "" : String(v).trim();
+    if (type === "env") return s !== "" || (opt ? t("validation.env") : false);
+    if (s === "" || ADDRESS.test(s) || /^\$\{[^}]+\}$/.test(s)) return true;
+    return opt ? t("validation.address") : false;
+  }
+
+  /** What a node's label shows of the device it is bound to. */
+  /**
+   * The value environment variable `name` has for `node` where the editor knows it: set as text by the nearest
+   * of its groups, then its flow or subflow. null when it is set otherwise (from another variable, JSONata …).
+   */
+  function envValue(node, name) {
+    var scopes = [];
+    for (var g = node.g && RED.nodes.group(node.g); g; g = g.g && RED.nodes.group(g.g)) scopes.push(g);
+    var flow = node.z && (RED.nodes.workspace(node.z) || RED.nodes.subflow(node.z));
+    if (flow) scopes.push(flow);
+    for (var i = 0; i < scopes.length; i++) {
+      var entries = Array.isArray(scopes[i].env) ? scopes[i].env : [];
+      for (var j = 0; j < entries.length; j++) {
+        if (entries[j].name === name) return entries[j].type === "str" && entries[j].value ? String(entries[j].value) : null;
+      }
+    }
+    return null;
+  }
+
+  /** The device address a node is labelled by: an environment variable's value where the editor knows it. */
+  function addressLabel(node) {
+    if (!node.address) return "";
+    var match = /^\$\{(\w+)\}$/.exec(node.address);
+    var name = node.addressType === "env" ? node.address : match && match[1];
+    if (!name) return node.address;
+    return envValue(node, name) || "${" + name + "}";
+  }
+
+  /**
+   * Query of a scan on the adapter of config node `id`. The runtime scans on that node's adapter when it is
+   * deployed; a node that is new or edited since the last deploy is described by its settings instead.
+   */
+  function scanQuery(id, filter, withSettings) {
+    var query = { config: id, seconds: SCAN_SECONDS };
+    var cfg = RED.nodes.node(id);
+    if (cfg && (withSettings || cfg.changed)) {
+      query.transport = cfg.transport || defaultTransport();
+      query.bluezAdapter = cfg.bluezAdapter || "";
+      query.hciDevice = cfg.hciDevice;
+      query.uartPort = cfg.uartPort || "";
+      query.uartBaudRate = cfg.uartBaudRate;
+      query.uartFlowControl = cfg.uartFlowControl !== false;
+      query.simScenario = cfg.simScenario || "";
+    }
+    if (filter.service) query.service = [].concat(filter.service).join(",");
+    if (filter.namePrefix) query.namePrefix = [].concat(filter.namePrefix).join(",");
+    return query;
+  }
+
+  function describeServices(services) {
+    var known = { "180d": "Heart Rate", "1812": "HID", "180f": "Battery", "180a": "Device Information", "6e400001b5a3f393e0a9e50e24dcca9e": "Nordic UART" };
+    return services
+      .map(function (s) {
+        return known[s] ? known[s] + " (" + (s.length > 4 ? "6e400001-…" : s) + ")" : s;
+      })
+      .join(", ");
+  }
+
+  /**
+   * Adds a Scan button beside the address input of a device node's dialog and, below it, the list of devices
+   * found (name, address, RSSI, advertised services); a click on one fills the address and name fields.
+   * options.filter: { service: uuid or [uuid], namePrefix: prefix or [prefix] } — what the node can talk to.
+   */
+  function addScan(options) {
+    var address = $("#node-input-address");
+    var nameInput = $("#node-input-deviceName");
+    var row = address.closest(".form-row");
+    var button = $('<button type="button" class="red-ui-button ble-scan-button" style="margin-left: 4px;"></button>')
+      .append('<i class="fa fa-search"></i> ')
+      .append($("<span>").text(t("scan.button")))
+      .attr("title", t("scan.tooltip"));
+    row.append(button);
+    var panel = $('<div class="form-row ble-scan-panel" style="display: none;"><label>&nbsp;</label></div>').insertAfter(row);
+    var body = $('<div style="display: inline-block; width: 70%; vertical-align: top;"></div>').appendTo(panel);
+    var line = $('<div class="ble-scan-status" style="margin-bottom: 4px;"></div>').appendTo(body);
+    var list = $(
+      '<ol class="ble-scan-list" style="list-style: none; margin: 0; padding: 0; max-height: 180px; overflow-y: auto;' +
+        ' border: 1px solid var(--red-ui-form-input-border-color, #ccc); border-radius: 4px;"></ol>',
+    )
+      .hide()
+      .appendTo(body);
+    var request = null;
+
+    function showLine(kind, text) {
+      line.empty().removeClass("ble-scan-error");
+      if (kind === "busy") line.append('<i class="fa fa-spinner fa-spin"></i> ');
+      if (kind === "error") {
+        line.addClass("ble-scan-error").css("color", "var(--red-ui-text-color-error, #d6615f)");
+        line.append('<i class="fa fa-exclamation-triangle"></i> ');
+      } else {
+        line.css("color", "");
+      }
+      line.append($("<span>").text(text));
+    }
+
+    function pick(device, item) {
+      list.children().removeClass("selected").css("background", "");
+      item.addClass("selected").css("background", "var(--red-ui-list-item-background-selected, #ffebc7)");
+      address.typedInput("type", "str");
+      address.typedInput("value", device.address);
+      if (device.name) nameInput.val(device.name).trigger("change");
+      showLine("info", t("scan.picked", { name: device.name || device.address }));
+    }
+
+    function show(devices) {
+      list.empty();
+      if (devices.length === 0) {
+        list.hide();
+        showLine("info", t("scan.none"));
+        return;
+      }
+      showLine("info", t("scan.found", { count: devices.length }));
+      devices.forEach(function (device) {
+        var item = $('<li class="ble-scan-device" tabindex="0" style="padding: 4px 8px; cursor: pointer; border-bottom: 1px solid var(--red-ui-secondary-border-color, #eee);"></li>');
+        item.attr("data-address", device.address);
+        $('<div style="display: flex; justify-content: space-between; gap: 8px;"></div>')
+          .append($('<span class="ble-scan-name" style="font-weight: bold; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;"></span>').text(device.name || t("scan.unnamed")))
+          .append($('<span class="ble-scan-rssi" style="white-space: nowrap;"></span>').text(device.rssi + " dBm"))
+          .appendTo(item);
+        $('<div style="font-size: 0.9em; color: var(--red-ui-secondary-text-color, #888);"></div>')
+          .append($('<code class="ble-scan-address"></code>').text(device.address))
+          .append($("<span>").text(" " + device.addressType + (device.services.length ? " · " + describeServices(device.services) : "")))
+          .appendTo(item);
+        item.on("click", function () {
+          pick(device, item);
+        });
+        item.on("keydown", function (event) {
+          if (event.key === "Enter" || event.key === " ") {
+            event.preventDefault();
+            pick(device, item);
+          }
+        });
+        list.append(item);
+      });
+      list.show();
+    }
+
+    function run(id, withSettings) {
+      var cfg = RED.nodes.node(id);
+      request = $.ajax({
+        url: "ble-instruments/scan",
+        data: scanQuery(id, options.filter, withSettings),
+        dataType: "json",
+        timeout: (SCAN_SECONDS + 20) * 1000,
+      });
+      request.then(
+        function (devices) {
+          request = null;
+          button.prop("disabled", false);
+          show(devices);
+        },
+        function (xhr, status) {
+          request = null;
+          if (status === "abort") return;
+          // A config node the runtime does not know although the editor thinks it deployed (a deploy that failed).
+          if (xhr.status === 404 && !withSettings && cfg) {
+            run(id, true);
+            return;
+          }
+          button.prop("disabled", false);
+          var error = xhr.responseJSON && xhr.responseJSON.error ? xhr.responseJSON.error : xhr.status ? xhr.status + " " + xhr.statusText : status;
+          showLine("error", t("scan.failed", { error: error }));
+        },
+      );
+    }
+
+    button.on("click", function () {
+      var id = $("#node-input-ble").val();
+      panel.show();
+      list.hide();
+      if (!id || id === "_ADD_" || !RED.nodes.node(id)) {
+        showLine("error", t("scan.no-adapter"));
+        return;
+      }
+      button.prop("disabled", true);
+      showLine("busy", t("scan.scanning", { adapter: RED.utils.getNodeLabel(RED.nodes.node(id), id), seconds: SCAN_SECONDS }));
+      run(id, false);
+    });
+
+    return {
+      /** Stops waiting for a scan whose dialog is closing. */
+      close: function () {
+        if (request) request.abort();
+      },
+    };
+  }
+
+  /** Turns the address input into a typed input: an address, or an environment variable holding one. */
+  function addressInput() {
+    $("#node-input-address").typedInput({ default: "str", types: ["str", "env"], typeField: "#node-input-addressType" });
+  }
+
+  return {
+    t: t,
+    addScan: addScan,
+    addressInput: addressInput,
+    validateAddress: validateAddress,
+    addressLabel: addressLabel,
+    wholeNumber: wholeNumber,
+    transportAvailable: transportAvailable,
+    defaultTransport: defaultTransport,
+  };
+})();
