@@ -1,11 +1,12 @@
-import type { SimClock, SimTimer } from "./types";
+import type { Clock, Timer } from "../protocol/clock";
 
 /**
  * Simulated time on top of Node's timers. Every delay is divided by `timeScale` in real time, and `now()`
  * is multiplied back, so peripherals and the link layer see consistent simulated milliseconds.
- * Timers are unref'd: the simulator alone never keeps a process alive.
+ * Timers are unref'd: the simulator alone never keeps a process alive. The simulator's parts see only protocol/clock's
+ * `Clock`; `timeScale` is this clock's own setting (the Simulation reports it), not part of that shape.
  */
-export class ScaledClock implements SimClock {
+export class ScaledClock implements Clock {
   private readonly origin = performance.now();
 
   constructor(readonly timeScale = 1) {
@@ -16,7 +17,7 @@ export class ScaledClock implements SimClock {
     return (performance.now() - this.origin) * this.timeScale;
   }
 
-  setTimeout(fn: () => void, ms: number): SimTimer {
+  setTimeout(fn: () => void, ms: number): Timer {
     const handle = setTimeout(fn, Math.max(0, ms / this.timeScale));
     handle.unref();
     return { cancel: () => clearTimeout(handle) };

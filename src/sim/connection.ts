@@ -5,7 +5,8 @@
  * reports), initiator.ts (LE Create Connection), radio.ts (connection events on the one radio), l2cap.ts (ACL ↔ L2CAP).
  */
 import { HCI_REMOTE_USER_TERMINATED } from "../protocol/hci";
-import type { LinkSettings, PeripheralLink, SimClock, SimTimer, VirtualPeripheral } from "./types";
+import type { Clock, Timer } from "../protocol/clock";
+import type { LinkSettings, PeripheralLink, VirtualPeripheral } from "./types";
 
 export interface ControllerCounters {
   /** HCI commands received. */
@@ -26,7 +27,7 @@ export interface ControllerCounters {
 
 /** The controller's services its parts use. */
 export interface ControllerPorts {
-  readonly clock: SimClock;
+  readonly clock: Clock;
   readonly link: LinkSettings;
   readonly counters: ControllerCounters;
   /** close() was called: nothing is sent or scheduled any more. */
@@ -76,7 +77,7 @@ export class Connection {
   /** L2CAP PDU being reassembled from host fragments. */
   partial?: { cid: number; length: number; chunks: Buffer[]; received: number };
   eventIndex = 0;
-  supervisionTimer?: SimTimer;
+  supervisionTimer?: Timer;
   /** Set by the host's Disconnect: carried out once the data queued to the peripheral has gone. */
   terminate?: { peripheralReason: number };
   /** Set by the peripheral's PeripheralLink.disconnect: carried out once the data queued to the central has gone. */

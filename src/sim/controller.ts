@@ -7,7 +7,8 @@ import { Initiator } from "./initiator";
 import { L2cap } from "./l2cap";
 import { Radio } from "./radio";
 import { Scanner } from "./scanner";
-import type { LinkSettings, SimClock, VirtualPeripheral } from "./types";
+import type { Clock } from "../protocol/clock";
+import type { LinkSettings, VirtualPeripheral } from "./types";
 import { DEFAULT_LINK } from "./types";
 
 // Part of the controller's API since before the split: tests and the bench import them from here.
@@ -41,7 +42,7 @@ export { exchangeAirTimeUs, maxPdusPerEvent, placeAnchor, pduAirTimeUs, radioSlo
  */
 
 export interface VirtualControllerOptions {
-  clock: SimClock;
+  clock: Clock;
   link?: LinkSettings;
   /** The controller's own public address (Read BD_ADDR). */
   address?: string;
@@ -60,7 +61,7 @@ interface OutboxItem {
 }
 
 export class VirtualController extends EventEmitter {
-  readonly clock: SimClock;
+  readonly clock: Clock;
   readonly link: LinkSettings;
   readonly address: string;
   readonly counters: ControllerCounters = {

@@ -5,10 +5,10 @@
  */
 import type { ControllerPorts, PeripheralEntry } from "./connection";
 import type { LinkRequest, Radio } from "./radio";
-import type { SimTimer } from "./types";
+import type { Timer } from "../protocol/clock";
 
 interface PendingCreate extends LinkRequest {
-  timer?: SimTimer;
+  timer?: Timer;
 }
 
 export class Initiator {

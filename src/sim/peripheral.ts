@@ -6,7 +6,8 @@
 import { normalizeUuid, uuidToBytes } from "../protocol/att";
 import { HCI_LOCAL_HOST_TERMINATED } from "../protocol/hci";
 import { GattServer, type ServiceDefinition, type Subscription } from "./gatt-server";
-import type { AddressType, PeripheralContext, PeripheralLink, SimClock, SimTimer, VirtualPeripheral } from "./types";
+import type { Clock, Timer } from "../protocol/clock";
+import type { AddressType, PeripheralContext, PeripheralLink, VirtualPeripheral } from "./types";
 import type { JsonObject } from "./validate";
 
 /** The scenario fields every peripheral kind shares, validated. */
@@ -37,7 +38,7 @@ export interface GattPeripheralOptions {
   address: string;
   addressType: AddressType;
   name: string;
-  clock: SimClock;
+  clock: Clock;
   /** The server's own ATT MTU, answered to Exchange MTU (PeripheralIdentity.serverMtu). */
   maxMtu: number;
   /** Service UUIDs to advertise, in order; in ADV_IND when they fit, else in the scan response. */
@@ -78,13 +79,13 @@ export abstract class GattPeripheral implements VirtualPeripheral {
   readonly name: string;
   /** Things a central did that a real peripheral would refuse or that our nodes must never do. */
   readonly violations: string[] = [];
-  protected readonly clock: SimClock;
+  protected readonly clock: Clock;
   protected readonly maxMtu: number;
   private readonly advertisedServices: readonly string[];
   private readonly appearance: number;
   private server: GattServer | null = null;
   private currentLink: PeripheralLink | null = null;
-  private readonly timers = new Set<SimTimer>();
+  private readonly timers = new Set<Timer>();
   private closed = false;
   private advertising: { adv: Buffer; scanResponse: Buffer } | null = null;
   /** hideServices(): the kind's own services are left out of the table. */
@@ -281,9 +282,9 @@ export abstract class GattPeripheral implements VirtualPeripheral {
   // Timers (simulated time; cancelled on disconnect and close)
 
   /** Runs `fn` once after `ms` simulated milliseconds. */
-  protected setTimer(ms: number, fn: () => void): SimTimer {
-    let inner: SimTimer | null = null;
-    const handle: SimTimer = {
+  protected setTimer(ms: number, fn: () => void): Timer {
+    let inner: Timer | null = null;
+    const handle: Timer = {
       cancel: () => {
         inner?.cancel();
         this.timers.delete(handle);
@@ -301,13 +302,13 @@ export abstract class GattPeripheral implements VirtualPeripheral {
    * Runs `fn` every `intervalMs`, first after one interval. Each run is scheduled from the start time
    * (not the previous run), so a scaled real-time clock does not drift.
    */
-  protected setRepeating(intervalMs: number, fn: () => void): SimTimer {
+  protected setRepeating(intervalMs: number, fn: () => void): Timer {
     if (!(intervalMs > 0)) throw new RangeError(`interval must be positive, got ${intervalMs}`);
     const start = this.clock.now();
     let count = 0;
-    let current: SimTimer | null = null;
+    let current: Timer | null = null;
     let cancelled = false;
-    const handle: SimTimer = {
+    const handle: Timer = {
       cancel: () => {
         cancelled = true;
         current?.cancel();

@@ -13,7 +13,8 @@ import { HCI_LOCAL_HOST_TERMINATED, HCI_SUCCESS, PB_CONTINUING, PB_FIRST_FLUSHAB
 import { buildAcl, buildDisconnectionComplete, buildLeConnectionComplete, buildNumberOfCompletedPackets } from "../protocol/hci-packets";
 import { Connection, type ControllerPorts, type PeripheralEntry } from "./connection";
 import type { L2cap } from "./l2cap";
-import type { LinkSettings, SimTimer } from "./types";
+import type { Timer } from "../protocol/clock";
+import type { LinkSettings } from "./types";
 
 export interface ConnectionEventInfo {
   handle: number;
@@ -117,7 +118,7 @@ export class Radio {
   readonly connections = new Map<number, Connection>();
   private nextHandle = 0x0040;
   /** The timer for the next connection event of any link, and when the radio is free again. */
-  private timer?: SimTimer;
+  private timer?: Timer;
   private timerAt = Infinity;
   private freeAtMs = -Infinity;
 

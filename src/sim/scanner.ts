@@ -6,7 +6,8 @@
 import { ADV_IND, SCAN_RSP } from "../protocol/hci";
 import { buildLeAdvertisingReport } from "../protocol/hci-packets";
 import type { ControllerPorts, PeripheralEntry } from "./connection";
-import type { SimTimer, VirtualPeripheral } from "./types";
+import type { Timer } from "../protocol/clock";
+import type { VirtualPeripheral } from "./types";
 
 /** Longest legacy advertising data. */
 const MAX_ADV_DATA = 31;
@@ -16,7 +17,7 @@ export class Scanner {
   private activeScan = true;
   private filterDuplicates = false;
   private readonly reported = new Set<string>();
-  private timer?: SimTimer;
+  private timer?: Timer;
   private startedAt = 0;
   private round = 0;
 

@@ -9,7 +9,8 @@ import { ScaledClock } from "./clock";
 import { VirtualController } from "./controller";
 import { createPeripheral } from "./peripherals";
 import { readScenarioFile, systemReason } from "./regular-file";
-import { DEFAULT_LINK, type LinkSettings, type PeripheralContext, type SimTimer, type VirtualPeripheral } from "./types";
+import type { Timer } from "../protocol/clock";
+import { DEFAULT_LINK, type LinkSettings, type PeripheralContext, type VirtualPeripheral } from "./types";
 import { ScenarioError, isObject, rejectUnknownKeys, optionalEnum, optionalInteger, optionalNumber, requireAddress, requireObject, requireString, type JsonObject } from "./validate";
 
 export type ScenarioAction = "power-off" | "power-on";
@@ -255,7 +256,7 @@ export class Simulation {
   readonly controller: VirtualController;
   /** The open capture (scenario field "capture"), or null. */
   readonly capture: BtsnoopCapture | null = null;
-  private timers: SimTimer[] = [];
+  private timers: Timer[] = [];
   private started = false;
   private closed = false;
 

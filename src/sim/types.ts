@@ -1,8 +1,10 @@
 /**
  * Contracts between the parts of the simulator: the virtual controller (HCI, link layer, L2CAP),
  * the virtual peripherals (GATT servers with behaviour) and the clock that drives both.
- * Nothing here imports noble or Node-RED.
+ * Nothing here imports noble or Node-RED. Time is protocol/clock's `Clock` (a ScaledClock when running, a manual
+ * clock in tests).
  */
+import type { Clock } from "../protocol/clock";
 
 export type AddressType = "public" | "random";
 
@@ -29,21 +31,6 @@ export interface LinkSettings {
 export const DEFAULT_SERVER_MTU = 517;
 
 export const DEFAULT_LINK: LinkSettings = { connectionIntervalMs: 7.5, pdusPerEvent: 6, dataLength: 251, maxMtu: DEFAULT_SERVER_MTU };
-
-/** Handle returned by SimClock.setTimeout. */
-export interface SimTimer {
-  cancel(): void;
-}
-
-/**
- * Time for the simulator. `now()` is simulated milliseconds; with `timeScale` 1 it runs at wall-clock speed,
- * with 10 it runs ten times faster (every simulated delay is divided by 10 in real time).
- */
-export interface SimClock {
-  readonly timeScale: number;
-  now(): number;
-  setTimeout(fn: () => void, ms: number): SimTimer;
-}
 
 /** What a virtual peripheral sees of its current connection; provided by the controller. */
 export interface PeripheralLink {
@@ -86,7 +73,7 @@ export interface VirtualPeripheral {
 
 /** What a peripheral factory gets besides its own scenario entry. */
 export interface PeripheralContext {
-  clock: SimClock;
+  clock: Clock;
   link: LinkSettings;
   /** Directory of the scenario file, for relative paths inside it ("" for the built-in scenario). */
   baseDir: string;

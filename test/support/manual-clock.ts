@@ -1,11 +1,10 @@
-import type { SimClock, SimTimer } from "../../src/sim/types";
+import type { Clock, Timer } from "../../src/protocol/clock";
 
 /**
- * A SimClock that moves only when told: `advance(ms)` runs every timer due within the span, in time order,
+ * A Clock that moves only when told: `advance(ms)` runs every timer due within the span, in time order,
  * with `now()` at each timer's due time. Makes link-layer tests exact and free of wall-clock time.
  */
-export class ManualClock implements SimClock {
-  readonly timeScale = 1;
+export class ManualClock implements Clock {
   /** Every timer fires this much after its due time, as timers on a busy event loop do. */
   lateMs = 0;
   private time = 0;
@@ -16,7 +15,7 @@ export class ManualClock implements SimClock {
     return this.time;
   }
 
-  setTimeout(fn: () => void, ms: number): SimTimer {
+  setTimeout(fn: () => void, ms: number): Timer {
     const timer = { at: this.time + Math.max(0, ms) + this.lateMs, seq: this.seq++, fn, cancelled: false };
     this.timers.push(timer);
     return { cancel: () => (timer.cancelled = true) };

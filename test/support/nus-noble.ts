@@ -8,7 +8,7 @@ import { withBindings, type Characteristic, type Noble, type Peripheral } from "
 import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "../../src/ble/hci-peer";
 import { installNobleHciDriver } from "../../src/ble/noble-driver";
 import type { Simulation } from "../../src/sim/scenario";
-import type { SimClock, SimTimer } from "../../src/sim/types";
+import type { Clock, Timer } from "../../src/protocol/clock";
 import { YmodemReceiver, type YmodemError, type YmodemEvent, type YmodemReceiverOptions } from "../../src/protocol/ymodem";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../src/protocol/nus";
 import { XOSS_CONTROL_CHARACTERISTIC } from "../../src/protocol/xoss";
@@ -101,7 +101,7 @@ export interface ReceiveOptions extends Partial<YmodemReceiverOptions> {
 }
 
 /** Receives YMODEM over NUS until the receiver ends (batch end, disconnect after the seed's last file) or fails. */
-export async function receiveYmodem(conn: NusConnection, clock: SimClock, options: ReceiveOptions = {}): Promise<ReceiveResult> {
+export async function receiveYmodem(conn: NusConnection, clock: Clock, options: ReceiveOptions = {}): Promise<ReceiveResult> {
   const receiver = new YmodemReceiver({
     crc: options.crc ?? "auto",
     mode: options.mode ?? "C",
@@ -110,7 +110,7 @@ export async function receiveYmodem(conn: NusConnection, clock: SimClock, option
   });
   const blockTimeoutMs = options.blockTimeoutMs ?? 5000;
   const result: ReceiveResult = { files: [], error: null, events: [], written: [], notifications: [], durationMs: 0 };
-  let timer: SimTimer | null = null;
+  let timer: Timer | null = null;
   let writes: Promise<void> = Promise.resolve();
   let finished = false;
   let started = 0;

@@ -11,7 +11,8 @@ import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { NusUartPeripheral } from "../../src/sim/peripherals/nus-uart";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
-import type { LinkSettings, SimClock } from "../../src/sim/types";
+import type { Clock } from "../../src/protocol/clock";
+import type { LinkSettings } from "../../src/sim/types";
 
 export const SZ_MISSING =
   "lrzsz's sz (or lsz) is not installed, so the YMODEM interop tests cannot run. Install it: apt-get install -y lrzsz";
@@ -58,7 +59,7 @@ export class SzBridge {
   private exitPromise: Promise<SzExit> | null = null;
   private stderr = "";
 
-  constructor(options: { address: string; clock: SimClock; link: LinkSettings; name?: string }) {
+  constructor(options: { address: string; clock: Clock; link: LinkSettings; name?: string }) {
     this.peripheral = new NusUartPeripheral({
       address: options.address,
       name: options.name ?? "sz-nus",

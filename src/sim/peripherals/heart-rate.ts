@@ -8,7 +8,8 @@ import { ATT_MAX_VALUE_LENGTH } from "../../protocol/att";
 import { encodeHeartRateMeasurement } from "../../protocol/heart-rate";
 import { batteryService, deviceInformationService, GattPeripheral, type DeviceInformation, type PeripheralKind } from "../peripheral";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
-import { DEFAULT_SERVER_MTU, type AddressType, type SimClock, type SimTimer } from "../types";
+import type { Clock, Timer } from "../../protocol/clock";
+import { DEFAULT_SERVER_MTU, type AddressType } from "../types";
 import { optionalInteger, optionalNumber, optionalString, rejectUnknownKeys, requireObject, ScenarioError, type JsonObject } from "../validate";
 import { optionalBoolean, optionalHexList, optionalIntegerList, rejectTogether } from "./options";
 
@@ -30,7 +31,7 @@ export interface HeartRateConfig {
   addressType?: AddressType;
   /** Default "HRM-" and the address's last two bytes. */
   name?: string;
-  clock: SimClock;
+  clock: Clock;
   maxMtu?: number;
   /** Beats per minute, cycling (default [60]); ignored when `packets` is given. */
   bpm?: number[];
@@ -60,7 +61,7 @@ export class HeartRatePeripheral extends GattPeripheral {
   private battery: number;
   private energy = 0;
   private position = 0;
-  private ticker: SimTimer | null = null;
+  private ticker: Timer | null = null;
 
   constructor(config: HeartRateConfig) {
     super({

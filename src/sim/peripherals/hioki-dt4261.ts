@@ -38,7 +38,8 @@ import { formatNr3 } from "../../protocol/hioki";
 import { batteryService, deviceInformationService, GattPeripheral, type PeripheralKind } from "../peripheral";
 import { seededRandom } from "../random";
 import type { ServiceDefinition } from "../gatt-server";
-import { DEFAULT_SERVER_MTU, type AddressType, type SimClock, type SimTimer } from "../types";
+import type { Clock, Timer } from "../../protocol/clock";
+import { DEFAULT_SERVER_MTU, type AddressType } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalIntegerList, optionalNumberList, optionalStringList } from "./options";
 
@@ -86,7 +87,7 @@ export interface HiokiDt4261Config {
   name?: string;
   /** Default: the address's last three bytes as a 9-digit decimal number. */
   serial?: string;
-  clock: SimClock;
+  clock: Clock;
   maxMtu?: number;
   /** FETC? readings, cycling; default [0]. */
   values?: number[];
@@ -150,7 +151,7 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
   private delayIndex = 0;
   /** Replies waiting for their time, in the order the lines arrived; the first one's timer runs. */
   private readonly replyQueue: { dueAt: number; reply: string }[] = [];
-  private replyTimer: SimTimer | null = null;
+  private replyTimer: Timer | null = null;
   private valueIndex = 0;
   private replyIndex = 0;
   private countIndex = 0;

@@ -9,7 +9,8 @@ import { HCI_REMOTE_USER_TERMINATED } from "../../protocol/hci";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../protocol/nus";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
 import { GattPeripheral } from "../peripheral";
-import { DEFAULT_SERVER_MTU, type AddressType, type LinkSettings, type PeripheralLink, type SimClock } from "../types";
+import type { Clock } from "../../protocol/clock";
+import { DEFAULT_SERVER_MTU, type AddressType, type LinkSettings, type PeripheralLink } from "../types";
 
 /** GAP appearance "Generic Computer", as the seed's server advertises. */
 export const APPEARANCE_GENERIC_COMPUTER = 0x0080;
@@ -19,7 +20,7 @@ export interface NusUartConfig {
   addressType?: AddressType;
   /** Default "mpy-nus" (the seed's server). */
   name?: string;
-  clock: SimClock;
+  clock: Clock;
   maxMtu?: number;
   /** The scenario's link, to size the TX window; without it the window is 8. */
   link?: LinkSettings;

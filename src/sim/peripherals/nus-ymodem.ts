@@ -12,7 +12,8 @@ import { XOSS_CONTROL_CHARACTERISTIC } from "../../protocol/xoss";
 import { ACK, CAN, EOT, SOH, STX, WANT_CRC, WANT_G, type YmodemDialect } from "../../protocol/ymodem-block";
 import { YmodemSender, type YmodemSenderFile, type YmodemSenderStats } from "../../protocol/ymodem-sender";
 import type { ServiceDefinition } from "../gatt-server";
-import type { AddressType, LinkSettings, SimClock, SimTimer } from "../types";
+import type { Clock, Timer } from "../../protocol/clock";
+import type { AddressType, LinkSettings } from "../types";
 import { APPEARANCE_GENERIC_COMPUTER, NusUartPeripheral, type NusUartStats } from "./nus-uart";
 import { DEFAULT_DISK_TOTAL_KB, XossControl, xossFiles, type XossControlFrame, type XossDevice } from "./xoss-control";
 
@@ -30,7 +31,7 @@ export interface NusYmodemConfig {
   addressType?: AddressType;
   /** Default "mpy-nus"; with `xoss`, "XOSS G-" and six digits from the address. */
   name?: string;
-  clock: SimClock;
+  clock: Clock;
   maxMtu?: number;
   link?: LinkSettings;
   txWindow?: number;
@@ -150,10 +151,10 @@ export class NusYmodemPeripheral extends NusUartPeripheral {
   /** The last frame handed to the link (hostile modes repeat it or look at what it was). */
   private lastFrame: Buffer | null = null;
   /** chatterMs: the stray-byte ticker, once block 0 was ACKed. */
-  private chatter: SimTimer | null = null;
+  private chatter: Timer | null = null;
   /** Per connection (non-XOSS): a session ran; the peripheral then stays quiet until the next connection. */
   private served = false;
-  private timer: SimTimer | null = null;
+  private timer: Timer | null = null;
   private sessions = 0;
   private readonly finished: YmodemSenderStats = { framesSent: 0, blocksSent: 0, retransmissions: 0, filesSent: 0, bytesSent: 0 };
 
