@@ -44,6 +44,20 @@ export function parseCommand(packet: Buffer): HciCommand | undefined {
 // ---------------------------------------------------------------------------------------------------------------------
 // Events
 
+/** Connection_Handle is 12 bits; the top four bits of its two bytes are flags (ACL) or reserved (events). */
+const HANDLE_MASK = 0x0fff;
+
+/**
+ * Event parameters of `size` bytes that start as Disconnection Complete and LE Connection Complete do: Status (one
+ * byte), then Connection_Handle (two bytes); the caller fills the rest.
+ */
+function statusAndHandle(size: number, status: number, handle: number): Buffer {
+  const p = Buffer.alloc(size);
+  p[0] = status;
+  p.writeUInt16LE(handle & HANDLE_MASK, 1);
+  return p;
+}
+
 export interface HciEvent {
   code: number;
   params: Buffer;
@@ -102,9 +116,7 @@ export interface DisconnectionComplete {
 }
 
 export function buildDisconnectionComplete(d: DisconnectionComplete): Buffer {
-  const p = Buffer.alloc(4);
-  p[0] = d.status;
-  p.writeUInt16LE(d.handle & 0x0fff, 1);
+  const p = statusAndHandle(4, d.status, d.handle);
   p[3] = d.reason;
   return buildEvent(EVT_DISCONNECTION_COMPLETE, p);
 }
@@ -112,7 +124,7 @@ export function buildDisconnectionComplete(d: DisconnectionComplete): Buffer {
 export function parseDisconnectionComplete(packet: Buffer): DisconnectionComplete | undefined {
   const ev = parseEvent(packet);
   if (!ev || ev.code !== EVT_DISCONNECTION_COMPLETE || ev.params.length < 4) return undefined;
-  return { status: ev.params[0], handle: ev.params.readUInt16LE(1) & 0x0fff, reason: ev.params[3] };
+  return { status: ev.params[0], handle: ev.params.readUInt16LE(1) & HANDLE_MASK, reason: ev.params[3] };
 }
 
 export interface CompletedPackets {
@@ -124,7 +136,7 @@ export function buildNumberOfCompletedPackets(entries: readonly CompletedPackets
   const p = Buffer.alloc(1 + 4 * entries.length);
   p[0] = entries.length;
   entries.forEach((e, i) => {
-    p.writeUInt16LE(e.handle & 0x0fff, 1 + 4 * i);
+    p.writeUInt16LE(e.handle & HANDLE_MASK, 1 + 4 * i);
     p.writeUInt16LE(e.count, 3 + 4 * i);
   });
   return buildEvent(EVT_NUMBER_OF_COMPLETED_PACKETS, p);
@@ -136,7 +148,7 @@ export function parseNumberOfCompletedPackets(packet: Buffer): CompletedPackets[
   const n = ev.params[0];
   if (ev.params.length < 1 + 4 * n) return undefined;
   const out: CompletedPackets[] = [];
-  for (let i = 0; i < n; i++) out.push({ handle: ev.params.readUInt16LE(1 + 4 * i) & 0x0fff, count: ev.params.readUInt16LE(3 + 4 * i) });
+  for (let i = 0; i < n; i++) out.push({ handle: ev.params.readUInt16LE(1 + 4 * i) & HANDLE_MASK, count: ev.params.readUInt16LE(3 + 4 * i) });
   return out;
 }
 
@@ -208,9 +220,7 @@ export interface LeConnectionComplete {
 }
 
 export function buildLeConnectionComplete(c: LeConnectionComplete): Buffer {
-  const p = Buffer.alloc(18);
-  p[0] = c.status;
-  p.writeUInt16LE(c.handle & 0x0fff, 1);
+  const p = statusAndHandle(18, c.status, c.handle);
   p[3] = c.role;
   p[4] = c.peerAddressType;
   addressToBytes(c.peerAddress).copy(p, 5);
@@ -227,7 +237,7 @@ export function parseLeConnectionComplete(packet: Buffer): LeConnectionComplete 
   const p = meta.params;
   return {
     status: p[0],
-    handle: p.readUInt16LE(1) & 0x0fff,
+    handle: p.readUInt16LE(1) & HANDLE_MASK,
     role: p[3],
     peerAddressType: p[4],
     peerAddress: bytesToAddress(p.subarray(5, 11)),
@@ -254,7 +264,7 @@ export function buildAcl(handle: number, pb: number, data: Buffer, bc = 0): Buff
   if (data.length > 0xffff) throw new RangeError("ACL payload exceeds 65535 bytes");
   const head = Buffer.alloc(5);
   head[0] = H4_ACL;
-  head.writeUInt16LE((handle & 0x0fff) | ((pb & 0b11) << 12) | ((bc & 0b11) << 14), 1);
+  head.writeUInt16LE((handle & HANDLE_MASK) | ((pb & 0b11) << 12) | ((bc & 0b11) << 14), 1);
   head.writeUInt16LE(data.length, 3);
   return Buffer.concat([head, data]);
 }
@@ -265,7 +275,7 @@ export function parseAcl(packet: Buffer): AclPacket | undefined {
   const hf = packet.readUInt16LE(1);
   const len = packet.readUInt16LE(3);
   if (packet.length < 5 + len) return undefined;
-  return { handle: hf & 0x0fff, pb: (hf >> 12) & 0b11, bc: (hf >> 14) & 0b11, data: packet.subarray(5, 5 + len) };
+  return { handle: hf & HANDLE_MASK, pb: (hf >> 12) & 0b11, bc: (hf >> 14) & 0b11, data: packet.subarray(5, 5 + len) };
 }
 
 export interface L2capHeader {
