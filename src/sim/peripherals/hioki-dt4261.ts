@@ -5,22 +5,12 @@
  * OTA service (never to be written: every write is recorded as a violation) and the command service.
  * The central enables indications of the command characteristic 78b028ce…, writes ASCII command lines
  * ending in CR LF (in as many writes as it likes), and gets each line's reply as an indication after
- * replyDelayMs. Commands joined with ';' get their answers joined with ';'.
+ * replyDelayMs. What the instrument answers, and how a reply is cut, is ./hioki-instrument.ts.
  *
  * Choices where the real device is unknown (see shared/docs/protocols.md §2):
- * - The reply carries no CR LF: the seed prints each indication with print() and its log has no blank
- *   lines. A scenario can still send any text through `replies`.
  * - A reply longer than MTU − 3 bytes is split into several indications of MTU − 3 bytes, sent one after
  *   the other's confirmation. (At MTU 23 that is 20 bytes: "DT4261;+0.00000000E+00" is 22 and splits.)
  *   A central must therefore join indications until the reply is complete.
- * - Unknown commands answer "CMD ERR": HIOKI's manuals list "CMD ERR"/"EXE ERR" as the answers of setting
- *   commands to bad input; what an unknown *query* answers is unknown, and we chose CMD ERR for it too.
- * - SCPI's leading root colon is optional (":FETC?" = "FETC?"); long forms ("FETCh?") and lower case are
- *   not accepted.
- * - ":CONF?" answers the last ":CONF <function>,<range>" (default "DCV,AUTO", an invented spelling);
- *   ":STAT?" answers "0"; ":CALC:STAT:MAX?/MIN?/AVER?" are computed over the scenario's `values`.
- * - `replies` replace the answer of every query: commands ending in '?' and "QPID" (which answers
- *   without one); setting commands still answer "OK".
  * - The instrument answers in the order it was asked: a reply is never sent before the reply to an earlier
  *   line, so one slow answer delays the answers behind it (as a serial instrument behind a bridge does).
  *
@@ -34,7 +24,6 @@
  * - the write type: `commandWrite` chooses the command characteristic's properties ("write", the default,
  *   "writeWithoutResponse" or "both"); `writeTypes` records the type of every write received.
  */
-import { formatNr3 } from "../../protocol/hioki";
 import { batteryService, deviceInformationService, GattPeripheral, type PeripheralKind } from "../peripheral";
 import { seededRandom } from "../random";
 import type { ServiceDefinition } from "../gatt-server";
@@ -42,6 +31,7 @@ import type { Clock, Timer } from "../../protocol/clock";
 import { DEFAULT_SERVER_MTU, type AddressType } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalIntegerList, optionalNumberList, optionalStringList } from "./options";
+import { ADAPTER_FIRMWARE, Dt4261Instrument, HIOKI_SPLITS, MODEL, replyPieces, stretch, type HiokiSplit } from "./hioki-instrument";
 
 export const HIOKI_COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
 export const HIOKI_COMMAND_CHARACTERISTIC = "78b028ce-affd-4967-ab9e-dc336c8c94e7";
@@ -50,9 +40,6 @@ export const SILABS_OTA_SERVICE = "1d14d6ee-fd63-4fa1-bfa4-8f47b42119f0";
 export const SILABS_OTA_CONTROL = "f7bf3564-fb6d-4e53-88a4-5e37e0326063";
 export const HID_SERVICE = "1812";
 
-const MODEL = "DT4261";
-const ADAPTER_FIRMWARE = "V2.10";
-const DEFAULT_CONF = "DCV,AUTO";
 /** A line longer than this without CR LF is garbage: dropped (and recorded) instead of growing forever. */
 const MAX_LINE = 1024;
 /** GAP appearance "Keyboard": the adapter is also a HID keyboard that types readings. */
@@ -111,17 +98,9 @@ export interface HiokiDt4261Config {
   batteryLevel?: number;
 }
 
-export const HIOKI_SPLITS = ["mtu", "lone-lf", "full-lf", "random"] as const;
-export type HiokiSplit = (typeof HIOKI_SPLITS)[number];
 export const HIOKI_COMMAND_WRITES = ["write", "writeWithoutResponse", "both"] as const;
 export type HiokiCommandWrite = (typeof HIOKI_COMMAND_WRITES)[number];
 export type HiokiWriteType = "write" | "writeWithoutResponse";
-
-/** The text repeated (or cut) to exactly `bytes` bytes. */
-function stretch(text: string, bytes: number): string {
-  const unit = text === "" ? "0" : text;
-  return unit.repeat(Math.ceil(bytes / unit.length)).slice(0, bytes);
-}
 
 /** "a4:9e:69:00:30:39" → "000012345": a stable serial per address. */
 export function serialFromAddress(address: string): string {
@@ -137,9 +116,7 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
   readonly commandLog: string[] = [];
   /** The type of each of the last COMMAND_LOG_LENGTH writes to the command characteristic, in order. */
   readonly writeTypes: HiokiWriteType[] = [];
-  private readonly values: readonly number[];
-  private readonly replies: readonly string[] | null;
-  private readonly counts: readonly number[];
+  private readonly instrument: Dt4261Instrument;
   private readonly replyDelayMs: number;
   private readonly replyDelaysMs: readonly number[] | null;
   private readonly commandDelaysMs: ReadonlyMap<string, number>;
@@ -152,10 +129,6 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
   /** Replies waiting for their time, in the order the lines arrived; the first one's timer runs. */
   private readonly replyQueue: { dueAt: number; reply: string }[] = [];
   private replyTimer: Timer | null = null;
-  private valueIndex = 0;
-  private replyIndex = 0;
-  private countIndex = 0;
-  private conf = DEFAULT_CONF;
   private partialLine = "";
 
   constructor(config: HiokiDt4261Config) {
@@ -171,9 +144,10 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
       appearance: APPEARANCE_KEYBOARD,
     });
     this.serial = serial;
-    this.values = config.values ?? [0];
-    this.replies = config.replies ?? null;
-    this.counts = config.counts ?? [0];
+    const values = config.values ?? [0];
+    const replies = config.replies ?? null;
+    const counts = config.counts ?? [0];
+    this.instrument = new Dt4261Instrument({ serial, values, replies, counts });
     this.replyDelayMs = config.replyDelayMs ?? 20;
     this.replyDelaysMs = config.replyDelaysMs ?? null;
     this.commandDelaysMs = new Map(Object.entries(config.commandDelaysMs ?? {}));
@@ -182,7 +156,7 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
     this.random = seededRandom(config.splitSeed ?? 1);
     this.commandWrite = config.commandWrite ?? "write";
     this.battery = config.batteryLevel ?? 100;
-    if (this.values.length === 0 || this.counts.length === 0 || this.replies?.length === 0 || this.replyDelaysMs?.length === 0) {
+    if (values.length === 0 || counts.length === 0 || replies?.length === 0 || this.replyDelaysMs?.length === 0) {
       throw new RangeError("values, counts, replies and replyDelaysMs must not be empty");
     }
   }
@@ -255,10 +229,7 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
     if (this.commandLog.length > COMMAND_LOG_LENGTH) this.commandLog.splice(0, this.commandLog.length - COMMAND_LOG_LENGTH);
     if (line === "") return;
     // Answers are computed now, so readings advance in the order commands arrived.
-    let reply = line
-      .split(";")
-      .map((command) => this.answer(command))
-      .join(";");
+    let reply = this.instrument.answerLine(line);
     const stretchTo = this.replyBytesFor.get(line);
     if (stretchTo !== undefined) reply = stretch(reply, stretchTo);
     const delay = this.commandDelaysMs.get(line) ?? (this.replyDelaysMs ? this.replyDelaysMs[this.delayIndex++ % this.replyDelaysMs.length] : this.replyDelayMs);
@@ -278,86 +249,13 @@ export class HiokiDt4261Peripheral extends GattPeripheral {
     });
   }
 
-  private answer(command: string): string {
-    const c = command.startsWith(":") ? command.slice(1) : command;
-    const isQuery = c.endsWith("?") || c === "QPID";
-    if (isQuery && this.replies) return this.replies[this.replyIndex++ % this.replies.length];
-    switch (c) {
-      case "FETC?":
-        return formatNr3(this.values[this.valueIndex++ % this.values.length]);
-      case "QPID":
-      case "QPID?":
-        return MODEL;
-      case "FETCCNT?":
-        return String(this.counts[this.countIndex++ % this.counts.length]);
-      case "*IDN?":
-        return `HIOKI,${MODEL},${this.serial},${ADAPTER_FIRMWARE}`;
-      case "CONF?":
-        return this.conf;
-      case "CALC:STAT:MAX?":
-        return formatNr3(Math.max(...this.values));
-      case "CALC:STAT:MIN?":
-        return formatNr3(Math.min(...this.values));
-      case "CALC:STAT:AVER?":
-        return formatNr3(this.values.reduce((a, b) => a + b, 0) / this.values.length);
-      case "STAT?":
-        return "0";
-      case "SYST:RST":
-        this.conf = DEFAULT_CONF;
-        return "OK";
-      case "SYST:LLO":
-      case "SYST:GTL":
-        return "OK";
-      default:
-        break;
-    }
-    const conf = /^CONF ([A-Z0-9]+),([A-Z0-9.+-]+)$/.exec(c);
-    if (conf) {
-      this.conf = `${conf[1]},${conf[2]}`;
-      return "OK";
-    }
-    return "CMD ERR";
-  }
-
   private sendReply(reply: string): void {
     if (!this.gatt.isSubscribed(HIOKI_COMMAND_CHARACTERISTIC, "indicate")) {
       this.recordViolation(`reply ${JSON.stringify(reply)} dropped: the central has not enabled indications of ${HIOKI_COMMAND_CHARACTERISTIC}`);
       return;
     }
     // Indications queue in the GATT server, one outstanding at a time; a link drop rejects them.
-    for (const chunk of this.pieces(reply, this.gatt.mtu - 3)) this.gatt.indicate(HIOKI_COMMAND_CHARACTERISTIC, chunk).catch(() => undefined);
-  }
-
-  /** The indications that carry one reply, cut as `split` says; never longer than `size` bytes. */
-  private pieces(reply: string, size: number): Buffer[] {
-    const cut = (bytes: Buffer): Buffer[] => {
-      const chunks: Buffer[] = [];
-      for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
-      return chunks;
-    };
-    const bytes = Buffer.from(reply, "latin1");
-    switch (this.split) {
-      case "lone-lf":
-        return [...cut(Buffer.concat([bytes, Buffer.from("\r")])), Buffer.from("\n")];
-      case "full-lf": {
-        if (bytes.length <= size - 1) return [bytes];
-        const first = Buffer.concat([bytes.subarray(0, size - 1), Buffer.from("\n")]);
-        return [first, ...cut(bytes.subarray(size - 1))];
-      }
-      case "random": {
-        const chunks: Buffer[] = [];
-        for (let i = 0; i < bytes.length; ) {
-          const n = 1 + Math.floor(this.random() * size);
-          chunks.push(bytes.subarray(i, i + n));
-          i += n;
-        }
-        return chunks.length > 0 ? chunks : [Buffer.alloc(0)];
-      }
-      case "mtu": {
-        const chunks = cut(bytes);
-        return chunks.length > 0 ? chunks : [Buffer.alloc(0)];
-      }
-    }
+    for (const chunk of replyPieces(reply, this.gatt.mtu - 3, this.split, this.random)) this.gatt.indicate(HIOKI_COMMAND_CHARACTERISTIC, chunk).catch(() => undefined);
   }
 }
 
