@@ -12,9 +12,8 @@ import { XOSS_CONTROL_CHARACTERISTIC } from "../../protocol/xoss";
 import { ACK, CAN, EOT, SOH, STX, WANT_CRC, WANT_G, type YmodemDialect } from "../../protocol/ymodem-block";
 import { YmodemSender, type YmodemSenderFile, type YmodemSenderStats } from "../../protocol/ymodem-sender";
 import type { ServiceDefinition } from "../gatt-server";
-import type { Clock, Timer } from "../../protocol/clock";
-import type { AddressType, LinkSettings } from "../types";
-import { APPEARANCE_GENERIC_COMPUTER, NusUartPeripheral, type NusUartStats } from "./nus-uart";
+import type { Timer } from "../../protocol/clock";
+import { APPEARANCE_GENERIC_COMPUTER, NusUartPeripheral, type NusUartConfig, type NusUartStats } from "./nus-uart";
 import { DEFAULT_DISK_TOTAL_KB, XossControl, xossFiles, type XossControlFrame, type XossDevice } from "./xoss-control";
 
 export { generateFileContent } from "./file-content";
@@ -26,15 +25,10 @@ const APPEARANCE_CYCLING_COMPUTER = 0x0481;
 
 export type BlocksOption = "soh" | "stx" | "auto";
 
-export interface NusYmodemConfig {
-  address: string;
-  addressType?: AddressType;
+/** The serial cable's settings (nus-uart.ts) the sender passes on; the callbacks and appearance are its own. */
+export interface NusYmodemConfig extends Pick<NusUartConfig, "address" | "addressType" | "clock" | "maxMtu" | "link" | "txWindow"> {
   /** Default "mpy-nus"; with `xoss`, "XOSS G-" and six digits from the address. */
   name?: string;
-  clock: Clock;
-  maxMtu?: number;
-  link?: LinkSettings;
-  txWindow?: number;
   /**
    * Without `xoss`: the files sent in one session (normally one; several make a batch). With `xoss`: the
    * files the device holds, served by name (a generated filelist.txt is added unless one is given).
