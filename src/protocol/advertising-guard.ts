@@ -6,7 +6,8 @@
  * is never discovered. Such structures carry nothing, so they are cut out of the report and the rest of it (name,
  * services) goes through. Every other report passes untouched. Pure: no noble, no Node-RED.
  */
-import { buildLeAdvertisingReport, parseLeAdvertisingReports, parseLeMetaEvent, LE_ADVERTISING_REPORT } from "./h4";
+import { LE_ADVERTISING_REPORT } from "./hci";
+import { buildLeAdvertisingReport, parseLeAdvertisingReports, parseLeMetaEvent } from "./hci-packets";
 
 const TX_POWER_LEVEL = 0x0a;
 

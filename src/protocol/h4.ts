@@ -1,10 +1,12 @@
 /**
  * HCI over H4 (the UART transport): one packet-type byte, then the HCI packet. This file frames a byte stream into
- * packets (h4PacketLength, H4Splitter); it re-exports the HCI numbers (hci.ts) and the packet codec (hci-packets.ts),
- * so `import * as h4` names the whole wire format in one place. Pure: no I/O, no noble.
+ * packets (h4PacketLength, H4Splitter). Pure: no I/O, no noble. The HCI numbers are hci.ts's and the packet codec is
+ * hci-packets.ts's: import them from there.
  */
 import { H4_ACL, H4_COMMAND, H4_EVENT, H4_ISO, H4_SCO } from "./hci";
 
+// Kept only for src/ble/noble-driver.ts (OP, buildCommand) and src/ble/pool.ts (HCI_CONNECTION_TIMEOUT), which still
+// import them through this file; remove once they import hci.ts / hci-packets.ts directly.
 export * from "./hci";
 export * from "./hci-packets";
 

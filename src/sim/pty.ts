@@ -10,7 +10,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import type { VirtualController } from "./controller";
-import { H4Splitter, H4_COMMAND, OP } from "../protocol/h4";
+import { H4Splitter } from "../protocol/h4";
+import { H4_COMMAND, OP } from "../protocol/hci";
 
 export interface VirtualSerialPort {
   /** The slave device path to hand to a UART host (e.g. `bindParams.uart.port`). */

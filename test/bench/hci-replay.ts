@@ -12,18 +12,8 @@
 import { EventEmitter } from "node:events";
 import { AttOpcode } from "../../src/protocol/att";
 import { decodeBtsnoop } from "../../src/protocol/btsnoop";
-import {
-  CID_ATT,
-  HCI_LOCAL_HOST_TERMINATED,
-  HCI_SUCCESS,
-  OP,
-  buildCommandComplete,
-  buildCommandStatus,
-  buildDisconnectionComplete,
-  parseAcl,
-  parseCommand,
-  parseL2capHeader,
-} from "../../src/protocol/h4";
+import { CID_ATT, HCI_LOCAL_HOST_TERMINATED, HCI_SUCCESS, OP } from "../../src/protocol/hci";
+import { buildCommandComplete, buildCommandStatus, buildDisconnectionComplete, parseAcl, parseCommand, parseL2capHeader } from "../../src/protocol/hci-packets";
 import type { HciPeer } from "./virtual-port";
 
 export interface ReplayScript {

@@ -17,7 +17,8 @@ import * as path from "node:path";
 import type { Characteristic, Noble, Peripheral } from "@stoprocent/noble";
 import { AttOpcode } from "../../src/protocol/att";
 import { BTSNOOP_EPOCH_OFFSET_US, decodeBtsnoop, encodeBtsnoopHeader, encodeBtsnoopRecord, type HciDirection } from "../../src/protocol/btsnoop";
-import * as h4 from "../../src/protocol/h4";
+import { CID_ATT, EVT_COMMAND_COMPLETE, HCI_CONNECTION_TIMEOUT, HCI_LOCAL_HOST_TERMINATED, HCI_REMOTE_USER_TERMINATED, OP, PB_FIRST_FLUSHABLE } from "../../src/protocol/hci";
+import { buildAcl, buildCommand, buildEvent, buildL2cap, buildLeConnectionComplete } from "../../src/protocol/hci-packets";
 import { HIOKI_COMMAND_CHARACTERISTIC } from "../../src/sim/peripherals/hioki-dt4261";
 import { generateFileContent } from "../../src/sim/peripherals/nus-ymodem";
 import { loadScenarioFile, Simulation } from "../../src/sim/scenario";
@@ -164,7 +165,7 @@ async function runSession(dir: string, own: { sim?: Simulation; central?: SimNob
   await heartRateSession(hr);
   const lost = waitFor<number>(hr, "disconnect");
   sim.controller.powerOff(HEART_RATE);
-  assert.equal(await lost, h4.HCI_CONNECTION_TIMEOUT);
+  assert.equal(await lost, HCI_CONNECTION_TIMEOUT);
   sim.controller.powerOn(HEART_RATE);
   await heartRateSession(hr);
 
@@ -220,23 +221,23 @@ describe("interop: tshark reads the simulator's btsnoop capture", function () {
   });
 
   it("the checks find what a broken capture gets wrong (so a clean verdict means something)", () => {
-    const connect = h4.buildLeConnectionComplete({ status: 0, handle: 0x40, role: 0, peerAddressType: 1, peerAddress: HEART_RATE, interval: 6, latency: 0, supervisionTimeout: 100, clockAccuracy: 0 });
-    const att = (pdu: number[]) => h4.buildAcl(0x40, h4.PB_FIRST_FLUSHABLE, h4.buildL2cap(h4.CID_ATT, Buffer.from(pdu)));
+    const connect = buildLeConnectionComplete({ status: 0, handle: 0x40, role: 0, peerAddressType: 1, peerAddress: HEART_RATE, interval: 6, latency: 0, supervisionTimeout: 100, clockAccuracy: 0 });
+    const att = (pdu: number[]) => buildAcl(0x40, PB_FIRST_FLUSHABLE, buildL2cap(CID_ATT, Buffer.from(pdu)));
     const packets: [Buffer, HciDirection][] = [
-      [h4.buildCommand(h4.OP.RESET), "host-to-controller"], // 1: fine
-      [h4.buildCommand(0x2fff, Buffer.from([1])), "host-to-controller"], // 2: unknown LE command
-      [h4.buildCommand(0xfc01), "host-to-controller"], // 3: vendor-specific command
-      [h4.buildEvent(0x7a, Buffer.from([1])), "controller-to-host"], // 4: unknown event
-      [h4.buildEvent(h4.EVT_COMMAND_COMPLETE, Buffer.from([1])), "controller-to-host"], // 5: truncated Command Complete
+      [buildCommand(OP.RESET), "host-to-controller"], // 1: fine
+      [buildCommand(0x2fff, Buffer.from([1])), "host-to-controller"], // 2: unknown LE command
+      [buildCommand(0xfc01), "host-to-controller"], // 3: vendor-specific command
+      [buildEvent(0x7a, Buffer.from([1])), "controller-to-host"], // 4: unknown event
+      [buildEvent(EVT_COMMAND_COMPLETE, Buffer.from([1])), "controller-to-host"], // 5: truncated Command Complete
       [connect, "controller-to-host"], // 6: fine
       [att([0x30, 1, 2]), "controller-to-host"], // 7: no such ATT opcode
-      [h4.buildAcl(0x40, h4.PB_FIRST_FLUSHABLE, h4.buildL2cap(0x99, Buffer.from([1, 2]))), "controller-to-host"], // 8: not the ATT channel
-      [h4.buildAcl(0x40, h4.PB_FIRST_FLUSHABLE, Buffer.from([10, 0, 4, 0, 0x1b])), "controller-to-host"], // 9: L2CAP PDU never completed
-      [h4.buildAcl(0x41, h4.PB_FIRST_FLUSHABLE, h4.buildL2cap(h4.CID_ATT, Buffer.from([0x1b, 1, 0, 5]))), "controller-to-host"], // 10: no such connection
+      [buildAcl(0x40, PB_FIRST_FLUSHABLE, buildL2cap(0x99, Buffer.from([1, 2]))), "controller-to-host"], // 8: not the ATT channel
+      [buildAcl(0x40, PB_FIRST_FLUSHABLE, Buffer.from([10, 0, 4, 0, 0x1b])), "controller-to-host"], // 9: L2CAP PDU never completed
+      [buildAcl(0x41, PB_FIRST_FLUSHABLE, buildL2cap(CID_ATT, Buffer.from([0x1b, 1, 0, 5]))), "controller-to-host"], // 10: no such connection
       [att([0x0a, 3, 0]), "host-to-controller"], // 11: Read Request …
       [att([0x13]), "controller-to-host"], // 12: … answered by a Write Response
       [att([0x02, 0x17, 0]), "controller-to-host"], // 13: a request from the server
-      [h4.buildEvent(h4.EVT_COMMAND_COMPLETE, Buffer.from([1, 0x03, 0x0c, 0])), "host-to-controller"], // 14: event recorded as sent
+      [buildEvent(EVT_COMMAND_COMPLETE, Buffer.from([1, 0x03, 0x0c, 0])), "host-to-controller"], // 14: event recorded as sent
     ];
     const file = path.join(dir, "broken.btsnoop");
     const timestampUs = BigInt(Date.now()) * 1000n + BTSNOOP_EPOCH_OFFSET_US;
@@ -277,10 +278,10 @@ describe("interop: tshark reads the simulator's btsnoop capture", function () {
     assert.deepEqual(
       connections.map((c) => [c.address, c.disconnectReason]),
       [
-        [HEART_RATE, h4.HCI_CONNECTION_TIMEOUT], // powered off while connected
-        [HEART_RATE, h4.HCI_LOCAL_HOST_TERMINATED], // the reconnection, closed by noble at the end
-        [METER, h4.HCI_LOCAL_HOST_TERMINATED],
-        [FILE_SERVER, h4.HCI_REMOTE_USER_TERMINATED], // the file server hangs up after the batch
+        [HEART_RATE, HCI_CONNECTION_TIMEOUT], // powered off while connected
+        [HEART_RATE, HCI_LOCAL_HOST_TERMINATED], // the reconnection, closed by noble at the end
+        [METER, HCI_LOCAL_HOST_TERMINATED],
+        [FILE_SERVER, HCI_REMOTE_USER_TERMINATED], // the file server hangs up after the batch
       ],
     );
     const [hr1, hr2, meter, files] = connections;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { guardAdvertisingReport, withoutEmptyTxPower } from "../../src/protocol/advertising-guard";
-import { buildLeAdvertisingReport, parseLeAdvertisingReports } from "../../src/protocol/h4";
+import { buildLeAdvertisingReport, parseLeAdvertisingReports } from "../../src/protocol/hci-packets";
 
 const report = (data: Buffer): Buffer => buildLeAdvertisingReport({ eventType: 0, addressType: 1, address: "d8:75:ba:00:00:01", data, rssi: -50 });
 

@@ -3,7 +3,8 @@ import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import fc from "fast-check";
 import { AttGuard, unsafeServerPdu } from "../../src/protocol/att-guard";
-import { buildAcl, buildDisconnectionComplete, buildL2cap, CID_ATT, PB_CONTINUING, PB_FIRST_FLUSHABLE } from "../../src/protocol/h4";
+import { CID_ATT, PB_CONTINUING, PB_FIRST_FLUSHABLE } from "../../src/protocol/hci";
+import { buildAcl, buildDisconnectionComplete, buildL2cap } from "../../src/protocol/hci-packets";
 
 /** noble's own GATT client (unmodified), the code the guard protects. */
 interface NobleGatt extends EventEmitter {

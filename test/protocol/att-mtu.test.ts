@@ -4,7 +4,8 @@ import { createRequire } from "node:module";
 import fc from "fast-check";
 import { AttGuard } from "../../src/protocol/att-guard";
 import { agreedMtu, AttMtuAgreement } from "../../src/protocol/att-mtu";
-import { buildAcl, buildDisconnectionComplete, buildL2cap, CID_ATT, PB_CONTINUING, PB_FIRST_FLUSHABLE, PB_FIRST_NON_FLUSHABLE } from "../../src/protocol/h4";
+import { CID_ATT, PB_CONTINUING, PB_FIRST_FLUSHABLE, PB_FIRST_NON_FLUSHABLE } from "../../src/protocol/hci";
+import { buildAcl, buildDisconnectionComplete, buildL2cap } from "../../src/protocol/hci-packets";
 
 const mtuRequest = (mtu: number): Buffer => Buffer.of(0x02, mtu & 0xff, mtu >> 8);
 const mtuResponse = (mtu: number): Buffer => Buffer.of(0x03, mtu & 0xff, mtu >> 8);

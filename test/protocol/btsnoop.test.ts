@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
 import * as btsnoop from "../../src/protocol/btsnoop";
-import * as h4 from "../../src/protocol/h4";
+import { H4_COMMAND, H4_EVENT, H4_ISO, H4_SCO, OP, PB_FIRST_FLUSHABLE } from "../../src/protocol/hci";
+import { buildAcl, buildCommand, buildCommandComplete } from "../../src/protocol/hci-packets";
 
 /** 2024-01-02T03:04:05.678Z. */
 const UNIX_MS = Date.UTC(2024, 0, 2, 3, 4, 5, 678);
@@ -23,20 +24,20 @@ describe("protocol/btsnoop", () => {
   });
 
   it("flags: bit 0 set for what the host received, bit 1 set for commands and events", () => {
-    const command = h4.buildCommand(h4.OP.RESET);
-    const event = h4.buildCommandComplete(h4.OP.RESET, 0);
-    const acl = h4.buildAcl(0x40, h4.PB_FIRST_FLUSHABLE, Buffer.from([3, 0, 4, 0, 0x02, 0xf7, 0x00]));
+    const command = buildCommand(OP.RESET);
+    const event = buildCommandComplete(OP.RESET, 0);
+    const acl = buildAcl(0x40, PB_FIRST_FLUSHABLE, Buffer.from([3, 0, 4, 0, 0x02, 0xf7, 0x00]));
     assert.equal(btsnoop.btsnoopFlags(command, "host-to-controller"), 0x02);
     assert.equal(btsnoop.btsnoopFlags(event, "controller-to-host"), 0x03);
     assert.equal(btsnoop.btsnoopFlags(acl, "host-to-controller"), 0x00);
     assert.equal(btsnoop.btsnoopFlags(acl, "controller-to-host"), 0x01);
     // SCO and ISO are data too.
-    assert.equal(btsnoop.btsnoopFlags(Buffer.from([h4.H4_SCO, 0x01, 0x00, 0x00]), "controller-to-host"), 0x01);
-    assert.equal(btsnoop.btsnoopFlags(Buffer.from([h4.H4_ISO, 0x01, 0x00, 0x00, 0x00]), "host-to-controller"), 0x00);
+    assert.equal(btsnoop.btsnoopFlags(Buffer.from([H4_SCO, 0x01, 0x00, 0x00]), "controller-to-host"), 0x01);
+    assert.equal(btsnoop.btsnoopFlags(Buffer.from([H4_ISO, 0x01, 0x00, 0x00, 0x00]), "host-to-controller"), 0x00);
   });
 
   it("encodes one record byte for byte: lengths, flags, drops, timestamp, then the H4 packet with its type byte", () => {
-    const packet = h4.buildCommandComplete(h4.OP.RESET, 0);
+    const packet = buildCommandComplete(OP.RESET, 0);
     const record = btsnoop.encodeBtsnoopRecord({ packet, direction: "controller-to-host", timestampUs: btsnoop.btsnoopTimestamp(UNIX_MS), cumulativeDrops: 2 });
     const expectedTs = (BigInt(UNIX_MS) * 1000n + 0x00dcddb30f2f8000n).toString(16).padStart(16, "0");
     assert.equal(
@@ -74,7 +75,7 @@ describe("protocol/btsnoop", () => {
           assert.equal(d.direction, r.direction);
           assert.equal(d.timestampUs, r.timestampUs);
           assert.equal(d.cumulativeDrops, r.cumulativeDrops);
-          assert.equal(d.commandOrEvent, r.packet[0] === h4.H4_COMMAND || r.packet[0] === h4.H4_EVENT);
+          assert.equal(d.commandOrEvent, r.packet[0] === H4_COMMAND || r.packet[0] === H4_EVENT);
         });
       }),
       { numRuns: 500 },
@@ -82,7 +83,7 @@ describe("protocol/btsnoop", () => {
   });
 
   it("reads a capture cut short as whole records plus trailing bytes, and rejects what is not a capture", () => {
-    const one = btsnoop.encodeBtsnoopRecord({ packet: h4.buildCommand(h4.OP.RESET), direction: "host-to-controller", timestampUs: 1n });
+    const one = btsnoop.encodeBtsnoopRecord({ packet: buildCommand(OP.RESET), direction: "host-to-controller", timestampUs: 1n });
     const file = Buffer.concat([btsnoop.encodeBtsnoopHeader(), one, one.subarray(0, one.length - 1)]);
     const decoded = btsnoop.decodeBtsnoop(file);
     assert.equal(decoded.records.length, 1);

@@ -8,7 +8,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { decodeBtsnoop, unixMsOfBtsnoopTimestamp } from "../../src/protocol/btsnoop";
-import * as h4 from "../../src/protocol/h4";
+import { OP } from "../../src/protocol/hci";
+import { buildCommand } from "../../src/protocol/hci-packets";
 import { Simulation, loadScenarioFile, parseScenario, type PeripheralFactory } from "../../src/sim/scenario";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
 import { FakePeripheral } from "../support/fake-peripheral";
@@ -88,7 +89,7 @@ describe("sim/capture (scenario field \"capture\")", () => {
       const expected: { packet: Buffer; direction: string }[] = [];
       try {
         assert.equal(sim.capture?.file, path.join(dir, "hci.btsnoop"));
-        for (const command of [h4.buildCommand(h4.OP.RESET), h4.buildCommand(h4.OP.READ_BD_ADDR)]) {
+        for (const command of [buildCommand(OP.RESET), buildCommand(OP.READ_BD_ADDR)]) {
           const reply = nextPackets(sim, 1);
           sim.controller.write(command);
           expected.push({ packet: command, direction: "host-to-controller" });

@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
-import * as h4 from "../../src/protocol/h4";
+import { addressToBytes, ADV_IND, CID_ATT, CID_LE_SIGNALING, CID_SMP, HCI_COMMAND_DISALLOWED, HCI_UNKNOWN_CONNECTION_ID, OP, PB_CONTINUING, PB_FIRST_FLUSHABLE, PB_FIRST_NON_FLUSHABLE, SCAN_RSP } from "../../src/protocol/hci";
+import { buildAcl, buildCommand, buildL2cap, type CommandComplete, parseAcl, parseCommandComplete, parseCommandStatus, parseDisconnectionComplete, parseL2capHeader, parseLeAdvertisingReports, parseLeConnectionComplete, parseNumberOfCompletedPackets } from "../../src/protocol/hci-packets";
 import { VirtualController, exchangeAirTimeUs, maxPdusPerEvent, placeAnchor, radioSlotsMs, type ConnectionEventInfo } from "../../src/sim/controller";
 import { DEFAULT_LINK, type LinkSettings } from "../../src/sim/types";
 import { escapesDuring } from "../support/escapes";
@@ -15,15 +16,15 @@ class Host {
   }
 
   command(op: number, params: Buffer = Buffer.alloc(0)): void {
-    this.controller.write(h4.buildCommand(op, params));
+    this.controller.write(buildCommand(op, params));
   }
 
   /** Sends an L2CAP PDU as noble does: first fragment PB=00, the rest PB=01, each at most `fragment` bytes. */
   l2cap(handle: number, cid: number, payload: Buffer, fragment = 251): number {
-    const frame = h4.buildL2cap(cid, payload);
+    const frame = buildL2cap(cid, payload);
     let count = 0;
     for (let offset = 0; offset < frame.length; offset += fragment) {
-      this.controller.write(h4.buildAcl(handle, offset === 0 ? h4.PB_FIRST_NON_FLUSHABLE : h4.PB_CONTINUING, frame.subarray(offset, offset + fragment)));
+      this.controller.write(buildAcl(handle, offset === 0 ? PB_FIRST_NON_FLUSHABLE : PB_CONTINUING, frame.subarray(offset, offset + fragment)));
       count++;
     }
     return count;
@@ -38,14 +39,14 @@ class Host {
     return this.received.splice(0);
   }
 
-  commandCompletes(packets = this.received): h4.CommandComplete[] {
-    return packets.map((p) => h4.parseCommandComplete(p)).filter((c): c is h4.CommandComplete => c !== undefined);
+  commandCompletes(packets = this.received): CommandComplete[] {
+    return packets.map((p) => parseCommandComplete(p)).filter((c): c is CommandComplete => c !== undefined);
   }
 
   /** ATT PDUs (CID 4) reassembled from the controller's ACL packets, checking the boundary flags on the way. */
   attFromAcl(packets = this.received): Buffer[] {
     return this.l2capFromAcl(packets)
-      .filter((f) => f.cid === h4.CID_ATT)
+      .filter((f) => f.cid === CID_ATT)
       .map((f) => f.payload);
   }
 
@@ -53,15 +54,15 @@ class Host {
     const out: { cid: number; payload: Buffer }[] = [];
     let partial: { cid: number; length: number; data: Buffer } | undefined;
     for (const packet of packets) {
-      const acl = h4.parseAcl(packet);
+      const acl = parseAcl(packet);
       if (!acl) continue;
-      if (acl.pb === h4.PB_FIRST_FLUSHABLE) {
+      if (acl.pb === PB_FIRST_FLUSHABLE) {
         assert.equal(partial, undefined, "a new PDU started before the previous one ended");
-        const header = h4.parseL2capHeader(acl.data);
+        const header = parseL2capHeader(acl.data);
         assert.ok(header);
         partial = { cid: header.cid, length: header.length, data: Buffer.from(acl.data.subarray(4)) };
       } else {
-        assert.equal(acl.pb, h4.PB_CONTINUING, "controller → host fragments are PB=10 then PB=01");
+        assert.equal(acl.pb, PB_CONTINUING, "controller → host fragments are PB=10 then PB=01");
         assert.ok(partial, "continuation without a start");
         partial.data = Buffer.concat([partial.data, acl.data]);
       }
@@ -80,7 +81,7 @@ function createConnectionParams(address: string, random: boolean, supervisionUni
   p.writeUInt16LE(0x30, 2);
   p[4] = 0;
   p[5] = random ? 1 : 0;
-  h4.addressToBytes(address).copy(p, 6);
+  addressToBytes(address).copy(p, 6);
   p[12] = 0;
   p.writeUInt16LE(6, 13);
   p.writeUInt16LE(12, 15);
@@ -103,12 +104,12 @@ function setup(link: Partial<LinkSettings> = {}, peripherals = [new FakePeripher
 
 /** Connects the host to `peripheral`; returns the connection handle. */
 async function connect(ctx: ReturnType<typeof setup>, peripheral = ctx.peripheral, supervisionUnits = 0x2a): Promise<number> {
-  ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(peripheral.address, peripheral.addressType === "random", supervisionUnits));
+  ctx.host.command(OP.LE_CREATE_CONNECTION, createConnectionParams(peripheral.address, peripheral.addressType === "random", supervisionUnits));
   ctx.clock.advance(20);
   await ctx.host.settle();
   const complete = ctx.host
     .take()
-    .map((p) => h4.parseLeConnectionComplete(p))
+    .map((p) => parseLeConnectionComplete(p))
     .find((c) => c !== undefined);
   assert.ok(complete, "LE Connection Complete");
   assert.equal(complete.status, 0);
@@ -127,7 +128,7 @@ describe("sim/controller", () => {
   describe("initialisation (the commands noble sends)", () => {
     it("answers Reset with exactly the completion noble's UART driver waits for, and never synchronously", async () => {
       const { host } = setup();
-      host.command(h4.OP.RESET);
+      host.command(OP.RESET);
       assert.equal(host.received.length, 0, "no reply inside write()");
       await host.settle();
       assert.deepEqual(
@@ -139,46 +140,46 @@ describe("sim/controller", () => {
     it("answers noble's burst of init commands in order, with what noble needs", async () => {
       const { host, controller } = setup();
       const burst = [
-        h4.OP.RESET,
-        h4.OP.LE_READ_LOCAL_SUPPORTED_FEATURES,
-        h4.OP.SET_EVENT_MASK,
-        h4.OP.LE_SET_EVENT_MASK,
-        h4.OP.READ_LOCAL_VERSION,
-        h4.OP.READ_BD_ADDR,
-        h4.OP.LE_READ_MAX_DATA_LENGTH,
-        h4.OP.WRITE_LE_HOST_SUPPORTED,
-        h4.OP.READ_LE_HOST_SUPPORTED,
-        h4.OP.LE_READ_BUFFER_SIZE,
-        h4.OP.READ_BUFFER_SIZE,
-        h4.OP.READ_BD_ADDR,
+        OP.RESET,
+        OP.LE_READ_LOCAL_SUPPORTED_FEATURES,
+        OP.SET_EVENT_MASK,
+        OP.LE_SET_EVENT_MASK,
+        OP.READ_LOCAL_VERSION,
+        OP.READ_BD_ADDR,
+        OP.LE_READ_MAX_DATA_LENGTH,
+        OP.WRITE_LE_HOST_SUPPORTED,
+        OP.READ_LE_HOST_SUPPORTED,
+        OP.LE_READ_BUFFER_SIZE,
+        OP.READ_BUFFER_SIZE,
+        OP.READ_BD_ADDR,
       ];
-      for (const op of burst) host.command(op, op === h4.OP.SET_EVENT_MASK || op === h4.OP.LE_SET_EVENT_MASK ? Buffer.alloc(8, 0xff) : Buffer.alloc(0));
-      host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 1]));
-      host.command(h4.OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
+      for (const op of burst) host.command(op, op === OP.SET_EVENT_MASK || op === OP.LE_SET_EVENT_MASK ? Buffer.alloc(8, 0xff) : Buffer.alloc(0));
+      host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 1]));
+      host.command(OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
       await host.settle();
       const replies = host.commandCompletes(host.take());
       assert.deepEqual(
         replies.map((r) => r.opcode),
-        [...burst, h4.OP.LE_SET_SCAN_ENABLE, h4.OP.LE_SET_SCAN_PARAMETERS],
+        [...burst, OP.LE_SET_SCAN_ENABLE, OP.LE_SET_SCAN_PARAMETERS],
       );
       for (const r of replies) assert.equal(r.status, 0, `status of 0x${r.opcode.toString(16)}`);
       const by = (op: number) => replies.find((r) => r.opcode === op)?.result ?? Buffer.alloc(0);
-      assert.ok(by(h4.OP.READ_LOCAL_VERSION)[0] >= 6, "HCI version >= 6");
-      const features = by(h4.OP.LE_READ_LOCAL_SUPPORTED_FEATURES);
+      assert.ok(by(OP.READ_LOCAL_VERSION)[0] >= 6, "HCI version >= 6");
+      const features = by(OP.LE_READ_LOCAL_SUPPORTED_FEATURES);
       assert.equal(features.length, 8);
       assert.equal(features[0] & 0x20, 0x20, "DLE bit with dataLength 251");
       assert.equal(features[1] & 0x18, 0, "no coded PHY, no extended advertising");
-      assert.deepEqual([...by(h4.OP.LE_READ_BUFFER_SIZE)], [251, 0, 8]);
-      assert.equal(by(h4.OP.READ_BD_ADDR).toString("hex"), h4.addressToBytes(controller.address).toString("hex"));
-      const max = by(h4.OP.LE_READ_MAX_DATA_LENGTH);
+      assert.deepEqual([...by(OP.LE_READ_BUFFER_SIZE)], [251, 0, 8]);
+      assert.equal(by(OP.READ_BD_ADDR).toString("hex"), addressToBytes(controller.address).toString("hex"));
+      const max = by(OP.LE_READ_MAX_DATA_LENGTH);
       assert.equal(max.readUInt16LE(0), 251);
       assert.ok(max.readUInt16LE(2) >= 0x148);
     });
 
     it("without DLE (dataLength 27) clears the feature bit and sizes the ACL buffers to 27", async () => {
       const { host } = setup({ dataLength: 27 });
-      host.command(h4.OP.LE_READ_LOCAL_SUPPORTED_FEATURES);
-      host.command(h4.OP.LE_READ_BUFFER_SIZE);
+      host.command(OP.LE_READ_LOCAL_SUPPORTED_FEATURES);
+      host.command(OP.LE_READ_BUFFER_SIZE);
       await host.settle();
       const [features, buffers] = host.commandCompletes(host.take());
       assert.equal(features.result[0] & 0x20, 0);
@@ -205,23 +206,23 @@ describe("sim/controller", () => {
 
     it("reports ADV_IND then SCAN_RSP per peripheral, one report per event, every advertising interval", async () => {
       const ctx = setup({}, two());
-      ctx.host.command(h4.OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.host.command(OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
       ctx.clock.advance(250);
       await ctx.host.settle();
       const packets = ctx.host.take();
       assert.equal(ctx.host.commandCompletes(packets).length, 2, "replies come first");
-      const reports = packets.map((p) => h4.parseLeAdvertisingReports(p)).filter((r) => r !== undefined);
+      const reports = packets.map((p) => parseLeAdvertisingReports(p)).filter((r) => r !== undefined);
       for (const r of reports) assert.equal(r.length, 1, "one report per event");
       const flat = reports.map((r) => r[0]);
       assert.equal(flat.length, 3 * 4, "rounds at 0, 100 and 200 ms");
       assert.deepEqual(
         flat.slice(0, 4).map((r) => [r.address, r.eventType, r.addressType]),
         [
-          ["c0:ff:ee:00:00:01", h4.ADV_IND, 1],
-          ["c0:ff:ee:00:00:01", h4.SCAN_RSP, 1],
-          ["c0:ff:ee:00:00:02", h4.ADV_IND, 0],
-          ["c0:ff:ee:00:00:02", h4.SCAN_RSP, 0],
+          ["c0:ff:ee:00:00:01", ADV_IND, 1],
+          ["c0:ff:ee:00:00:01", SCAN_RSP, 1],
+          ["c0:ff:ee:00:00:02", ADV_IND, 0],
+          ["c0:ff:ee:00:00:02", SCAN_RSP, 0],
         ],
       );
       assert.deepEqual(flat[0].data, ctx.peripheral.advertisingData());
@@ -230,13 +231,13 @@ describe("sim/controller", () => {
 
     it("with duplicate filtering reports each peripheral once per scan, again after re-enabling", async () => {
       const ctx = setup({}, two());
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
       ctx.clock.advance(1000);
       await ctx.host.settle();
-      const count = () => ctx.host.take().filter((p) => h4.parseLeAdvertisingReports(p)).length;
+      const count = () => ctx.host.take().filter((p) => parseLeAdvertisingReports(p)).length;
       assert.equal(count(), 4);
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 1]));
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 1]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
       ctx.clock.advance(1000);
       await ctx.host.settle();
       assert.equal(count(), 4);
@@ -247,13 +248,13 @@ describe("sim/controller", () => {
       const ctx = setup({}, [one, two_]);
       ctx.controller.powerOff(two_.address);
       await connect(ctx, one);
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
       ctx.clock.advance(500);
       await ctx.host.settle();
       const addresses = () =>
         ctx.host
           .take()
-          .map((p) => h4.parseLeAdvertisingReports(p))
+          .map((p) => parseLeAdvertisingReports(p))
           .filter((r) => r !== undefined)
           .map((r) => r[0].address);
       assert.deepEqual(addresses(), []);
@@ -265,23 +266,23 @@ describe("sim/controller", () => {
 
     it("sends no scan responses to a passive scan, and stops on Scan Enable off and on Reset", async () => {
       const ctx = setup();
-      ctx.host.command(h4.OP.LE_SET_SCAN_PARAMETERS, Buffer.from([0, 0x12, 0, 0x12, 0, 0, 0]));
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.host.command(OP.LE_SET_SCAN_PARAMETERS, Buffer.from([0, 0x12, 0, 0x12, 0, 0, 0]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
       ctx.clock.advance(150);
       await ctx.host.settle();
       const types = () =>
         ctx.host
           .take()
-          .map((p) => h4.parseLeAdvertisingReports(p))
+          .map((p) => parseLeAdvertisingReports(p))
           .filter((r) => r !== undefined)
           .map((r) => r[0].eventType);
-      assert.deepEqual(types(), [h4.ADV_IND, h4.ADV_IND]);
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 0]));
+      assert.deepEqual(types(), [ADV_IND, ADV_IND]);
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 0]));
       ctx.clock.advance(500);
       await ctx.host.settle();
       assert.deepEqual(types(), []);
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
-      ctx.host.command(h4.OP.RESET);
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.host.command(OP.RESET);
       ctx.clock.advance(500);
       await ctx.host.settle();
       assert.deepEqual(types(), []);
@@ -291,12 +292,12 @@ describe("sim/controller", () => {
   describe("connections", () => {
     it("LE Create Connection: Command Status, then LE Connection Complete as central with the peer's address", async () => {
       const ctx = setup();
-      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      ctx.host.command(OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
       await ctx.host.settle();
-      assert.deepEqual(h4.parseCommandStatus(ctx.host.take()[0]), { status: 0, numCommandPackets: 1, opcode: h4.OP.LE_CREATE_CONNECTION });
+      assert.deepEqual(parseCommandStatus(ctx.host.take()[0]), { status: 0, numCommandPackets: 1, opcode: OP.LE_CREATE_CONNECTION });
       ctx.clock.advance(20);
       await ctx.host.settle();
-      const complete = h4.parseLeConnectionComplete(ctx.host.take()[0]);
+      const complete = parseLeConnectionComplete(ctx.host.take()[0]);
       assert.ok(complete);
       assert.deepEqual({ ...complete, handle: 0 }, { status: 0, handle: 0, role: 0, peerAddressType: 1, peerAddress: ctx.peripheral.address, interval: 6, latency: 0, supervisionTimeout: 42, clockAccuracy: 0 });
       assert.equal(ctx.peripheral.connections, 1);
@@ -307,45 +308,45 @@ describe("sim/controller", () => {
     it("does not complete towards a powered-off peripheral until LE Create Connection Cancel: Command Complete, then Connection Complete 0x02", async () => {
       const ctx = setup();
       ctx.controller.powerOff(ctx.peripheral.address);
-      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      ctx.host.command(OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
       ctx.clock.advance(10000);
       await ctx.host.settle();
       assert.equal(ctx.host.take().length, 1, "only the Command Status");
-      ctx.host.command(h4.OP.LE_CREATE_CONNECTION_CANCEL);
+      ctx.host.command(OP.LE_CREATE_CONNECTION_CANCEL);
       await ctx.host.settle();
       const [cc, complete] = ctx.host.take();
-      assert.deepEqual(h4.parseCommandComplete(cc), { numCommandPackets: 1, opcode: h4.OP.LE_CREATE_CONNECTION_CANCEL, status: 0, result: Buffer.alloc(0) });
-      const c = h4.parseLeConnectionComplete(complete);
+      assert.deepEqual(parseCommandComplete(cc), { numCommandPackets: 1, opcode: OP.LE_CREATE_CONNECTION_CANCEL, status: 0, result: Buffer.alloc(0) });
+      const c = parseLeConnectionComplete(complete);
       assert.equal(c?.status, 0x02);
       assert.equal(c?.peerAddress, ctx.peripheral.address);
       assert.equal(ctx.peripheral.connections, 0);
       // Nothing to cancel any more.
-      ctx.host.command(h4.OP.LE_CREATE_CONNECTION_CANCEL);
+      ctx.host.command(OP.LE_CREATE_CONNECTION_CANCEL);
       await ctx.host.settle();
-      assert.equal(ctx.host.commandCompletes(ctx.host.take())[0].status, h4.HCI_COMMAND_DISALLOWED);
+      assert.equal(ctx.host.commandCompletes(ctx.host.take())[0].status, HCI_COMMAND_DISALLOWED);
     });
 
     it("completes a pending LE Create Connection when the peripheral powers on", async () => {
       const ctx = setup();
       ctx.controller.powerOff(ctx.peripheral.address);
-      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      ctx.host.command(OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
       ctx.clock.advance(1000);
       ctx.controller.powerOn(ctx.peripheral.address);
       ctx.clock.advance(20);
       await ctx.host.settle();
-      assert.equal(h4.parseLeConnectionComplete(ctx.host.take()[1])?.status, 0);
+      assert.equal(parseLeConnectionComplete(ctx.host.take()[1])?.status, 0);
     });
 
     it("connects only to the address type it was given, and refuses a second Create Connection while one is pending", async () => {
       const ctx = setup();
-      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, false));
-      ctx.host.command(h4.OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
+      ctx.host.command(OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, false));
+      ctx.host.command(OP.LE_CREATE_CONNECTION, createConnectionParams(ctx.peripheral.address, true));
       ctx.clock.advance(1000);
       await ctx.host.settle();
       const packets = ctx.host.take();
       assert.deepEqual(
-        packets.map((p) => h4.parseCommandStatus(p)?.status),
-        [0, h4.HCI_COMMAND_DISALLOWED],
+        packets.map((p) => parseCommandStatus(p)?.status),
+        [0, HCI_COMMAND_DISALLOWED],
       );
     });
 
@@ -353,14 +354,14 @@ describe("sim/controller", () => {
       const ctx = setup();
       const handle = await connect(ctx);
       const params = Buffer.from([handle & 0xff, handle >> 8, 0x13]);
-      ctx.host.command(h4.OP.DISCONNECT, params);
-      ctx.host.command(h4.OP.DISCONNECT, Buffer.from([0x99, 0x00, 0x13]));
+      ctx.host.command(OP.DISCONNECT, params);
+      ctx.host.command(OP.DISCONNECT, Buffer.from([0x99, 0x00, 0x13]));
       ctx.clock.advance(10);
       await ctx.host.settle();
       const [status, unknown, done] = ctx.host.take();
-      assert.equal(h4.parseCommandStatus(status)?.status, 0);
-      assert.equal(h4.parseCommandStatus(unknown)?.status, h4.HCI_UNKNOWN_CONNECTION_ID);
-      assert.deepEqual(h4.parseDisconnectionComplete(done), { status: 0, handle, reason: 0x16 });
+      assert.equal(parseCommandStatus(status)?.status, 0);
+      assert.equal(parseCommandStatus(unknown)?.status, HCI_UNKNOWN_CONNECTION_ID);
+      assert.deepEqual(parseDisconnectionComplete(done), { status: 0, handle, reason: 0x16 });
       assert.deepEqual(ctx.peripheral.disconnectReasons, [0x13]);
       assert.equal(ctx.controller.isConnected(ctx.peripheral.address), false);
     });
@@ -368,8 +369,8 @@ describe("sim/controller", () => {
     it("Disconnect after a Write Command: the write reaches the peripheral before the link ends", async () => {
       const ctx = setup();
       const handle = await connect(ctx);
-      ctx.host.l2cap(handle, h4.CID_ATT, Buffer.from([0x52, 0x10, 0x00, 0x06])); // Write Command: a final ACK
-      ctx.host.command(h4.OP.DISCONNECT, Buffer.from([handle & 0xff, handle >> 8, 0x13]));
+      ctx.host.l2cap(handle, CID_ATT, Buffer.from([0x52, 0x10, 0x00, 0x06])); // Write Command: a final ACK
+      ctx.host.command(OP.DISCONNECT, Buffer.from([handle & 0xff, handle >> 8, 0x13]));
       ctx.clock.advance(30);
       await ctx.host.settle();
       assert.deepEqual(ctx.peripheral.received, [Buffer.from([0x52, 0x10, 0x00, 0x06])]);
@@ -391,7 +392,7 @@ describe("sim/controller", () => {
       await Promise.all(sent);
       const packets = ctx.host.take();
       assert.equal(ctx.host.attFromAcl(packets).length, 2, "both queued notifications reached the host");
-      const done = packets.map((p) => h4.parseDisconnectionComplete(p)).filter((d) => d !== undefined);
+      const done = packets.map((p) => parseDisconnectionComplete(p)).filter((d) => d !== undefined);
       assert.deepEqual(done, [{ status: 0, handle, reason: 0x13 }]);
       assert.deepEqual(ctx.peripheral.disconnectReasons, [0x16]);
     });
@@ -405,13 +406,13 @@ describe("sim/controller", () => {
       ctx.clock.advance(490);
       await ctx.host.settle();
       assert.equal(
-        ctx.host.take().filter((p) => h4.parseDisconnectionComplete(p)).length,
+        ctx.host.take().filter((p) => parseDisconnectionComplete(p)).length,
         0,
         "no disconnection before the supervision timeout",
       );
       ctx.clock.advance(20);
       await ctx.host.settle();
-      assert.deepEqual(h4.parseDisconnectionComplete(ctx.host.take()[0]), { status: 0, handle, reason: 0x08 });
+      assert.deepEqual(parseDisconnectionComplete(ctx.host.take()[0]), { status: 0, handle, reason: 0x08 });
       assert.deepEqual(ctx.peripheral.disconnectReasons, [0x08]);
       await rejected;
       assert.equal(ctx.host.attFromAcl().length, 0, "nothing reached the host from a powered-off peripheral");
@@ -430,13 +431,13 @@ describe("sim/controller", () => {
     it("Reset drops links without events; the peripheral survives and advertises again", async () => {
       const ctx = setup();
       await connect(ctx);
-      ctx.host.command(h4.OP.RESET);
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.host.command(OP.RESET);
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
       ctx.clock.advance(50);
       await ctx.host.settle();
       const packets = ctx.host.take();
-      assert.equal(packets.filter((p) => h4.parseDisconnectionComplete(p)).length, 0);
-      assert.equal(packets.filter((p) => h4.parseLeAdvertisingReports(p)).length, 2);
+      assert.equal(packets.filter((p) => parseDisconnectionComplete(p)).length, 0);
+      assert.equal(packets.filter((p) => parseLeAdvertisingReports(p)).length, 2);
       assert.deepEqual(ctx.peripheral.disconnectReasons, [0x08]);
       assert.equal(ctx.controller.peripheral(ctx.peripheral.address), ctx.peripheral);
       await connect(ctx);
@@ -450,14 +451,14 @@ describe("sim/controller", () => {
       const handle = await connect(ctx);
       const value = Buffer.alloc(100, 0x5a);
       const write = Buffer.concat([Buffer.from([0x52, 6, 0]), value]);
-      let sent = ctx.host.l2cap(handle, h4.CID_ATT, Buffer.from([0x02, 0x00, 0x01]), 27);
-      sent += ctx.host.l2cap(handle, h4.CID_ATT, write, 27);
+      let sent = ctx.host.l2cap(handle, CID_ATT, Buffer.from([0x02, 0x00, 0x01]), 27);
+      sent += ctx.host.l2cap(handle, CID_ATT, write, 27);
       assert.equal(sent, 1 + Math.ceil((write.length + 4) / 27));
       ctx.clock.advance(100);
       await ctx.host.settle();
       assert.deepEqual(ctx.peripheral.received, [Buffer.from([0x02, 0x00, 0x01]), write]);
       assert.deepEqual(ctx.peripheral.writes, [value]);
-      const completed = ctx.host.received.map((p) => h4.parseNumberOfCompletedPackets(p)).filter((c) => c !== undefined);
+      const completed = ctx.host.received.map((p) => parseNumberOfCompletedPackets(p)).filter((c) => c !== undefined);
       assert.equal(
         completed.flat().reduce((n, c) => (assert.equal(c.handle, handle), n + c.count), 0),
         sent,
@@ -470,11 +471,11 @@ describe("sim/controller", () => {
     it("answers an SMP Pairing Request with Pairing Failed (pairing not supported) and ignores the signalling channel", async () => {
       const ctx = setup();
       const handle = await connect(ctx);
-      ctx.host.l2cap(handle, h4.CID_LE_SIGNALING, Buffer.from([0x12, 0x01, 0x08, 0x00, 0x06, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x2a, 0x00]));
-      ctx.host.l2cap(handle, h4.CID_SMP, Buffer.from([0x01, 0x03, 0x00, 0x01, 0x10, 0x00, 0x01]));
+      ctx.host.l2cap(handle, CID_LE_SIGNALING, Buffer.from([0x12, 0x01, 0x08, 0x00, 0x06, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x2a, 0x00]));
+      ctx.host.l2cap(handle, CID_SMP, Buffer.from([0x01, 0x03, 0x00, 0x01, 0x10, 0x00, 0x01]));
       ctx.clock.advance(50);
       await ctx.host.settle();
-      assert.deepEqual(ctx.host.l2capFromAcl(), [{ cid: h4.CID_SMP, payload: Buffer.from([0x05, 0x05]) }]);
+      assert.deepEqual(ctx.host.l2capFromAcl(), [{ cid: CID_SMP, payload: Buffer.from([0x05, 0x05]) }]);
       assert.deepEqual(ctx.peripheral.received, []);
     });
 
@@ -497,11 +498,11 @@ describe("sim/controller", () => {
       await ctx.host.settle();
       await sent;
       assert.equal(packetsAtResolution, fragments);
-      const acl = ctx.host.received.map((p) => h4.parseAcl(p)).filter((a) => a !== undefined);
+      const acl = ctx.host.received.map((p) => parseAcl(p)).filter((a) => a !== undefined);
       assert.equal(acl.length, fragments);
       assert.deepEqual(
         acl.map((a) => a.pb),
-        [h4.PB_FIRST_FLUSHABLE, ...Array<number>(fragments - 1).fill(h4.PB_CONTINUING)],
+        [PB_FIRST_FLUSHABLE, ...Array<number>(fragments - 1).fill(PB_CONTINUING)],
       );
       for (const a of acl) {
         assert.equal(a.handle, handle);
@@ -519,7 +520,7 @@ describe("sim/controller", () => {
       const failure = new Error("host listener failed");
       let throwOnNextAcl = true;
       ctx.controller.on("h4", (packet: Buffer) => {
-        if (throwOnNextAcl && h4.parseAcl(packet)) {
+        if (throwOnNextAcl && parseAcl(packet)) {
           throwOnNextAcl = false;
           throw failure;
         }
@@ -614,14 +615,14 @@ describe("sim/controller", () => {
       const completions: number[] = [];
       while (toSend > 0 || credits < 8) {
         while (credits > 0 && toSend > 0) {
-          ctx.host.l2cap(handle, h4.CID_ATT, Buffer.concat([Buffer.from([0x52, 6, 0]), Buffer.alloc(20, toSend)]), 27);
+          ctx.host.l2cap(handle, CID_ATT, Buffer.concat([Buffer.from([0x52, 6, 0]), Buffer.alloc(20, toSend)]), 27);
           credits--;
           toSend--;
         }
         ctx.clock.advance(7.5);
         await ctx.host.settle();
         for (const p of ctx.host.take()) {
-          for (const c of h4.parseNumberOfCompletedPackets(p) ?? []) {
+          for (const c of parseNumberOfCompletedPackets(p) ?? []) {
             credits += c.count;
             completions.push(c.count);
           }
@@ -639,7 +640,7 @@ describe("sim/controller", () => {
       const handle = await connect(ctx);
       ctx.events.length = 0;
       for (let i = 0; i < 6; i++) void ctx.peripheral.notify(Buffer.alloc(244));
-      for (let i = 0; i < 6; i++) ctx.host.l2cap(handle, h4.CID_ATT, Buffer.concat([Buffer.from([0x52, 6, 0]), Buffer.alloc(244)]));
+      for (let i = 0; i < 6; i++) ctx.host.l2cap(handle, CID_ATT, Buffer.concat([Buffer.from([0x52, 6, 0]), Buffer.alloc(244)]));
       ctx.clock.advance(7.5);
       const [event] = ctx.events;
       // Two full exchanges (251 bytes each way) take 8.95 ms: only one fits a 7.5 ms event.
@@ -692,7 +693,7 @@ describe("sim/controller", () => {
     }
 
     /** The ATT PDUs the host received on one connection. */
-    const attOn = (host: Host, packets: Buffer[], handle: number) => host.attFromAcl(packets.filter((p) => h4.parseAcl(p)?.handle === handle));
+    const attOn = (host: Host, packets: Buffer[], handle: number) => host.attFromAcl(packets.filter((p) => parseAcl(p)?.handle === handle));
 
     it("places each new link's anchor in the middle of the largest free gap", () => {
       assert.equal(placeAnchor([], 7.5, 20), 5);
@@ -780,7 +781,7 @@ describe("sim/controller", () => {
     it("cancels every timer, rejects pending sends, closes the peripherals and emits nothing afterwards", async () => {
       const ctx = setup();
       await connect(ctx);
-      ctx.host.command(h4.OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
       const pending = ctx.peripheral.notify(Buffer.alloc(10));
       let closedEvents = 0;
       ctx.controller.on("close", () => closedEvents++);
@@ -790,7 +791,7 @@ describe("sim/controller", () => {
       assert.equal(ctx.peripheral.closed, true);
       assert.equal(closedEvents, 1);
       ctx.host.take();
-      ctx.host.command(h4.OP.RESET);
+      ctx.host.command(OP.RESET);
       ctx.clock.advance(5000);
       await ctx.host.settle();
       assert.deepEqual(ctx.host.received, []);

@@ -9,7 +9,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import fc from "fast-check";
 import { decodeClientPdu } from "../../src/protocol/att";
-import * as h4 from "../../src/protocol/h4";
+import { h4PacketLength, H4Splitter } from "../../src/protocol/h4";
+import { addressToBytes, HCI_UNKNOWN_COMMAND, OP } from "../../src/protocol/hci";
+import { buildAcl, buildCommand, buildEvent, parseAcl, parseCommand, parseCommandComplete, parseCommandStatus, parseDisconnectionComplete, parseEvent, parseLeAdvertisingReports, parseLeConnectionComplete, parseLeMetaEvent, parseNumberOfCompletedPackets } from "../../src/protocol/hci-packets";
 import { VirtualController } from "../../src/sim/controller";
 import { createPeripheral } from "../../src/sim/peripherals";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
@@ -43,16 +45,16 @@ describe("hostile input: simulator framing and scenarios", () => {
 
   describe("HCI over H4: H4Splitter and the packet parsers", () => {
     const parsers = [
-      h4.parseCommand,
-      h4.parseEvent,
-      h4.parseAcl,
-      h4.parseCommandComplete,
-      h4.parseCommandStatus,
-      h4.parseDisconnectionComplete,
-      h4.parseNumberOfCompletedPackets,
-      h4.parseLeMetaEvent,
-      h4.parseLeAdvertisingReports,
-      h4.parseLeConnectionComplete,
+      parseCommand,
+      parseEvent,
+      parseAcl,
+      parseCommandComplete,
+      parseCommandStatus,
+      parseDisconnectionComplete,
+      parseNumberOfCompletedPackets,
+      parseLeMetaEvent,
+      parseLeAdvertisingReports,
+      parseLeConnectionComplete,
     ] as const;
 
     it("arbitrary byte streams in arbitrary chunks: packets out ≤ bytes in, held back ≤ one largest packet, every parser answers or says undefined", () => {
@@ -61,20 +63,20 @@ describe("hostile input: simulator framing and scenarios", () => {
           fc.uint8Array({ maxLength: 80 }),
           // Packet-shaped starts, so headers with hostile length fields come up often.
           fc.tuple(fc.constantFrom(1, 2, 3, 4, 5), fc.uint8Array({ minLength: 2, maxLength: 60 })).map(([t, rest]) => Uint8Array.from([t, ...rest])),
-          fc.tuple(fc.constantFrom(0x3e, 0x0e, 0x0f, 0x05, 0x13), fc.uint8Array({ maxLength: 40 })).map(([code, p]) => h4.buildEvent(code, Buffer.from(p))),
+          fc.tuple(fc.constantFrom(0x3e, 0x0e, 0x0f, 0x05, 0x13), fc.uint8Array({ maxLength: 40 })).map(([code, p]) => buildEvent(code, Buffer.from(p))),
         ),
         { maxLength: 12 },
       );
       fc.assert(
         fc.property(stream, (chunks) => {
-          const splitter = new h4.H4Splitter();
+          const splitter = new H4Splitter();
           let input = 0;
           let output = 0;
           for (const chunk of chunks) {
             input += chunk.length;
             for (const packet of splitter.push(Buffer.from(chunk))) {
               output += packet.length;
-              assert.equal(h4.h4PacketLength(packet), packet.length);
+              assert.equal(h4PacketLength(packet), packet.length);
               for (const parse of parsers) parse(packet);
             }
             assert.ok(splitter.pending <= 5 + 0xffff, `holds ${splitter.pending} bytes`);
@@ -91,7 +93,7 @@ describe("hostile input: simulator framing and scenarios", () => {
       fc.assert(
         fc.property(fc.uint8Array({ maxLength: 8 }), (bytes) => {
           try {
-            const n = h4.h4PacketLength(Buffer.from(bytes));
+            const n = h4PacketLength(Buffer.from(bytes));
             assert.ok(n === undefined || (n >= 3 && n <= 5 + 0xffff));
           } catch (error) {
             assert.ok(error instanceof RangeError);
@@ -164,13 +166,13 @@ describe("hostile input: simulator framing and scenarios", () => {
   describe("virtual controller: arbitrary H4 packets from the host", () => {
     it("never throws; every HCI command is answered (Command Complete or Status), unknown ones with an error status", async () => {
       const commandArb = fc.oneof(
-        fc.tuple(fc.constantFrom(...Object.values(h4.OP)), fc.uint8Array({ maxLength: 30 })).map(([op, p]) => h4.buildCommand(op, Buffer.from(p))),
-        fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 12 })).map(([op, p]) => h4.buildCommand(op, Buffer.from(p))),
+        fc.tuple(fc.constantFrom(...Object.values(OP)), fc.uint8Array({ maxLength: 30 })).map(([op, p]) => buildCommand(op, Buffer.from(p))),
+        fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 12 })).map(([op, p]) => buildCommand(op, Buffer.from(p))),
       );
       const packetArb = fc.oneof(
         { weight: 3, arbitrary: commandArb },
         { weight: 1, arbitrary: fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)) },
-        { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 40 })).map(([hf, d]) => h4.buildAcl(hf & 0x0fff, hf >> 12, Buffer.from(d), hf >> 14)) },
+        { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.uint8Array({ maxLength: 40 })).map(([hf, d]) => buildAcl(hf & 0x0fff, hf >> 12, Buffer.from(d), hf >> 14)) },
       );
       await fc.assert(
         fc.asyncProperty(fc.array(packetArb, { minLength: 1, maxLength: 10 }), async (packets) => {
@@ -184,19 +186,19 @@ describe("hostile input: simulator framing and scenarios", () => {
             let commands = 0;
             for (const packet of packets) {
               controller.write(packet);
-              if (h4.parseCommand(packet)) commands++;
+              if (parseCommand(packet)) commands++;
               clock.advance(30);
             }
             await new Promise((resolve) => setImmediate(resolve));
             await new Promise((resolve) => setImmediate(resolve));
-            const answers = received.filter((p) => h4.parseCommandComplete(p) !== undefined || h4.parseCommandStatus(p) !== undefined);
+            const answers = received.filter((p) => parseCommandComplete(p) !== undefined || parseCommandStatus(p) !== undefined);
             assert.equal(answers.length, commands, "one Command Complete or Command Status per command");
-            for (const p of received) assert.equal(h4.h4PacketLength(p), p.length, "well-framed H4 towards the host");
+            for (const p of received) assert.equal(h4PacketLength(p), p.length, "well-framed H4 towards the host");
             for (const [i, packet] of packets.entries()) {
-              const cmd = h4.parseCommand(packet);
-              if (cmd && !(Object.values(h4.OP) as number[]).includes(cmd.opcode)) {
-                const reply = answers.map((a) => h4.parseCommandComplete(a)).find((a) => a?.opcode === cmd.opcode);
-                assert.ok(reply && reply.status === h4.HCI_UNKNOWN_COMMAND, `packet ${i}: unknown command 0x${cmd.opcode.toString(16)} answered Unknown Command`);
+              const cmd = parseCommand(packet);
+              if (cmd && !(Object.values(OP) as number[]).includes(cmd.opcode)) {
+                const reply = answers.map((a) => parseCommandComplete(a)).find((a) => a?.opcode === cmd.opcode);
+                assert.ok(reply && reply.status === HCI_UNKNOWN_COMMAND, `packet ${i}: unknown command 0x${cmd.opcode.toString(16)} answered Unknown Command`);
               }
             }
           } finally {
@@ -217,23 +219,23 @@ describe("hostile input: simulator framing and scenarios", () => {
           controller.addPeripheral(fake);
           const handles: number[] = [];
           controller.on("h4", (p: Buffer) => {
-            const c = h4.parseLeConnectionComplete(p);
+            const c = parseLeConnectionComplete(p);
             if (c) handles.push(c.handle);
           });
           controller.on("warning", () => undefined);
           try {
             const params = Buffer.alloc(25);
             params[5] = 1;
-            h4.addressToBytes(fake.address).copy(params, 6);
+            addressToBytes(fake.address).copy(params, 6);
             params.writeUInt16LE(0x2a, 19);
-            controller.write(h4.buildCommand(h4.OP.LE_CREATE_CONNECTION, params));
+            controller.write(buildCommand(OP.LE_CREATE_CONNECTION, params));
             clock.advance(20);
             await new Promise((resolve) => setImmediate(resolve));
             assert.equal(handles.length, 1);
             let sent = 0;
             for (const [pb, data] of fragments) {
               sent += data.length;
-              controller.write(h4.buildAcl(handles[0], pb, Buffer.from(data)));
+              controller.write(buildAcl(handles[0], pb, Buffer.from(data)));
               clock.advance(10);
             }
             clock.advance(100);

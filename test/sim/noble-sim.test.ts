@@ -7,7 +7,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { withBindings, type Characteristic, type Noble, type Peripheral } from "@stoprocent/noble";
-import * as h4 from "../../src/protocol/h4";
+import { OP } from "../../src/protocol/hci";
+import { parseCommandStatus, parseLeConnectionComplete } from "../../src/protocol/hci-packets";
 import { ScaledClock } from "../../src/sim/clock";
 import { VirtualController } from "../../src/sim/controller";
 import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "../../src/ble/hci-peer";
@@ -205,13 +206,13 @@ describe("sim: noble against the virtual controller", function () {
       const peripheral = await discoverByName(n, "fake-sensor");
       controller.powerOff(fake.address);
 
-      const createStatus = nextPacket(controller, (p) => h4.parseCommandStatus(p)?.opcode === h4.OP.LE_CREATE_CONNECTION);
+      const createStatus = nextPacket(controller, (p) => parseCommandStatus(p)?.opcode === OP.LE_CREATE_CONNECTION);
       const attempt = peripheral.connectAsync();
-      assert.equal(h4.parseCommandStatus(await createStatus)?.status, 0);
-      const cancelled = nextPacket(controller, (p) => h4.parseLeConnectionComplete(p) !== undefined);
+      assert.equal(parseCommandStatus(await createStatus)?.status, 0);
+      const cancelled = nextPacket(controller, (p) => parseLeConnectionComplete(p) !== undefined);
       peripheral.cancelConnect();
       await assert.rejects(attempt, /cancel/);
-      const complete = h4.parseLeConnectionComplete(await cancelled);
+      const complete = parseLeConnectionComplete(await cancelled);
       assert.equal(complete?.status, 0x02);
       assert.equal(complete?.peerAddress, fake.address);
 
