@@ -14,13 +14,10 @@
  *
  * Pure: no noble, no Node-RED.
  */
+import { AttOpcode } from "./att";
 import type { AttMtuAgreement } from "./att-mtu";
-
-const H4_ACL = 0x02;
-const H4_EVENT = 0x04;
-const PB_CONTINUING = 0b01;
-const CID_ATT = 0x0004;
-const HANDLE_VALUE_INDICATION = 0x1d;
+import { CID_ATT, EVT_DISCONNECTION_COMPLETE, H4_ACL, H4_EVENT, PB_CONTINUING } from "./hci";
+import { parseAcl } from "./hci-packets";
 
 /** Read By Type attribute types whose entries noble parses with a fixed layout. */
 const CHARACTERISTIC_DECLARATION = 0x2803;
@@ -36,19 +33,19 @@ export function unsafeServerPdu(pdu: Uint8Array, readByType: number | null): str
   const op = pdu[0];
   const need = (n: number): string | null => (pdu.length < n ? `ATT opcode 0x${op.toString(16).padStart(2, "0")} needs at least ${n} bytes, got ${pdu.length}` : null);
   switch (op) {
-    case 0x01: // Error Response
+    case AttOpcode.ErrorResponse:
       return need(5);
-    case 0x03: // Exchange MTU Response
+    case AttOpcode.ExchangeMtuResponse:
       return need(3);
-    case 0x05: {
+    case AttOpcode.FindInformationResponse: {
       // Find Information Response: format 1 (16-bit UUIDs) or 2 (128-bit), one entry at least, whole entries
       const format = pdu[1];
       if (format !== 0x01 && format !== 0x02) return need(2) ?? `Find Information Response with format ${format}`;
       return list(pdu, format === 0x01 ? 4 : 18, "Find Information Response");
     }
-    case 0x07: // Find By Type Value Response: handle pairs
+    case AttOpcode.FindByTypeValueResponse: // handle pairs
       return need(5) ?? ((pdu.length - 1) % 4 === 0 ? null : "Find By Type Value Response with a partial entry");
-    case 0x09: {
+    case AttOpcode.ReadByTypeResponse: {
       // Read By Type Response
       const size = pdu[1];
       if (size === undefined || size < 2) return `Read By Type Response with entry length ${String(size)}`;
@@ -58,16 +55,16 @@ export function unsafeServerPdu(pdu: Uint8Array, readByType: number | null): str
       if (readByType !== CHARACTERISTIC_DECLARATION && readByType !== INCLUDE_DECLARATION && size < 4) return `Read By Type Response entries of ${size} bytes`;
       return list(pdu, size, "Read By Type Response");
     }
-    case 0x11: {
+    case AttOpcode.ReadByGroupTypeResponse: {
       // Read By Group Type Response: service declarations with 16- or 128-bit UUIDs
       const size = pdu[1];
       if (size !== 6 && size !== 20) return need(2) ?? `Read By Group Type Response entries of ${size} bytes`;
       return list(pdu, size, "Read By Group Type Response");
     }
-    case 0x17: // Prepare Write Response
+    case AttOpcode.PrepareWriteResponse:
       return need(5);
-    case 0x1b: // Handle Value Notification
-    case 0x1d: // Handle Value Indication
+    case AttOpcode.HandleValueNotification:
+    case AttOpcode.HandleValueIndication:
       return need(3);
     default:
       // Read/Read Blob/Write/Execute Write Responses are read no further than the opcode; requests from the
@@ -107,21 +104,21 @@ export class AttGuard {
   ) {}
 
   fromHost(packet: Buffer): void {
-    const acl = aclOf(packet);
+    const acl = parseAcl(packet);
     // A request's first fragment carries its opcode and parameters (noble's ACL packets hold at least 27 bytes).
     if (!acl || acl.pb === PB_CONTINUING || acl.data.length < 5) return;
     if (acl.data.readUInt16LE(2) !== CID_ATT) return;
     const att = acl.data.subarray(4);
     this.mtu?.fromClient(acl.handle, att);
-    if (att[0] !== 0x08) return;
+    if (att[0] !== AttOpcode.ReadByTypeRequest) return;
     // Read By Type Request: opcode, start, end, then a 16-bit (or 128-bit) attribute type
     this.readByType.set(acl.handle, att.length >= 7 ? att.readUInt16LE(5) : null);
   }
 
   toHost(packet: Buffer): Buffer[] {
     // Disconnection Complete (event 0x05): the handle may be reused by the next link.
-    if (packet.length >= 6 && packet[0] === H4_EVENT && packet[1] === 0x05) this.forget(packet.readUInt16LE(4) & 0x0fff);
-    const acl = aclOf(packet);
+    if (packet.length >= 6 && packet[0] === H4_EVENT && packet[1] === EVT_DISCONNECTION_COMPLETE) this.forget(packet.readUInt16LE(4) & 0x0fff);
+    const acl = parseAcl(packet);
     if (!acl) return [packet];
     const held = this.pending.get(acl.handle);
     if (acl.pb === PB_CONTINUING) {
@@ -157,7 +154,7 @@ export class AttGuard {
       return agreed ? [attPacket(pdu.packets[0], agreed)] : pdu.packets;
     }
     const link = `connection 0x${handle.toString(16).padStart(4, "0")}`;
-    if (att[0] === HANDLE_VALUE_INDICATION) {
+    if (att[0] === AttOpcode.HandleValueIndication) {
       this.onDrop(`${link}: ${reason}; passed on as an indication of handle 0x0000 so that it is confirmed`);
       return [attPacket(pdu.packets[0], UNNAMED_INDICATION)];
     }
@@ -167,7 +164,7 @@ export class AttGuard {
 }
 
 /** A Handle Value Indication of attribute handle 0x0000 and an empty value. */
-const UNNAMED_INDICATION = Buffer.of(HANDLE_VALUE_INDICATION, 0x00, 0x00);
+const UNNAMED_INDICATION = Buffer.of(AttOpcode.HandleValueIndication, 0x00, 0x00);
 
 /** One ACL packet carrying the ATT PDU `att` whole, on the link (and with the flags) of the PDU's first fragment `first`. */
 function attPacket(first: Buffer, att: Uint8Array): Buffer {
@@ -179,12 +176,4 @@ function attPacket(first: Buffer, att: Uint8Array): Buffer {
   packet.writeUInt16LE(CID_ATT, 7);
   packet.set(att, 9);
   return packet;
-}
-
-function aclOf(packet: Buffer): { handle: number; pb: number; data: Buffer } | null {
-  if (packet.length < 5 || packet[0] !== H4_ACL) return null;
-  const flags = packet.readUInt16LE(1);
-  const length = packet.readUInt16LE(3);
-  if (packet.length < 5 + length) return null;
-  return { handle: flags & 0x0fff, pb: (flags >> 12) & 0b11, data: packet.subarray(5, 5 + length) };
 }

@@ -12,6 +12,7 @@
  * With datalink 1002 (HCI UART, H4) each packet keeps its H4 packet-type byte, so the bytes recorded are exactly
  * the bytes the simulator and noble exchange.
  */
+import { H4_COMMAND, H4_EVENT } from "./hci";
 
 export const BTSNOOP_MAGIC = Buffer.from("btsnoop\0", "latin1");
 export const BTSNOOP_VERSION = 1;
@@ -30,9 +31,6 @@ export const BTSNOOP_EPOCH_OFFSET_US = 0x00dcddb30f2f8000n;
 /** Which side sent the packet, from the host's point of view. */
 export type HciDirection = "host-to-controller" | "controller-to-host";
 
-/** H4 packet types (the first byte of every H4 packet). */
-const H4_COMMAND = 0x01;
-const H4_EVENT = 0x04;
 
 export function encodeBtsnoopHeader(datalink = DATALINK_HCI_UART): Buffer {
   const header = Buffer.alloc(BTSNOOP_HEADER_LENGTH);
