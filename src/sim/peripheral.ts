@@ -33,6 +33,19 @@ export interface PeripheralKind {
   create(spec: JsonObject, field: string, identity: PeripheralIdentity, ctx: PeripheralContext): VirtualPeripheral;
 }
 
+/**
+ * The fields every kind's own config (HeartRateConfig, NusUartConfig, …) starts with; the kind fills in the
+ * defaults of the optional ones (and documents its default name).
+ */
+export interface PeripheralConfig {
+  address: string;
+  addressType?: AddressType;
+  name?: string;
+  clock: Clock;
+  /** The server's own ATT MTU, answered to Exchange MTU; default DEFAULT_SERVER_MTU unless the kind says otherwise. */
+  maxMtu?: number;
+}
+
 export interface GattPeripheralOptions {
   kind: string;
   address: string;

@@ -6,10 +6,10 @@
  */
 import { ATT_MAX_VALUE_LENGTH } from "../../protocol/att";
 import { encodeHeartRateMeasurement } from "../../protocol/heart-rate";
-import { batteryService, deviceInformationService, GattPeripheral, type DeviceInformation, type PeripheralKind } from "../peripheral";
+import { batteryService, deviceInformationService, GattPeripheral, type DeviceInformation, type PeripheralConfig, type PeripheralKind } from "../peripheral";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
-import type { Clock, Timer } from "../../protocol/clock";
-import { DEFAULT_SERVER_MTU, type AddressType } from "../types";
+import type { Timer } from "../../protocol/clock";
+import { DEFAULT_SERVER_MTU } from "../types";
 import { optionalInteger, optionalNumber, optionalString, rejectUnknownKeys, requireObject, ScenarioError, type JsonObject } from "../validate";
 import { optionalBoolean, optionalHexList, optionalIntegerList, rejectTogether } from "./options";
 
@@ -26,13 +26,9 @@ const CONTROL_POINT_NOT_SUPPORTED = 0x80;
 /** GAP appearance "Heart Rate Sensor: Heart Rate Belt". */
 const APPEARANCE_HEART_RATE_BELT = 0x0341;
 
-export interface HeartRateConfig {
-  address: string;
-  addressType?: AddressType;
+export interface HeartRateConfig extends PeripheralConfig {
   /** Default "HRM-" and the address's last two bytes. */
   name?: string;
-  clock: Clock;
-  maxMtu?: number;
   /** Beats per minute, cycling (default [60]); ignored when `packets` is given. */
   bpm?: number[];
   /** Raw 0x2A37 values sent verbatim, cycling. */

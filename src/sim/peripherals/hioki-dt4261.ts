@@ -24,11 +24,11 @@
  * - the write type: `commandWrite` chooses the command characteristic's properties ("write", the default,
  *   "writeWithoutResponse" or "both"); `writeTypes` records the type of every write received.
  */
-import { batteryService, deviceInformationService, GattPeripheral, type PeripheralKind } from "../peripheral";
+import { batteryService, deviceInformationService, GattPeripheral, type PeripheralConfig, type PeripheralKind } from "../peripheral";
 import { seededRandom } from "../random";
 import type { ServiceDefinition } from "../gatt-server";
-import type { Clock, Timer } from "../../protocol/clock";
-import { DEFAULT_SERVER_MTU, type AddressType } from "../types";
+import type { Timer } from "../../protocol/clock";
+import { DEFAULT_SERVER_MTU } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalIntegerList, optionalNumberList, optionalStringList } from "./options";
 import { ADAPTER_FIRMWARE, Dt4261Instrument, HIOKI_SPLITS, MODEL, replyPieces, stretch, type HiokiSplit } from "./hioki-instrument";
@@ -67,15 +67,11 @@ const REPORT_MAP = Buffer.from(
   "hex",
 );
 
-export interface HiokiDt4261Config {
-  address: string;
-  addressType?: AddressType;
+export interface HiokiDt4261Config extends PeripheralConfig {
   /** Default "Z3210V2.10:DT4261#<serial>". */
   name?: string;
   /** Default: the address's last three bytes as a 9-digit decimal number. */
   serial?: string;
-  clock: Clock;
-  maxMtu?: number;
   /** FETC? readings, cycling; default [0]. */
   values?: number[];
   /** Verbatim answers to every query, cycling; overrides computed answers. */

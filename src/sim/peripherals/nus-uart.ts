@@ -8,19 +8,16 @@ import { normalizeUuid } from "../../protocol/att";
 import { HCI_REMOTE_USER_TERMINATED } from "../../protocol/hci";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../protocol/nus";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
-import { GattPeripheral } from "../peripheral";
-import type { Clock } from "../../protocol/clock";
-import { DEFAULT_SERVER_MTU, type AddressType, type LinkSettings, type PeripheralLink } from "../types";
+import { GattPeripheral, type PeripheralConfig } from "../peripheral";
+import { DEFAULT_SERVER_MTU, type LinkSettings, type PeripheralLink } from "../types";
 
 /** GAP appearance "Generic Computer", as the seed's server advertises. */
 export const APPEARANCE_GENERIC_COMPUTER = 0x0080;
 
-export interface NusUartConfig {
-  address: string;
-  addressType?: AddressType;
+export interface NusUartConfig extends PeripheralConfig {
   /** Default "mpy-nus" (the seed's server). */
   name?: string;
-  clock: Clock;
+  /** Default: the link's maxMtu, else DEFAULT_SERVER_MTU. */
   maxMtu?: number;
   /** The scenario's link, to size the TX window; without it the window is 8. */
   link?: LinkSettings;
