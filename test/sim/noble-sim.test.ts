@@ -16,6 +16,7 @@ import { installNobleHciDriver, locateUartDriver } from "../../src/ble/noble-dri
 import { openVirtualSerialPort, type VirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_LINK, type LinkSettings } from "../../src/sim/types";
 import { FakePeripheral } from "../support/fake-peripheral";
+import { scanFor } from "../support/nus-noble";
 
 /** Simulated time runs this much faster than wall-clock time: link timing holds, tests stay quick. */
 const TIME_SCALE = 50;
@@ -36,19 +37,8 @@ function nextPacket(controller: VirtualController, match: (packet: Buffer) => bo
   });
 }
 
-async function discoverByName(noble: Noble, name: string): Promise<Peripheral> {
-  const found = new Promise<Peripheral>((resolve) => {
-    const listener = (p: Peripheral) => {
-      if (p.advertisement.localName !== name) return;
-      noble.removeListener("discover", listener);
-      resolve(p);
-    };
-    noble.on("discover", listener);
-  });
-  await noble.startScanningAsync([], false);
-  const peripheral = await found;
-  await noble.stopScanningAsync();
-  return peripheral;
+function discoverByName(noble: Noble, name: string): Promise<Peripheral> {
+  return scanFor(noble, (p) => p.advertisement.localName === name);
 }
 
 async function characteristics(peripheral: Peripheral): Promise<{ notify: Characteristic; write: Characteristic }> {

@@ -47,13 +47,11 @@ export interface NusConnection {
   control: Characteristic | undefined;
 }
 
-/** Scans for `address`, connects (asking for `mtu`), discovers NUS. */
-export async function connectNus(noble: Noble, address: string, mtu = 247): Promise<NusConnection> {
-  await noble.waitForPoweredOnAsync();
-  const wanted = address.toLowerCase();
+/** Scans until noble discovers a peripheral that `match` accepts, stops scanning and returns it. */
+export async function scanFor(noble: Noble, match: (p: Peripheral) => boolean): Promise<Peripheral> {
   const found = new Promise<Peripheral>((resolve) => {
     const listener = (p: Peripheral): void => {
-      if (p.address !== wanted) return;
+      if (!match(p)) return;
       noble.removeListener("discover", listener);
       resolve(p);
     };
@@ -62,6 +60,14 @@ export async function connectNus(noble: Noble, address: string, mtu = 247): Prom
   await noble.startScanningAsync([], false);
   const peripheral = await found;
   await noble.stopScanningAsync();
+  return peripheral;
+}
+
+/** Scans for `address`, connects (asking for `mtu`), discovers NUS. */
+export async function connectNus(noble: Noble, address: string, mtu = 247): Promise<NusConnection> {
+  await noble.waitForPoweredOnAsync();
+  const wanted = address.toLowerCase();
+  const peripheral = await scanFor(noble, (p) => p.address === wanted);
   // noble passes connect options on to its GATT client, whose MTU request asks for `mtu` (not in the typings).
   const connectWith = peripheral.connectAsync as (this: Peripheral, options: { mtu: number }) => Promise<void>;
   await connectWith.call(peripheral, { mtu });
