@@ -84,9 +84,14 @@ export const OP = {
 
 const ADDRESS = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
+/** "d8:75:ba:00:00:01": six bytes in hex, colon separated, most significant first (either case). */
+export function isBluetoothAddress(text: string): boolean {
+  return ADDRESS.test(text);
+}
+
 /** "d8:75:ba:00:00:01" → 6 bytes, least significant first (HCI order). */
 export function addressToBytes(address: string): Buffer {
-  if (!ADDRESS.test(address)) throw new RangeError(`not a Bluetooth address: ${JSON.stringify(address)}`);
+  if (!isBluetoothAddress(address)) throw new RangeError(`not a Bluetooth address: ${JSON.stringify(address)}`);
   return Buffer.from(address.split(":").reverse().join(""), "hex");
 }
 

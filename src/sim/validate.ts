@@ -2,6 +2,7 @@
  * Scenario validation: every failure names the offending field by its JSON path and says what is wrong with it,
  * never quoting what the file holds there (a scenario path can name any JSON file the runtime may read).
  */
+import { isBluetoothAddress } from "../protocol/hci";
 
 export class ScenarioError extends Error {
   constructor(
@@ -84,11 +85,9 @@ export function optionalEnum<T extends string>(obj: JsonObject, key: string, fie
   return value as T;
 }
 
-const ADDRESS = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-
 /** A Bluetooth device address, normalised to lowercase. */
 export function requireAddress(obj: JsonObject, key: string, field: string): string {
   const value = requireString(obj, key, field, 17).toLowerCase();
-  if (!ADDRESS.test(value)) throw new ScenarioError(`${field}.${key}`, 'must look like "d8:75:ba:00:00:01"');
+  if (!isBluetoothAddress(value)) throw new ScenarioError(`${field}.${key}`, 'must look like "d8:75:ba:00:00:01"');
   return value;
 }
