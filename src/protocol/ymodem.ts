@@ -14,7 +14,7 @@
  *   CRC-16/XMODEM, batch ended by an empty block 0.
  *
  * The block level (control bytes, frame sizes, block 0 parsing) is in ymodem-block.ts; the error class and
- * events stay with the receiver that raises them. Nearly 600 lines: one state machine, whose steps
+ * events stay with the receiver that raises them. About 600 lines: one state machine, whose steps
  * (frame, block 0, data block, EOT, end of file, failure) all act on the same session state.
  */
 import { crc16, type CrcKind } from "./crc16";
@@ -325,7 +325,7 @@ export class YmodemReceiver {
   expire(what: string, params: Readonly<Record<string, string | number>> = {}): YmodemEvent[] {
     const out: YmodemEvent[] = [];
     if (this.phase === "idle" || this.phase === "done") return out;
-    if (this.phase === "linger" || (this.phase === "block0" && this.filesDone > 0)) {
+    if (this.afterCompleteFile) {
       const cancel = this.phase === "block0";
       this.phase = "done";
       if (cancel) out.push(send(CAN, CAN));
@@ -337,11 +337,16 @@ export class YmodemReceiver {
     return out;
   }
 
+  /** A file is complete and no next one has begun: waiting for the next block 0, or the seed dialect's linger. */
+  private get afterCompleteFile(): boolean {
+    return this.phase === "linger" || (this.phase === "block0" && this.filesDone > 0);
+  }
+
   /** The link dropped. Mid-file (or before any file) that is an error; after a complete file it is the end. */
   disconnected(): YmodemEvent[] {
     const out: YmodemEvent[] = [];
     if (this.phase === "done") return out;
-    if (this.phase === "linger" || (this.phase === "block0" && this.filesDone > 0)) {
+    if (this.afterCompleteFile) {
       this.phase = "done";
       out.push({ type: "end" });
       return out;
