@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { YmodemReceiver, type YmodemError, type YmodemEvent, type YmodemReceiverOptions } from "../../src/protocol/ymodem";
-import { CAN, EOT, SOH, STX } from "../../src/protocol/ymodem-block";
+import { ACK, CAN, EOT, NAK, SOH, STX, WANT_CRC } from "../../src/protocol/ymodem-block";
 import { createPeripheral } from "../../src/sim/peripherals/index";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../src/protocol/nus";
 import { encodeXossFrame, XOSS_CONTROL_CHARACTERISTIC as XOSS_CONTROL, XossOpcode } from "../../src/protocol/xoss";
@@ -25,8 +25,6 @@ import { ManualClock } from "../support/manual-clock";
 import { connectNus, nobleFor, receiveYmodem, xossRequest, type SimNoble } from "../support/nus-noble";
 
 const ADDRESS = "e3:c3:5c:00:00:01";
-const ACK_BYTE = 0x06;
-const NAK_BYTE = 0x15;
 
 function context(clock: ManualClock, baseDir = "", maxMtu = DEFAULT_LINK.maxMtu): PeripheralContext {
   return { clock, link: { ...DEFAULT_LINK, maxMtu }, baseDir };
@@ -283,8 +281,8 @@ describe("sim: nus-ymodem peripheral", () => {
         "EOT, NAK, EOT",
       );
       assert.deepEqual(run.written[0], Buffer.from("C"));
-      assert.deepEqual(run.written[1], bytes(ACK_BYTE, 0x43));
-      assert.deepEqual(run.written.slice(-2), [bytes(NAK_BYTE), bytes(ACK_BYTE)]);
+      assert.deepEqual(run.written[1], bytes(ACK, 0x43));
+      assert.deepEqual(run.written.slice(-2), [bytes(NAK), bytes(ACK)]);
       assert.deepEqual(run.hangUps, [0x13], "the seed's server disconnects after the final ACK");
       assert.deepEqual(p.transfers.map((t) => [t.outcome, t.blockSize, t.mtu]), [["done", 1024, 247]]);
       assert.equal(p.stats.blocksSent, 98);
@@ -343,7 +341,7 @@ describe("sim: nus-ymodem peripheral", () => {
       assert.ok(run.files[0].data.equals(generateFileContent(20_000, 9)));
       assert.equal(run.files[0].retransmissions, 3, "blocks 1, 7 and 20 (block 0 is counted before the file starts)");
       assert.equal(p.stats.retransmissions, 4);
-      assert.equal(run.written.filter((w) => w.length === 1 && w[0] === NAK_BYTE).length, 5, "4 bad blocks + the first EOT");
+      assert.equal(run.written.filter((w) => w.length === 1 && w[0] === NAK).length, 5, "4 bad blocks + the first EOT");
     });
 
     it("resends a block after blockTimeoutMs when the ACK is lost, not before", async () => {
@@ -461,15 +459,14 @@ describe("sim: nus-ymodem peripheral", () => {
         },
       };
     }
-    const C_BYTE = 0x43;
     const joined = (list: Buffer[]): Buffer => Buffer.concat(list);
 
     it("chatterMs: after block 0 is ACKed, no block, only one stray byte every chatterMs; CAN CAN stops it", async () => {
       const c = await rawCentral({ sizeBytes: 3000, chatterMs: 400 });
-      const block0 = joined(await c.write(C_BYTE));
+      const block0 = joined(await c.write(WANT_CRC));
       assert.equal(block0[0], SOH);
       assert.equal(block0[1], 0, "block 0 comes normally");
-      assert.deepEqual(await c.write(ACK_BYTE, C_BYTE), [], "no data block after ACK C");
+      assert.deepEqual(await c.write(ACK, WANT_CRC), [], "no data block after ACK C");
       const chatter = await c.wait(4000);
       assert.equal(chatter.length, 10, "one notification every 400 ms");
       assert.ok(
@@ -484,26 +481,26 @@ describe("sim: nus-ymodem peripheral", () => {
 
     it("repeatBlock: \"data\" answers every ACK with the first data block again, \"block0\" with block 0", async () => {
       const data = await rawCentral({ sizeBytes: 3000, repeatBlock: "data" });
-      await data.write(C_BYTE);
-      const first = joined(await data.write(ACK_BYTE, C_BYTE));
+      await data.write(WANT_CRC);
+      const first = joined(await data.write(ACK, WANT_CRC));
       assert.equal(first[0], STX);
       assert.equal(first[1], 1);
-      for (let i = 0; i < 5; i++) assert.ok(joined(await data.write(ACK_BYTE)).equals(first), `repeat ${i + 1} is block 1 again`);
+      for (let i = 0; i < 5; i++) assert.ok(joined(await data.write(ACK)).equals(first), `repeat ${i + 1} is block 1 again`);
       assert.equal(data.p.stats.blocksSent, 1);
 
       const zero = await rawCentral({ sizeBytes: 3000, repeatBlock: "block0" });
-      const block0 = joined(await zero.write(C_BYTE));
-      for (let i = 0; i < 5; i++) assert.ok(joined(await zero.write(ACK_BYTE, C_BYTE)).equals(block0), `repeat ${i + 1} is block 0 again`);
+      const block0 = joined(await zero.write(WANT_CRC));
+      for (let i = 0; i < 5; i++) assert.ok(joined(await zero.write(ACK, WANT_CRC)).equals(block0), `repeat ${i + 1} is block 0 again`);
       assert.equal(zero.p.stats.blocksSent, 0);
     });
 
     it("withholdEot: every data block, then silence where the EOT belongs (also when asked again)", async () => {
       const c = await rawCentral({ sizeBytes: 2000, withholdEot: true, blockTimeoutMs: 500 });
-      await c.write(C_BYTE);
-      assert.equal(joined(await c.write(ACK_BYTE, C_BYTE))[1], 1);
-      assert.equal(joined(await c.write(ACK_BYTE))[1], 2);
-      assert.deepEqual(await c.write(ACK_BYTE), [], "no EOT after the last block");
-      assert.deepEqual(await c.write(NAK_BYTE), [], "nor after a NAK");
+      await c.write(WANT_CRC);
+      assert.equal(joined(await c.write(ACK, WANT_CRC))[1], 1);
+      assert.equal(joined(await c.write(ACK))[1], 2);
+      assert.deepEqual(await c.write(ACK), [], "no EOT after the last block");
+      assert.deepEqual(await c.write(NAK), [], "nor after a NAK");
       const later = await c.wait(3000);
       assert.ok(!later.some((n) => n.includes(EOT)), "never an EOT, even on the sender's own timer");
       assert.equal(c.p.stats.bytesSent, 2000);
