@@ -7,7 +7,9 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { NodeAPI } from "node-red";
 import type { NextFunction, Request, Response } from "express";
-import { acquireAdapter, DEFAULT_POLICY, normalizeUuid, type BleAdapter, type PeripheralInfo } from "../ble/pool";
+import { DEFAULT_POLICY, type BleAdapter, type PeripheralInfo } from "../ble/pool";
+import { acquireAdapter } from "../ble/registry";
+import { uuidFromNoble } from "../protocol/uuid";
 import { locateUartDriver } from "../ble/noble-driver";
 import { bleTexts, transportSettings, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
 
@@ -65,7 +67,8 @@ export interface ScanFilter {
 /** What a node can talk to: a device advertising one of the services or with one of the name prefixes; no filter, any. */
 export function matchesFilter(info: PeripheralInfo, filter: ScanFilter): boolean {
   if (filter.services.length === 0 && filter.namePrefixes.length === 0) return true;
-  const advertised = new Set(info.serviceUuids.map(normalizeUuid));
+  // What noble reports, read into the canonical form; what is no UUID matches no filter.
+  const advertised = new Set(info.serviceUuids.map(uuidFromNoble));
   if (filter.services.some((s) => advertised.has(s))) return true;
   return filter.namePrefixes.some((p) => info.name.startsWith(p));
 }
@@ -86,10 +89,10 @@ function parseFilter(query: Query): ScanFilter {
       .map((s) => s.trim())
       .filter((s) => s !== "");
   const services = list("service").map((s) => {
-    if (!/^(0x)?[0-9a-f]{1,4}$|^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s)) {
-      throw new HttpError(400, "service must be a list of 16-bit or 128-bit UUIDs");
-    }
-    return normalizeUuid(s);
+    // A 16-bit UUID may be written without its leading zeros, as noble writes it ("a00"): uuidFromNoble reads both.
+    const uuid = /^(0x)?[0-9a-f]{1,4}$|^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s) ? uuidFromNoble(s) : null;
+    if (uuid === null) throw new HttpError(400, "service must be a list of 16-bit or 128-bit UUIDs");
+    return uuid;
   });
   return { services, namePrefixes: list("namePrefix") };
 }

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import { MAX_CONCURRENT_SCANS, SCAN_PATH, SERIAL_PORTS_PATH, listSerialPorts, registerAdminEndpoints, type ScanResult } from "../../src/red/admin";
-import { openAdapterCount } from "../../src/ble/pool";
+import { openAdapterCount } from "../../src/ble/registry";
 import { watchEscapes } from "../support/escapes";
 import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 

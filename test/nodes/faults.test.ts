@@ -14,7 +14,7 @@ import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
-import { openAdapterCount } from "../../src/ble/pool";
+import { openAdapterCount } from "../../src/ble/registry";
 import { AttError, AttOpcode } from "../../src/protocol/att";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { VirtualController } from "../../src/sim/controller";

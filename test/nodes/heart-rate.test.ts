@@ -5,7 +5,7 @@ import * as path from "node:path";
 import type { NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
-import { openAdapterCount } from "../../src/ble/pool";
+import { openAdapterCount } from "../../src/ble/registry";
 import { hciPeerCount } from "../../src/ble/hci-peer";
 import { openVirtualSerialPort } from "../../src/sim/pty";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
