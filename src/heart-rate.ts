@@ -36,7 +36,7 @@ export = function register(RED: NodeAPI): void {
       showInvalid(this, t, error);
       return;
     }
-    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    const { adapter } = configuredAdapter(RED, this, def.ble);
     if (!adapter) return;
     const topic = stringProperty(def.topic);
     const lease: Lease = adapter.lease({

@@ -12,7 +12,7 @@ import { HiokiChannelError, type DiscardReport, type HiokiCommandChannel } from 
 import { configuredAdapter } from "./red/ble-config-node";
 import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
-import { showInvalid, statusFor } from "./red/status";
+import { connectedStatus, showInvalid, statusFor } from "./red/status";
 
 const DEFAULT_NAME_PREFIX = "Z3210";
 const DEFAULT_COMMAND = "FETC?";
@@ -85,7 +85,7 @@ export = function register(RED: NodeAPI): void {
       showInvalid(this, t, refused(error));
       return;
     }
-    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    const { adapter } = configuredAdapter(RED, this, def.ble);
     if (!adapter) return;
     const topic = stringProperty(def.topic);
 
@@ -101,7 +101,7 @@ export = function register(RED: NodeAPI): void {
 
     const showConnected = (): void => {
       replyProblem = false;
-      this.status({ fill: "green", shape: "dot", text: t(adapter.simulation ? "status.connected-simulated" : "status.connected") });
+      this.status(connectedStatus(adapter.simulation !== null));
     };
 
     const failWaiting = (error: Error): void => {

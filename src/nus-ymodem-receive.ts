@@ -22,7 +22,7 @@ import { DeviceTurns } from "./red/device-turns";
 import { removeTemps, saveDirectory, saveFile, SaveError } from "./red/file-save";
 import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
-import { problemText, showInvalid, statusFor, type Translate } from "./red/status";
+import { noAdapter, problemText, showInvalid, statusFor, type Translate } from "./red/status";
 import { describeYmodemError } from "./red/ymodem-text";
 
 const DEFAULT_DEVICE_NAME = "mpy-nus";
@@ -146,7 +146,7 @@ export = function register(RED: NodeAPI): void {
     } catch (error) {
       problem = showInvalid(this, t, refusedName(error));
     }
-    const configured = settings ? configuredAdapter(RED, this, def.ble, t) : null;
+    const configured = settings ? configuredAdapter(RED, this, def.ble) : null;
     if (configured?.problem) problem = configured.problem;
 
     const queue: Job[] = [];
@@ -210,7 +210,7 @@ export = function register(RED: NodeAPI): void {
       const cfg = settings;
       const adapter = configured?.adapter;
       if (!cfg || !adapter) {
-        job.done(new Error(problem ?? t("errors.no-adapter")));
+        job.done(new Error(problem ?? noAdapter.reason()));
         return;
       }
       let selector: DeviceSelector;

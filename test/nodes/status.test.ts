@@ -4,8 +4,13 @@
  */
 import assert from "node:assert/strict";
 import type { LeaseState } from "../../src/ble/lease";
+import bleConfigNode = require("../../src/ble-config");
+import heartRateNode = require("../../src/heart-rate");
+import hiokiMeterNode = require("../../src/hioki-meter");
+import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import { BLE_CATALOG, bindBleCatalog, statusFor } from "../../src/red/status";
 import { translate } from "../support/catalog";
+import { errorsOf, helper, loadFlow, useNodeRed, waitForStatus } from "../support/red";
 
 describe("lease states as node status (src/red/status.ts)", () => {
   const asked: string[] = [];
@@ -43,5 +48,23 @@ describe("lease states as node status (src/red/status.ts)", () => {
     statusFor({ state: "error", retryInMs: 1000, problem: { key: "failed", params: { detail: "x" } } });
     assert.ok(asked.length >= 2);
     for (const key of asked) assert.ok(key.startsWith(`${BLE_CATALOG}:ble-config.`), key);
+  });
+});
+
+describe("a device node without an adapter (the shared ble-config texts, in a Node-RED runtime)", function () {
+  this.timeout(30000);
+  useNodeRed();
+
+  it("every device node shows the one shared 'no adapter' ring and logs the one shared reason", async () => {
+    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive"];
+    await loadFlow(
+      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode],
+      [{ id: "flow", type: "tab" }, ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01" }))],
+    );
+    for (const type of types) {
+      const node = helper.getNode(`n-${type}`);
+      await waitForStatus(node, (s) => s.fill === "red" && s.shape === "ring" && s.text === "no adapter");
+      assert.deepEqual(errorsOf(node), ["no Bluetooth adapter configured"], type);
+    }
   });
 });
