@@ -113,11 +113,13 @@ function turnsOf(adapter: BleAdapter): DeviceTurns {
 function describeFailure(failure: DownloadFailure, t: Translate): string {
   const device = failure.device ?? t("errors.any-device");
   const cause = failure.cause;
+  // The BLE layer's problems in the shared catalog's words; anything else is the operating system's own text.
+  const words = (e: Error): string => (e instanceof BleProblemError ? problemText(e.problem) : e.message);
   let error: string;
-  if (cause instanceof DownloadError || cause instanceof XossRequestError) error = t(`errors.${cause.key}`, { device, ...cause.params });
+  if (cause instanceof DownloadError) error = t(`errors.${cause.key}`, { device, ...cause.params, ...(cause.reason ? { error: words(cause.reason) } : {}) });
+  else if (cause instanceof XossRequestError) error = t(`errors.${cause.key}`, { device, ...cause.params });
   else if (cause instanceof YmodemError) error = describeYmodemError(cause, t);
-  else if (cause instanceof BleProblemError) error = problemText(cause.problem);
-  else error = cause.message; // the operating system's own text
+  else error = words(cause);
   if (failure.where === "in-cause") return t("errors.failed-on", { device, error });
   const where = failure.where ? t("errors.where-file", failure.where) : t("errors.where-none");
   return t("errors.failed-on-where", { device, error, where });
