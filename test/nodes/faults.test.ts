@@ -221,6 +221,19 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       links();
     });
 
+    it("a command write never answered (meter) is a Catch-able error naming the write's timeout in words, not a reason code", async () => {
+      const c = await loadAll({}, { gattTimeout: 500 });
+      await allConnected(c);
+      const caught = collectMessages(node("caught"), 1, 20000);
+      tapAtt(peripheral(c, METER), (pdu, pass) => {
+        if (!(pdu[0] === AttOpcode.WriteRequest && pdu.subarray(3).toString("latin1").startsWith("*IDN?"))) pass();
+      });
+      node("meter").receive({ payload: "*IDN?", tag: 6 } as NodeMessage);
+      const [err] = (await caught) as CaughtMsg[];
+      assert.equal(err.tag, 6);
+      assert.match(err.error.message, /writing "\*IDN\?" to the meter failed: writing 78b028ce-affd-4967-ab9e-dc336c8c94e7 timed out after 500 ms$/);
+    });
+
     it("mid-poll (meter): the command in flight is a Catch-able error, the meter reconnects and polling resumes", async () => {
       const c = await loadAll({}, {});
       await allConnected(c);
