@@ -36,6 +36,16 @@ window.BleInstrumentsEditor = (function () {
     return def && def._ ? def._("ble-config." + key, substitutions) : key;
   }
 
+  /**
+   * A failed request to the package's admin endpoints in the user's words: the runtime answers an error as a
+   * ble-config catalog key with its parameters ({ error: { key, params } }); without one, the HTTP status.
+   */
+  function errorText(xhr, status) {
+    var error = xhr && xhr.responseJSON && xhr.responseJSON.error;
+    if (error && typeof error.key === "string") return t(error.key, error.params || {});
+    return xhr && xhr.status ? xhr.status + " " + xhr.statusText : String(status || "error");
+  }
+
   function wholeNumber(min, max, blankAllowed) {
     return function (v, opt) {
       if ((v === "" || v === undefined || v === null) && blankAllowed) return true;
@@ -221,8 +231,7 @@ window.BleInstrumentsEditor = (function () {
             return;
           }
           button.prop("disabled", false);
-          var error = xhr.responseJSON && xhr.responseJSON.error ? xhr.responseJSON.error : xhr.status ? xhr.status + " " + xhr.statusText : status;
-          showLine("error", t("scan.failed", { error: error }));
+          showLine("error", t("scan.failed", { error: errorText(xhr, status) }));
         },
       );
     }
@@ -255,6 +264,7 @@ window.BleInstrumentsEditor = (function () {
 
   return {
     t: t,
+    errorText: errorText,
     addScan: addScan,
     addressInput: addressInput,
     validateAddress: validateAddress,

@@ -5,7 +5,7 @@
  * a transport of the BLE layer.
  */
 import type { NodeAPI } from "node-red";
-import { acquireAdapter } from "./ble/pool";
+import { acquireAdapter } from "./ble/registry";
 import { registerTransport } from "./ble/transports";
 import { registerAdminEndpoints } from "./red/admin";
 import { bleTexts, defaultTransport, poolPolicy, transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./red/ble-config-node";

@@ -36,18 +36,17 @@ export = function register(RED: NodeAPI): void {
       showInvalid(this, t, error);
       return;
     }
-    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    const { adapter } = configuredAdapter(RED, this, def.ble);
     if (!adapter) return;
     const topic = stringProperty(def.topic);
-    // The link is shared: when this node closes, another node may keep it, so this node's listener must go.
-    let unsubscribe: (() => void) | null = null;
-    let closed = false;
     const lease: Lease = adapter.lease({
       selector,
       onState: (state) => this.status(statusFor(state, t)),
-      onConnected: async (session) => {
+      // The link is shared: when this node closes, another node may keep it, so this node's listener goes with its
+      // lease (`leased` aborts on release and when the link ends).
+      onConnected: async (session, leased) => {
         const peripheral = { address: session.info.address, name: session.info.name };
-        const stop = await session.subscribe(HEART_RATE_SERVICE, HEART_RATE_MEASUREMENT, (value) => {
+        const onValue = (value: Buffer): void => {
           let m;
           try {
             m = decodeHeartRateMeasurement(value);
@@ -59,18 +58,11 @@ export = function register(RED: NodeAPI): void {
           }
           const heartRate = { bpm: m.bpm, sensorContact: m.sensorContact, energyExpended: m.energyExpended, rrIntervals: m.rrIntervals };
           this.send({ payload: m.bpm, heartRate, peripheral, topic } as NodeMessage);
-        });
-        if (closed) stop();
-        else unsubscribe = stop;
-      },
-      onDisconnected: () => {
-        unsubscribe = null;
+        };
+        await session.subscribe(HEART_RATE_SERVICE, HEART_RATE_MEASUREMENT, onValue, leased);
       },
     });
     this.on("close", (_removed: boolean, done: () => void) => {
-      closed = true;
-      unsubscribe?.();
-      unsubscribe = null;
       lease.release().then(done, () => done());
     });
   }

@@ -7,12 +7,13 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { HiokiLinkError, MAX_REPLY_BYTES, openHiokiChannel } from "./ble/hioki-link";
 import type { DeviceSelector, Lease, PeripheralInfo } from "./ble/pool";
+import { BleProblemError } from "./ble/problem";
 import { encodeHiokiCommand, HiokiCommandError, parseHiokiReply, parseZ3210Name, validateHiokiCommand } from "./protocol/hioki";
 import { HiokiChannelError, type DiscardReport, type HiokiCommandChannel } from "./protocol/hioki-channel";
 import { configuredAdapter } from "./red/ble-config-node";
 import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
-import { showInvalid, statusFor } from "./red/status";
+import { connectedStatus, problemText, showInvalid, statusFor } from "./red/status";
 
 const DEFAULT_NAME_PREFIX = "Z3210";
 const DEFAULT_COMMAND = "FETC?";
@@ -85,7 +86,7 @@ export = function register(RED: NodeAPI): void {
       showInvalid(this, t, refused(error));
       return;
     }
-    const { adapter } = configuredAdapter(RED, this, def.ble, t);
+    const { adapter } = configuredAdapter(RED, this, def.ble);
     if (!adapter) return;
     const topic = stringProperty(def.topic);
 
@@ -101,7 +102,7 @@ export = function register(RED: NodeAPI): void {
 
     const showConnected = (): void => {
       replyProblem = false;
-      this.status({ fill: "green", shape: "dot", text: t(adapter.simulation ? "status.connected-simulated" : "status.connected") });
+      this.status(connectedStatus(adapter.simulation !== null));
     };
 
     const failWaiting = (error: Error): void => {
@@ -131,7 +132,9 @@ export = function register(RED: NodeAPI): void {
     /** The channel's error in the user's words (a catalog key per cause). */
     const explain = (error: unknown): Error => {
       if (!(error instanceof HiokiChannelError)) return error instanceof Error ? error : new Error(String(error));
-      const subs = { command: error.command, ms: error.detail.ms ?? 0, max: error.detail.maxBytes ?? MAX_REPLY_BYTES, reason: error.detail.reason ?? "" };
+      // A failed write's cause is the BLE layer's (a problem, worded by the shared catalog) or the system's own text.
+      const reason = error.detail.cause instanceof BleProblemError ? problemText(error.detail.cause.problem) : (error.detail.reason ?? "");
+      const subs = { command: error.command, ms: error.detail.ms ?? 0, max: error.detail.maxBytes ?? MAX_REPLY_BYTES, reason };
       if (error.code === "link-lost") return new LinkLostError(t("errors.link-lost-waiting", subs));
       return new Error(t(`errors.${error.code}`, subs));
     };

@@ -22,7 +22,7 @@ import { DeviceTurns } from "./red/device-turns";
 import { removeTemps, saveDirectory, saveFile, SaveError } from "./red/file-save";
 import { reworded } from "./red/error-text";
 import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
-import { problemText, showInvalid, statusFor, type Translate } from "./red/status";
+import { noAdapter, problemText, showInvalid, statusFor, type Translate } from "./red/status";
 import { describeYmodemError } from "./red/ymodem-text";
 
 const DEFAULT_DEVICE_NAME = "mpy-nus";
@@ -113,11 +113,13 @@ function turnsOf(adapter: BleAdapter): DeviceTurns {
 function describeFailure(failure: DownloadFailure, t: Translate): string {
   const device = failure.device ?? t("errors.any-device");
   const cause = failure.cause;
+  // The BLE layer's problems in the shared catalog's words; anything else is the operating system's own text.
+  const words = (e: Error): string => (e instanceof BleProblemError ? problemText(e.problem) : e.message);
   let error: string;
-  if (cause instanceof DownloadError || cause instanceof XossRequestError) error = t(`errors.${cause.key}`, { device, ...cause.params });
+  if (cause instanceof DownloadError) error = t(`errors.${cause.key}`, { device, ...cause.params, ...(cause.reason ? { error: words(cause.reason) } : {}) });
+  else if (cause instanceof XossRequestError) error = t(`errors.${cause.key}`, { device, ...cause.params });
   else if (cause instanceof YmodemError) error = describeYmodemError(cause, t);
-  else if (cause instanceof BleProblemError) error = problemText(cause.problem);
-  else error = cause.message; // the operating system's own text
+  else error = words(cause);
   if (failure.where === "in-cause") return t("errors.failed-on", { device, error });
   const where = failure.where ? t("errors.where-file", failure.where) : t("errors.where-none");
   return t("errors.failed-on-where", { device, error, where });
@@ -146,7 +148,7 @@ export = function register(RED: NodeAPI): void {
     } catch (error) {
       problem = showInvalid(this, t, refusedName(error));
     }
-    const configured = settings ? configuredAdapter(RED, this, def.ble, t) : null;
+    const configured = settings ? configuredAdapter(RED, this, def.ble) : null;
     if (configured?.problem) problem = configured.problem;
 
     const queue: Job[] = [];
@@ -210,7 +212,7 @@ export = function register(RED: NodeAPI): void {
       const cfg = settings;
       const adapter = configured?.adapter;
       if (!cfg || !adapter) {
-        job.done(new Error(problem ?? t("errors.no-adapter")));
+        job.done(new Error(problem ?? noAdapter.reason()));
         return;
       }
       let selector: DeviceSelector;

@@ -12,7 +12,7 @@
 import type { EventEmitter } from "node:events";
 import type { MessageBus } from "dbus-next";
 import type { Noble } from "@stoprocent/noble";
-import type { BleProblem } from "./problem";
+import { BleProblemError, type BleProblem } from "./problem";
 import { withTimeout } from "./timeout";
 
 export const DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket";
@@ -78,6 +78,8 @@ function withoutSettings(message: string, adapter: string): string {
 
 /** What a failure to reach or use the bus means for the user. */
 function problemOfBusError(error: unknown, adapter: string): BleProblem {
+  // A call the bus did not answer in time (withTimeout): its own problem, on this adapter.
+  if (error instanceof BleProblemError) return { key: error.problem.key, params: { ...error.problem.params, adapter } };
   const address = systemBusAddress();
   const code = errorCode(error);
   if (code === "ENOENT" || code === "ECONNREFUSED" || code === "ENOTDIR") return { key: "bluez-no-dbus", params: { address } };
@@ -113,7 +115,7 @@ export async function checkBluez(adapter: string): Promise<BleProblem | null> {
     withTimeout(
       Promise.race([bus.call(new dbus.Message({ destination, path, interface: iface, member, signature, body })), broken]),
       CHECK_TIMEOUT_MS,
-      `${iface}.${member}`,
+      { key: "bluez-timeout", params: { call: `${iface}.${member}` } },
     ).then((reply) => reply?.body ?? []);
   try {
     const [owned] = await call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", [BLUEZ]);

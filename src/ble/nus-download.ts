@@ -66,6 +66,8 @@ export class DownloadError extends Error {
   constructor(
     readonly key: DownloadErrorKey,
     readonly params: Readonly<Record<string, string | number>> = {},
+    /** write-failed: the write's own error (a BleProblemError the node words, or the system's), as the `error` parameter. */
+    readonly reason?: Error,
   ) {
     super(`${key} ${JSON.stringify(params)}`);
     this.name = "DownloadError";
@@ -287,7 +289,7 @@ export class NusDownload {
       .then(() => session.write(NUS_SERVICE, NUS_RX, bytes, withoutResponse))
       .catch((error: unknown) => {
         // A write lost to a disconnect is reported by the disconnect itself.
-        if (!session.signal.aborted) this.finish(new DownloadError("write-failed", { error: errorOf(error).message }));
+        if (!session.signal.aborted) this.finish(new DownloadError("write-failed", {}, errorOf(error)));
       });
   }
 

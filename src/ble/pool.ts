@@ -17,7 +17,6 @@ import { DeviceLink, type BackoffPolicy } from "./device-link";
 import { LeaseImpl, type Lease, type LeaseOptions, type LeaseState } from "./lease";
 import { BleProblemError, problemOf, type BleProblem } from "./problem";
 import { infoOf, matches, sameSelector, type PeripheralInfo } from "./selector";
-import { uuidFromNoble } from "../protocol/uuid";
 import { closeLink, openSession, type Session } from "./session";
 import { realTimers, TimeoutError } from "./timeout";
 import { TransportLife, type OpenTransport } from "./transport-life";
@@ -27,15 +26,6 @@ export type { Lease, LeaseOptions, LeaseState } from "./lease";
 export type { DeviceSelector, PeripheralInfo } from "./selector";
 export { matches } from "./selector";
 export type { DeviceSession } from "./session";
-export { acquireAdapter, openAdapterCount } from "./registry";
-
-/**
- * For src/red/admin.ts until it imports from src/protocol/uuid.ts: any UUID spelling, a user's or noble's, in the
- * one canonical form (uuidFromNoble); what is no UUID stays as written, lowercased, and equals only itself.
- */
-export function normalizeUuid(uuid: string): string {
-  return uuidFromNoble(uuid) ?? uuid.trim().toLowerCase();
-}
 
 export interface PoolPolicy extends BackoffPolicy {
   maxConnections: number;

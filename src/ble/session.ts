@@ -6,6 +6,7 @@
 import type { Characteristic, Peripheral, Service } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
 import { uuidFromNoble } from "../protocol/uuid";
+import { BleProblemError } from "./problem";
 import { infoOf, type PeripheralInfo } from "./selector";
 import { withTimeout } from "./timeout";
 
@@ -16,6 +17,9 @@ export interface LinkTimeouts {
   /** Timeout of each GATT operation (discovery, subscribe, read, write, disconnect). */
   gattTimeout: number;
 }
+
+/** Every lease let go of the link while it was being set up. */
+const RELEASED = { key: "released-while-connecting", params: {} };
 
 /**
  * Connects to `p` asking for `mtu` (or adopts its link) and discovers its services, each step bounded (noble has no
@@ -31,14 +35,14 @@ export async function openSession(p: Peripheral, mtu: number, timeouts: LinkTime
     await withTimeout(
       (p.connectAsync as (options?: ConnectParams) => Promise<void>).call(p, connectParams),
       timeouts.connectTimeout,
-      `connecting to ${address}`,
+      { key: "timeout-connect", params: { address } },
       () => p.cancelConnect(),
       timers,
     );
   }
-  if (!wanted()) throw new Error("released while connecting");
-  const { services } = await withTimeout(p.discoverAllServicesAndCharacteristicsAsync(), timeouts.gattTimeout, `service discovery on ${address}`, undefined, timers);
-  if (!wanted()) throw new Error("released while connecting");
+  if (!wanted()) throw new BleProblemError(RELEASED);
+  const { services } = await withTimeout(p.discoverAllServicesAndCharacteristicsAsync(), timeouts.gattTimeout, { key: "timeout-discovery", params: { address } }, undefined, timers);
+  if (!wanted()) throw new BleProblemError(RELEASED);
   return new Session(p, services, timeouts.gattTimeout, timers);
 }
 
@@ -49,7 +53,7 @@ export async function closeLink(p: Peripheral, gattTimeout: number, timers: Time
     p.cancelConnect();
     return;
   }
-  await withTimeout(p.disconnectAsync(), gattTimeout, `disconnecting ${p.address}`, undefined, timers).catch(() => undefined);
+  await withTimeout(p.disconnectAsync(), gattTimeout, { key: "timeout-disconnect", params: { address: p.address.toLowerCase() } }, undefined, timers).catch(() => undefined);
 }
 
 /** What a node gets while its peripheral is connected. Every call is bounded by the pool's GATT timeout. */
@@ -126,9 +130,10 @@ export class Session implements DeviceSession {
   }
 
   private characteristic(service: string, characteristic: string): Characteristic {
-    if (this.signal.aborted) throw new Error("not connected");
+    if (this.signal.aborted) throw new BleProblemError({ key: "not-connected", params: {} });
     const c = this.chars.get(keyOf(service, characteristic));
-    if (!c) throw new Error(`characteristic ${characteristic} of service ${service} not found on ${this.info.address}`);
+    // The UUIDs are the node's configuration and the address the device's identity: neither is data from the device.
+    if (!c) throw new BleProblemError({ key: "no-characteristic", params: { characteristic, service, address: this.info.address } });
     return c;
   }
 
@@ -147,7 +152,7 @@ export class Session implements DeviceSession {
         this.subscriptions.delete(key);
         c.removeListener("data", sub.attached);
         if (!this.signal.aborted) {
-          this.timed(c.unsubscribeAsync(), `unsubscribing from ${characteristic}`).catch(() => undefined);
+          this.timed(c.unsubscribeAsync(), "timeout-unsubscribe", characteristic).catch(() => undefined);
         }
       }
     };
@@ -171,7 +176,7 @@ export class Session implements DeviceSession {
       for (const l of listeners) l(data);
     };
     c.on("data", attached);
-    const written = this.timed(c.subscribeAsync(), `subscribing to ${characteristic}`);
+    const written = this.timed(c.subscribeAsync(), "timeout-subscribe", characteristic);
     const sub: Subscription = { listeners, attached, written };
     written.catch(() => {
       c.removeListener("data", attached);
@@ -182,16 +187,16 @@ export class Session implements DeviceSession {
   }
 
   async read(service: string, characteristic: string): Promise<Buffer> {
-    return this.timed(this.characteristic(service, characteristic).readAsync(), `reading ${characteristic}`);
+    return this.timed(this.characteristic(service, characteristic).readAsync(), "timeout-read", characteristic);
   }
 
   async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
-    return this.timed(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), `writing ${characteristic}`);
+    return this.timed(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), "timeout-write", characteristic);
   }
 
-  /** Every GATT request is bounded by the pool's GATT timeout (noble has none). */
-  private timed<T>(request: Promise<T>, what: string): Promise<T> {
-    return withTimeout(request, this.gattTimeout, what, undefined, this.timers);
+  /** Every GATT request is bounded by the pool's GATT timeout (noble has none); `key` is its timeout's problem. */
+  private timed<T>(request: Promise<T>, key: string, characteristic: string): Promise<T> {
+    return withTimeout(request, this.gattTimeout, { key, params: { characteristic } }, undefined, this.timers);
   }
 
   end(): void {

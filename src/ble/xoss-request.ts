@@ -4,6 +4,7 @@
  * failures are catalog keys with parameters (`errors.<key>` of the download node), never sentences.
  */
 import { NUS_SERVICE } from "../protocol/nus";
+import { BleProblemError } from "./problem";
 import { fetchFileFrame, interpretFetchReply, XOSS_CONTROL_CHARACTERISTIC, type XossFetchReply } from "../protocol/xoss";
 import type { DeviceSession } from "./session";
 import type { Timers } from "./timeout";
@@ -32,7 +33,7 @@ export interface XossRequestOptions {
 /**
  * Asks `session` for the file `name`; resolves once the device accepted it. Rejects with an XossRequestError when
  * the device has no control characteristic, refuses or does not answer in time, with the frame error for a damaged
- * answer, and with "disconnected" when the link drops meanwhile.
+ * answer, and with the BleProblemError `link-ended` when the link drops meanwhile.
  */
 export async function requestXossFile(session: DeviceSession, name: string, options: XossRequestOptions): Promise<void> {
   if (!session.hasCharacteristic(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC)) {
@@ -53,7 +54,7 @@ export async function requestXossFile(session: DeviceSession, name: string, opti
   const withoutResponse = session.properties(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC).includes("writeWithoutResponse");
   await session.write(NUS_SERVICE, XOSS_CONTROL_CHARACTERISTIC, fetchFileFrame(name), withoutResponse);
   const timer = options.timers.setTimeout(() => settle(new XossRequestError("xoss-timeout", { file: name, ms: options.timeoutMs })), options.timeoutMs);
-  const onAbort = (): void => settle(new Error("disconnected"));
+  const onAbort = (): void => settle(new BleProblemError({ key: "link-ended", params: {} }));
   session.signal.addEventListener("abort", onAbort);
   const answer = await reply;
   timer.cancel();

@@ -56,18 +56,12 @@ const FLAG_CONTACT_SUPPORTED = 0x04;
 const FLAG_ENERGY = 0x08;
 const FLAG_RR = 0x10;
 
-/** "06 37"; "(empty)" for no bytes. Used in error messages so a log line shows the exact value. */
-function hex(value: Uint8Array): string {
-  if (value.length === 0) return "(empty)";
-  return Array.from(value, (b) => b.toString(16).padStart(2, "0").toUpperCase()).join(" ");
-}
-
+/**
+ * Throws the error for a malformed value: the problem and the value's length, never its bytes (a message from the
+ * radio is data: a log line names the field and the problem; the bytes themselves are the caller's to keep).
+ */
 function fail(value: Uint8Array, what: string, key: string, params: Record<string, string | number> = {}): never {
-  throw new HeartRateFormatError(`heart rate measurement: ${what} (${value.length} byte${value.length === 1 ? "" : "s"}: ${hex(value)})`, key, {
-    ...params,
-    length: value.length,
-    bytes: hex(value),
-  });
+  throw new HeartRateFormatError(`heart rate measurement: ${what} (${value.length} byte${value.length === 1 ? "" : "s"})`, key, { ...params, length: value.length });
 }
 
 function uint16At(value: Uint8Array, offset: number): number {
@@ -92,11 +86,11 @@ export function decodeHeartRateMeasurement(value: Uint8Array): HeartRateMeasurem
   let offset = 1;
   let bpm: number;
   if (flags & FLAG_UINT16) {
-    if (value.length < offset + 2) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce a uint16 heart rate at bytes 1-2, but the value ends early`, "short-uint16", { flags: hex(value.subarray(0, 1)) });
+    if (value.length < offset + 2) fail(value, "flag bit 0 announces a uint16 heart rate at bytes 1-2, but the value ends early", "short-uint16");
     bpm = uint16At(value, offset);
     offset += 2;
   } else {
-    if (value.length < offset + 1) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce a uint8 heart rate at byte 1, but the value ends early`, "short-uint8", { flags: hex(value.subarray(0, 1)) });
+    if (value.length < offset + 1) fail(value, "flag bit 0 clear announces a uint8 heart rate at byte 1, but the value ends early", "short-uint8");
     bpm = value[offset];
     offset += 1;
   }
@@ -105,8 +99,7 @@ export function decodeHeartRateMeasurement(value: Uint8Array): HeartRateMeasurem
 
   let energyExpended: number | null = null;
   if (flags & FLAG_ENERGY) {
-    if (value.length < offset + 2) fail(value, `flags 0x${hex(value.subarray(0, 1))} announce energy expended at bytes ${offset}-${offset + 1}, but the value ends early`, "short-energy", {
-        flags: hex(value.subarray(0, 1)),
+    if (value.length < offset + 2) fail(value, `flag bit 3 announces energy expended at bytes ${offset}-${offset + 1}, but the value ends early`, "short-energy", {
         from: offset,
         to: offset + 1,
       });
@@ -117,7 +110,7 @@ export function decodeHeartRateMeasurement(value: Uint8Array): HeartRateMeasurem
   const rrIntervalsRaw: number[] = [];
   if (flags & FLAG_RR) {
     // Bit 4 with no bytes left is accepted as an empty list: it carries no wrong data.
-    if ((value.length - offset) % 2 !== 0) fail(value, `RR interval list from byte ${offset} has an odd number of bytes (${value.length - offset}); each interval is 2 bytes`, "odd-rr", {
+    if ((value.length - offset) % 2 !== 0) fail(value, `RR interval list (flag bit 4) from byte ${offset} has an odd number of bytes (${value.length - offset}); each interval is 2 bytes`, "odd-rr", {
         from: offset,
         odd: value.length - offset,
       });

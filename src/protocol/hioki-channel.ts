@@ -52,8 +52,11 @@ export class HiokiChannelError extends Error {
   constructor(
     readonly code: HiokiChannelErrorCode,
     readonly command: string,
-    /** timeout / not-sent: the milliseconds waited; too-long: the byte limit; write-failed: the write's error. */
-    readonly detail: { ms?: number; maxBytes?: number; reason?: string } = {},
+    /**
+     * timeout / not-sent: the milliseconds waited; too-long: the byte limit; write-failed: the write's error (`cause`,
+     * for a caller that words it, and its message as `reason`).
+     */
+    readonly detail: { ms?: number; maxBytes?: number; reason?: string; cause?: unknown } = {},
   ) {
     super(describe(code, command, detail));
     this.name = "HiokiChannelError";
@@ -304,7 +307,7 @@ export class HiokiCommandChannel {
       (error: unknown) => {
         if (this.current === flight && !this.closedBy) {
           const reason = error instanceof Error ? error.message : String(error);
-          this.finish(flight, "late", new HiokiChannelError("write-failed", request.command, { reason }));
+          this.finish(flight, "late", new HiokiChannelError("write-failed", request.command, { reason, cause: error }));
         }
         this.writeSettled();
       },

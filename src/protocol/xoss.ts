@@ -103,9 +103,8 @@ export function xossFileNameBytes(name: string): Buffer {
   const bytes = Buffer.from(name, "utf8");
   if (bytes.length === 0) throw new XossNameError("XOSS file name must not be empty", "empty");
   if (bytes.length > XOSS_MAX_CONTENT_BYTES) {
-    const quoted = JSON.stringify(name);
-    throw new XossNameError(`XOSS file name ${quoted} is ${bytes.length} bytes; a control frame holds at most ${XOSS_MAX_CONTENT_BYTES}`, "too-long", {
-      name: quoted,
+    // The name is the user's or a message's: the error says how long it is, not what it is.
+    throw new XossNameError(`XOSS file name is ${bytes.length} bytes; a control frame holds at most ${XOSS_MAX_CONTENT_BYTES}`, "too-long", {
       bytes: bytes.length,
       max: XOSS_MAX_CONTENT_BYTES,
     });

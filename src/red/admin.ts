@@ -1,15 +1,21 @@
 /**
  * The editor's admin HTTP endpoints: a bounded device scan for the device nodes' Scan button, and the serial
  * ports for the ble-config dialog. Both sit behind Node-RED's admin authentication (RED.auth.needsPermission).
+ * An error is answered as `{ error: { key, params } }`, a key of the ble-config catalog (below "ble-config.") that
+ * the editor words in its user's language (resources/ble-instruments-editor.js errorText).
  */
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { NodeAPI } from "node-red";
 import type { NextFunction, Request, Response } from "express";
-import { acquireAdapter, DEFAULT_POLICY, normalizeUuid, type BleAdapter, type PeripheralInfo } from "../ble/pool";
+import { DEFAULT_POLICY, type BleAdapter, type PeripheralInfo } from "../ble/pool";
+import { acquireAdapter } from "../ble/registry";
+import { uuidFromNoble } from "../protocol/uuid";
 import { locateUartDriver } from "../ble/noble-driver";
-import { bleTexts, transportSettings, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
+import { problemOf } from "../ble/problem";
+import { transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
+import { PropertyError } from "./properties";
 
 export const SCAN_PATH = "/ble-instruments/scan";
 export const SERIAL_PORTS_PATH = "/ble-instruments/serial-ports";
@@ -36,13 +42,28 @@ export interface SerialPortInfo {
   pnpId?: string;
 }
 
+/** An error as the editor gets it: a ble-config catalog key (below "ble-config.") and its parameters. */
+export interface ErrorBody {
+  key: string;
+  params: Record<string, string | number>;
+}
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
-    message: string,
+    readonly body: ErrorBody,
   ) {
-    super(message);
+    super(`${body.key} ${JSON.stringify(body.params)}`);
   }
+}
+
+/** Any error as a catalog key: a property error of the settings (`errors.*`), else the BLE layer's problem (`problem.*`). */
+function bodyOf(error: unknown): ErrorBody {
+  if (error instanceof HttpError) return error.body;
+  if (error instanceof TransportUnavailableError) return { key: `errors.${error.key}`, params: { transport: error.transport, platform: error.platform } };
+  if (error instanceof PropertyError) return { key: `errors.${error.key}`, params: { ...error.params } };
+  const problem = problemOf(error);
+  return { key: `problem.${problem.key}`, params: { ...problem.params } };
 }
 
 /** The query parameters Express hands over, each a string when given once. */
@@ -51,7 +72,7 @@ type Query = Record<string, unknown>;
 function queryString(query: Query, name: string): string {
   const v = query[name];
   if (v === undefined) return "";
-  if (typeof v !== "string") throw new HttpError(400, `${name} must be given once`);
+  if (typeof v !== "string") throw new HttpError(400, { key: "admin.repeated", params: { name } });
   return v.trim();
 }
 
@@ -65,7 +86,8 @@ export interface ScanFilter {
 /** What a node can talk to: a device advertising one of the services or with one of the name prefixes; no filter, any. */
 export function matchesFilter(info: PeripheralInfo, filter: ScanFilter): boolean {
   if (filter.services.length === 0 && filter.namePrefixes.length === 0) return true;
-  const advertised = new Set(info.serviceUuids.map(normalizeUuid));
+  // What noble reports, read into the canonical form; what is no UUID matches no filter.
+  const advertised = new Set(info.serviceUuids.map(uuidFromNoble));
   if (filter.services.some((s) => advertised.has(s))) return true;
   return filter.namePrefixes.some((p) => info.name.startsWith(p));
 }
@@ -74,7 +96,7 @@ export function parseScanSeconds(raw: string): number {
   if (raw === "") return SCAN_SECONDS.default;
   const n = Number(raw);
   if (!Number.isFinite(n) || n < SCAN_SECONDS.min || n > SCAN_SECONDS.max) {
-    throw new HttpError(400, `seconds must be a number from ${SCAN_SECONDS.min} to ${SCAN_SECONDS.max}`);
+    throw new HttpError(400, { key: "admin.seconds", params: { min: SCAN_SECONDS.min, max: SCAN_SECONDS.max } });
   }
   return n;
 }
@@ -86,10 +108,10 @@ function parseFilter(query: Query): ScanFilter {
       .map((s) => s.trim())
       .filter((s) => s !== "");
   const services = list("service").map((s) => {
-    if (!/^(0x)?[0-9a-f]{1,4}$|^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s)) {
-      throw new HttpError(400, "service must be a list of 16-bit or 128-bit UUIDs");
-    }
-    return normalizeUuid(s);
+    // A 16-bit UUID may be written without its leading zeros, as noble writes it ("a00"): uuidFromNoble reads both.
+    const uuid = /^(0x)?[0-9a-f]{1,4}$|^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s) ? uuidFromNoble(s) : null;
+    if (uuid === null) throw new HttpError(400, { key: "admin.service", params: {} });
+    return uuid;
   });
   return { services, namePrefixes: list("namePrefix") };
 }
@@ -130,12 +152,12 @@ function settingsFromQuery(query: Query, env: (name: string) => string | undefin
 }
 
 /**
- * The message with every form in which an error could carry a substituted value (as given, trimmed, JSON-quoted,
+ * The text with every form in which an error could carry a substituted value (as given, trimmed, JSON-quoted,
  * resolved as a path) replaced by the "${NAME}" it came from: only where the form stands on its own, not inside a
  * longer word or number (a value "0" must not turn "1200" or "hci0" into something else). The errors of src/ble and
  * src/sim name settings rather than quote them; this is what remains for those that cannot help it.
  */
-function redact(message: string, substitutions: readonly Substitution[]): string {
+function redactText(message: string, substitutions: readonly Substitution[]): string {
   let out = message;
   for (const { reference, value } of substitutions) {
     const trimmed = value.trim();
@@ -150,49 +172,53 @@ function redact(message: string, substitutions: readonly Substitution[]): string
   return out;
 }
 
-/** Any error in the ble-config catalog's words (the BLE layer's problems, property errors), else its message. */
-type ErrorText = (error: unknown) => string;
+/** The error's parameters with every substituted value redacted (redactText): the key names the setting. */
+function redact(body: ErrorBody, substitutions: readonly Substitution[]): ErrorBody {
+  const params: Record<string, string | number> = {};
+  for (const [name, value] of Object.entries(body.params)) params[name] = typeof value === "string" ? redactText(value, substitutions) : value;
+  return { key: body.key, params };
+}
 
 /** Runs `scan` on the adapter the request names, holding it open meanwhile when it is a temporary one. */
-async function scanOn(RED: NodeAPI, errorText: ErrorText, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
+async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
   // Not deployed, the node belongs to no flow yet: its "${NAME}" can only mean the process's environment.
   const fromQuery = settingsFromQuery(query, (name) => process.env[name]);
   if (fromQuery) {
     const { def, substitutions } = fromQuery;
-    const message = (error: unknown): string => redact(errorText(error), substitutions);
+    const body = (error: unknown): ErrorBody => redact(bodyOf(error), substitutions);
     let settings;
     try {
       settings = transportSettings(def);
     } catch (error) {
-      throw new HttpError(400, message(error));
+      throw new HttpError(400, body(error));
     }
     // Shares the adapter of a deployed config node with the same settings; otherwise opens one until the scan ends.
     const adapter: BleAdapter = acquireAdapter(settings, DEFAULT_POLICY);
     try {
       return await adapter.scan(durationMs);
     } catch (error) {
-      throw new HttpError(503, message(error));
+      throw new HttpError(503, body(error));
     } finally {
       await adapter.unref();
     }
   }
   const id = queryString(query, "config");
-  if (!id) throw new HttpError(400, "config (the id of a ble-config node) or transport is required");
+  if (!id) throw new HttpError(400, { key: "admin.config-required", params: {} });
   const node = RED.nodes.getNode(id) as (BleConfigNode & { type?: string }) | null;
-  if (!node || node.type !== "ble-config") {
-    throw new HttpError(404, "no deployed ble-config node has this config id: deploy it first, or pass its transport settings");
+  if (!node || node.type !== "ble-config") throw new HttpError(404, { key: "admin.no-config", params: {} });
+  if (!node.adapter) {
+    // The deployed node's settings were refused: its reason, as the runtime worded it when it was deployed.
+    throw new HttpError(400, node.configError ? { key: "problem.failed", params: { detail: node.configError } } : { key: "admin.no-adapter", params: {} });
   }
-  if (!node.adapter) throw new HttpError(400, node.configError ?? "the ble-config node has no adapter");
   try {
     return await node.adapter.scan(durationMs);
   } catch (error) {
-    throw new HttpError(503, errorText(error));
+    throw new HttpError(503, bodyOf(error));
   }
 }
 
-function sendError(res: Response, error: unknown, errorText: ErrorText): void {
-  if (error instanceof HttpError) res.status(error.status).json({ error: error.message });
-  else res.status(503).json({ error: errorText(error) });
+function sendError(res: Response, error: unknown, status = 503): void {
+  res.status(error instanceof HttpError ? error.status : status).json({ error: bodyOf(error) });
 }
 
 /** serialport's list(), from the very copy the UART driver of @stoprocent/bluetooth-hci-socket loads. */
@@ -231,8 +257,6 @@ function devSerialPorts(): SerialPortInfo[] {
 
 export function registerAdminEndpoints(RED: NodeAPI): void {
   let running = 0;
-  // This module is registered by the ble-config node, so RED._ reads its catalog.
-  const errorText = bleTexts(RED).error;
 
   const mayRead = RED.auth.needsPermission("ble-config.read");
   const mayWrite = RED.auth.needsPermission("ble-config.write");
@@ -248,16 +272,16 @@ export function registerAdminEndpoints(RED: NodeAPI): void {
       seconds = parseScanSeconds(queryString(query, "seconds"));
       filter = parseFilter(query);
     } catch (error) {
-      sendError(res, error, errorText);
+      sendError(res, error);
       return;
     }
     if (running >= MAX_CONCURRENT_SCANS) {
-      sendError(res, new HttpError(429, `${MAX_CONCURRENT_SCANS} scans are already running; try again when they end`), errorText);
+      sendError(res, new HttpError(429, { key: "admin.busy", params: { max: MAX_CONCURRENT_SCANS } }));
       return;
     }
     running++;
     // Asynchronous throughout: the scan waits on a timer, so flows keep running while it lasts.
-    scanOn(RED, errorText, query, seconds * 1000)
+    scanOn(RED, query, seconds * 1000)
       .then((found) => {
         const results: ScanResult[] = found
           .filter((p) => matchesFilter(p, filter))
@@ -265,14 +289,15 @@ export function registerAdminEndpoints(RED: NodeAPI): void {
           .map((p) => ({ name: p.name, address: p.address, addressType: p.addressType, rssi: p.rssi, services: p.serviceUuids }));
         res.json(results);
       })
-      .catch((error: unknown) => sendError(res, error, errorText))
+      .catch((error: unknown) => sendError(res, error))
       .finally(() => running--);
   });
 
   RED.httpAdmin.get(SERIAL_PORTS_PATH, mayRead, (_req: Request, res: Response) => {
     listSerialPorts().then(
       (ports) => res.json(ports),
-      (error: unknown) => res.status(500).json({ error: `cannot list serial ports: ${error instanceof Error ? error.message : String(error)}` }),
+      // The system's own text (serialport's or udev's), for the dialog's "cannot list serial ports (…)".
+      (error: unknown) => sendError(res, error, 500),
     );
   });
 }

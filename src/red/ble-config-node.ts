@@ -8,7 +8,7 @@ import { isAdapterName } from "../ble/bluez";
 import { DEFAULT_POLICY, type BleAdapter, type PoolPolicy } from "../ble/pool";
 import { problemOf } from "../ble/problem";
 import { intProperty, numberProperty, PropertyError, stringProperty } from "./properties";
-import { problemText, type Translate } from "./status";
+import { noAdapter, problemText } from "./status";
 
 export interface BleConfigDef extends NodeDef {
   transport?: string;
@@ -116,14 +116,15 @@ export type ConfiguredAdapter = { adapter: BleAdapter; problem: null } | { adapt
 
 /**
  * The adapter of a device node's ble-config node. When there is none the device node shows a red ring and logs
- * why: the config node's status and reason when it gives them, else its own catalog's `status.no-adapter` /
- * `errors.no-adapter`.
+ * why: the config node's status and reason when it gives them, else the shared `ble-config.status.no-adapter` /
+ * `ble-config.problem.no-adapter` (red/status.ts noAdapter).
  */
-export function configuredAdapter(RED: NodeAPI, node: Node, configId: string | undefined, t: Translate): ConfiguredAdapter {
+export function configuredAdapter(RED: NodeAPI, node: Node, configId: string | undefined): ConfiguredAdapter {
   const config = RED.nodes.getNode(configId ?? "") as BleConfigNode | null;
   if (config?.adapter) return { adapter: config.adapter, problem: null };
-  const problem = config?.configError ?? t("errors.no-adapter");
-  node.status({ fill: "red", shape: "ring", text: config?.configStatus ?? t("status.no-adapter") });
+  const problem = config?.configError ?? noAdapter.reason();
+  const status = noAdapter.status();
+  node.status(config?.configStatus ? { ...status, text: config.configStatus } : status);
   node.error(problem);
   return { adapter: null, problem };
 }

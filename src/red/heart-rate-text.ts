@@ -9,6 +9,6 @@ import type { Translate } from "./status";
 export function describeHeartRateFormatError(error: HeartRateFormatError, t: Translate): string {
   if (error.key === "not-bytes") return t("format.not-bytes", error.params);
   const length = Number(error.params.length);
-  const value = t(length === 1 ? "format.value-one" : "format.value", { length, bytes: String(error.params.bytes) });
+  const value = t(length === 1 ? "format.value-one" : "format.value", { length });
   return t("format.message", { what: t(`format.${error.key}`, error.params), value });
 }

@@ -27,6 +27,18 @@ export function problemText(problem: BleProblem): string {
   return shared(`problem.${problem.key}`, problem.params);
 }
 
+/** The green dot of a device node whose device is connected (and ready, for a node that sets itself up first). */
+export function connectedStatus(simulated: boolean): NodeStatus {
+  // A user must not take the simulator's invented readings for a real device's.
+  return { fill: "green", shape: "dot", text: shared(simulated ? "status.connected-simulated" : "status.connected") };
+}
+
+/** A device node whose ble-config node is missing or has no adapter: its red ring and the reason it logs. */
+export const noAdapter = {
+  status: (): NodeStatus => ({ fill: "red", shape: "ring", text: shared("status.no-adapter") }),
+  reason: (): string => problemText({ key: "no-adapter", params: {} }),
+};
+
 /**
  * The status a device node shows for its lease's state. `_t`, the node's own catalog, is not needed for the shared
  * texts: the parameter stays for the node files that pass it.
@@ -42,8 +54,7 @@ export function statusFor(state: LeaseState, _t?: Translate): NodeStatus {
     case "connecting":
       return { fill: "yellow", shape: "ring", text: shared("status.connecting") };
     case "connected":
-      // A user must not take the simulator's invented readings for a real device's.
-      return { fill: "green", shape: "dot", text: shared(state.simulated ? "status.connected-simulated" : "status.connected") };
+      return connectedStatus(state.simulated);
     case "reconnecting":
       return { fill: "yellow", shape: "ring", text: shared("status.reconnecting", { seconds: Math.ceil(state.retryInMs / 1000) }) };
     case "error":

@@ -16,7 +16,8 @@ const root = process.env.LAYERS_ROOT;
 const from = (file) => require(path.join(root, "src", file));
 for (const node of ["ble-config", "heart-rate", "hioki-meter", "nus-ymodem-receive"]) from(node);
 from("red/admin");
-const { acquireAdapter, DEFAULT_POLICY } = from("ble/pool");
+const { DEFAULT_POLICY } = from("ble/pool");
+const { acquireAdapter } = from("ble/registry");
 const adapters = [
   { transport: "hci", hciDevice: 57 },
   { transport: "uart", port: path.join(root, "no-such-dir", "ttyUSB0"), baudRate: 1000000, flowControl: true },
@@ -34,7 +35,8 @@ Promise.all(adapters.map((a) => a.problem ? null : new Promise((resolve) => a.on
 /** Runs in the child: the pool alone, nobody having registered the simulator, asked for a simulator adapter. */
 const UNREGISTERED = `
 const path = require("node:path");
-const { acquireAdapter, DEFAULT_POLICY } = require(path.join(process.env.LAYERS_ROOT, "src", "ble", "pool"));
+const { DEFAULT_POLICY } = require(path.join(process.env.LAYERS_ROOT, "src", "ble", "pool"));
+const { acquireAdapter } = require(path.join(process.env.LAYERS_ROOT, "src", "ble", "registry"));
 const adapter = acquireAdapter({ transport: "simulator", scenario: "" }, DEFAULT_POLICY);
 const problem = adapter.problem;
 const sim = path.join(process.env.LAYERS_ROOT, "src", "sim") + path.sep;

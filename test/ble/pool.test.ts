@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { BleAdapter, DEFAULT_POLICY, type DeviceSelector, type DeviceSession, type Lease, type LeaseState, type PoolPolicy } from "../../src/ble/pool";
+import { BleProblemError } from "../../src/ble/problem";
 import { bindBleCatalog, problemText } from "../../src/red/status";
 import { translate } from "../support/catalog";
 import { FakeCharacteristic, FakeNoble, FakePeripheral, FakeService } from "../support/fake-noble";
@@ -525,6 +526,36 @@ describe("connection pool (fake noble, manual clock)", () => {
       assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: `subscribing to ${CHR} timed out after 500 ms`, retryInMs: 100 });
       assert.equal(a.p.state, "disconnected");
       assert.equal(u.disconnects, 1);
+    });
+
+    it("a characteristic the device lacks is an error naming it and the device (a reason code the catalog words)", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const u = h.user({ address: A }, async (session) => {
+        await session.subscribe(SVC, "2a38", () => undefined);
+      });
+      h.noble.discover(a.p);
+      assert.deepEqual(await u.waitFor(is("error")), { state: "error", text: `characteristic 2a38 of service ${SVC} not found on ${A}`, retryInMs: 100 });
+    });
+
+    it("a request on a session that has ended is refused as 'not connected', a BleProblemError", async () => {
+      const h = new Harness(policy);
+      const a = device(A);
+      a.p.calls.auto.add("connect").add("discover").add("disconnect");
+      const u = h.user({ address: A });
+      h.noble.discover(a.p);
+      await u.waitFor(is("connected"), 0);
+      const session = u.sessions[0];
+      a.p.drop(0x08);
+      await u.waitFor(is("reconnecting"));
+      const error = await session.read(SVC, CHR).then(
+        () => assert.fail("read on an ended session"),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof BleProblemError, String(error));
+      assert.equal(error.name, "BleProblemError");
+      assert.equal(problemText(error.problem), "not connected");
     });
 
     it("a release whose disconnect is never answered still completes after gattTimeout", async () => {

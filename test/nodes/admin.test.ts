@@ -6,9 +6,9 @@ import * as path from "node:path";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import { MAX_CONCURRENT_SCANS, SCAN_PATH, SERIAL_PORTS_PATH, listSerialPorts, registerAdminEndpoints, type ScanResult } from "../../src/red/admin";
-import { openAdapterCount } from "../../src/ble/pool";
+import { openAdapterCount } from "../../src/ble/registry";
 import { watchEscapes } from "../support/escapes";
-import { collectMessages, currentStatus, helper, isConnected, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
+import { collectMessages, currentStatus, helper, isConnected, loadFlow, translate, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
 const HR = { name: "44278-33", address: "d8:75:ba:00:00:01", addressType: "random", services: ["180d"] };
 const METER = { name: "Z3210V2.10:DT4261#000000001", address: "a4:9e:69:00:00:01", addressType: "public", services: ["1812"] };
@@ -27,6 +27,17 @@ function withoutRssi(results: ScanResult[]): Omit<ScanResult, "rssi">[] {
 
 function byAddress(results: ScanResult[]): Omit<ScanResult, "rssi">[] {
   return withoutRssi(results).sort((a, b) => a.address.localeCompare(b.address));
+}
+
+/**
+ * An error answer as the editor shows it: the body is a ble-config catalog key with its parameters, never a
+ * sentence, and the editor words it with the catalog (resources/ble-instruments-editor.js errorText): this text.
+ */
+function errorText(body: unknown): string {
+  const { error } = body as { error: { key: unknown; params: unknown } };
+  assert.equal(typeof error.key, "string", `an error key: ${JSON.stringify(body)}`);
+  assert.ok(typeof error.params === "object" && error.params !== null, `error parameters: ${JSON.stringify(body)}`);
+  return translate(`ble-config.${String(error.key)}`, error.params as Record<string, string | number>);
 }
 
 async function scan(query: Record<string, string>): Promise<{ status: number; body: unknown; ms: number }> {
@@ -64,11 +75,11 @@ describe("admin endpoints (scan, serial ports)", function () {
     for (const config of ["no-such-node", "flow"]) {
       const res = await scan({ config, seconds: "1" });
       assert.equal(res.status, 404);
-      assert.match((res.body as { error: string }).error, /no deployed ble-config node/);
+      assert.match(errorText(res.body), /no deployed ble-config node/);
     }
     const missing = await scan({ seconds: "1" });
     assert.equal(missing.status, 400);
-    assert.match((missing.body as { error: string }).error, /config/);
+    assert.match(errorText(missing.body), /config/);
   });
 
   it("scans for 4 s by default and refuses durations outside 1 to 15 s", async () => {
@@ -76,7 +87,7 @@ describe("admin endpoints (scan, serial ports)", function () {
     for (const seconds of ["0", "0.5", "16", "600", "-1", "soon", "Infinity"]) {
       const res = await scan({ config: "cfg", seconds });
       assert.equal(res.status, 400, `seconds=${seconds}`);
-      assert.match((res.body as { error: string }).error, /seconds must be a number from 1 to 15/);
+      assert.match(errorText(res.body), /seconds must be a number from 1 to 15/);
     }
     const one = await scan({ config: "cfg", seconds: "1" });
     // A scan lasts at least what was asked (a timer never fires early); how much longer is load, not behaviour.
@@ -110,7 +121,7 @@ describe("admin endpoints (scan, serial ports)", function () {
     }
     const unset = await scan({ transport: "simulator", simScenario: "${BLE_ADMIN_TEST_UNSET}", seconds: "1" });
     assert.equal(unset.status, 503, "an unset variable stays as written: no such scenario file");
-    assert.match((unset.body as { error: string }).error, /^simScenario: cannot be read \(ENOENT/);
+    assert.match(errorText(unset.body), /^simScenario: cannot be read \(ENOENT/);
     assert.equal(openAdapterCount(), 0);
   });
 
@@ -118,13 +129,13 @@ describe("admin endpoints (scan, serial ports)", function () {
     await loadFlow([bleConfigNode], [tab]);
     const invalid = await scan({ transport: "carrier-pigeon", seconds: "1" });
     assert.equal(invalid.status, 400);
-    assert.match((invalid.body as { error: string }).error, /transport must be/);
+    assert.match(errorText(invalid.body), /transport must be/);
     const noPort = await scan({ transport: "uart", uartPort: "", seconds: "1" });
     assert.equal(noPort.status, 400);
-    assert.match((noPort.body as { error: string }).error, /uartPort is required/);
+    assert.match(errorText(noPort.body), /uartPort is required/);
     const badScenario = await scan({ transport: "simulator", simScenario: "/nonexistent/scenario.json", seconds: "1" });
     assert.equal(badScenario.status, 503);
-    assert.match((badScenario.body as { error: string }).error, /scenario/i);
+    assert.match(errorText(badScenario.body), /scenario/i);
     const badService = await scan({ transport: "simulator", service: "heart", seconds: "1" });
     assert.equal(badService.status, 400);
   });
@@ -143,7 +154,7 @@ describe("admin endpoints (scan, serial ports)", function () {
       const answers = await Promise.all(cases.map(([uartPort]) => scan({ transport: "uart", uartPort, seconds: "1" })));
       answers.forEach((res, i) => {
         assert.equal(res.status, 503, cases[i][0]);
-        assert.match((res.body as { error: string }).error, cases[i][1]);
+        assert.match(errorText(res.body), cases[i][1]);
       });
       assert.equal(openAdapterCount(), 0, "every temporary adapter is closed, its serial port released");
       // A deployed adapter that a scan shares, then the scan's own, on the same missing path at once.
@@ -174,7 +185,7 @@ describe("admin endpoints (scan, serial ports)", function () {
       ] as const) {
         const res = await scan({ transport: "simulator", simScenario, seconds: "1" });
         assert.equal(res.status, 503, simScenario);
-        const { error } = res.body as { error: string };
+        const error = errorText(res.body);
         assert.match(error, /simScenario/);
         assert.match(error, kind);
         assert.match(error, /not a regular file/);
@@ -208,12 +219,13 @@ describe("admin endpoints (scan, serial ports)", function () {
       for (const [query, status] of requests) {
         const res = await scan({ ...query, seconds: "1" });
         assert.equal(res.status, status, JSON.stringify(query));
-        const { error } = res.body as { error: string };
-        assert.ok(!/s3cr3t|root:/.test(error), `${JSON.stringify(query)} answered without the data: ${error}`);
+        const error = errorText(res.body);
+        // Neither the worded text nor the key's parameters (the whole body) carry the data.
+        assert.ok(!/s3cr3t|root:/.test(error + JSON.stringify(res.body)), `${JSON.stringify(query)} answered without the data: ${error}`);
       }
       // The error still says which setting is wrong.
       const named = await scan({ transport: "uart", uartPort: "${BLE_ADMIN_TEST_SECRET_PATH}", seconds: "1" });
-      assert.match((named.body as { error: string }).error, /uartPort.*no such file/);
+      assert.match(errorText(named.body), /uartPort.*no such file/);
     } finally {
       delete process.env.BLE_ADMIN_TEST_SECRET_TEXT;
       delete process.env.BLE_ADMIN_TEST_SECRET_PATH;
@@ -243,8 +255,8 @@ describe("admin endpoints (scan, serial ports)", function () {
         fs.writeFileSync(file, JSON.stringify(content));
         const res = await scan({ transport: "simulator", simScenario: file, seconds: "1" });
         assert.equal(res.status, 503, JSON.stringify(content));
-        const { error } = res.body as { error: string };
-        assert.ok(!/s3cr3t|123456789/.test(error), `answered without the file's data: ${error}`);
+        const error = errorText(res.body);
+        assert.ok(!/s3cr3t|123456789/.test(error + JSON.stringify(res.body)), `answered without the file's data: ${error}`);
         assert.match(error, field);
       }
     } finally {
@@ -275,8 +287,8 @@ describe("admin endpoints (scan, serial ports)", function () {
         // Only ble-config.read is needed for this scan: a user who may not see the environment.
         const res = await scan({ config, seconds: "1" });
         assert.equal(res.status, status, config);
-        const { error } = res.body as { error: string };
-        assert.ok(!/s3cr3t/.test(error), `${config}: answered without the expanded value: ${error}`);
+        const error = errorText(res.body);
+        assert.ok(!/s3cr3t/.test(error + JSON.stringify(res.body)), `${config}: answered without the expanded value: ${error}`);
         assert.match(error, reason);
       }
     } finally {
@@ -293,7 +305,7 @@ describe("admin endpoints (scan, serial ports)", function () {
     try {
       const res = await scan({ transport: "uart", uartPort: "/dev/ttyUSB0", uartBaudRate: "${BLE_ADMIN_TEST_ZERO}", seconds: "1" });
       assert.equal(res.status, 400);
-      assert.match((res.body as { error: string }).error, /uartBaudRate must be a whole number between 1200 and 16000000/);
+      assert.match(errorText(res.body), /uartBaudRate must be a whole number between 1200 and 16000000/);
     } finally {
       delete process.env.BLE_ADMIN_TEST_ZERO;
     }
@@ -331,7 +343,7 @@ describe("admin endpoints (scan, serial ports)", function () {
     const answers = await Promise.all(Array.from({ length: MAX_CONCURRENT_SCANS + 2 }, () => scan({ config: "cfg", seconds: "1" })));
     const statuses = answers.map((a) => a.status).sort();
     assert.deepEqual(statuses, [...Array(MAX_CONCURRENT_SCANS).fill(200), 429, 429]);
-    assert.match((answers.find((a) => a.status === 429)!.body as { error: string }).error, /already running/);
+    assert.match(errorText(answers.find((a) => a.status === 429)!.body), /already running/);
   });
 
   it("protects both endpoints with Node-RED's admin permissions: ble-config.read, and ble-config.write to open an adapter from settings", () => {

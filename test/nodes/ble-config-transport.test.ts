@@ -66,10 +66,11 @@ describe("ble-config transports", function () {
       const hr = await waitForStatus(helper.getNode("hr"), isConnected);
       assert.equal(hr.text, translate("ble-config.status.connected-simulated"));
       assert.equal(hr.text, "connected (simulated)");
-      // The meter puts its own "connected" back after each good reply.
+      // The meter puts "connected" back after each good reply: the same shared text.
       await collectMessages(helper.getNode("meter-out"), 2);
       const meter = await waitForStatus(helper.getNode("meter"), isConnected);
-      assert.equal(meter.text, translate("hioki-meter.status.connected-simulated"));
+      assert.equal(meter.text, translate("ble-config.status.connected-simulated"));
+      assert.equal(meter.text, "connected (simulated)");
     });
 
     it("refuses a native adapter on Linux (where the tests run) with a red status that says so", async () => {

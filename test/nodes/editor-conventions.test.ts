@@ -142,7 +142,9 @@ describe("message catalogs: every key used exists, every key is used", () => {
   function runtimeUses(type: string): Uses {
     const uses: Uses = { literal: new Set(), prefixes: new Set(), words: new Set() };
     const own = `${type}.`;
-    for (const file of reachable(type)) {
+    // ble-config's catalog holds the texts every node shares (the BLE layer's problems): any node's sources use them.
+    const files = type === "ble-config" ? [...new Set(TYPES.flatMap(reachable))] : reachable(type);
+    for (const file of files) {
       const source = fs.readFileSync(file, "utf8");
       const sharedHelper = path.dirname(file) === path.join(ROOT, "src", "red");
       const wordsWithT = path.basename(file, ".ts") === type || (sharedHelper && DEVICE_TYPES.includes(type));

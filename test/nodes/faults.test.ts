@@ -14,7 +14,7 @@ import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
-import { openAdapterCount } from "../../src/ble/pool";
+import { openAdapterCount } from "../../src/ble/registry";
 import { AttError, AttOpcode } from "../../src/protocol/att";
 import type { BleConfigNode } from "../../src/red/ble-config-node";
 import type { VirtualController } from "../../src/sim/controller";
@@ -219,6 +219,19 @@ describe("faults (Node-RED runtime + simulator through noble)", function () {
       // Polled every 100 ms for 3 s of real time: about 30 readings; a stalled pool would give none after the first flap.
       assert.ok(before >= 10, `the meter kept delivering during the minute (${before} readings)`);
       links();
+    });
+
+    it("a command write never answered (meter) is a Catch-able error naming the write's timeout in words, not a reason code", async () => {
+      const c = await loadAll({}, { gattTimeout: 500 });
+      await allConnected(c);
+      const caught = collectMessages(node("caught"), 1, 20000);
+      tapAtt(peripheral(c, METER), (pdu, pass) => {
+        if (!(pdu[0] === AttOpcode.WriteRequest && pdu.subarray(3).toString("latin1").startsWith("*IDN?"))) pass();
+      });
+      node("meter").receive({ payload: "*IDN?", tag: 6 } as NodeMessage);
+      const [err] = (await caught) as CaughtMsg[];
+      assert.equal(err.tag, 6);
+      assert.match(err.error.message, /writing "\*IDN\?" to the meter failed: writing 78b028ce-affd-4967-ab9e-dc336c8c94e7 timed out after 500 ms$/);
     });
 
     it("mid-poll (meter): the command in flight is a Catch-able error, the meter reconnects and polling resumes", async () => {

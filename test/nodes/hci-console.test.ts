@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { acquireAdapter, DEFAULT_POLICY } from "../../src/ble/pool";
+import { DEFAULT_POLICY } from "../../src/ble/pool";
+import { acquireAdapter } from "../../src/ble/registry";
 import { startDemoNodeRed, waitForOutput, type DemoNodeRed } from "../support/demo-node-red";
 
 /** An HCI device index no machine running the tests has. */

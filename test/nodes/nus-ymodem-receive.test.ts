@@ -363,6 +363,15 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     assert.deepEqual(listDir(dir), ["20240101123456.fit", "filelist.txt"]);
   });
 
+  it("refuses a msg.filename too long for a XOSS request by its length, never echoing the name", async () => {
+    await load({ peripherals: [nusPeripheral({ xoss: true })] }, { requestFile: "filelist.txt" });
+    const caught = collectMessages(helper.getNode("caught"), 1, 30000);
+    trigger({ filename: "MARKER-zq7-long-name.fit" });
+    const [err] = (await caught) as CaughtMsg[];
+    assert.match(err.error.message, /XOSS file name is 24 bytes; a control frame holds at most 18/);
+    assert.doesNotMatch(err.error.message, /MARKER|zq7/);
+  });
+
   it("fails clearly on a device without NUS, a bad msg.address, and a missing adapter", async () => {
     await load({ peripherals: [{ kind: "heart-rate", address: NUS, name: "hr" }] });
     const caught = collectMessages(helper.getNode("caught"), 2, 30000);

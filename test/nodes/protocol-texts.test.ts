@@ -75,7 +75,24 @@ describe("protocol errors in the nodes' words", () => {
     it("words a one-byte value in the singular", () => {
       const error = thrown(() => decodeHeartRateMeasurement(Uint8Array.from([0x00])));
       assert.ok(error instanceof HeartRateFormatError);
-      assert.match(describeHeartRateFormatError(error, t), /\(1 byte: 00\)$/);
+      assert.match(describeHeartRateFormatError(error, t), /\(1 byte\)$/);
+    });
+    it("names the field and the problem, never the received bytes (nor the flags byte)", () => {
+      // Marker bytes that spell nothing in English: none of them, nor the flags, may appear in the message.
+      const values = [
+        Uint8Array.from([0x01, 0xc7]),
+        Uint8Array.from([0xd9]),
+        Uint8Array.from([0x08, 0xc7, 0xe3]),
+        Uint8Array.from([0x19, 0xc7, 0xd9, 0xe3, 0xf1, 0xc7]),
+      ];
+      for (const value of values) {
+        const error = thrown(() => decodeHeartRateMeasurement(value));
+        assert.ok(error instanceof HeartRateFormatError);
+        for (const text of [error.message, describeHeartRateFormatError(error, t)]) {
+          assert.doesNotMatch(text, /c7|d9|e3|f1|0x/i, `${Buffer.from(value).toString("hex")}: ${text}`);
+          assert.match(text, new RegExp(`\\(${value.length} bytes?\\)$`), "the length is named");
+        }
+      }
     });
     it("has a case for every sentence", () => {
       const parts = ["message", "value", "value-one"];
@@ -95,6 +112,14 @@ describe("protocol errors in the nodes' words", () => {
         assert.equal(t(`xoss-name.${error.key}`, error.params), error.message);
       });
     }
+    it("names the problem, never the name", () => {
+      const error = thrown(() => xossFileNameBytes("MARKER-zq7-long-name.fit"));
+      assert.ok(error instanceof XossNameError);
+      for (const text of [error.message, t(`xoss-name.${error.key}`, error.params)]) {
+        assert.doesNotMatch(text, /MARKER|zq7/, text);
+        assert.match(text, /24 bytes.*at most 18/);
+      }
+    });
     it("has a case for every sentence", () => assert.deepEqual(sorted(section("nus-ymodem-receive", "xoss-name")), sorted(Object.keys(CASES))));
   });
 });

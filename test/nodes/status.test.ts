@@ -4,8 +4,13 @@
  */
 import assert from "node:assert/strict";
 import type { LeaseState } from "../../src/ble/lease";
-import { BLE_CATALOG, bindBleCatalog, statusFor } from "../../src/red/status";
+import bleConfigNode = require("../../src/ble-config");
+import heartRateNode = require("../../src/heart-rate");
+import hiokiMeterNode = require("../../src/hioki-meter");
+import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
+import { BLE_CATALOG, bindBleCatalog, problemText, statusFor } from "../../src/red/status";
 import { translate } from "../support/catalog";
+import { errorsOf, helper, loadFlow, useNodeRed, waitForStatus } from "../support/red";
 
 describe("lease states as node status (src/red/status.ts)", () => {
   const asked: string[] = [];
@@ -37,11 +42,47 @@ describe("lease states as node status (src/red/status.ts)", () => {
     });
   }
 
+  it("words the GATT session's problems as the sentences they were (reason codes with parameters, ble-config.problem.*)", () => {
+    const sentences: [string, Record<string, string | number>, string][] = [
+      ["timeout-connect", { address: "aa:00:00:00:00:01", ms: 5000 }, "connecting to aa:00:00:00:00:01 timed out after 5000 ms"],
+      ["timeout-discovery", { address: "aa:00:00:00:00:01", ms: 5000 }, "service discovery on aa:00:00:00:00:01 timed out after 5000 ms"],
+      ["timeout-disconnect", { address: "aa:00:00:00:00:01", ms: 5000 }, "disconnecting aa:00:00:00:00:01 timed out after 5000 ms"],
+      ["timeout-subscribe", { characteristic: "2a37", ms: 500 }, "subscribing to 2a37 timed out after 500 ms"],
+      ["timeout-unsubscribe", { characteristic: "2a37", ms: 500 }, "unsubscribing from 2a37 timed out after 500 ms"],
+      ["timeout-read", { characteristic: "2a37", ms: 500 }, "reading 2a37 timed out after 500 ms"],
+      ["timeout-write", { characteristic: "6e400002", ms: 500 }, "writing 6e400002 timed out after 500 ms"],
+      ["bluez-timeout", { adapter: "hci0", call: "org.freedesktop.DBus.NameHasOwner", ms: 3000 }, "BlueZ over D-Bus failed on hci0: org.freedesktop.DBus.NameHasOwner timed out after 3000 ms"],
+      ["not-connected", {}, "not connected"],
+      ["link-ended", {}, "disconnected"],
+      ["released-while-connecting", {}, "released while connecting"],
+      ["no-characteristic", { characteristic: "2a38", service: "180d", address: "aa:00:00:00:00:01" }, "characteristic 2a38 of service 180d not found on aa:00:00:00:00:01"],
+    ];
+    for (const [key, params, text] of sentences) assert.equal(problemText({ key, params }), text, key);
+  });
+
   it("asks for every text by ble-config's namespaced key, so any node's RED._ finds it", () => {
     asked.length = 0;
     statusFor({ state: "reconnecting", retryInMs: 1000, reason: { key: "link-timeout", params: {} } });
     statusFor({ state: "error", retryInMs: 1000, problem: { key: "failed", params: { detail: "x" } } });
     assert.ok(asked.length >= 2);
     for (const key of asked) assert.ok(key.startsWith(`${BLE_CATALOG}:ble-config.`), key);
+  });
+});
+
+describe("a device node without an adapter (the shared ble-config texts, in a Node-RED runtime)", function () {
+  this.timeout(30000);
+  useNodeRed();
+
+  it("every device node shows the one shared 'no adapter' ring and logs the one shared reason", async () => {
+    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive"];
+    await loadFlow(
+      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode],
+      [{ id: "flow", type: "tab" }, ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01" }))],
+    );
+    for (const type of types) {
+      const node = helper.getNode(`n-${type}`);
+      await waitForStatus(node, (s) => s.fill === "red" && s.shape === "ring" && s.text === "no adapter");
+      assert.deepEqual(errorsOf(node), ["no Bluetooth adapter configured"], type);
+    }
   });
 });

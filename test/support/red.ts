@@ -3,7 +3,7 @@ import helper = require("node-red-node-test-helper");
 import assert from "node:assert/strict";
 import type { EventEmitter } from "node:events";
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from "node-red";
-import { openAdapterCount } from "../../src/ble/pool";
+import { openAdapterCount } from "../../src/ble/registry";
 import { translate } from "./catalog";
 import { NODE_RED_RUNTIME } from "./node-red-under-test";
 
