@@ -17,7 +17,8 @@ import * as path from "node:path";
 import { guardAdvertisingReport } from "../protocol/advertising-guard";
 import { AttGuard } from "../protocol/att-guard";
 import { AttMtuAgreement } from "../protocol/att-mtu";
-import { OP, buildCommand } from "../protocol/h4";
+import { OP } from "../protocol/hci";
+import { buildCommand } from "../protocol/hci-packets";
 import { hciPeer, hciPeerIdOf, type HciPeer } from "./hci-peer";
 
 const INSTALLED_MARK = Symbol.for("@ble-instruments/node-red-ble-instruments/virtual-hci-driver");

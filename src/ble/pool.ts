@@ -11,7 +11,7 @@
 import { EventEmitter } from "node:events";
 import type { Noble, Peripheral } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
-import { HCI_CONNECTION_TIMEOUT } from "../protocol/h4";
+import { HCI_CONNECTION_TIMEOUT } from "../protocol/hci";
 import { adapterKey, describeTransport, openAdapter, type AdapterDescription, type OpenAdapter, type TransportSettings } from "./adapter";
 import { DeviceLink, type BackoffPolicy } from "./device-link";
 import { LeaseImpl, type Lease, type LeaseOptions, type LeaseState } from "./lease";

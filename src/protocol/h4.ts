@@ -5,11 +5,6 @@
  */
 import { H4_ACL, H4_COMMAND, H4_EVENT, H4_ISO, H4_SCO } from "./hci";
 
-// Kept only for src/ble/noble-driver.ts (OP, buildCommand) and src/ble/pool.ts (HCI_CONNECTION_TIMEOUT), which still
-// import them through this file; remove once they import hci.ts / hci-packets.ts directly.
-export * from "./hci";
-export * from "./hci-packets";
-
 // ---------------------------------------------------------------------------------------------------------------------
 // Splitting a byte stream into H4 packets
 
