@@ -5,14 +5,12 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from "node-red";
 import { configuredAdapter } from "./red/ble-config-node";
 import type { DeviceSelector, Lease } from "./ble/pool";
-import { decodeHeartRateMeasurement, HeartRateFormatError } from "./protocol/heart-rate";
+import { decodeHeartRateMeasurement, HEART_RATE_MEASUREMENT, HEART_RATE_SERVICE, HeartRateFormatError } from "./protocol/heart-rate";
 import { reworded } from "./red/error-text";
 import { describeHeartRateFormatError } from "./red/heart-rate-text";
 import { addressProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { showInvalid, statusFor } from "./red/status";
 
-const HEART_RATE_SERVICE = "180d";
-const HEART_RATE_MEASUREMENT = "2a37";
 
 interface HeartRateDef extends NodeDef {
   ble?: string;

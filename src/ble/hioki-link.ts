@@ -4,13 +4,11 @@
  * so commands are serialised there, across nodes, and each reply goes to the command that asked (the channel's
  * state machine is the pure src/protocol/hioki-channel.ts; this file wires it to a DeviceSession). No Node-RED.
  */
-import { hiokiWriteType } from "../protocol/hioki";
+import { HIOKI_COMMAND_CHARACTERISTIC, HIOKI_COMMAND_SERVICE, hiokiWriteType } from "../protocol/hioki";
 import { HiokiCommandChannel, type ChannelClock } from "../protocol/hioki-channel";
 import type { DeviceSession } from "./session";
 
-/** The Z3210 command channel. The adapter's other writable custom service is Silicon Labs OTA: never touched. */
-export const COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
-export const COMMAND_CHARACTERISTIC = "78b028ce-affd-4967-ab9e-dc336c8c94e7";
+// The adapter's other writable custom service is Silicon Labs OTA: never touched.
 /**
  * A reply longer than MTU − 3 bytes arrives as several indications; a reply of full-size indications ends when
  * nothing follows within this gap, and every command waits for this much quiet before it is written (see
@@ -46,10 +44,10 @@ const channels = new WeakMap<DeviceSession, Promise<HiokiCommandChannel>>();
  * A Write Request of any length is noble's to split (it uses a long write when the value does not fit).
  */
 async function writeCommand(session: DeviceSession, bytes: Buffer, withoutResponse: boolean): Promise<void> {
-  if (!withoutResponse) return session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes, false);
+  if (!withoutResponse) return session.write(HIOKI_COMMAND_SERVICE, HIOKI_COMMAND_CHARACTERISTIC, bytes, false);
   const piece = session.mtu - 3;
   for (let offset = 0; offset < bytes.length; offset += piece) {
-    await session.write(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, bytes.subarray(offset, offset + piece), true);
+    await session.write(HIOKI_COMMAND_SERVICE, HIOKI_COMMAND_CHARACTERISTIC, bytes.subarray(offset, offset + piece), true);
   }
 }
 
@@ -62,9 +60,9 @@ async function writeCommand(session: DeviceSession, bytes: Buffer, withoutRespon
 export function openHiokiChannel(session: DeviceSession, clock: ChannelClock = realClock): Promise<HiokiCommandChannel> {
   const open = channels.get(session);
   if (open) return open;
-  if (!session.hasCharacteristic(COMMAND_SERVICE, COMMAND_CHARACTERISTIC)) return Promise.reject(new HiokiLinkError("no-command-channel"));
+  if (!session.hasCharacteristic(HIOKI_COMMAND_SERVICE, HIOKI_COMMAND_CHARACTERISTIC)) return Promise.reject(new HiokiLinkError("no-command-channel"));
   // The seed's rule (aioble's): with response only when Write Without Response is not allowed.
-  const writeType = hiokiWriteType(session.properties(COMMAND_SERVICE, COMMAND_CHARACTERISTIC));
+  const writeType = hiokiWriteType(session.properties(HIOKI_COMMAND_SERVICE, HIOKI_COMMAND_CHARACTERISTIC));
   if (writeType === null) return Promise.reject(new HiokiLinkError("not-writable"));
   const withoutResponse = writeType === "withoutResponse";
   const channel = new HiokiCommandChannel({
@@ -75,7 +73,7 @@ export function openHiokiChannel(session: DeviceSession, clock: ChannelClock = r
     maxReplyBytes: MAX_REPLY_BYTES,
   });
   session.signal.addEventListener("abort", () => channel.close(), { once: true });
-  const opening = session.subscribe(COMMAND_SERVICE, COMMAND_CHARACTERISTIC, (value) => channel.receive(value)).then(() => channel);
+  const opening = session.subscribe(HIOKI_COMMAND_SERVICE, HIOKI_COMMAND_CHARACTERISTIC, (value) => channel.receive(value)).then(() => channel);
   // Never hand out the failed promise again.
   opening.catch(() => channels.delete(session));
   channels.set(session, opening);

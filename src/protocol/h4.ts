@@ -1,7 +1,8 @@
 /**
  * HCI over H4 (the UART transport): one packet-type byte, then the HCI packet. This file frames a byte stream into
  * packets (h4PacketLength, H4Splitter). Pure: no I/O, no noble. The HCI numbers are hci.ts's and the packet codec is
- * hci-packets.ts's: import them from there.
+ * hci-packets.ts's: import them from there. Only the simulator's serial-port bridge (src/sim/pty.ts, a development
+ * tool) frames H4 itself: noble's UART driver does it for the package, which therefore does not ship this file.
  */
 import { H4_ACL, H4_COMMAND, H4_EVENT, H4_ISO, H4_SCO } from "./hci";
 

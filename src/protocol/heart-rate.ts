@@ -50,6 +50,10 @@ export class HeartRateFormatError extends Error {
   }
 }
 
+/** The Heart Rate service and its Heart Rate Measurement characteristic (Bluetooth SIG assigned numbers). */
+export const HEART_RATE_SERVICE = "180d";
+export const HEART_RATE_MEASUREMENT = "2a37";
+
 const FLAG_UINT16 = 0x01;
 const FLAG_CONTACT_DETECTED = 0x02;
 const FLAG_CONTACT_SUPPORTED = 0x04;

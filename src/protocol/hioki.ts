@@ -13,6 +13,10 @@
  * value null, never NaN and never an exception; the caller still gets the text in parts.
  */
 
+/** The Z3210's command channel: a custom service whose characteristic takes command lines and indicates replies. */
+export const HIOKI_COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
+export const HIOKI_COMMAND_CHARACTERISTIC = "78b028ce-affd-4967-ab9e-dc336c8c94e7";
+
 /**
  * Removes the given characters from the end (and the start, if asked). A loop, not a regex:
  * /[...]+$/ backtracks quadratically on long runs that do not reach the end.

@@ -30,6 +30,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Characteristic, Noble, Peripheral } from "@stoprocent/noble";
 import type { Node, NodeAPI, NodeMessage } from "node-red";
+import { HEART_RATE_MEASUREMENT, HEART_RATE_SERVICE } from "../../src/protocol/heart-rate";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
 import { helper } from "../support/red";
 import { profiled } from "./cpu-profile";
@@ -49,8 +50,6 @@ export interface HostOverheadOptions {
 }
 
 const SENSOR = "d8:75:ba:00:02:01";
-const HEART_RATE_SERVICE = "180d";
-const HEART_RATE_MEASUREMENT = "2a37";
 /** Air time allows 13 small notifications per 7.5 ms event; the host sees them in event-sized groups. */
 const LINK = { connectionIntervalMs: 7.5, pdusPerEvent: 100, dataLength: 27, maxMtu: 23 };
 const PER_EVENT = 13;

@@ -1,8 +1,8 @@
 /** The Z3210 command channel wired to a connection (src/ble/hioki-link.ts), on a fake session and a manual clock. */
 import assert from "node:assert/strict";
-import { COMMAND_CHARACTERISTIC, COMMAND_SERVICE, HiokiLinkError, openHiokiChannel } from "../../src/ble/hioki-link";
+import { HiokiLinkError, openHiokiChannel } from "../../src/ble/hioki-link";
 import type { DeviceSession, PeripheralInfo } from "../../src/ble/pool";
-import { encodeHiokiCommand } from "../../src/protocol/hioki";
+import { encodeHiokiCommand, HIOKI_COMMAND_CHARACTERISTIC, HIOKI_COMMAND_SERVICE } from "../../src/protocol/hioki";
 import { HiokiChannelError } from "../../src/protocol/hioki-channel";
 import { ManualClock } from "../support/manual-clock";
 
@@ -30,7 +30,7 @@ class FakeMeterSession implements DeviceSession {
   }
 
   hasCharacteristic(service: string, characteristic: string): boolean {
-    return this.props !== null && service === COMMAND_SERVICE && characteristic === COMMAND_CHARACTERISTIC;
+    return this.props !== null && service === HIOKI_COMMAND_SERVICE && characteristic === HIOKI_COMMAND_CHARACTERISTIC;
   }
 
   properties(service: string, characteristic: string): readonly string[] {

@@ -19,7 +19,7 @@ import { AttOpcode } from "../../src/protocol/att";
 import { BTSNOOP_EPOCH_OFFSET_US, decodeBtsnoop, encodeBtsnoopHeader, encodeBtsnoopRecord, type HciDirection } from "../../src/protocol/btsnoop";
 import { CID_ATT, EVT_COMMAND_COMPLETE, HCI_CONNECTION_TIMEOUT, HCI_LOCAL_HOST_TERMINATED, HCI_REMOTE_USER_TERMINATED, OP, PB_FIRST_FLUSHABLE } from "../../src/protocol/hci";
 import { buildAcl, buildCommand, buildEvent, buildL2cap, buildLeConnectionComplete } from "../../src/protocol/hci-packets";
-import { HIOKI_COMMAND_CHARACTERISTIC } from "../../src/sim/peripherals/hioki-dt4261";
+import { HIOKI_COMMAND_CHARACTERISTIC } from "../../src/protocol/hioki";
 import { generateFileContent } from "../../src/sim/peripherals/nus-ymodem";
 import { loadScenarioFile, Simulation } from "../../src/sim/scenario";
 import { connectNus, nobleFor, receiveYmodem, type ReceiveResult, type SimNoble } from "../support/nus-noble";

@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { BleAdapter, DEFAULT_POLICY, type DeviceSession, type Lease } from "../../src/ble/pool";
 import { registerTransport } from "../../src/ble/transports";
 import type { GattPeripheral } from "../../src/sim/peripheral";
-import { HIOKI_COMMAND_CHARACTERISTIC, HIOKI_COMMAND_SERVICE, type HiokiDt4261Peripheral } from "../../src/sim/peripherals/hioki-dt4261";
+import { HIOKI_COMMAND_CHARACTERISTIC, HIOKI_COMMAND_SERVICE } from "../../src/protocol/hioki";
+import type { HiokiDt4261Peripheral } from "../../src/sim/peripherals/hioki-dt4261";
 import { openSimulator } from "../../src/sim/transport";
 
 // The pool alone, without a ble-config node: the simulator transport is registered as that node registers it.

@@ -5,7 +5,7 @@
  * the list survives reconnects, so a central sees the list continue where the previous connection left it.
  */
 import { ATT_MAX_VALUE_LENGTH } from "../../protocol/att";
-import { encodeHeartRateMeasurement } from "../../protocol/heart-rate";
+import { encodeHeartRateMeasurement, HEART_RATE_MEASUREMENT, HEART_RATE_SERVICE } from "../../protocol/heart-rate";
 import { batteryService, deviceInformationService, GattPeripheral, type DeviceInformation, type PeripheralConfig, type PeripheralKind } from "../peripheral";
 import type { ServiceDefinition, Subscription } from "../gatt-server";
 import type { Timer } from "../../protocol/clock";
@@ -13,8 +13,6 @@ import { DEFAULT_SERVER_MTU } from "../types";
 import { optionalInteger, optionalNumber, optionalString, rejectUnknownKeys, requireObject, ScenarioError, type JsonObject } from "../validate";
 import { optionalBoolean, optionalHexList, optionalIntegerList, rejectTogether } from "./options";
 
-export const HEART_RATE_SERVICE = "180d";
-export const HEART_RATE_MEASUREMENT = "2a37";
 export const BODY_SENSOR_LOCATION = "2a38";
 export const HEART_RATE_CONTROL_POINT = "2a39";
 export const BATTERY_LEVEL = "2a19";

@@ -31,10 +31,9 @@ import type { Timer } from "../../protocol/clock";
 import { DEFAULT_SERVER_MTU } from "../types";
 import { isObject, keyName, optionalEnum, optionalInteger, optionalNumber, optionalString, ScenarioError, type JsonObject } from "../validate";
 import { optionalIntegerList, optionalNumberList, optionalStringList } from "./options";
+import { HIOKI_COMMAND_CHARACTERISTIC, HIOKI_COMMAND_SERVICE } from "../../protocol/hioki";
 import { ADAPTER_FIRMWARE, Dt4261Instrument, HIOKI_SPLITS, MODEL, replyPieces, stretch, type HiokiSplit } from "./hioki-instrument";
 
-export const HIOKI_COMMAND_SERVICE = "275ce3d8-b906-4475-8dd7-76af0db742bf";
-export const HIOKI_COMMAND_CHARACTERISTIC = "78b028ce-affd-4967-ab9e-dc336c8c94e7";
 export const HIOKI_UNKNOWN_CHARACTERISTIC = "872f065a-5297-4483-9183-27cd72f7cffc";
 export const SILABS_OTA_SERVICE = "1d14d6ee-fd63-4fa1-bfa4-8f47b42119f0";
 export const SILABS_OTA_CONTROL = "f7bf3564-fb6d-4e53-88a4-5e37e0326063";
