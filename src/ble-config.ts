@@ -57,7 +57,8 @@ export = function register(RED: NodeAPI): void {
       if (!problem && adapter.state === "poweredOn") this.log(RED._("ble-config.log.ready", { adapter: texts.adapter(adapter.description) }));
       lastProblem = problem;
     };
-    const onWarning = (message: string): void => this.warn(message);
+    // noble's own warnings, its words inside ours.
+    const onWarning = (message: string): void => this.warn(RED._("ble-config.log.noble-warning", { message }));
     adapter.on("state", onState);
     adapter.on("warning", onWarning);
     if (adapter.problem) onState();
