@@ -39,7 +39,7 @@ export = function register(RED: NodeAPI): void {
     const topic = stringProperty(def.topic);
     const lease: Lease = adapter.lease({
       selector,
-      onState: (state) => this.status(statusFor(state, t)),
+      onState: (state) => this.status(statusFor(state)),
       // The link is shared: when this node closes, another node may keep it, so this node's listener goes with its
       // lease (`leased` aborts on release and when the link ends).
       onConnected: async (session, leased) => {

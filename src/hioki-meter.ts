@@ -197,7 +197,7 @@ export = function register(RED: NodeAPI): void {
         // "connected" from the pool means linked; the node is ready only once indications are on (onConnected).
         if (state.state === "connected" && !channel) this.status({ fill: "yellow", shape: "ring", text: t("status.subscribing") });
         else if (state.state === "connected") showConnected();
-        else this.status(statusFor(state, t));
+        else this.status(statusFor(state));
       },
       onConnected: async (session) => {
         // A rejection drops the connection and the pool retries, showing why in the node's words.

@@ -250,7 +250,7 @@ export = function register(RED: NodeAPI): void {
           settings: cfg,
           selector,
           requestFile,
-          onLeaseState: (state) => status(statusFor(state, t)),
+          onLeaseState: (state) => status(statusFor(state)),
           // Green dot: the device is connected (Node-RED's convention); the text says what the transfer is doing.
           onStep: (step) => status({ fill: "green", shape: "dot", text: t(`status.${step.key}`, step.params) }),
           deliver: (file) => deliver(cfg, job, file),

@@ -39,11 +39,8 @@ export const noAdapter = {
   reason: (): string => problemText({ key: "no-adapter", params: {} }),
 };
 
-/**
- * The status a device node shows for its lease's state. `_t`, the node's own catalog, is not needed for the shared
- * texts: the parameter stays for the node files that pass it.
- */
-export function statusFor(state: LeaseState, _t?: Translate): NodeStatus {
+/** The status a device node shows for its lease's state, in the shared texts. */
+export function statusFor(state: LeaseState): NodeStatus {
   switch (state.state) {
     case "adapter":
       return state.problem ? { fill: "red", shape: "ring", text: problemText(state.problem) } : { fill: "yellow", shape: "ring", text: shared("status.waiting-adapter") };
