@@ -28,10 +28,11 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { Characteristic, Noble, Peripheral } from "@stoprocent/noble";
+import type { Characteristic, Noble } from "@stoprocent/noble";
 import type { Node, NodeAPI, NodeMessage } from "node-red";
 import { HEART_RATE_MEASUREMENT, HEART_RATE_SERVICE } from "../../src/protocol/heart-rate";
 import { parseScenario, Simulation } from "../../src/sim/scenario";
+import { scanFor } from "../support/nus-noble";
 import { helper } from "../support/red";
 import { profiled } from "./cpu-profile";
 import { ReplayPeer, replayScript, type ReplayScript } from "./hci-replay";
@@ -132,17 +133,7 @@ async function openBareNoble(port: string): Promise<Host> {
     await withDeadline(
       (async () => {
         await noble.waitForPoweredOnAsync(SETUP_TIMEOUT_MS);
-        const found = new Promise<Peripheral>((resolve) => {
-          const onDiscover = (p: Peripheral): void => {
-            if (p.address.toLowerCase() !== SENSOR) return;
-            noble.removeListener("discover", onDiscover);
-            resolve(p);
-          };
-          noble.on("discover", onDiscover);
-        });
-        await noble.startScanningAsync([], false);
-        const peripheral = await found;
-        await noble.stopScanningAsync();
+        const peripheral = await scanFor(noble, (p) => p.address.toLowerCase() === SENSOR);
         await peripheral.connectAsync();
         const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync([HEART_RATE_SERVICE], [HEART_RATE_MEASUREMENT]);
         const measurement: Characteristic | undefined = characteristics[0];
