@@ -118,8 +118,10 @@ describe("device link: the per-device state machine (src/ble/device-link.ts)", (
       }
     });
 
-    it("starts again from reconnectDelay once a link stayed up reconnectDelay after every lease's setup", () => {
-      const { link: l, clock } = link();
+    /** Backed off twice (100, 200 ms), then connected with its setup done: the backoff reset is armed. */
+    function connectedAfterTwoBackoffs(): ReturnType<typeof link> {
+      const made = link();
+      const { link: l, clock } = made;
       l.backOff(() => undefined);
       clock.advance(100);
       l.backOff(() => undefined);
@@ -128,21 +130,18 @@ describe("device link: the per-device state machine (src/ble/device-link.ts)", (
       l.transition("connected");
       l.session = session();
       l.armBackoffReset(l.session);
+      return made;
+    }
+
+    it("starts again from reconnectDelay once a link stayed up reconnectDelay after every lease's setup", () => {
+      const { link: l, clock } = connectedAfterTwoBackoffs();
       clock.advance(100);
       l.endSession();
       assert.equal(l.backOff(() => undefined), 100);
     });
 
     it("keeps growing for a link lost before it stayed up reconnectDelay (a device that drops every link at once)", () => {
-      const { link: l, clock } = link();
-      l.backOff(() => undefined);
-      clock.advance(100);
-      l.backOff(() => undefined);
-      clock.advance(200);
-      l.transition("connecting");
-      l.transition("connected");
-      l.session = session();
-      l.armBackoffReset(l.session);
+      const { link: l, clock } = connectedAfterTwoBackoffs();
       clock.advance(99);
       l.endSession();
       assert.equal(l.phase, "resolving");
