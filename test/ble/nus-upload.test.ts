@@ -14,7 +14,6 @@ import { ManualClock } from "../support/manual-clock";
 const ADDRESS = "e3:c3:5c:00:00:01";
 const SETTINGS: NusUploadSettings = { mtu: 247, dialect: "standard", blockSize: 1024, blockTimeout: 1000, retries: 2 };
 
-const key = (service: string, characteristic: string): string => `${service}/${characteristic}`;
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Turns of the event loop until `cond` holds (a bounded number: a test that waits for nothing fails). */
