@@ -10,7 +10,7 @@
 import type { CrcKind } from "../protocol/crc16";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../protocol/nus";
 import type { YmodemDialect } from "../protocol/ymodem-block";
-import { CPMEOF } from "../protocol/ymodem-block";
+import { CAN, CPMEOF } from "../protocol/ymodem-block";
 import { YmodemSender } from "../protocol/ymodem-sender";
 import type { Lease, LeaseOptions, LeaseState } from "./lease";
 import { CONNECT_DEADLINE_MS, kbpsOf, STATUS_INTERVAL_MS } from "./nus-download";
@@ -89,6 +89,11 @@ const realClock: Timers & { now(): number } = { ...realTimers, now: () => perfor
 /** Streamed (G mode) frames taken from the sender at a time: the only frames ever held here. */
 const STREAM_BATCH = 2;
 
+/** The sender's CAN CAN (every other frame is a block or an EOT). */
+function isCancel(frame: Buffer): boolean {
+  return frame.length === 2 && frame[0] === CAN && frame[1] === CAN;
+}
+
 function errorOf(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
@@ -100,6 +105,8 @@ export class NusUpload {
   private lease: Lease | null = null;
   private session: DeviceSession | null = null;
   private withoutResponse = true;
+  /** RX accepts write requests, whose response tells that the bytes reached the device. */
+  private withResponse = false;
   private unsubscribe: (() => void) | null = null;
   /** Frames waiting to be written, in order (a few at most: one answer's worth, or a streamed batch). */
   private readonly frames: Buffer[] = [];
@@ -176,7 +183,9 @@ export class NusUpload {
         throw new UploadError("not-nus", { device: session.info.address });
       }
       // Write commands whenever RX takes them (the and the seed's way); write requests otherwise.
-      this.withoutResponse = session.properties(NUS_SERVICE, NUS_RX).includes("writeWithoutResponse");
+      const rx = session.properties(NUS_SERVICE, NUS_RX);
+      this.withoutResponse = rx.includes("writeWithoutResponse");
+      this.withResponse = rx.includes("write") || !this.withoutResponse;
       this.unsubscribe = await session.subscribe(NUS_SERVICE, NUS_TX, (chunk) => this.onData(chunk));
       if (this.finished) return;
       this.ctx.onStep({ key: "waiting-receiver", params: {} });
@@ -255,9 +264,13 @@ export class NusUpload {
       }
       if (frame === undefined) return;
       const piece = Math.max(20, session.mtu - 3);
+      // CAN CAN ends the transfer and the lease release follows: it goes as a write request when RX allows one, whose
+      // response says it reached the device (a write command's callback only says the controller took it, and the
+      // disconnect could overtake it).
+      const withoutResponse = this.withoutResponse && !(isCancel(frame) && this.withResponse);
       try {
         for (let offset = 0; offset < frame.length; offset += piece) {
-          await session.write(NUS_SERVICE, NUS_RX, frame.subarray(offset, offset + piece), this.withoutResponse);
+          await session.write(NUS_SERVICE, NUS_RX, frame.subarray(offset, offset + piece), withoutResponse);
         }
       } catch (error) {
         this.frames.length = 0;

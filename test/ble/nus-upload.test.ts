@@ -327,6 +327,7 @@ describe("NusUpload (the upload state machine, without Node-RED)", () => {
     assert.equal(failure.cause.key, "closed");
     assert.ok(failure.acknowledged >= 2048 && failure.acknowledged < 50_000);
     assert.deepEqual([...session.rx.subarray(-2)], [CAN, CAN], "CAN CAN is the last thing written");
+    assert.equal(session.writes.at(-1)?.withoutResponse, false, "as a write request: its response says it reached the device before the release");
     assert.ok(session.events.some((e) => e.type === "error" && e.error.code === "cancelled-by-sender"), "the receiver read it as a cancel, not as block data");
     assert.ok(!session.events.some((e) => e.type === "file"), "the file was not finished");
     assert.equal(h.adapter.released, 1);
