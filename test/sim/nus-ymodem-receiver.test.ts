@@ -194,6 +194,8 @@ describe("sim: nus-ymodem-receiver peripheral", () => {
     assert.ok(p.received[0].data.equals(data));
     assert.deepEqual(run.files, p.received);
     assert.equal(run.notifications[0][0], WANT_CRC, "the receiver starts with C");
+    assert.equal(run.transfer.mtu, 247);
+    assert.equal(run.transfer.mode, "C");
     assert.deepEqual(p.violations, []);
   });
 

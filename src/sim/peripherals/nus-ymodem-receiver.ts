@@ -72,7 +72,7 @@ export interface NusYmodemReceiverTransfer {
   corrupted: number;
   /** "C" or "G". */
   mode: "C" | "G";
-  /** The connection's ATT MTU when the transfer ended. */
+  /** The connection's ATT MTU during the transfer. */
   mtu: number;
 }
 
@@ -109,6 +109,8 @@ interface Running {
   corruptFrame: boolean;
   /** When bytes were last fed to the session. */
   lastFeedAt: number;
+  /** The connection's ATT MTU when the transfer started (notifications were enabled after the MTU exchange). */
+  mtu: number;
 }
 
 /**
@@ -241,6 +243,7 @@ export class NusYmodemReceiverPeripheral extends NusUartPeripheral {
       frameSeq: 0,
       corruptFrame: false,
       lastFeedAt: this.clock.now(),
+      mtu: this.mtu,
     };
     this.running = running;
     this.apply(running, session.start(this.clock.now()));
@@ -388,7 +391,7 @@ export class NusYmodemReceiverPeripheral extends NusUartPeripheral {
         retransmissions: running.retransmissions,
         corrupted: running.corrupted,
         mode: this.startMode,
-        mtu: this.mtu,
+        mtu: running.mtu,
       };
       this.last = transfer;
       this.transferCount++;
