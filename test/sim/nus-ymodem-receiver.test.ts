@@ -269,6 +269,18 @@ describe("sim: nus-ymodem-receiver peripheral", () => {
     assert.ok(p.received[0].data.equals(data));
   });
 
+  it("at MTU 23 (the link's maximum): blocks arrive in 20-byte writes and are reassembled, a corrupted one recovered", async () => {
+    const { sim: s, p, conn } = await connected({ dialect: "seed", corruptBlocks: [2] }, { maxMtu: 23, dataLength: 27 });
+    assert.equal(p.mtu, 23);
+    const data = contents(3000, 5);
+    const run = await sendYmodem(conn, p, s.clock, { files: [{ name: "small-mtu.bin", data }], blocks: "soh" });
+    assert.equal(run.transfer.outcome, "completed");
+    assert.equal(run.transfer.mtu, 23);
+    assert.equal(run.transfer.corrupted, 1);
+    assert.ok(p.received[0].data.equals(data));
+    assert.ok(p.stats.rxBytes >= 133 * 25, "every block went through RX");
+  });
+
   it("a standard batch of two files in one transfer: C again after each file, the empty block 0 ends it", async () => {
     const { sim: s, p, conn } = await connected({});
     const files = [
@@ -384,6 +396,27 @@ describe("sim: nus-ymodem-receiver peripheral", () => {
       await c.write(Buffer.of(CAN, CAN));
       assert.equal(c.p.lastTransfer?.outcome, "cancelled");
       assert.equal(c.p.lastTransfer?.code, "cancelled-by-sender");
+    });
+
+    it("a link lost mid-file fails the transfer (disconnected); the next connection starts afresh", async () => {
+      const c = rawCentral();
+      c.central.subscribe(NUS_TX);
+      await c.wait(10);
+      await c.write(block0("lost.bin", 5000));
+      c.central.disconnect();
+      await c.wait(10);
+      assert.equal(c.p.lastTransfer?.outcome, "failed");
+      assert.equal(c.p.lastTransfer?.code, "disconnected");
+      assert.equal(c.p.listening, false);
+      const again = new TestCentral(c.p);
+      again.connect();
+      again.discoverAll(247);
+      again.subscribe(NUS_TX);
+      await tick();
+      assert.deepEqual(
+        again.valuesOf(NUS_TX).map((v) => [...v]),
+        [[WANT_CRC]],
+      );
     });
 
     it("keeps at most maxBytes of received files (the oldest dropped first), counting every file", async () => {
