@@ -72,7 +72,7 @@ export interface NusYmodemReceiverTransfer {
   corrupted: number;
   /** "C" or "G". */
   mode: "C" | "G";
-  /** The connection's ATT MTU when the transfer ended. */
+  /** The connection's ATT MTU during the transfer. */
   mtu: number;
 }
 
@@ -102,12 +102,15 @@ interface Running {
   fileDialect: YmodemDialect | null;
   /** Block numbers of the current file already damaged once (block 0 before the file counts to it). */
   damaged: Set<number>;
-  /** The frame being received: its length, bytes seen, its block number once seen, whether it is to be damaged. */
+  /** The frame being received: its length, bytes seen, its block number byte, whether it is to be damaged. */
   frameNeed: number;
   frameGot: number;
+  frameSeq: number;
   corruptFrame: boolean;
   /** When bytes were last fed to the session. */
   lastFeedAt: number;
+  /** The connection's ATT MTU when the transfer started (notifications were enabled after the MTU exchange). */
+  mtu: number;
 }
 
 /**
@@ -237,8 +240,10 @@ export class NusYmodemReceiverPeripheral extends NusUartPeripheral {
       damaged: new Set(),
       frameNeed: 0,
       frameGot: 0,
+      frameSeq: 0,
       corruptFrame: false,
       lastFeedAt: this.clock.now(),
+      mtu: this.mtu,
     };
     this.running = running;
     this.apply(running, session.start(this.clock.now()));
@@ -273,7 +278,9 @@ export class NusYmodemReceiverPeripheral extends NusUartPeripheral {
       if (running.frameNeed > 0) {
         const from = running.frameGot;
         const to = from + piece.length;
-        if (from <= 1 && to > 1) running.corruptFrame = this.damageThisBlock(running, piece[1 - from]);
+        if (from <= 1 && to > 1) running.frameSeq = piece[1 - from];
+        // Decided at the first data byte: an end-of-batch block 0 (first byte NUL) is never damaged.
+        if (from <= 3 && to > 3) running.corruptFrame = this.damageThisBlock(running, running.frameSeq, piece[3 - from]);
         if (running.corruptFrame && to === running.frameNeed) {
           piece = Buffer.from(piece);
           piece[piece.length - 1] ^= 0xff;
@@ -293,10 +300,14 @@ export class NusYmodemReceiverPeripheral extends NusUartPeripheral {
     }
   }
 
-  /** Whether the frame whose block number byte is `seq` is the first reception of a block named in corruptBlocks. */
-  private damageThisBlock(running: Running, seq: number): boolean {
+  /**
+   * Whether the frame with block number byte `seq` and first data byte `first` is the first reception of a block
+   * named in corruptBlocks (not a repeat of the previous block, not the end-of-batch block 0).
+   */
+  private damageThisBlock(running: Running, seq: number, first: number): boolean {
     if (this.corruptBlocks.size === 0) return false;
     const expected = running.fileBlocks === null ? 0 : running.fileBlocks + 1;
+    if (expected === 0 && first === 0) return false;
     if (seq !== (expected & 0xff) || !this.corruptBlocks.has(expected) || running.damaged.has(expected)) return false;
     running.damaged.add(expected);
     running.corrupted++;
@@ -380,7 +391,7 @@ export class NusYmodemReceiverPeripheral extends NusUartPeripheral {
         retransmissions: running.retransmissions,
         corrupted: running.corrupted,
         mode: this.startMode,
-        mtu: this.mtu,
+        mtu: running.mtu,
       };
       this.last = transfer;
       this.transferCount++;
