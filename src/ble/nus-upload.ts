@@ -188,7 +188,8 @@ export class NusUpload {
       this.withResponse = rx.includes("write") || !this.withoutResponse;
       this.unsubscribe = await session.subscribe(NUS_SERVICE, NUS_TX, (chunk) => this.onData(chunk));
       if (this.finished) return;
-      this.ctx.onStep({ key: "waiting-receiver", params: {} });
+      // The receiver may have started already (its C can come before the subscription's write response).
+      if (this.sender.state === "waiting-start") this.ctx.onStep({ key: "waiting-receiver", params: {} });
       this.armTimer();
     } catch (error) {
       if (!session.signal.aborted) this.finish(errorOf(error));

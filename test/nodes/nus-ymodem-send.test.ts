@@ -9,8 +9,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Node, NodeMessage } from "node-red";
 import bleConfigNode = require("../../src/ble-config");
+import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import nusYmodemSendNode = require("../../src/nus-ymodem-send");
 import type { BleConfigNode } from "../../src/red/ble-config-node";
+import { generateFileContent } from "../../src/sim/peripherals/nus-ymodem";
 import type { NusYmodemReceiverPeripheral } from "../../src/sim/peripherals/nus-ymodem-receiver";
 import { collectMessages, helper, loadFlow, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
 
@@ -233,5 +235,37 @@ describe("nus-ymodem-send node (Node-RED runtime + simulated YMODEM receiver thr
     assert.equal(transfer.outcome, "cancelled");
     assert.equal(transfer.code, "cancelled-by-sender");
     assert.deepEqual(rx.received, []);
+  });
+
+  it("takes turns with downloads: an upload that may land on any device waits for a running download, then runs", async () => {
+    const SENDER = "e3:c3:5c:00:00:09";
+    const nodes = flow({ name: "mpy-loader" }, { address: "", deviceName: "mpy-loader" });
+    const cfg = nodes.find((n) => n.id === "cfg");
+    assert.ok(cfg);
+    const scenario = { peripherals: [{ kind: "nus-ymodem-receiver", address: NUS, name: "mpy-loader" }, { kind: "nus-ymodem", address: SENDER, sizeBytes: 200_000, seed: 3, filename: "log.bin" }] };
+    cfg.simScenario = writeScenario(scenario);
+    nodes.push(
+      { id: "dl", ...on, type: "nus-ymodem-receive", ble: "cfg", address: SENDER, deviceName: "", mtu: 23, blockTimeout: 1000, wires: [["downloaded"]] },
+      { id: "downloaded", ...on, type: "helper" },
+    );
+    await loadFlow([bleConfigNode, nusYmodemReceiveNode, nusYmodemSendNode], nodes);
+    const check = noErrors();
+    const order: string[] = [];
+    const downloaded = collectMessages(helper.getNode("downloaded"), 1, 30000).then((m) => (order.push("download"), m));
+    const uploaded = collectMessages(helper.getNode("out"), 1, 30000).then((m) => (order.push("upload"), m));
+    const progress = waitForStatus(helper.getNode("dl"), (s) => /\d+%/.test(String(s.text)), 30000);
+    helper.getNode("dl").receive({ payload: true } as NodeMessage);
+    await progress;
+    // The upload names no address (it selects by name): it may land on the device being downloaded from, so it waits.
+    const waiting = waitForStatus(up(), (s) => s.fill === "yellow" && s.text === "waiting: another transfer with this device is running", 5000);
+    const data = content(3_000, 9);
+    send({ payload: data, filename: "cfg.txt" });
+    await waiting;
+    const [file] = (await downloaded) as (NodeMessage & { payload: Buffer })[];
+    await uploaded;
+    assert.deepEqual(order, ["download", "upload"]);
+    assert.ok(file.payload.equals(generateFileContent(200_000, 3)));
+    assert.ok(receiver().received[0].data.equals(data));
+    check();
   });
 });
