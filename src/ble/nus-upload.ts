@@ -199,9 +199,11 @@ export class NusUpload {
   private onData(chunk: Buffer): void {
     if (this.finished) return;
     const wasWaiting = this.sender.state === "waiting-start";
-    this.queue(this.sender.receive(chunk));
+    const frames = this.sender.receive(chunk);
+    this.queue(frames);
     if (wasWaiting && this.sender.state !== "waiting-start") this.startedAt = this.clock.now();
-    this.afterSender();
+    // Bytes that moved nothing (noise, a chattering device) leave the block timer running: it still fires.
+    this.afterSender(false, frames.length === 0);
   }
 
   private onTimeout(): void {
@@ -212,7 +214,7 @@ export class NusUpload {
   }
 
   /** After the sender moved: its end, or a timer for its next answer. */
-  private afterSender(timedOut = false): void {
+  private afterSender(timedOut = false, keepTimer = false): void {
     const state = this.sender.state;
     if (state === "aborted") {
       // The sender's own CAN CAN (retries used up) is queued and goes out before the release.
@@ -228,7 +230,7 @@ export class NusUpload {
       return;
     }
     this.showProgress(false);
-    this.armTimer();
+    if (!keepTimer || this.blockTimer === null) this.armTimer();
   }
 
   private armTimer(): void {

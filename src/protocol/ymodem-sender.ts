@@ -55,8 +55,8 @@ export interface YmodemSenderOptions {
   /** Most streamed frames `receive` returns at once in G mode; the rest come from `nextFrames`. Default 16. */
   maxBurst?: number;
   /**
-   * Consecutive timeouts, or consecutive resends of one frame (after NAK or a repeated C), before giving up with
-   * CAN CAN. Default 10.
+   * Timeouts, or resends of one frame (after NAK or a repeated C), without a new frame in between, before giving up
+   * with CAN CAN (bytes that make no progress do not start the count again). Default 10.
    */
   retries?: number;
   /** Byte that fills the last data block. Default: 0x1A (CPMEOF) in the standard dialect, 0x00 in the seed's. */
@@ -190,7 +190,6 @@ export class YmodemSender {
         continue;
       }
       this.canRun = 0;
-      this.timeouts = 0;
       this.onByte(b, out);
     }
     return out;
@@ -367,7 +366,9 @@ export class YmodemSender {
   /** Records the clean frame for resends; the first transmission may be corrupted on purpose. */
   private emit(out: Buffer[], clean: Buffer, corrupt: boolean): void {
     this.lastFrame = clean;
+    // Progress: only a new frame starts the counts again (a receiver's stray bytes do not).
     this.resends = 0;
+    this.timeouts = 0;
     this.counters.framesSent++;
     if (corrupt && clean.length > 5) {
       const bad = Buffer.from(clean);

@@ -103,6 +103,11 @@ class FakeReceiverSession implements DeviceSession {
     );
   }
 
+  /** Bytes from the device that are not the receiver's (noise, a chattering firmware). */
+  chatter(bytes: Buffer): void {
+    setImmediate(() => this.listener?.(bytes));
+  }
+
   /** Everything written to RX, in order. */
   get rx(): Buffer {
     return Buffer.concat(this.writes.map((w) => w.bytes));
@@ -314,6 +319,36 @@ describe("NusUpload (the upload state machine, without Node-RED)", () => {
     assert.equal(failure.acknowledged, 0);
     assert.deepEqual([...session.rx], [CAN, CAN]);
   });
+
+  for (const phase of ["before the start", "after block 0"] as const) {
+    it(`a device that chatters (a stray byte every 500 ms) instead of answering is still given up (${phase})`, async () => {
+      const h = start({ name: "a.bin", data: content(3000, 9) });
+      const session = new FakeReceiverSession();
+      let acks = 0;
+      // After block 0 is ACKed the receiver goes quiet: no C for the data, only noise.
+      session.answer = (b) => (b[0] === 0x06 && ++acks === 1 ? b : acks >= 1 ? null : b);
+      if (phase === "before the start") {
+        h.adapter.connect(session);
+        await until(() => session.subscribed, "TX subscribed");
+      } else {
+        await connected(h, session);
+        await until(() => acks === 1 && h.clock.pending > 0, "block 0 ACKed");
+      }
+      let settled = false;
+      void h.result.then(() => (settled = true));
+      for (let i = 0; i < 40 && !settled; i++) {
+        session.chatter(Buffer.from("x"));
+        // Whatever is being written is written (the block timer waits for that) before the clock moves on.
+        await until(() => settled || h.clock.pending > 0, "a block timer waits");
+        h.clock.advance(500);
+        await turn();
+      }
+      const { failure } = await h.result;
+      assert.ok(failure?.cause instanceof UploadError);
+      assert.equal(failure.cause.key, "no-answer");
+      assert.ok(h.clock.now() <= 3 * 1000 + 500, `given up after (retries + 1) block timeouts, not later (${h.clock.now()} ms)`);
+    });
+  }
 
   it("abort() mid-file finishes the frame being written, then sends CAN CAN, and fails as closed", async () => {
     const data = content(50_000, 7);
