@@ -223,6 +223,22 @@ describe("nus-ymodem-send node (Node-RED runtime + simulated YMODEM receiver thr
     check();
   });
 
+  it("a device powered off mid-transfer is a Catch-able error with the bytes it had acknowledged", async () => {
+    await load({}, { mtu: 23 });
+    const progress = waitForStatus(up(), (s) => Number(/(\d+)%/.exec(String(s.text))?.[1] ?? 0) >= 5, 30000);
+    const caught = collectMessages(helper.getNode("caught"), 1, 30000);
+    send({ payload: content(400_000, 10), filename: "big.bin", trigger: 4 });
+    await progress;
+    const cfg = helper.getNode("cfg") as BleConfigNode;
+    cfg.adapter?.simulation?.controller.powerOff(NUS);
+    const [err] = (await caught) as CaughtMsg[];
+    assert.equal(err.trigger, 4);
+    const m = /^Error: e3:c3:5c:00:00:01: disconnected during the transfer \((\d+) of 400000 bytes acknowledged\)$/.exec(err.error.message);
+    assert.ok(m, err.error.message);
+    assert.ok(Number(m[1]) >= 20_000 && Number(m[1]) < 400_000, "the bytes acknowledged so far");
+    await waitForStatus(up(), (s) => s.fill === "red" && /^failed: /.test(String(s.text)), 5000);
+  });
+
   it("stopping the flow mid-transfer sends CAN CAN: the receiver sees the sender cancel", async () => {
     await load({}, { mtu: 23 });
     const progress = waitForStatus(up(), (s) => Number(/(\d+)%/.exec(String(s.text))?.[1] ?? 0) >= 5, 30000);
