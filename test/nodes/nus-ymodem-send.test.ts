@@ -196,6 +196,12 @@ describe("nus-ymodem-send node (Node-RED runtime + simulated YMODEM receiver thr
     assert.equal(receiver().lastTransfer, null, "nothing reached the device");
   });
 
+  it("an invalid setting is a red ring, and every message is refused saying which setting and what is allowed", async () => {
+    await load({}, { dialect: "kermit", blockSize: "512" });
+    await waitForStatus(up(), (s) => s.fill === "red" && s.shape === "ring", 5000);
+    assert.equal(await failure({ payload: Buffer.from("x"), filename: "a.txt" }), 'blockSize must be one of "1024", "128"');
+  });
+
   it("refuses a name that does not fit the seed's block 0 with the file's size", async () => {
     await load({ dialect: "seed" }, { dialect: "seed" });
     assert.equal(await failure({ payload: content(100_000, 5), filename: "n".repeat(122) }), "msg.filename is 122 bytes; the seed's block 0 holds at most 121 with this file's size");
