@@ -1,6 +1,6 @@
 /**
- * File names that come from a remote device (YMODEM block 0), made safe to save on this machine.
- * Pure code: no file system access, only path arithmetic.
+ * File names that come from a remote device (YMODEM block 0), made safe to save on this machine; and the name a
+ * sender announces for a local file (announcedFileName). Pure code: no file system access, only path arithmetic.
  *
  * A remote name is untrusted. The sanitised name is a single path component that is valid on Linux,
  * macOS and Windows, so it can never climb out of, or point elsewhere from, the directory it is saved in.

@@ -13,7 +13,8 @@ import {
 } from "./ymodem-block";
 
 /**
- * YMODEM sender as a pure state machine: the simulator's virtual NUS peripheral and the tests drive it.
+ * YMODEM sender as a pure state machine: the simulator's virtual NUS peripheral, the nus-ymodem-send node's upload
+ * (src/ble/nus-upload.ts) and the tests drive it.
  * Bytes from the receiver go in (`receive`), whole frames come out (each element one block, EOT or CAN CAN;
  * the transport splits them into notifications or writes). The caller owns time: after a silence of its block
  * timeout while `awaitingAnswer`, it calls `timeout()` (the simulator's clock, or src/ble/nus-upload.ts's).
