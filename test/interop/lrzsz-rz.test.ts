@@ -10,9 +10,14 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { Node, NodeMessage } from "node-red";
+import bleConfigNode = require("../../src/ble-config");
+import nusYmodemSendNode = require("../../src/nus-ymodem-send");
+import type { BleConfigNode } from "../../src/red/ble-config-node";
 import { generateFileContent } from "../../src/sim/peripherals/file-content";
 import type { Simulation } from "../../src/sim/scenario";
 import { connectNus, nobleFor, type NusConnection, type SimNoble } from "../support/nus-noble";
+import { collectMessages, helper, loadFlow } from "../support/red";
 import { locateRz, RZ_MISSING, RzBridge, sendOverNus, TxReader, type RzExit, type SendResult } from "../support/rz-bridge";
 
 const ADDRESS = "e3:c3:5c:00:00:03";
@@ -133,5 +138,137 @@ describe("interop: the pure YmodemSender → lrzsz rz --ymodem through a simulat
     // EOT), the end-of-batch block 0.
     assert.equal(bridge?.bytesToRz, 133 + 1024 * 1029 + 1 + 133);
     assert.equal(bridge?.bytesLost, 0);
+  });
+});
+
+/** The fields of the node's output these tests read. */
+interface SentMsg extends NodeMessage {
+  filename: string;
+  stats: { bytes: number; blocks: number; retransmissions: number; mtu: number; blockSize: 128 | 1024; crc: string };
+}
+
+describe("interop: the nus-ymodem-send node in a Node-RED runtime → lrzsz rz --ymodem", function () {
+  this.timeout(120_000);
+  let rz: string | null = null;
+  let dir = "";
+  let bridge: RzBridge | undefined;
+
+  before((done) => {
+    rz = locateRz();
+    if (rz === null) return done(new Error(RZ_MISSING));
+    helper.startServer(done);
+  });
+  after((done) => {
+    if (rz === null) return done();
+    helper.stopServer(done);
+  });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "lrzsz-rz-node-"));
+  });
+  afterEach(async () => {
+    bridge?.stop();
+    bridge = undefined;
+    await helper.unload();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * A flow with the simulator transport and no scenario peripherals; the rz bridge joins the running simulation's
+   * controller (rz writes into its own directory, not the flow's), then one input message per file.
+   */
+  async function upload(files: Sent[], node: { blockSize?: "1024" | "128"; timeScale?: number } = {}): Promise<SentMsg[]> {
+    assert.ok(rz, RZ_MISSING);
+    const flowDir = path.join(dir, "flow");
+    const rzDir = path.join(dir, "rz");
+    fs.mkdirSync(flowDir);
+    fs.mkdirSync(rzDir);
+    const scenario = path.join(flowDir, "scenario.json");
+    fs.writeFileSync(scenario, JSON.stringify({ peripherals: [] }));
+    const timeScale = node.timeScale ?? 10;
+    await loadFlow(
+      [bleConfigNode, nusYmodemSendNode],
+      [
+        { id: "tab", type: "tab" },
+        { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenario, simTimeScale: timeScale },
+        {
+          id: "up",
+          z: "tab",
+          type: "nus-ymodem-send",
+          ble: "cfg",
+          address: ADDRESS,
+          deviceName: "",
+          mtu: 247,
+          dialect: "standard",
+          blockSize: node.blockSize ?? "1024",
+          // Real milliseconds: rz answers in real time whatever the simulator's time scale.
+          blockTimeout: 10_000,
+          retries: 10,
+          wires: [["out"]],
+        },
+        { id: "out", z: "tab", type: "helper" },
+        { id: "catch", z: "tab", type: "catch", x: 100, y: 100, scope: ["up"], uncaught: false, wires: [["caught"]] },
+        { id: "caught", z: "tab", type: "helper" },
+      ],
+    );
+    const simulation = (helper.getNode("cfg") as BleConfigNode).adapter?.simulation;
+    assert.ok(simulation, "the config node opened a simulator");
+    bridge = new RzBridge({ address: ADDRESS, clock: simulation.clock, link: simulation.scenario.link, rz, dir: rzDir, runs: files.length });
+    simulation.controller.addPeripheral(bridge.peripheral);
+    const caught: string[] = [];
+    helper.getNode("caught").on("input", (msg: NodeMessage) => {
+      caught.push((msg as NodeMessage & { error?: { message?: string } }).error?.message ?? "an error");
+    });
+    const sent = collectMessages(helper.getNode("out"), files.length, 90_000);
+    for (const f of files) (helper.getNode("up") as Node).receive({ payload: f.data, filename: f.name } as NodeMessage);
+    const msgs = (await sent.catch((error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; caught: ${caught.join("; ")}; rz: ${bridge?.stderrText.slice(-1000)}; ${bridge?.trace.join(" | ")}`);
+    })) as SentMsg[];
+    const exits = await bridge.exited(files.length, 30_000);
+    const context = `rz stderr: ${JSON.stringify(bridge.stderrText.slice(-2000))}`;
+    for (const exit of exits) assert.equal(exit.code, 0, `rz exit code — ${context}`);
+    assert.deepEqual(caught, []);
+    assert.deepEqual(fs.readdirSync(rzDir).sort(), files.map((f) => f.name).sort());
+    for (const f of files) {
+      const written = fs.readFileSync(path.join(rzDir, f.name));
+      assert.equal(written.length, f.data.length, `${f.name}: size`);
+      assert.ok(written.equals(f.data), `${f.name}: byte-exact`);
+    }
+    return msgs;
+  }
+
+  it("a small file: byte-exact, and the output message's stats say what was sent", async () => {
+    const data = Buffer.from("interval=50\nchannels=1,2,3\n");
+    const [msg] = await upload([{ name: "settings.ini", data }]);
+    assert.equal(msg.filename, "settings.ini");
+    assert.equal(msg.stats.bytes, data.length);
+    assert.equal(msg.stats.blocks, 1);
+    assert.equal(msg.stats.crc, "xmodem");
+    assert.equal(msg.stats.mtu, 247);
+  });
+
+  it("a size that is a multiple of neither 128 nor 1024, in 128-byte blocks", async () => {
+    const data = Buffer.concat([generateFileContent(20_000, 32), Buffer.of(0x1a, 0x1a, 0x00)]);
+    const [msg] = await upload([{ name: "odd.bin", data }], { blockSize: "128" });
+    assert.equal(msg.stats.blocks, Math.ceil(data.length / 128));
+    assert.equal(msg.stats.blockSize, 128);
+  });
+
+  it("a batch of two files sent by two messages", async () => {
+    const files = [
+      { name: "boot.py", data: Buffer.from("import machine\nprint('hello')\n") },
+      { name: "image.bin", data: generateFileContent(50_001, 42) },
+    ];
+    const msgs = await upload(files);
+    assert.deepEqual(
+      msgs.map((m) => m.filename),
+      files.map((f) => f.name),
+    );
+  });
+
+  it("1 MiB with 1K blocks, the link at 50× speed", async () => {
+    const data = generateFileContent(1024 * 1024, 52);
+    const [msg] = await upload([{ name: "one-mebibyte.bin", data }], { timeScale: 50 });
+    assert.equal(msg.stats.blocks, 1024);
+    assert.equal(msg.stats.retransmissions, 0);
   });
 });
