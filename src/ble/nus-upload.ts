@@ -111,6 +111,8 @@ export class NusUpload {
   /** Frames waiting to be written, in order (a few at most: one answer's worth, or a streamed batch). */
   private readonly frames: Buffer[] = [];
   private pumping: Promise<void> | null = null;
+  /** The first queued frame is the rest of one whose first pieces are written. */
+  private partialHead = false;
   private blockTimer: { cancel(): void } | null = null;
   private connectTimer: { cancel(): void } | null = null;
   private lastLeaseState: LeaseState | null = null;
@@ -254,27 +256,34 @@ export class NusUpload {
     });
   }
 
-  /** Writes the queued frames one piece at a time; in G mode takes the next streamed frames as the last ones are out. */
+  /**
+   * Writes the queued frames in pieces of MTU − 3 bytes, one write at a time; in G mode takes the next streamed
+   * frames as the last ones are out. Frames are packed: a piece carries the end of one frame and the start of the
+   * next when both are queued (a YMODEM receiver reads a byte stream), so a streamed 1029-byte frame does not end in
+   * a short write. Nothing is held back waiting for more: a piece goes out with what is queued. CAN CAN goes alone.
+   */
   private async pump(): Promise<void> {
     const session = this.session;
     if (!session) return;
+    const piece = Math.max(20, session.mtu - 3);
     for (;;) {
-      let frame = this.frames.shift();
-      if (frame === undefined && !this.finished && this.sender.hasPendingFrames) {
-        this.frames.push(...this.sender.nextFrames(STREAM_BATCH));
-        frame = this.frames.shift();
-        this.showProgress(false);
+      this.refill();
+      const first = this.frames[0];
+      if (first === undefined) return;
+      let bytes: Buffer;
+      let withoutResponse = this.withoutResponse;
+      if (isCancel(first) && !this.partialHead) {
+        this.frames.shift();
+        bytes = first;
+        // CAN CAN ends the transfer and the lease release follows: it goes as a write request when RX allows one,
+        // whose response says it reached the device (a write command's callback only says the controller took it,
+        // and the disconnect could overtake it).
+        withoutResponse = this.withoutResponse && !this.withResponse;
+      } else {
+        bytes = this.takePiece(piece);
       }
-      if (frame === undefined) return;
-      const piece = Math.max(20, session.mtu - 3);
-      // CAN CAN ends the transfer and the lease release follows: it goes as a write request when RX allows one, whose
-      // response says it reached the device (a write command's callback only says the controller took it, and the
-      // disconnect could overtake it).
-      const withoutResponse = this.withoutResponse && !(isCancel(frame) && this.withResponse);
       try {
-        for (let offset = 0; offset < frame.length; offset += piece) {
-          await session.write(NUS_SERVICE, NUS_RX, frame.subarray(offset, offset + piece), withoutResponse);
-        }
+        await session.write(NUS_SERVICE, NUS_RX, bytes, withoutResponse);
       } catch (error) {
         this.frames.length = 0;
         // A write lost to a disconnect is reported by the disconnect itself.
@@ -282,6 +291,31 @@ export class NusUpload {
         return;
       }
     }
+  }
+
+  /** In G mode, the next streamed frames once the queued ones are out. */
+  private refill(): void {
+    if (this.frames.length > 0 || this.finished || !this.sender.hasPendingFrames) return;
+    this.frames.push(...this.sender.nextFrames(STREAM_BATCH));
+    this.showProgress(false);
+  }
+
+  /** Up to `size` bytes from the front of the queued frames (never a CAN CAN, which goes alone). */
+  private takePiece(size: number): Buffer {
+    const parts: Buffer[] = [];
+    let length = 0;
+    while (length < size) {
+      this.refill();
+      const frame = this.frames[0];
+      if (frame === undefined || (isCancel(frame) && !this.partialHead)) break;
+      const take = Math.min(size - length, frame.length);
+      parts.push(frame.subarray(0, take));
+      length += take;
+      if (take === frame.length) this.frames.shift();
+      else this.frames[0] = frame.subarray(take);
+      this.partialHead = take < frame.length;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, length);
   }
 
   private showProgress(force: boolean): void {
@@ -326,8 +360,9 @@ export class NusUpload {
     if (stats) this.ctx.onStep({ key: "sent", params: { file: this.ctx.file.name, bytes: stats.bytes, kbps: stats.kbps } });
     // Only on a NUS link we set up (not-nus, or a failure before the subscription, writes nothing).
     if (error && this.unsubscribe && this.sender.state !== "done" && this.sender.state !== "aborted") {
-      // We stop: drop what was not started, tell the receiver with CAN CAN after the frame being written.
-      this.frames.length = 0;
+      // We stop: drop what was not started, tell the receiver with CAN CAN after the frame being written (the rest
+      // of a frame whose first pieces are out stays queued: a cut frame would read as a bad block, not a cancel).
+      this.frames.length = this.partialHead ? 1 : 0;
       this.frames.push(...this.sender.cancel());
     }
     void this.cleanup(stats);

@@ -241,6 +241,28 @@ describe("NusUpload (the upload state machine, without Node-RED)", () => {
     assert.ok(frames[7].subarray(3 + (1000 - 7 * 128), 3 + 128).every((b) => b === CPMEOF), "seed dialect: 0x1A padding as well");
   });
 
+  it("packs streamed frames into full writes: a 1029-byte frame does not end in a short write (YMODEM-g at MTU 247)", async () => {
+    const data = content(10 * 1024, 5);
+    const h = start({ name: "fw.bin", data }, { mtu: 247 });
+    const session = new FakeReceiverSession({ mode: "G", mtu: 247 });
+    await connected(h, session);
+    const result = await h.result;
+    assert.equal(result.failure, null);
+    assert.ok(session.files[0].data.equals(data));
+    // Block 0 (133 bytes) goes before the G that starts the stream; then ten 1029-byte STX frames.
+    const streamStart = 133;
+    const streamEnd = streamStart + 10 * 1029;
+    const short: number[] = [];
+    let offset = 0;
+    for (const w of session.writes) {
+      const next = offset + w.bytes.length;
+      if (offset >= streamStart && next < streamEnd && w.bytes.length !== 244) short.push(w.bytes.length);
+      offset = next;
+    }
+    assert.deepEqual(short, [], "every write inside the stream is a full MTU − 3 = 244 bytes");
+    assert.equal(session.maxOutstanding, 1);
+  });
+
   it("resends a block the receiver NAKs (corrupted on the way), and counts the retransmission", async () => {
     const data = content(2500, 3);
     const h = start({ name: "a.bin", data });
