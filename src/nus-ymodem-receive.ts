@@ -9,27 +9,24 @@
  * src/red/file-save.ts; this file reads the settings, queues the triggers, words the statuses and errors, and
  * builds the output messages.
  */
-import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { DownloadError, NusDownload, type DownloadFailure, type DownloadResult, type NusDownloadSettings, type ReceivedFile } from "./ble/nus-download";
-import type { BleAdapter, DeviceSelector } from "./ble/pool";
+import type { DeviceSelector } from "./ble/pool";
 import { BleProblemError } from "./ble/problem";
 import { XossRequestError } from "./ble/xoss-request";
-import { NUS_SERVICE } from "./protocol/nus";
 import { xossFileNameBytes, XossNameError } from "./protocol/xoss";
 import { YmodemError } from "./protocol/ymodem";
 import { configuredAdapter } from "./red/ble-config-node";
-import { DeviceTurns } from "./red/device-turns";
 import { removeTemps, saveDirectory, saveFile, SaveError } from "./red/file-save";
 import { reworded } from "./red/error-text";
-import { addressProperty, intProperty, PropertyError, stringProperty, strOrEnvProperty } from "./red/properties";
+import { nusSelector, TransferQueue, type Done, type InputMessage, type Job, type Send } from "./red/nus-transfer";
+import { addressProperty, enumProperty, intProperty, stringProperty, strOrEnvProperty } from "./red/properties";
 import { noAdapter, problemText, showInvalid, statusFor, type Translate } from "./red/status";
 import { describeYmodemError } from "./red/ymodem-text";
 
 const DEFAULT_DEVICE_NAME = "mpy-nus";
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 const DEFAULT_MAX_FILES = 100;
-/** Triggers waiting while a download runs; more are refused (a flow that triggers in a loop must not pile up). */
-const QUEUE_LIMIT = 10;
 
 interface NusYmodemReceiveDef extends NodeDef {
   ble?: string;
@@ -57,18 +54,6 @@ interface Settings extends NusDownloadSettings {
   topic: string;
 }
 
-function enumProperty<T extends string>(value: unknown, allowed: readonly T[], fallback: T, name: string): T {
-  const s = stringProperty(value);
-  if (s === "") return fallback;
-  const found = allowed.find((a) => a === s);
-  if (found === undefined) {
-    const list = allowed.map((a) => JSON.stringify(a)).join(", ");
-    // Not the value: it may come from an environment variable.
-    throw new PropertyError("one-of", { field: name, allowed: list }, `${name} must be one of ${list}`);
-  }
-  return found;
-}
-
 /** `address` is the configured address field's value, already looked up when it names an environment variable. */
 function parseSettings(def: NusYmodemReceiveDef, address: unknown): Settings {
   const requestFile = stringProperty(def.requestFile);
@@ -94,21 +79,6 @@ function errorOf(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
 
-/**
- * Turns on devices per adapter, shared by every download node: two downloads from one device never overlap.
- * (A node that selects by name or service waits for every download on the adapter: it may land on any device.)
- */
-const deviceTurns = new WeakMap<BleAdapter, DeviceTurns>();
-
-function turnsOf(adapter: BleAdapter): DeviceTurns {
-  let turns = deviceTurns.get(adapter);
-  if (!turns) {
-    turns = new DeviceTurns();
-    deviceTurns.set(adapter, turns);
-  }
-  return turns;
-}
-
 /** A failed download in the user's words: the device, the cause, and how far the current file had come. */
 function describeFailure(failure: DownloadFailure, t: Translate): string {
   const device = failure.device ?? t("errors.any-device");
@@ -123,16 +93,6 @@ function describeFailure(failure: DownloadFailure, t: Translate): string {
   if (failure.where === "in-cause") return t("errors.failed-on", { device, error });
   const where = failure.where ? t("errors.where-file", failure.where) : t("errors.where-none");
   return t("errors.failed-on-where", { device, error, where });
-}
-
-type InputMessage = NodeMessageInFlow & Record<string, unknown>;
-type Send = (msg: NodeMessage | NodeMessage[]) => void;
-type Done = (err?: Error) => void;
-
-interface Job {
-  msg: InputMessage;
-  send: Send;
-  done: Done;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -151,33 +111,13 @@ export = function register(RED: NodeAPI): void {
     const configured = settings ? configuredAdapter(RED, this, def.ble) : null;
     if (configured?.problem) problem = configured.problem;
 
-    const queue: Job[] = [];
     const temps = new Set<string>();
     let current: NusDownload | null = null;
-    /** Withdraws the wait for a turn on the device (the node is closing). */
-    let waitingTurn: AbortController | null = null;
-    /** The loop running queued downloads one after another, while there are any. */
-    let draining: Promise<void> | null = null;
-    let closing = false;
-    let lastStatus: NodeStatus = {};
-
-    /** Sets the status, with the number of waiting triggers appended while there are any. */
-    const status = (s: NodeStatus): void => {
-      lastStatus = s;
-      const queued = s.text !== undefined && queue.length > 0;
-      this.status(queued ? { ...s, text: t("status.queued", { status: String(s.text), count: queue.length }) } : s);
-    };
+    // Downloads one after another (a bounded number waiting), each in its turn on the device.
+    const queue = new TransferQueue(t, (s) => this.status(s), (job) => runJob(job));
+    const status = (s: Parameters<typeof queue.status>[0]): void => queue.status(s);
     // Nothing connects until a message arrives: grey ring, Node-RED's "idle".
     if (!problem) status({ fill: "grey", shape: "ring", text: t("status.idle") });
-
-    function selectorFor(cfg: Settings, msg: InputMessage): DeviceSelector {
-      if (msg.address !== undefined && msg.address !== null && msg.address !== "") {
-        return { address: addressProperty(msg.address) };
-      }
-      // The address, when known, identifies the device alone: its advertised name may differ from the default.
-      if (cfg.address) return { address: cfg.address };
-      return cfg.deviceName ? { name: cfg.deviceName } : { service: NUS_SERVICE };
-    }
 
     function requestFileFor(cfg: Settings, msg: InputMessage): string {
       if (msg.filename === undefined || msg.filename === null || msg.filename === "") return cfg.requestFile;
@@ -218,31 +158,14 @@ export = function register(RED: NodeAPI): void {
       let selector: DeviceSelector;
       let requestFile: string;
       try {
-        selector = selectorFor(cfg, job.msg);
+        selector = nusSelector(cfg, job.msg);
         requestFile = requestFileFor(cfg, job.msg);
       } catch (error) {
         job.done(errorOf(refusedName(error)));
         return;
       }
-      // Another node may be downloading from this device: wait for its turn to end (its download is bounded).
-      const turns = turnsOf(adapter);
-      const address = selector.address ?? null;
-      if (!turns.isFree(address)) status({ fill: "yellow", shape: "ring", text: t("status.waiting-turn") });
-      waitingTurn = new AbortController();
-      let endTurn: () => void;
-      try {
-        endTurn = await turns.take(address, waitingTurn.signal);
-      } catch {
-        job.done(new Error(t("errors.closed")));
-        return;
-      } finally {
-        waitingTurn = null;
-      }
-      if (closing) {
-        endTurn();
-        job.done(new Error(t("errors.closed")));
-        return;
-      }
+      const endTurn = await queue.takeTurn(adapter, selector.address ?? null, job);
+      if (!endTurn) return;
       let result: DownloadResult;
       try {
         current = new NusDownload({
@@ -274,33 +197,13 @@ export = function register(RED: NodeAPI): void {
       job.done();
     }
 
-    async function drain(): Promise<void> {
-      for (let job = queue.shift(); job && !closing; job = queue.shift()) await runJob(job);
-      draining = null;
-    }
-
-    this.on("input", (msg: NodeMessageInFlow, send: Send, done: Done) => {
-      if (closing) {
-        done();
-        return;
-      }
-      if (draining && queue.length >= QUEUE_LIMIT) {
-        // Refused, never interleaved: one link carries one YMODEM transfer at a time.
-        done(new Error(t("errors.queue-full", { limit: QUEUE_LIMIT })));
-        return;
-      }
-      queue.push({ msg: msg as InputMessage, send, done });
-      if (draining) status(lastStatus);
-      else draining = drain();
-    });
+    this.on("input", (msg: NodeMessageInFlow, send: Send, done: Done) => queue.push({ msg: msg as InputMessage, send, done }));
 
     this.on("close", (_removed: boolean, done: () => void) => {
-      closing = true;
       // Triggers that never started are dropped quietly; the running one ends with an error saying why.
-      for (const job of queue.splice(0)) job.done();
+      const closed = queue.close();
       current?.abort();
-      waitingTurn?.abort();
-      Promise.resolve(draining)
+      closed
         // saveFile removes its own temporary file; this catches one whose removal was interrupted.
         .then(() => removeTemps(temps))
         .then(done, () => done());

@@ -1,6 +1,6 @@
 /**
- * File names that come from a remote device (YMODEM block 0), made safe to save on this machine.
- * Pure code: no file system access, only path arithmetic.
+ * File names that come from a remote device (YMODEM block 0), made safe to save on this machine; and the name a
+ * sender announces for a local file (announcedFileName). Pure code: no file system access, only path arithmetic.
  *
  * A remote name is untrusted. The sanitised name is a single path component that is valid on Linux,
  * macOS and Windows, so it can never climb out of, or point elsewhere from, the directory it is saved in.
@@ -116,4 +116,30 @@ export function resolveInside(directory: string, name: string, pathApi: path.Pla
     throw new Error(`refusing to save ${JSON.stringify(name)}: it would not land directly inside ${dir}`);
   }
   return full;
+}
+
+/** Why a name cannot be announced to a device: `key` for the node's catalog, `params` never quote the name. */
+export class AnnouncedNameError extends RangeError {
+  constructor(
+    readonly key: "empty" | "unprintable" | "too-long",
+    readonly params: Readonly<Record<string, number>> = {},
+  ) {
+    super(`file name ${key} ${JSON.stringify(params)}`);
+    this.name = "AnnouncedNameError";
+  }
+}
+
+/**
+ * The name a sender announces for a local file (YMODEM block 0): its last path component ("/data/config.json" →
+ * "config.json", as a file-in node's msg.filename is a path), which must be printable (no control characters, line
+ * separators, bidi overrides or lone surrogates), not "." or "..", and at most `maxBytes` UTF-8 bytes. Anything
+ * else is refused rather than changed: the device would store a name the user did not choose.
+ */
+export function announcedFileName(name: string, maxBytes = MAX_FILE_NAME_BYTES): string {
+  const last = name.split(SEPARATORS).filter((part) => part !== "").at(-1) ?? "";
+  if (last === "" || last === "." || last === ".." || last.trim() === "") throw new AnnouncedNameError("empty");
+  if (new RegExp(LONE_SURROGATE.source).test(last) || new RegExp(UNSAFE_CHARACTERS.source, "u").test(last)) throw new AnnouncedNameError("unprintable");
+  const bytes = utf8Length(last);
+  if (bytes > maxBytes) throw new AnnouncedNameError("too-long", { bytes, max: maxBytes });
+  return last;
 }

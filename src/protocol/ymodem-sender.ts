@@ -13,9 +13,11 @@ import {
 } from "./ymodem-block";
 
 /**
- * YMODEM sender as a pure state machine: the simulator's virtual NUS peripheral and the tests drive it.
+ * YMODEM sender as a pure state machine: the simulator's virtual NUS peripheral, the nus-ymodem-send node's upload
+ * (src/ble/nus-upload.ts) and the tests drive it.
  * Bytes from the receiver go in (`receive`), whole frames come out (each element one block, EOT or CAN CAN;
- * the transport splits them into notifications).
+ * the transport splits them into notifications or writes). The caller owns time: after a silence of its block
+ * timeout while `awaitingAnswer`, it calls `timeout()` (the simulator's clock, or src/ble/nus-upload.ts's).
  *
  * - seed dialect: block 0 `"<name> <size>"` (space, zero padded, always SOH), data padded with 0x00,
  *   EOT → NAK → EOT → ACK, then the next file's block 0 at once, or done after the last file (the
@@ -53,8 +55,13 @@ export interface YmodemSenderOptions {
   corruptBlocks?: number[];
   /** Most streamed frames `receive` returns at once in G mode; the rest come from `nextFrames`. Default 16. */
   maxBurst?: number;
-  /** Consecutive timeouts before giving up with CAN CAN. Default 10. */
+  /**
+   * Timeouts, or resends of one frame (after NAK or a repeated C), without a new frame in between, before giving up
+   * with CAN CAN (bytes that make no progress do not start the count again). Default 10.
+   */
   retries?: number;
+  /** Byte that fills the last data block. Default: 0x1A (CPMEOF) in the standard dialect, 0x00 in the seed's. */
+  pad?: number;
 }
 
 export type YmodemSenderState = "waiting-start" | "sending" | "done" | "aborted";
@@ -109,6 +116,12 @@ export class YmodemSender {
   private lastFrame: Buffer | null = null;
   private canRun = 0;
   private timeouts = 0;
+  private canceller: "receiver" | "sender" = "sender";
+  /** Resends of the frame awaiting an answer, since it was first sent. */
+  private resends = 0;
+  /** File bytes of earlier files, and of the current one, that the receiver acknowledged. */
+  private ackedBefore = 0;
+  private ackedInFile = 0;
   private readonly counters: YmodemSenderStats = {
     framesSent: 0,
     blocksSent: 0,
@@ -126,7 +139,7 @@ export class YmodemSender {
     this.corrupt = new Set(opts.corruptBlocks ?? []);
     this.maxBurst = Math.max(1, opts.maxBurst ?? 16);
     this.retries = opts.retries ?? 10;
-    this.pad = opts.dialect === "standard" ? CPMEOF : 0x00;
+    this.pad = opts.pad ?? (opts.dialect === "standard" ? CPMEOF : 0x00);
     // Check every header now, so a bad name fails at construction and not mid-session.
     this.files.forEach((_, i) => this.buildBlock0(i));
   }
@@ -137,12 +150,27 @@ export class YmodemSender {
     return "sending";
   }
 
+  /** Who ended an aborted transfer: the receiver's CAN CAN, or this sender (cancel(), or retries used up). */
+  get abortedBy(): "receiver" | "sender" | null {
+    return this.phase === "aborted" ? this.canceller : null;
+  }
+
   get done(): boolean {
     return this.phase === "done";
   }
 
   get stats(): YmodemSenderStats {
     return { ...this.counters };
+  }
+
+  /** File bytes the receiver acknowledged (C mode: per block; G mode: a whole file at its EOT's ACK). */
+  get bytesAcknowledged(): number {
+    return this.ackedBefore + this.ackedInFile;
+  }
+
+  /** Sent frames are waiting for the receiver's answer, so a silence of a block timeout calls for timeout(). */
+  get awaitingAnswer(): boolean {
+    return this.phase !== "streaming" && this.phase !== "done" && this.phase !== "aborted";
   }
 
   /** G mode: more data frames are ready for `nextFrames`. */
@@ -156,11 +184,13 @@ export class YmodemSender {
     for (const b of bytes) {
       if (this.phase === "done" || this.phase === "aborted") break;
       if (b === CAN) {
-        if (++this.canRun >= 2) this.phase = "aborted";
+        if (++this.canRun >= 2) {
+          this.phase = "aborted";
+          this.canceller = "receiver";
+        }
         continue;
       }
       this.canRun = 0;
-      this.timeouts = 0;
       this.onByte(b, out);
     }
     return out;
@@ -193,6 +223,7 @@ export class YmodemSender {
   cancel(): Buffer[] {
     if (this.phase === "done" || this.phase === "aborted") return [];
     this.phase = "aborted";
+    this.canceller = "sender";
     this.counters.framesSent++;
     return [Buffer.from([CAN, CAN])];
   }
@@ -224,8 +255,10 @@ export class YmodemSender {
         return;
       case "wait-block-ack":
         // A C while block 1 is out: the receiver missed it and asks again (lrzsz rz repeats C until then).
-        if (b === ACK) this.sendNextData(out);
-        else if (b === NAK || (start && this.blockNumber === 1)) out.push(...this.resend());
+        if (b === ACK) {
+          this.ackedInFile = this.offset;
+          this.sendNextData(out);
+        } else if (b === NAK || (start && this.blockNumber === 1)) out.push(...this.resend());
         return;
       case "wait-eot-ack":
         if (b === ACK) this.fileDone(out);
@@ -282,6 +315,8 @@ export class YmodemSender {
 
   private fileDone(out: Buffer[]): void {
     this.counters.filesSent++;
+    this.ackedBefore += this.files[this.fileIndex].data.length;
+    this.ackedInFile = 0;
     this.fileIndex++;
     if (this.dialect === "standard") {
       this.phase = "wait-next-start";
@@ -332,6 +367,9 @@ export class YmodemSender {
   /** Records the clean frame for resends; the first transmission may be corrupted on purpose. */
   private emit(out: Buffer[], clean: Buffer, corrupt: boolean): void {
     this.lastFrame = clean;
+    // Progress: only a new frame starts the counts again (a receiver's stray bytes do not).
+    this.resends = 0;
+    this.timeouts = 0;
     this.counters.framesSent++;
     if (corrupt && clean.length > 5) {
       const bad = Buffer.from(clean);
@@ -344,6 +382,7 @@ export class YmodemSender {
 
   private resend(countAsRetransmission = true): Buffer[] {
     if (this.lastFrame === null) return [];
+    if (countAsRetransmission && ++this.resends > this.retries) return this.cancel();
     this.counters.framesSent++;
     if (countAsRetransmission) this.counters.retransmissions++;
     return [this.lastFrame];

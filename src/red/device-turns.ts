@@ -1,6 +1,6 @@
 /**
  * Turns on devices, one at a time per device, in the order they were asked for: what lets several nodes share
- * a device whose protocol cannot interleave (a YMODEM download owns the link's whole byte stream).
+ * a device whose protocol cannot interleave (a YMODEM download or upload owns the link's whole byte stream).
  *
  * A turn names the device's address (any case), or null when it is not known in advance (a node that picks its
  * device by name or service may end up on any device). Two turns conflict unless both name different addresses.
@@ -90,4 +90,19 @@ function conflict(a: Turn, b: Turn): boolean {
 function abortReason(signal: AbortSignal | undefined): Error {
   const reason: unknown = signal?.reason;
   return reason instanceof Error ? reason : new Error("withdrawn");
+}
+
+/**
+ * Turns per adapter (any object standing for one), shared by every node of the package that owns a device's byte
+ * stream: a YMODEM download from a device and an upload to it never overlap, whichever nodes run them.
+ */
+const turnsByAdapter = new WeakMap<object, DeviceTurns>();
+
+export function turnsOf(adapter: object): DeviceTurns {
+  let turns = turnsByAdapter.get(adapter);
+  if (!turns) {
+    turns = new DeviceTurns();
+    turnsByAdapter.set(adapter, turns);
+  }
+  return turns;
 }

@@ -72,3 +72,16 @@ export function strOrEnvProperty(RED: EnvContext, node: Node, value: unknown, ty
   }
   return resolved;
 }
+
+/** One of `allowed`; absent or empty is `fallback`. The error lists the allowed values, never the value given. */
+export function enumProperty<T extends string>(value: unknown, allowed: readonly T[], fallback: T, name: string): T {
+  const s = stringProperty(value);
+  if (s === "") return fallback;
+  const found = allowed.find((a) => a === s);
+  if (found === undefined) {
+    const list = allowed.map((a) => JSON.stringify(a)).join(", ");
+    // Not the value: it may come from an environment variable.
+    throw new PropertyError("one-of", { field: name, allowed: list }, `${name} must be one of ${list}`);
+  }
+  return found;
+}

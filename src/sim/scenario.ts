@@ -78,6 +78,13 @@ export const DEFAULT_SCENARIO = {
       // The seed's server calls aioble.config(mtu=512): its NimBLE answers 512 whatever the central asks.
       serverMtu: 512,
     },
+    {
+      // A YMODEM loader taking files from the central (the nus-ymodem-send example's device).
+      kind: "nus-ymodem-receiver",
+      address: "e3:c3:5c:00:00:02",
+      addressType: "random",
+      name: "mpy-loader",
+    },
   ],
   // The meter is switched off and on again, as in the seed's conn_multiple log.
   events: [

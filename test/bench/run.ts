@@ -33,6 +33,7 @@ import type { LinkSettings } from "../../src/sim/types";
 import { helper } from "../support/red";
 import { runHostOverheadBench } from "./host-overhead";
 import { runNotificationBench } from "./notifications";
+import { runSendBench } from "./send";
 import { alignedStreamingKbps, eventsPerBlock, theoreticalCKbps, theoreticalGKbps, type LinkPoint } from "./theory";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -99,6 +100,7 @@ function built<T>(relative: string): T {
 const bleConfigNode = built<NodeModule>("ble-config.js");
 const nusYmodemReceiveNode = built<NodeModule>("nus-ymodem-receive.js");
 const heartRateNode = built<NodeModule>("heart-rate.js");
+const nusYmodemSendNode = built<NodeModule>("nus-ymodem-send.js");
 /** The very module the built node uses, so the probe below sees its receiver. */
 const builtYmodem = built<YmodemModule>("protocol/ymodem.js");
 
@@ -449,6 +451,7 @@ interface Args {
   rows: number[] | null;
   notificationsOnly: boolean;
   hostOverheadOnly: boolean;
+  sendOnly: boolean;
   profileDir: string | undefined;
 }
 
@@ -460,6 +463,7 @@ function parseArgs(argv: string[]): Args {
       rows: { type: "string" },
       "notifications-only": { type: "boolean" },
       "host-overhead-only": { type: "boolean" },
+      "send-only": { type: "boolean" },
       profile: { type: "string" },
     },
   });
@@ -472,12 +476,13 @@ function parseArgs(argv: string[]): Args {
     rows,
     notificationsOnly: values["notifications-only"] ?? false,
     hostOverheadOnly: values["host-overhead-only"] ?? false,
+    sendOnly: values["send-only"] ?? false,
     profileDir: values.profile === undefined ? undefined : path.resolve(values.profile),
   };
 }
 
 async function main(): Promise<number> {
-  const { timeScale, rows, notificationsOnly, hostOverheadOnly, profileDir } = parseArgs(process.argv.slice(2));
+  const { timeScale, rows, notificationsOnly, hostOverheadOnly, sendOnly, profileDir } = parseArgs(process.argv.slice(2));
   instrument();
   await new Promise<void>((resolve) => helper.startServer(() => resolve()));
   const results: Result[] = [];
@@ -488,6 +493,13 @@ async function main(): Promise<number> {
       const host = await runHostOverheadBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line), { profileDir });
       failures.push(...host.failures);
       process.stdout.write(`${host.markdown}\n`);
+      if (failures.length > 0) process.stdout.write(`\nFAILED:\n${failures.map((f) => `- ${f}`).join("\n")}\n`);
+      return failures.length > 0 ? 1 : 0;
+    }
+    if (sendOnly) {
+      const send = await runSendBench({ bleConfig: bleConfigNode, send: nusYmodemSendNode }, (line) => process.stderr.write(line), { timeScale });
+      failures.push(...send.failures);
+      process.stdout.write(`${send.markdown}\n`);
       if (failures.length > 0) process.stdout.write(`\nFAILED:\n${failures.map((f) => `- ${f}`).join("\n")}\n`);
       return failures.length > 0 ? 1 : 0;
     }
@@ -504,6 +516,11 @@ async function main(): Promise<number> {
         failures.push(message);
         process.stderr.write(`FAILED: ${message}\n`);
       }
+    }
+    if (!notificationsOnly) {
+      const send = await runSendBench({ bleConfig: bleConfigNode, send: nusYmodemSendNode }, (line) => process.stderr.write(line), { timeScale });
+      sections.push(send.markdown);
+      failures.push(...send.failures);
     }
     const section = await runNotificationBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line));
     sections.push(section.markdown);

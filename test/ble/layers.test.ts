@@ -14,7 +14,7 @@ const CHILD = `
 const path = require("node:path");
 const root = process.env.LAYERS_ROOT;
 const from = (file) => require(path.join(root, "src", file));
-for (const node of ["ble-config", "heart-rate", "hioki-meter", "nus-ymodem-receive"]) from(node);
+for (const node of Object.keys(require(path.join(root, "package.json"))["node-red"].nodes)) from(node);
 from("red/admin");
 const { DEFAULT_POLICY } = from("ble/pool");
 const { acquireAdapter } = from("ble/registry");

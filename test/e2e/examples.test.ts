@@ -3,7 +3,7 @@
  * after another from Import > Examples, which reuses config nodes of the same id), started the way `npm start`
  * starts it. Node-RED lists them as examples; they deploy without errors; every device node on the simulator
  * connects (the uart one, without its ESP32 dongle, says so); every chart and gauge of every dashboard page gets
- * data; the file-download example saves under the home directory.
+ * data; the file-download example saves under the home directory; the file-upload example sends its file.
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -21,7 +21,7 @@ const EXAMPLES = fs
   .readdirSync(path.join(PACKAGE_ROOT, "examples"))
   .filter((f) => f.endsWith(".json"))
   .sort();
-const DEVICE_TYPES = ["heart-rate", "hioki-meter", "nus-ymodem-receive"];
+const DEVICE_TYPES = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
@@ -253,5 +253,42 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     assert.equal(fs.statSync(file).size, 32768);
+  });
+
+  it("send the written sample file to the simulated loader (file-upload example)", async () => {
+    const inject = (name: string): FlowNode | undefined => flows.find((n) => n.type === "inject" && n.name === name && origin.get(n.id) === "file-upload-to-device.json");
+    const write = inject("1. write a sample file");
+    const upload = inject("2. upload");
+    const sender = flows.find((n) => n.type === "nus-ymodem-send" && origin.get(n.id) === "file-upload-to-device.json");
+    assert.ok(write && upload && sender);
+    assert.equal((await fetch(`${red!.url}inject/${write.id}`, { method: "POST" })).status, 200);
+    const file = path.join(home, "ble-uploads", "hello.txt");
+    const deadline = Date.now() + 30000;
+    while (!fs.existsSync(file)) {
+      assert.ok(Date.now() < deadline, `${file} did not appear; log:\n${red!.log().slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const size = fs.statSync(file).size;
+    const page = await openEditor();
+    try {
+      assert.equal((await fetch(`${red!.url}inject/${upload.id}`, { method: "POST" })).status, 200);
+      // The node's green dot names the file and its size once the device has acknowledged all of it.
+      const expected = `hello.txt: ${size} B, `;
+      await page
+        .waitForFunction(
+          ({ id, text }) => {
+            let found = "";
+            (window as unknown as { RED: { nodes: EditorNodes } }).RED.nodes.eachNode((n) => {
+              if (n.id === id && n.status?.fill === "green") found = String(n.status.text ?? "");
+            });
+            return found.startsWith(text);
+          },
+          { id: sender.id, text: expected },
+          { timeout: 30000 },
+        )
+        .catch(() => assert.fail(`the upload did not end with "${expected}…"; log:\n${red!.log().slice(-2000)}`));
+    } finally {
+      await page.close();
+    }
   });
 });

@@ -499,7 +499,7 @@ describe("nus-ymodem-receive node (Node-RED runtime + simulator through noble)",
     const progress = waitForStatus(dl(), (s) => /\d+%/.test(String(s.text)), 30000);
     trigger();
     await progress;
-    const waiting = waitForStatus(helper.getNode("dl2"), (s) => s.fill === "yellow" && s.text === "waiting: another download from this device is running", 5000);
+    const waiting = waitForStatus(helper.getNode("dl2"), (s) => s.fill === "yellow" && s.text === "waiting: another transfer with this device is running", 5000);
     helper.getNode("dl2").receive({ payload: true } as NodeMessage);
     await waiting;
     assert.equal(device().stats.sessions, 1, "the second node has not started a session of its own");

@@ -8,6 +8,7 @@ import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
+import nusYmodemSendNode = require("../../src/nus-ymodem-send");
 import { BLE_CATALOG, bindBleCatalog, problemText, statusFor } from "../../src/red/status";
 import { translate } from "../support/catalog";
 import { errorsOf, helper, loadFlow, useNodeRed, waitForStatus } from "../support/red";
@@ -74,9 +75,9 @@ describe("a device node without an adapter (the shared ble-config texts, in a No
   useNodeRed();
 
   it("every device node shows the one shared 'no adapter' ring and logs the one shared reason", async () => {
-    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive"];
+    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
     await loadFlow(
-      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode],
+      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode],
       [{ id: "flow", type: "tab" }, ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01" }))],
     );
     for (const type of types) {

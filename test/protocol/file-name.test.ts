@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import fc from "fast-check";
-import { FALLBACK_FILE_NAME, MAX_FILE_NAME_BYTES, numberedFileName, resolveInside, sanitizeFileName } from "../../src/protocol/file-name";
+import { AnnouncedNameError, announcedFileName, FALLBACK_FILE_NAME, MAX_FILE_NAME_BYTES, numberedFileName, resolveInside, sanitizeFileName } from "../../src/protocol/file-name";
 
 const bytes = (s: string): number => Buffer.byteLength(s, "utf8");
 
@@ -155,5 +155,37 @@ describe("resolveInside", () => {
     }
     assert.throws(() => resolveInside("C:\\dl", "..\\x", path.win32), /refusing/);
     assert.throws(() => resolveInside("C:\\dl", "D:x", path.win32), /refusing/);
+  });
+});
+
+describe("announcedFileName (the name a sender puts in block 0)", () => {
+  const refused = (name: string, key: string): void => {
+    assert.throws(
+      () => announcedFileName(name),
+      (e: unknown) => e instanceof AnnouncedNameError && e.key === key && !e.message.includes(name.slice(0, 8) || "\u0000"),
+      JSON.stringify(name),
+    );
+  };
+
+  it("keeps the last path component, POSIX or Windows, and nothing else", () => {
+    assert.equal(announcedFileName("/data/files/config.json"), "config.json");
+    assert.equal(announcedFileName("C:\\Users\\me\\main.py"), "main.py");
+    assert.equal(announcedFileName("dir/sub/"), "sub");
+    assert.equal(announcedFileName("log (1).bin"), "log (1).bin");
+    assert.equal(announcedFileName("é".repeat(100)), "é".repeat(100), "200 UTF-8 bytes is the limit, not 200 characters");
+  });
+
+  it("refuses instead of changing: no name, control or invisible formatting characters, lone surrogates, too long", () => {
+    for (const name of ["", "/", ".", "..", "dir/..", "   "]) refused(name, "empty");
+    for (const name of ["a\u0000b", "line\nbreak", "evil\u202Etxt.exe", "x\u2028y", "half\uD800"]) refused(name, "unprintable");
+    refused("é".repeat(100) + "x", "too-long");
+    assert.deepEqual((() => {
+      try {
+        announcedFileName("n".repeat(300));
+      } catch (e) {
+        return (e as AnnouncedNameError).params;
+      }
+      return null;
+    })(), { bytes: 300, max: MAX_FILE_NAME_BYTES });
   });
 });

@@ -1113,13 +1113,40 @@ describe("protocol/ymodem", () => {
     it("resends on NAK and on timeout; gives up with CAN CAN after its retries", () => {
       const s = senderFor([file("t", 10)], { retries: 2 });
       const [b0] = s.receive(Uint8Array.of(C));
-      assert.deepEqual(s.receive(Uint8Array.of(NAK)), [b0]);
-      assert.deepEqual(s.receive(Uint8Array.of(C)), [b0], "C again: block 0 was lost");
       assert.deepEqual(s.timeout(), [b0]);
       assert.deepEqual(s.timeout(), [b0]);
       assert.deepEqual(s.timeout(), [Buffer.from([CAN, CAN])]);
       assert.equal(s.state, "aborted");
-      assert.equal(s.stats.retransmissions, 4);
+      assert.equal(s.abortedBy, "sender");
+      assert.equal(s.stats.retransmissions, 2);
+    });
+
+    it("counts every resend of one frame against its retries (a receiver that NAKs forever is given up); progress starts the count again", () => {
+      const s = senderFor([file("t", 300)], { retries: 2, blocks: "soh" });
+      const [b0] = s.receive(Uint8Array.of(C));
+      assert.deepEqual(s.receive(Uint8Array.of(NAK)), [b0]);
+      assert.deepEqual(s.receive(Uint8Array.of(C)), [b0], "C again: block 0 was lost");
+      s.receive(Uint8Array.of(ACK));
+      const [b1] = s.receive(Uint8Array.of(C));
+      assert.deepEqual(s.receive(Uint8Array.of(NAK)), [b1], "a new frame: its own count");
+      assert.deepEqual(s.timeout(), [b1]);
+      assert.deepEqual(s.receive(Uint8Array.of(NAK)), [Buffer.from([CAN, CAN])]);
+      assert.equal(s.state, "aborted");
+      assert.equal(s.abortedBy, "sender");
+      assert.equal(s.bytesAcknowledged, 0);
+    });
+
+    it("says how many file bytes the receiver acknowledged, and who cancelled", () => {
+      const s = senderFor([file("t", 300)], { blocks: "soh" });
+      s.receive(Uint8Array.of(C));
+      s.receive(Uint8Array.of(ACK));
+      s.receive(Uint8Array.of(C));
+      assert.equal(s.bytesAcknowledged, 0, "block 1 sent, not acknowledged");
+      s.receive(Uint8Array.of(ACK));
+      assert.equal(s.bytesAcknowledged, 128);
+      s.receive(Uint8Array.of(CAN, CAN));
+      assert.equal(s.abortedBy, "receiver");
+      assert.equal(s.bytesAcknowledged, 128);
     });
 
     it("sends nothing on timeout while waiting for the receiver to start", () => {

@@ -4,10 +4,11 @@ import { ATT_DEFAULT_MTU, ATT_MAX_MTU } from "../../protocol/att";
 import { optionalEnum, optionalInteger, optionalString, rejectUnknownKeys, requireAddress, ScenarioError, type JsonObject } from "../validate";
 import { heartRateKind } from "./heart-rate";
 import { hiokiDt4261Kind } from "./hioki-dt4261";
+import { nusYmodemReceiverKind } from "./nus-ymodem-receiver-scenario";
 import { nusYmodemKind } from "./nus-ymodem-scenario";
 
 /** Every peripheral kind a scenario can name: adding a kind means adding it here, nowhere else. */
-const KINDS: readonly PeripheralKind[] = [heartRateKind, hiokiDt4261Kind, nusYmodemKind];
+const KINDS: readonly PeripheralKind[] = [heartRateKind, hiokiDt4261Kind, nusYmodemKind, nusYmodemReceiverKind];
 
 /** Fields every scenario peripheral entry may carry, whatever its kind. */
 export const COMMON_PERIPHERAL_FIELDS: readonly string[] = ["kind", "address", "addressType", "name", "serverMtu"];
