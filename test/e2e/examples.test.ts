@@ -263,12 +263,15 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
     assert.ok(write && upload && sender);
     assert.equal((await fetch(`${red!.url}inject/${write.id}`, { method: "POST" })).status, 200);
     const file = path.join(home, "ble-uploads", "hello.txt");
+    // The file node opens the file before it writes, so the file exists (empty) for a moment: wait for the
+    // sample's whole text plus the newline the node appends, not only for the name.
+    const size = Buffer.byteLength(String(write.payload)) + 1;
     const deadline = Date.now() + 30000;
-    while (!fs.existsSync(file)) {
-      assert.ok(Date.now() < deadline, `${file} did not appear; log:\n${red!.log().slice(-2000)}`);
+    while (!fs.existsSync(file) || fs.statSync(file).size < size) {
+      assert.ok(Date.now() < deadline, `${file} did not reach ${size} B; log:\n${red!.log().slice(-2000)}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    const size = fs.statSync(file).size;
+    assert.equal(fs.statSync(file).size, size);
     const page = await openEditor();
     try {
       assert.equal((await fetch(`${red!.url}inject/${upload.id}`, { method: "POST" })).status, 200);
