@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  GATT_VALUE_ERROR_CODES,
   GattValueError,
   NUMERIC_FORMATS,
   READ_FORMATS,
@@ -25,6 +26,7 @@ function refuses(fn: () => unknown, code: string, params?: Record<string, string
   assert.throws(fn, (error: unknown) => {
     assert.ok(error instanceof GattValueError, `expected GattValueError, got ${String(error)}`);
     assert.equal(error.code, code);
+    assert.ok((GATT_VALUE_ERROR_CODES as readonly string[]).includes(code), `${code} is not in GATT_VALUE_ERROR_CODES (the catalog's list)`);
     if (params) assert.deepEqual(error.params, params);
     if (secret) {
       assert.ok(!error.message.includes(secret), `message echoes the data: ${error.message}`);
@@ -267,6 +269,7 @@ describe("GATT value formats (issue 13)", () => {
             assert.ok(Buffer.isBuffer(encodeValue(format, payload)));
           } catch (error) {
             assert.ok(error instanceof GattValueError, `unexpected ${String(error)}`);
+            assert.ok((GATT_VALUE_ERROR_CODES as readonly string[]).includes(error.code), error.code);
           }
         }),
         { numRuns: 2000 },
