@@ -243,6 +243,11 @@ describe("BTHome v2 (service data of fcd2)", () => {
       }
     });
 
+    it("a key that is not 16 bytes, or an address that is no MAC (no nonce), is bthome-decrypt, not a crypto error", () => {
+      throwsCode(() => decodeBthome(SPEC_ADDRESS, SPEC_SERVICE_DATA, () => hex(SPEC_KEY).subarray(0, 15)), "bthome-decrypt", { address: SPEC_ADDRESS });
+      throwsCode(() => decodeBthome("unknown", SPEC_SERVICE_DATA, () => hex(SPEC_KEY)), "bthome-decrypt", { address: "unknown" });
+    });
+
     it("the error never carries the key or the bytes", () => {
       try {
         decodeBthome(SPEC_ADDRESS, SPEC_SERVICE_DATA, () => hex("ffeeddccbbaa99887766554433221100"));
