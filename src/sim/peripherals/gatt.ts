@@ -173,10 +173,12 @@ export class GattDevicePeripheral extends GattPeripheral {
   }
 
   private tick(state: CharacteristicState, values: readonly Buffer[]): void {
-    const value = values[state.position % values.length];
+    // One indication outstanding at a time, as the ATT layer allows: a tick while it waits for its confirmation is
+    // skipped, and the cycle goes on from where it was (the central sees every value, in order, later).
+    if (state.indicating > 0 && !this.gatt.isSubscribed(state.uuid, "notify")) return;
+    const value = values[state.position];
     state.position = (state.position + 1) % values.length;
     state.current = value;
-    // One indication outstanding at a time, as the ATT layer allows: a tick while it waits sends nothing.
     this.send(state, value, 0);
   }
 
