@@ -4,6 +4,8 @@
  * request → reply — plus the refusals a real server gives, and the validation of the scenario entry.
  */
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { Characteristic, Peripheral } from "@stoprocent/noble";
 import { parseAcl, parseL2capHeader } from "../../src/protocol/hci-packets";
 import { GattDevicePeripheral } from "../../src/sim/peripherals/gatt";
@@ -550,13 +552,39 @@ describe("sim: kind gatt scenario validation", () => {
     rejects({ advertising: { services: ["180f", "0x180F"] } }, "advertising.services[1]", /same UUID/);
   });
 
-  it("puts manufacturer data in the scan response when ADV_IND is full, and keeps a long name", () => {
-    const p = build({
-      name: "A rather long device name",
-      advertising: { services: ["6e400001-b5a3-f393-e0a9-e50e24dcca9e"], manufacturerData: { companyId: 0x0059, data: "0102" } },
-    });
-    // Flags (3) + 128-bit UUID (18) in ADV_IND; the manufacturer data (7) fits there too; the name goes to the scan response.
-    assert.ok(p.advertisingData().includes(Buffer.from("07ff59000102", "hex").subarray(1)));
-    assert.ok(p.scanResponseData().toString("latin1").includes("A rather long device name"));
+  it("builds the README's example", () => {
+    const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Your own device: kind `gatt`"));
+    const example = /```json\n([\s\S]*?)```/.exec(section);
+    assert.ok(example, "the section has a JSON example");
+    const entry = JSON.parse(example[1]) as JsonObject;
+    const p = build({ ...entry, address: ADDRESS });
+    assert.equal(p.name, "Thermo");
+    assert.equal(p.currentValue("2a6e").toString("hex"), "6608");
+  });
+
+  it("places manufacturer data after the service UUIDs, in the scan response when ADV_IND is full; the name where it fits", () => {
+    /** AD structures as [type, hex data]. */
+    const structures = (data: Buffer): [number, string][] => {
+      const out: [number, string][] = [];
+      for (let i = 0; i < data.length; i += data[i] + 1) out.push([data[i + 1], data.subarray(i + 2, i + 1 + data[i]).toString("hex")]);
+      return out;
+    };
+    const nus = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
+    const nusBytes = Buffer.from(nus.replace(/-/g, ""), "hex").reverse().toString("hex");
+    const fits = build({ name: "A rather long device name", advertising: { services: [nus], manufacturerData: { companyId: 0x0059, data: "0102" } } });
+    assert.deepEqual(structures(fits.advertisingData()), [
+      [0x01, "06"],
+      [0x07, nusBytes],
+      [0xff, "59000102"],
+    ]);
+    assert.deepEqual(structures(fits.scanResponseData()), [[0x09, Buffer.from("A rather long device name").toString("hex")]]);
+    const full = build({ name: "Short", advertising: { services: [nus], manufacturerData: { companyId: 0x0059, data: "00".repeat(12) } } });
+    assert.deepEqual(structures(full.advertisingData()), [
+      [0x01, "06"],
+      [0x07, nusBytes],
+      [0x09, Buffer.from("Short").toString("hex")],
+    ]);
+    assert.deepEqual(structures(full.scanResponseData()), [[0xff, `5900${"00".repeat(12)}`]]);
   });
 });
