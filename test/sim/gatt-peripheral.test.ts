@@ -441,12 +441,50 @@ describe("sim: kind gatt in simulated time (a scripted central, a manual clock)"
     assert.deepEqual(text(again.valuesOf(c("09"))), ["ACME,", "X1,", "1.0\n"]);
   });
 
-  it("keeps at most 64 replies waiting: a central writing faster than the device answers loses the excess", () => {
+  /** Runs due timers and the callbacks of what was delivered, until nothing more happens. */
+  async function settle(): Promise<void> {
+    let before: number;
+    do {
+      before = central.received.length;
+      await new Promise(setImmediate);
+      clock.advance(0);
+    } while (central.received.length !== before);
+  }
+
+  it("keeps at most 64 replies waiting: a central writing faster than the device answers loses the excess", async () => {
     central.subscribe(c("09"));
     for (let i = 0; i < 200; i++) central.write(c("08"), "?");
-    clock.advance(0);
+    await settle();
     assert.equal(central.valuesOf(c("09")).length, 64);
     assert.ok(text(central.valuesOf(c("09"))).every((v) => v === "ERR\n"));
+  });
+
+  it("starts the next reply only once the link has delivered the previous one (backpressure)", async () => {
+    central.link.hold = true;
+    central.subscribe(c("09"));
+    central.write(c("08"), "*IDN?\n");
+    central.write(c("08"), "what?\n");
+    await settle();
+    assert.deepEqual(text(central.valuesOf(c("09"))), ["ACME,", "X1,", "1.0\n"], "the second reply waits");
+    central.link.release();
+    await settle();
+    assert.deepEqual(text(central.valuesOf(c("09"))), ["ACME,", "X1,", "1.0\n", "ERR\n"]);
+  });
+
+  it("skips schedule ticks while the link is backed up (at most 32 PDUs queued), then goes on with the cycle in order", async () => {
+    central.link.hold = true;
+    central.subscribe("2a6e");
+    clock.advance(100 * 100);
+    const queued = central.valuesOf("2a6e").length;
+    assert.ok(queued <= 33, `${queued} notifications queued on a link that delivers none`);
+    central.link.release();
+    await new Promise(setImmediate);
+    central.link.hold = false;
+    clock.advance(300);
+    const all = central.valuesOf("2a6e").map((v) => v.toString("hex"));
+    const cycle = ["0100", "0200", "0300"];
+    all.forEach((v, i) => assert.equal(v, cycle[i % 3], `value ${i} in cycle order`));
+    assert.equal(all.length, queued + 3);
   });
 });
 
