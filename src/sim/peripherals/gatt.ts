@@ -186,7 +186,7 @@ export class GattDevicePeripheral extends GattPeripheral {
     const value = values[state.position];
     state.position = (state.position + 1) % values.length;
     state.current = value;
-    this.send(state, value, 0);
+    void this.send(state, value, 0);
   }
 
   private written(state: CharacteristicState, value: Buffer): void {
