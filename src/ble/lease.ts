@@ -54,7 +54,7 @@ export interface LeaseOptions {
    * lease is released, or the connection ends): give it to DeviceSession.subscribe so the node's subscriptions
    * end with its lease.
    */
-  onConnected?(session: DeviceSession, leased: AbortSignal): Promise<void>;
+  onConnected(session: DeviceSession, leased: AbortSignal): Promise<void>;
   /** The connection of a session given to onConnected has ended. */
   onDisconnected?(): void;
 }
@@ -212,10 +212,8 @@ export class LeaseImpl implements Lease {
     return new Promise<void>((resolve, reject) => {
       this.deliver(() => {
         if (session.signal.aborted || using.signal.aborted) return resolve();
-        const setup = this.options.onConnected;
-        if (!setup) return resolve();
         try {
-          setup.call(this.options, session, using.signal).then(resolve, reject);
+          this.options.onConnected(session, using.signal).then(resolve, reject);
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
         }

@@ -40,6 +40,7 @@ class Harness {
         states.push(state);
         for (const w of waiters.splice(0)) w();
       },
+      onConnected: () => Promise.resolve(),
     });
     /** Waits for the next state named `name` (from the states not yet seen by an earlier call). */
     let seen = 0;

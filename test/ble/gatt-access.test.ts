@@ -44,7 +44,7 @@ async function connected(mtu = 23): Promise<{ clock: ManualClock; session: Devic
   rw.calls.auto.delete("write");
   const p = new FakePeripheral({ address: A, mtu, serviceUuids: [SVC], services: [new FakeService(SVC, [rw, wo, ro])] });
   p.calls.auto.add("connect").add("discover").add("disconnect");
-  const lease = adapter.lease({ selector: { address: A }, onState: () => undefined });
+  const lease = adapter.lease({ selector: { address: A }, onState: () => undefined, onConnected: () => Promise.resolve() });
   noble.discover(p);
   const session = await lease.use((s) => Promise.resolve(s));
   return { clock, session, rw, wo };
