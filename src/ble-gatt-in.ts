@@ -26,7 +26,7 @@ import {
   type GattTarget,
 } from "./red/gatt-common";
 import { enumProperty, intProperty } from "./red/properties";
-import { showInvalid, statusFor, type Translate } from "./red/status";
+import { problemText, showInvalid, statusFor, type Translate } from "./red/status";
 
 /** Reads asked for by messages and not yet answered; beyond this a flow sends faster than the device answers. */
 const MAX_PENDING_READS = 100;
@@ -100,11 +100,25 @@ export = function register(RED: NodeAPI): void {
       if (decoded(value, msg)) this.send(msg as NodeMessage);
     };
 
+    /**
+     * Why this node cannot use the connected device (its characteristic is missing or cannot push values), shown
+     * instead of the green dot. Not a setup failure: that would drop the link every other node on the device uses.
+     */
+    let unusable: string | null = null;
+    const showUnusable = (text: string): void => {
+      if (text !== unusable) this.error(text); // once per cause, not on every reconnect
+      unusable = text;
+      this.status({ fill: "red", shape: "ring", text });
+    };
+
     const onConnected = async (session: DeviceSession, leased: AbortSignal): Promise<void> => {
       if (mode === "read") return;
-      const properties = session.hasCharacteristic(service, characteristic) ? session.properties(service, characteristic) : null;
-      // A missing characteristic is the session's error (it names it); one that cannot push values is this node's.
-      if (properties && !properties.includes("notify") && !properties.includes("indicate")) throw lacks("notify");
+      if (!session.hasCharacteristic(service, characteristic)) {
+        return showUnusable(problemText({ key: "no-characteristic", params: { characteristic, service, address: session.info.address } }));
+      }
+      const properties = session.properties(service, characteristic);
+      if (!properties.includes("notify") && !properties.includes("indicate")) return showUnusable(lacks("notify").message);
+      unusable = null;
       const fields = gattFields(session.info, target);
       if (split.mode === "none") {
         await session.subscribe(service, characteristic, (value) => newMessage(value, fields), leased);
@@ -119,7 +133,10 @@ export = function register(RED: NodeAPI): void {
     const lease: Lease = adapter.lease({
       selector: target.selector,
       connection: target.connection,
-      onState: (state) => this.status(statusFor(state)),
+      onState: (state) => {
+        if (state.state === "connected" && unusable !== null) this.status({ fill: "red", shape: "ring", text: unusable });
+        else this.status(statusFor(state));
+      },
       onConnected,
     });
 
