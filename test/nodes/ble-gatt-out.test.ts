@@ -133,7 +133,7 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
 
   it("writes a value longer than MTU − 3 as a long write, read back whole", async () => {
     await loadFlow([bleConfigNode, bleGattOutNode, bleGattInNode], writeThenRead({ response: "with" }));
-    const long = Buffer.from(Array.from({ length: 600 }, (_, i) => i % 251));
+    const long = Buffer.from(Array.from({ length: 500 }, (_, i) => i % 251));
     assert.equal(await writeAndReadBack(long), long.toString("hex"));
   });
 
