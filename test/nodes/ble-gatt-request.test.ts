@@ -23,6 +23,9 @@ interface CaughtMsg extends NodeMessage {
   error: { message: string; source: { id: string } };
 }
 
+/** Longer than any link's MTU − 3 here: a long write. */
+const LONG_COMMAND = `${"A".repeat(399)}\n`;
+
 const text = (t: string): { text: string } => ({ text: t });
 
 /**
@@ -45,6 +48,7 @@ const TABLE = [
             { request: text("FAST\n"), reply: [text("fast\n")] },
             { request: text("BYTES\n"), reply: [{ hex: "0102" }, { hex: "030405" }] },
             { request: text("TEMP\n"), reply: [{ hex: "3408" }] },
+            { request: text(LONG_COMMAND), reply: [text("long ok\n")] },
           ],
         },
       },
@@ -134,6 +138,11 @@ describe("ble-gatt-request node (Node-RED runtime + simulator gatt device throug
     assert.equal((await ask("quiet", "BYTES\n")).payload, "0102030405", "both notifications, then quiet");
     assert.equal((await ask("length", "BYTES\n")).payload, "01020304", "4 bytes; the rest discarded");
     assert.equal((await ask("first", "BYTES\n")).payload, "0102", "the first value alone");
+  });
+
+  it("a command longer than MTU − 3 is written whole (a long write) and answered", async () => {
+    await load(requestNode("q", { format: "utf8", response: "with" }));
+    assert.equal((await ask("q", LONG_COMMAND)).payload, "long ok");
   });
 
   it("format decodes the reply (a numeric format)", async () => {
