@@ -151,8 +151,19 @@ export class LeaseImpl implements Lease {
     try {
       if (!this.ready()) this.host.reconsider(this);
       const session = await this.waitReady(options.timeoutMs ?? this.host.useTimeoutMs, options.signal);
-      const signals = [session.signal, this.releasing.signal, ...(options.signal ? [options.signal] : [])];
-      return await fn(session, AbortSignal.any(signals));
+      // fn's signal aborts with any of these (by hand: AbortSignal.any is newer than Node 20.0), and lets go of them after.
+      const sources = [session.signal, this.releasing.signal, ...(options.signal ? [options.signal] : [])];
+      const linked = new AbortController();
+      const abort = (): void => linked.abort();
+      for (const source of sources) {
+        if (source.aborted) linked.abort();
+        else source.addEventListener("abort", abort, { once: true });
+      }
+      try {
+        return await fn(session, linked.signal);
+      } finally {
+        for (const source of sources) source.removeEventListener("abort", abort);
+      }
     } finally {
       this.busy--;
       if (this.busy === 0 && !this.released && this.idleMs !== null) {
