@@ -54,7 +54,7 @@ export interface LeaseOptions {
    * lease is released, or the connection ends): give it to DeviceSession.subscribe so the node's subscriptions
    * end with its lease.
    */
-  onConnected?(session: DeviceSession, leased: AbortSignal): Promise<void>;
+  onConnected(session: DeviceSession, leased: AbortSignal): Promise<void>;
   /** The connection of a session given to onConnected has ended. */
   onDisconnected?(): void;
 }
@@ -67,7 +67,7 @@ export interface Lease {
   /**
    * Runs `fn` on this lease's connected session (set up: onConnected has succeeded on it), waiting for one first and
    * making an idle lease's link come up. The wait is bounded: it rejects with a BleProblemError "timeout-use" after
-   * options.timeoutMs, "released" once the lease is released, "aborted" when options.signal aborts. `fn`'s signal
+   * options.timeoutMs (the adapter's own problem instead when it is not usable then), "released" once the lease is released, "aborted" when options.signal aborts. `fn`'s signal
    * aborts when the session ends, the lease is released or options.signal aborts. Settles with `fn`'s outcome.
    */
   use<T>(fn: (session: DeviceSession, signal: AbortSignal) => Promise<T>, options?: UseOptions): Promise<T>;
@@ -182,7 +182,11 @@ export class LeaseImpl implements Lease {
       };
       const aborted = (): void => finish(new BleProblemError({ key: "aborted", params: {} }));
       const released = (): void => finish(new BleProblemError({ key: "released", params: {} }));
-      const timer = this.host.timers.setTimeout(() => finish(new BleProblemError({ key: "timeout-use", params: { ms: timeoutMs } })), timeoutMs);
+      const timer = this.host.timers.setTimeout(() => {
+        // An adapter that cannot be used says why (hci0 is down, ...), better than "no connection in time".
+        const state = this.state;
+        finish(new BleProblemError(state.state === "adapter" && state.problem ? state.problem : { key: "timeout-use", params: { ms: timeoutMs } }));
+      }, timeoutMs);
       this.waiters.add(check);
       signal?.addEventListener("abort", aborted, { once: true });
       this.releasing.signal.addEventListener("abort", released, { once: true });
@@ -212,10 +216,8 @@ export class LeaseImpl implements Lease {
     return new Promise<void>((resolve, reject) => {
       this.deliver(() => {
         if (session.signal.aborted || using.signal.aborted) return resolve();
-        const setup = this.options.onConnected;
-        if (!setup) return resolve();
         try {
-          setup.call(this.options, session, using.signal).then(resolve, reject);
+          this.options.onConnected(session, using.signal).then(resolve, reject);
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
         }
