@@ -325,6 +325,22 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.equal((await ask("bat")).payload, 80, "the next message connects again");
   });
 
+  it("connection idle in notify mode: a message brings the link up, values flow, and the link goes after idleSeconds", async () => {
+    const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["notify"], notify: { intervalMs: 1000, values: [{ hex: "42" }] } }] }]);
+    await loadFlow(
+      [bleConfigNode, bleGattInNode],
+      [simConfig(scenario), gattIn("bat", { service: "180f", characteristic: "2a19", format: "sig", connection: "idle", idleSeconds: 1 }), sink("bat-out"), tab],
+    );
+    const node = helper.getNode("bat");
+    await waitForStatus(node, (s) => s.fill === "grey");
+    assert.equal(controller().connectionCount, 0, "no link before a message");
+    const values = collectMessages(helper.getNode("bat-out"), 1);
+    node.receive({ payload: "wake" } as NodeMessage);
+    assert.equal((await values)[0].payload, 66);
+    await waitForStatus(node, (s) => s.fill === "grey" && s.text === "idle (connects when used)");
+    await linksDown();
+  });
+
   it("msg.disconnect drops the shared link once: both nodes see it come back, on one link", async () => {
     const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["read", "notify"], value: { hex: "64" }, notify: { intervalMs: 200, values: [{ hex: "63" }] } }] }]);
     await loadFlow(
