@@ -303,6 +303,25 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.match(errors[1], /characteristic aaa9 of service aaa0 not found on c0:ff:ee:00:00:71/);
   });
 
+  it("a read that fails at every interval is logged once, and shown on the status", async () => {
+    const scenario = device([{ uuid: "aaa0", characteristics: [{ uuid: "aaa2", properties: ["notify"] }] }]);
+    await loadFlow([bleConfigNode, bleGattInNode], [simConfig(scenario), gattIn("poll", { service: "aaa0", characteristic: "aaa2", mode: "read", interval: 20 }), sink("poll-out"), tab]);
+    const node = helper.getNode("poll");
+    // Three failed ticks, each setting the status.
+    const failing = (s: { fill?: string; text?: unknown }): boolean => s.fill === "yellow" && /aaa2 of service aaa0 does not allow read/.test(String(s.text));
+    await new Promise<void>((resolve) => {
+      let seen = 0;
+      const onStatus = (call: { args: { fill?: string; text?: unknown }[] }): void => {
+        if (failing(call.args[0]) && ++seen === 3) {
+          (node as unknown as EventEmitter).off("call:status", onStatus);
+          resolve();
+        }
+      };
+      (node as unknown as EventEmitter).on("call:status", onStatus);
+    });
+    assert.deepEqual(errorsOf(node), ["characteristic aaa2 of service aaa0 does not allow read: use mode notify"]);
+  });
+
   it("refuses a sig format for a characteristic without a SIG decoder, naming the property", async () => {
     const scenario = device([{ uuid: "aaa0", characteristics: [{ uuid: "aaa1", properties: ["read"] }] }]);
     await loadFlow([bleConfigNode, bleGattInNode], [simConfig(scenario), gattIn("bad", { service: "aaa0", characteristic: "aaa1", format: "sig" }), sink("bad-out"), tab]);
