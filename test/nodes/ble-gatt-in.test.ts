@@ -4,6 +4,7 @@
  * properties, the idle connection policy, a link shared by two nodes, msg.disconnect.
  */
 import assert from "node:assert/strict";
+import type { EventEmitter } from "node:events";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -25,7 +26,7 @@ interface GattMsg extends NodeMessage {
 }
 
 interface CaughtMsg extends NodeMessage {
-  error: { message: string };
+  error: { message: string; source: { id: string } };
 }
 
 function writeScenario(scenario: unknown): string {
@@ -53,14 +54,42 @@ function gattIn(id: string, extra: Record<string, unknown>): FlowNode {
 const sink = (id: string): FlowNode => ({ id, z: "flow", type: "helper" });
 /** A catch node for `scope` feeding the helper "caught". */
 const catcher = (scope: string[]): FlowNode[] => [
-  { id: "catch", z: "flow", type: "catch", scope, uncaught: false, wires: [["caught"]] },
+  { id: "catcher", z: "flow", type: "catch", scope, uncaught: false, wires: [["caught"]] },
   sink("caught"),
 ];
+
+/** The first message the catch node sends (into helper "caught") about an error of node `id`. */
+function caughtFrom(id: string): Promise<CaughtMsg> {
+  // The helper node is an EventEmitter of messages ("input"), which Node-RED's Node type does not list.
+  const caught = helper.getNode("caught") as unknown as EventEmitter;
+  return new Promise((resolve) => {
+    const onInput = (msg: CaughtMsg): void => {
+      if (msg.error.source.id !== id) return;
+      caught.removeListener("input", onInput);
+      resolve(msg);
+    };
+    caught.on("input", onInput);
+  });
+}
 
 function controller(): NonNullable<NonNullable<BleConfigNode["adapter"]>["simulation"]>["controller"] {
   const cfg = helper.getNode("cfg") as BleConfigNode;
   assert.ok(cfg.adapter?.simulation, "config node has a simulated adapter");
   return cfg.adapter.simulation.controller;
+}
+
+/** Resolves once the controller has no link (checked on each packet it sends the host, such as Disconnection Complete). */
+function linksDown(): Promise<void> {
+  const c = controller();
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (c.connectionCount > 0) return;
+      c.off("h4", check);
+      resolve();
+    };
+    c.on("h4", check);
+    check();
+  });
 }
 
 /** Sends `msg` into node `id` and resolves with the next message its output helper gets. */
@@ -163,17 +192,17 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
         tab,
       ],
     );
-    const caught = collectMessages(helper.getNode("caught"), 1);
+    const caught = caughtFrom("temp");
     const [good] = (await collectMessages(helper.getNode("temp-out"), 1)) as GattMsg[];
     assert.equal(good.payload, 22);
-    const [short] = (await caught) as CaughtMsg[];
+    const short = await caught;
     assert.match(short.error.message, /2a6e/);
     assert.match(short.error.message, /short/);
     assert.deepEqual(Buffer.from(short.payload as Buffer), Buffer.from([0x98]));
 
-    const wrongWidth = collectMessages(helper.getNode("caught"), 1);
+    const wrongWidth = caughtFrom("wide");
     helper.getNode("wide").receive({ payload: "go" } as NodeMessage);
-    const [wide] = (await wrongWidth) as CaughtMsg[];
+    const wide = await wrongWidth;
     assert.match(wide.error.message, /uint16le needs a value of 2 bytes, got 3/);
   });
 
@@ -274,6 +303,25 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.match(errors[1], /characteristic aaa9 of service aaa0 not found on c0:ff:ee:00:00:71/);
   });
 
+  it("a read that fails at every interval is logged once, and shown on the status", async () => {
+    const scenario = device([{ uuid: "aaa0", characteristics: [{ uuid: "aaa2", properties: ["notify"] }] }]);
+    await loadFlow([bleConfigNode, bleGattInNode], [simConfig(scenario), gattIn("poll", { service: "aaa0", characteristic: "aaa2", mode: "read", interval: 20 }), sink("poll-out"), tab]);
+    const node = helper.getNode("poll");
+    // Three failed ticks, each setting the status.
+    const failing = (s: { fill?: string; text?: unknown }): boolean => s.fill === "yellow" && /aaa2 of service aaa0 does not allow read/.test(String(s.text));
+    await new Promise<void>((resolve) => {
+      let seen = 0;
+      const onStatus = (call: { args: { fill?: string; text?: unknown }[] }): void => {
+        if (failing(call.args[0]) && ++seen === 3) {
+          (node as unknown as EventEmitter).off("call:status", onStatus);
+          resolve();
+        }
+      };
+      (node as unknown as EventEmitter).on("call:status", onStatus);
+    });
+    assert.deepEqual(errorsOf(node), ["characteristic aaa2 of service aaa0 does not allow read: use mode notify"]);
+  });
+
   it("refuses a sig format for a characteristic without a SIG decoder, naming the property", async () => {
     const scenario = device([{ uuid: "aaa0", characteristics: [{ uuid: "aaa1", properties: ["read"] }] }]);
     await loadFlow([bleConfigNode, bleGattInNode], [simConfig(scenario), gattIn("bad", { service: "aaa0", characteristic: "aaa1", format: "sig" }), sink("bad-out"), tab]);
@@ -292,8 +340,24 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.equal(controller().connectionCount, 0, "no link before the first message");
     assert.equal((await ask("bat")).payload, 80);
     await waitForStatus(node, (s) => s.fill === "grey" && s.text === "idle (connects when used)", 10000);
-    assert.equal(controller().connectionCount, 0, "the link is gone after the idle time");
+    await linksDown();
     assert.equal((await ask("bat")).payload, 80, "the next message connects again");
+  });
+
+  it("connection idle in notify mode: a message brings the link up, values flow, and the link goes after idleSeconds", async () => {
+    const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["notify"], notify: { intervalMs: 1000, values: [{ hex: "42" }] } }] }]);
+    await loadFlow(
+      [bleConfigNode, bleGattInNode],
+      [simConfig(scenario), gattIn("bat", { service: "180f", characteristic: "2a19", format: "sig", connection: "idle", idleSeconds: 1 }), sink("bat-out"), tab],
+    );
+    const node = helper.getNode("bat");
+    await waitForStatus(node, (s) => s.fill === "grey");
+    assert.equal(controller().connectionCount, 0, "no link before a message");
+    const values = collectMessages(helper.getNode("bat-out"), 1);
+    node.receive({ payload: "wake" } as NodeMessage);
+    assert.equal((await values)[0].payload, 66);
+    await waitForStatus(node, (s) => s.fill === "grey" && s.text === "idle (connects when used)");
+    await linksDown();
   });
 
   it("msg.disconnect drops the shared link once: both nodes see it come back, on one link", async () => {
