@@ -426,6 +426,71 @@ window.BleInstrumentsEditor = (function () {
     $("#node-input-address").typedInput({ default: "str", types: ["str", "env"], typeField: "#node-input-addressType" });
   }
 
+  /*
+   * The generic GATT nodes (ble-gatt-in, ble-gatt-out, ble-gatt-request): their UUID fields, format choices and the
+   * Nordic UART Service preset.
+   */
+  var NUS = {
+    service: "6e400001-b5a3-f393-e0a9-e50e24dcca9e",
+    /** RX: the device receives what is written to it. */
+    rx: "6e400002-b5a3-f393-e0a9-e50e24dcca9e",
+    /** TX: the device sends by notification. */
+    tx: "6e400003-b5a3-f393-e0a9-e50e24dcca9e",
+  };
+  var NUMERIC_FORMATS = ["uint8", "int8", "uint16le", "int16le", "uint32le", "int32le", "float32le", "uint16be", "int16be", "uint32be", "int32be", "float32be"];
+
+  /** Validator of a UUID field, as the runtime reads it (normalizeUuid): 180f, 0x2A19, 32-bit, 128-bit with or without dashes. */
+  function validateUuid(v, opt) {
+    var s = v === undefined || v === null ? "" : String(v).trim().toLowerCase();
+    if (/^\$\{[^}]+\}$/.test(s)) return true;
+    if (s.indexOf("0x") === 0) s = s.slice(2);
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s)) s = s.replace(/-/g, "");
+    if (/^[0-9a-f]+$/.test(s) && (s.length === 4 || s.length === 8 || s.length === 32)) return true;
+    return opt ? t("validation.uuid") : false;
+  }
+
+  /** Fills the select `#node-input-<id>` with the formats of a value read ("read") or written ("write"), keeping `value`. */
+  function formatOptions(id, kind, value) {
+    var labels = { buffer: t("gatt.format-buffer"), utf8: t("gatt.format-utf8"), hex: t("gatt.format-hex"), sig: t("gatt.format-sig"), auto: t("gatt.format-auto") };
+    var formats = kind === "write" ? ["auto", "utf8", "hex"].concat(NUMERIC_FORMATS) : ["buffer", "utf8", "hex"].concat(NUMERIC_FORMATS, ["sig"]);
+    var select = $("#node-input-" + id).empty();
+    formats.forEach(function (f) {
+      $("<option>").val(f).text(labels[f] || f).appendTo(select);
+    });
+    select.val(value || formats[0]);
+  }
+
+  /**
+   * Adds a "Nordic UART" button to the service row: a click fills the NUS service and `fields` (the id of a
+   * `#node-input-<id>` field → its value; true/false for a checkbox), e.g. { characteristic: NUS.tx, split: "delimiter" }.
+   */
+  function addNusPreset(fields) {
+    var row = $("#node-input-service").closest(".form-row");
+    var button = $('<button type="button" class="red-ui-button ble-nus-preset" style="margin-left: 4px;"></button>')
+      .append('<i class="fa fa-terminal"></i> ')
+      .append($("<span>").text(t("gatt.nus-preset")))
+      .attr("title", t("gatt.nus-tooltip"));
+    row.append(button);
+    button.on("click", function () {
+      $("#node-input-service").val(NUS.service).trigger("change");
+      Object.keys(fields).forEach(function (id) {
+        var input = $("#node-input-" + id);
+        if (input.is(":checkbox")) input.prop("checked", fields[id] === true).trigger("change");
+        else input.val(fields[id]).trigger("change");
+      });
+    });
+  }
+
+  /** Shows `#node-input-idleSeconds`'s row only for the connection policy `idle`. */
+  function connectionRows() {
+    var connection = $("#node-input-connection");
+    var toggle = function () {
+      $("#node-input-idleSeconds").closest(".form-row").toggle(connection.val() === "idle");
+    };
+    connection.on("change", toggle);
+    toggle();
+  }
+
   return {
     t: t,
     errorText: errorText,
@@ -437,5 +502,10 @@ window.BleInstrumentsEditor = (function () {
     wholeNumber: wholeNumber,
     transportAvailable: transportAvailable,
     defaultTransport: defaultTransport,
+    NUS: NUS,
+    validateUuid: validateUuid,
+    formatOptions: formatOptions,
+    addNusPreset: addNusPreset,
+    connectionRows: connectionRows,
   };
 })();

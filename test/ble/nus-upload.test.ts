@@ -140,6 +140,8 @@ class FakeAdapter {
     return {
       state: { state: "scanning" },
       session: null,
+      use: () => Promise.reject(new Error("not used by the transfer")),
+      disconnect: () => Promise.resolve(),
       release: () => {
         this.released++;
         return Promise.resolve();

@@ -9,6 +9,8 @@ import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import nusYmodemSendNode = require("../../src/nus-ymodem-send");
+import bleGattInNode = require("../../src/ble-gatt-in");
+import bleGattOutNode = require("../../src/ble-gatt-out");
 import { BLE_CATALOG, bindBleCatalog, problemText, statusFor } from "../../src/red/status";
 import { translate } from "../support/catalog";
 import { errorsOf, helper, loadFlow, useNodeRed, waitForStatus } from "../support/red";
@@ -75,10 +77,14 @@ describe("a device node without an adapter (the shared ble-config texts, in a No
   useNodeRed();
 
   it("every device node shows the one shared 'no adapter' ring and logs the one shared reason", async () => {
-    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
+    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out"];
     await loadFlow(
-      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode],
-      [{ id: "flow", type: "tab" }, ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01" }))],
+      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode, bleGattInNode, bleGattOutNode],
+      [
+        { id: "flow", type: "tab" },
+        // service and characteristic: the generic GATT nodes need them (the others ignore them).
+        ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01", service: "180f", characteristic: "2a19" })),
+      ],
     );
     for (const type of types) {
       const node = helper.getNode(`n-${type}`);

@@ -60,6 +60,8 @@ describe("sim/scenario", () => {
           ["hioki-dt4261", "a4:9e:69:00:00:01", "peripherals[1]"],
           ["nus-ymodem", "e3:c3:5c:00:00:01", "peripherals[2]"],
           ["nus-ymodem-receiver", "e3:c3:5c:00:00:02", "peripherals[3]"],
+          ["gatt", "c0:ff:ee:00:00:01", "peripherals[4]"],
+          ["gatt", "c0:ff:ee:00:00:02", "peripherals[5]"],
         ],
       );
       assert.deepEqual(s.peripherals[0].spec.bpm, [45, 46, 47, 46]);

@@ -1,0 +1,244 @@
+/**
+ * A scenario-defined GATT device (kind "gatt"): the user describes the advertising and the attribute table
+ * (services, characteristics, their properties and values) and what the device does: values notified or indicated
+ * on a schedule while the central has enabled them, and per writable characteristic what a write does (store it,
+ * echo it on a notify/indicate characteristic, or answer it from a request → reply table). The scenario side
+ * (validation, errors naming the field) is in gatt-scenario.ts; this file takes the checked configuration.
+ *
+ * As on a real server: a notification or indication carries at most ATT_MTU − 3 bytes of the value (Core Spec
+ * Vol 3 Part F 3.4.7.1: only the first ATT_MTU − 3 octets are sent), while a read returns the whole value (Read
+ * Blob for the rest); one indication is outstanding at a time; nothing is sent to a central that has not enabled
+ * notifications or indications of the characteristic.
+ */
+import { normalizeUuid } from "../../protocol/att";
+import type { Timer } from "../../protocol/clock";
+import type { CharacteristicDefinition, CharacteristicPropertyName, ServiceDefinition, Subscription } from "../gatt-server";
+import { GattPeripheral, type PeripheralConfig } from "../peripheral";
+import { DEFAULT_SERVER_MTU } from "../types";
+
+/** A reply table entry: a write of exactly `request` is answered with one notification per `reply` element. */
+export interface GattReply {
+  request: Buffer;
+  reply: readonly Buffer[];
+  /** Simulated milliseconds before the first notification of the reply. */
+  delayMs: number;
+}
+
+/** What a write to a characteristic does besides storing the value (which every write does). */
+export type GattWriteAction =
+  | { action: "store" }
+  /** The written bytes are notified (or indicated) on characteristic `to`. */
+  | { action: "echo"; to: string }
+  /** The written value is looked up in `replies`; the answer (or `otherwise`) goes out on characteristic `on`. */
+  | { action: "reply"; on: string; replies: readonly GattReply[]; otherwise: readonly Buffer[] };
+
+export interface GattCharacteristicConfig {
+  uuid: string;
+  properties: readonly CharacteristicPropertyName[];
+  /** The initial value (what a read returns until a write or the schedule changes it). */
+  value: Buffer;
+  /** Values notified or indicated every intervalMs, cycling, while the central has enabled them. */
+  notify?: { intervalMs: number; values: readonly Buffer[] };
+  onWrite: GattWriteAction;
+}
+
+export interface GattServiceConfig {
+  uuid: string;
+  characteristics: readonly GattCharacteristicConfig[];
+}
+
+export interface GattDeviceConfig extends PeripheralConfig {
+  /** Default "GATT-" and the address's last two bytes. */
+  name?: string;
+  advertisedServices?: readonly string[];
+  manufacturerData?: { companyId: number; data: Buffer };
+  services: readonly GattServiceConfig[];
+}
+
+/** Replies and echoes waiting to be sent: a central writing faster than the device answers loses the excess. */
+const MAX_QUEUED_REPLIES = 64;
+/** Indications of one characteristic queued behind the outstanding one (replies only; the schedule waits). */
+const MAX_QUEUED_INDICATIONS = 64;
+
+/** One characteristic's run-time state. */
+interface CharacteristicState {
+  readonly uuid: string;
+  readonly config: GattCharacteristicConfig;
+  /** What a read returns. */
+  current: Buffer;
+  /** Next index into notify.values; kept across connections, so a new subscriber sees the cycle go on. */
+  position: number;
+  ticker: Timer | null;
+  /** Indications sent and not yet confirmed (or dropped). */
+  indicating: number;
+}
+
+interface ReplyJob {
+  target: CharacteristicState;
+  values: readonly Buffer[];
+  delayMs: number;
+}
+
+export class GattDevicePeripheral extends GattPeripheral {
+  private readonly config: readonly GattServiceConfig[];
+  /** Per service, per characteristic, in definition order. */
+  private readonly states: CharacteristicState[][];
+  /** Characteristics that can notify or indicate, by canonical UUID (unique in the device). */
+  private readonly sources = new Map<string, CharacteristicState>();
+  private readonly jobs: ReplyJob[] = [];
+  private jobTimer: Timer | null = null;
+  /** Bumped per disconnect: an indication of an older link settling must not touch the new one's counters. */
+  private generation = 0;
+
+  constructor(config: GattDeviceConfig) {
+    super({
+      kind: "gatt",
+      address: config.address,
+      addressType: config.addressType ?? "random",
+      name: config.name ?? `GATT-${config.address.slice(-5).replace(":", "").toUpperCase()}`,
+      clock: config.clock,
+      maxMtu: config.maxMtu ?? DEFAULT_SERVER_MTU,
+      advertisedServices: config.advertisedServices,
+      manufacturerData: config.manufacturerData,
+    });
+    this.config = config.services;
+    this.states = config.services.map((service) =>
+      service.characteristics.map((c) => ({
+        uuid: normalizeUuid(c.uuid),
+        config: c,
+        current: Buffer.from(c.value),
+        position: 0,
+        ticker: null,
+        indicating: 0,
+      })),
+    );
+    for (const state of this.states.flat()) {
+      if (!state.config.properties.includes("notify") && !state.config.properties.includes("indicate")) continue;
+      if (this.sources.has(state.uuid)) throw new RangeError(`characteristic ${state.uuid} can notify or indicate and appears more than once`);
+      this.sources.set(state.uuid, state);
+    }
+    for (const state of this.states.flat()) {
+      const action = state.config.onWrite;
+      const target = action.action === "echo" ? action.to : action.action === "reply" ? action.on : null;
+      if (target !== null && !this.sources.has(normalizeUuid(target))) throw new RangeError(`characteristic ${state.uuid}: no notify/indicate characteristic ${target}`);
+    }
+  }
+
+  protected services(): ServiceDefinition[] {
+    return this.config.map((service, i) => ({
+      uuid: service.uuid,
+      characteristics: this.states[i].map((state): CharacteristicDefinition => {
+        const writable = state.config.properties.includes("write") || state.config.properties.includes("writeWithoutResponse");
+        return {
+          uuid: state.uuid,
+          properties: state.config.properties,
+          value: () => state.current,
+          ...(writable ? { onWrite: (value: Buffer) => this.written(state, value) } : {}),
+        };
+      }),
+    }));
+  }
+
+  /** What a read of the characteristic returns now (its first instance when the UUID appears in several services). */
+  currentValue(characteristicUuid: string): Buffer {
+    const wanted = normalizeUuid(characteristicUuid);
+    const state = this.states.flat().find((s) => s.uuid === wanted);
+    if (!state) throw new Error(`no characteristic ${characteristicUuid} in this device`);
+    return Buffer.from(state.current);
+  }
+
+  protected override onSubscribed(uuid: string, _subscription: Subscription): void {
+    const state = this.sources.get(uuid);
+    const schedule = state?.config.notify;
+    if (!state || !schedule || state.ticker) return;
+    state.ticker = this.setRepeating(schedule.intervalMs, () => this.tick(state, schedule.values));
+  }
+
+  protected override onUnsubscribed(uuid: string): void {
+    const state = this.sources.get(uuid);
+    if (!state) return;
+    state.ticker?.cancel();
+    state.ticker = null;
+  }
+
+  protected override onDisconnected(): void {
+    // The base class has cancelled every timer already.
+    for (const state of this.sources.values()) {
+      state.ticker = null;
+      state.indicating = 0;
+    }
+    this.jobs.length = 0;
+    this.jobTimer = null;
+    this.generation++;
+  }
+
+  private tick(state: CharacteristicState, values: readonly Buffer[]): void {
+    const value = values[state.position % values.length];
+    state.position = (state.position + 1) % values.length;
+    state.current = value;
+    // One indication outstanding at a time, as the ATT layer allows: a tick while it waits sends nothing.
+    this.send(state, value, 0);
+  }
+
+  private written(state: CharacteristicState, value: Buffer): void {
+    state.current = Buffer.from(value);
+    const action = state.config.onWrite;
+    if (action.action === "echo") {
+      this.enqueue({ target: this.source(action.to), values: [state.current], delayMs: 0 });
+    } else if (action.action === "reply") {
+      const match = action.replies.find((r) => r.request.equals(value));
+      const values = match ? match.reply : action.otherwise;
+      if (values.length > 0) this.enqueue({ target: this.source(action.on), values, delayMs: match ? match.delayMs : 0 });
+    }
+  }
+
+  private source(uuid: string): CharacteristicState {
+    return this.sources.get(normalizeUuid(uuid)) as CharacteristicState;
+  }
+
+  /**
+   * Replies go out one after the other, in the order of the writes, each after its delay; the first one no earlier
+   * than the next turn of the event loop, so the Write Response goes before it, as on a real device.
+   */
+  private enqueue(job: ReplyJob): void {
+    if (this.jobs.length >= MAX_QUEUED_REPLIES) return;
+    this.jobs.push(job);
+    this.pumpJobs();
+  }
+
+  private pumpJobs(): void {
+    if (this.jobTimer || this.jobs.length === 0 || !this.isConnected) return;
+    const job = this.jobs[0];
+    this.jobTimer = this.setTimer(job.delayMs, () => {
+      this.jobTimer = null;
+      this.jobs.shift();
+      for (const value of job.values) {
+        job.target.current = value;
+        this.send(job.target, value, MAX_QUEUED_INDICATIONS);
+      }
+      this.pumpJobs();
+    });
+  }
+
+  /**
+   * Notifies the value (or indicates it, when the central enabled indications only), cut to the connection's
+   * MTU − 3; nothing when the central enabled neither, or when `maxQueued` indications already wait.
+   */
+  private send(state: CharacteristicState, value: Buffer, maxQueued: number): void {
+    if (!this.isConnected) return;
+    const gatt = this.gatt;
+    const subscription = gatt.subscription(state.uuid);
+    const payload = value.subarray(0, gatt.mtu - 3);
+    if (subscription.notify) {
+      // A notification lost with its link needs no handling.
+      gatt.notify(state.uuid, payload).catch(() => undefined);
+    } else if (subscription.indicate && state.indicating <= maxQueued) {
+      state.indicating++;
+      const generation = this.generation;
+      const settled = (): void => {
+        if (generation === this.generation) state.indicating--;
+      };
+      gatt.indicate(state.uuid, payload).then(settled, settled);
+    }
+  }
+}
