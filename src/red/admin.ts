@@ -11,6 +11,8 @@ import type { NodeAPI } from "node-red";
 import type { NextFunction, Request, Response } from "express";
 import { DEFAULT_POLICY, type BleAdapter, type DeviceSelector, type ExploreResult, type PeripheralInfo } from "../ble/pool";
 import { acquireAdapter } from "../ble/registry";
+import type { ReadFormat } from "../protocol/gatt-value";
+import { gattName, suggestedFormat } from "../protocol/gatt-names";
 import { formatUuid, uuidFromNoble } from "../protocol/uuid";
 import { locateUartDriver } from "../ble/noble-driver";
 import { problemOf } from "../ble/problem";
@@ -30,14 +32,6 @@ export const MAX_CONCURRENT_EXPLORES = 2;
 /** The longest advertised name (the Device Name characteristic holds at most 248 bytes). */
 export const MAX_NAME_LENGTH = 248;
 
-/** Until src/protocol/gatt-names.ts (the Bluetooth SIG's names and format suggestions) is merged: no names. */
-function gattName(_uuid: string): string | null {
-  return null;
-}
-function suggestedFormat(_characteristic: string, _properties: readonly string[]): string {
-  return "buffer";
-}
-
 /** One device as the editor lists it. */
 export interface ScanResult {
   name: string;
@@ -55,7 +49,7 @@ export interface ExploredCharacteristic {
   name: string | null;
   properties: string[];
   /** A `format` of ble-gatt-in that suits it ("sig" where a decoder knows it). */
-  suggestedFormat: string;
+  suggestedFormat: ReadFormat;
   /** The ble-gatt-in `mode` that suits it: notify where it notifies or indicates, else read. */
   suggestedMode: "notify" | "read";
 }

@@ -20,27 +20,27 @@ const NOBODY = "c0:ff:ee:00:0f:f0";
 const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
 const simConfig: FlowNode = { id: "cfg", type: "ble-config", transport: "simulator", simScenario: "", simTimeScale: 1 };
 
-/** The simulated heart-rate sensor's table as Explore lists it (names null until the SIG names are merged). */
+/** The simulated heart-rate sensor's table as Explore lists it: SIG names, and "sig" where a decoder knows the value. */
 const HR_TABLE: ExploreAnswer["services"] = [
   {
     uuid: "1800",
-    name: null,
+    name: "Generic Access",
     characteristics: [
-      { uuid: "2a00", name: null, properties: ["read"], suggestedFormat: "buffer", suggestedMode: "read" },
-      { uuid: "2a01", name: null, properties: ["read"], suggestedFormat: "buffer", suggestedMode: "read" },
+      { uuid: "2a00", name: "Device Name", properties: ["read"], suggestedFormat: "utf8", suggestedMode: "read" },
+      { uuid: "2a01", name: "Appearance", properties: ["read"], suggestedFormat: "buffer", suggestedMode: "read" },
     ],
   },
-  { uuid: "1801", name: null, characteristics: [{ uuid: "2a05", name: null, properties: ["indicate"], suggestedFormat: "buffer", suggestedMode: "notify" }] },
+  { uuid: "1801", name: "Generic Attribute", characteristics: [{ uuid: "2a05", name: "Service Changed", properties: ["indicate"], suggestedFormat: "buffer", suggestedMode: "notify" }] },
   {
     uuid: "180d",
-    name: null,
+    name: "Heart Rate",
     characteristics: [
-      { uuid: "2a37", name: null, properties: ["notify"], suggestedFormat: "buffer", suggestedMode: "notify" },
-      { uuid: "2a38", name: null, properties: ["read"], suggestedFormat: "buffer", suggestedMode: "read" },
-      { uuid: "2a39", name: null, properties: ["write"], suggestedFormat: "buffer", suggestedMode: "read" },
+      { uuid: "2a37", name: "Heart Rate Measurement", properties: ["notify"], suggestedFormat: "sig", suggestedMode: "notify" },
+      { uuid: "2a38", name: "Body Sensor Location", properties: ["read"], suggestedFormat: "buffer", suggestedMode: "read" },
+      { uuid: "2a39", name: "Heart Rate Control Point", properties: ["write"], suggestedFormat: "buffer", suggestedMode: "read" },
     ],
   },
-  { uuid: "180f", name: null, characteristics: [{ uuid: "2a19", name: null, properties: ["read", "notify"], suggestedFormat: "buffer", suggestedMode: "notify" }] },
+  { uuid: "180f", name: "Battery", characteristics: [{ uuid: "2a19", name: "Battery Level", properties: ["read", "notify"], suggestedFormat: "sig", suggestedMode: "notify" }] },
 ];
 
 /** An error answer in the editor's words (see admin.test.ts errorText). */
@@ -93,6 +93,22 @@ describe("explore endpoint (a device's GATT table for the editor)", function () 
     const byName = await explore({ config: "cfg", name: HR.name });
     assert.equal(byName.status, 200);
     assert.equal((byName.body as ExploreAnswer).address, HR.address);
+  });
+
+  it("lists a scenario-defined device's 128-bit UUIDs in the dashed form the GATT nodes output (the built-in NUS Console)", async () => {
+    await loadFlow([bleConfigNode], [simConfig, tab]);
+    const res = await explore({ config: "cfg", name: "NUS Console" });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const answer = res.body as ExploreAnswer;
+    assert.equal(answer.address, "c0:ff:ee:00:00:02");
+    assert.deepEqual(answer.services.at(-1), {
+      uuid: "6e400001-b5a3-f393-e0a9-e50e24dcca9e",
+      name: "Nordic UART Service",
+      characteristics: [
+        { uuid: "6e400002-b5a3-f393-e0a9-e50e24dcca9e", name: "Nordic UART RX", properties: ["writeWithoutResponse", "write"], suggestedFormat: "buffer", suggestedMode: "read" },
+        { uuid: "6e400003-b5a3-f393-e0a9-e50e24dcca9e", name: "Nordic UART TX", properties: ["notify"], suggestedFormat: "buffer", suggestedMode: "notify" },
+      ],
+    });
   });
 
   it("reads the table of a device a flow is connected to from that link: no second connection, the flow keeps receiving", async () => {
