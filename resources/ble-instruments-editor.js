@@ -357,6 +357,9 @@ window.BleInstrumentsEditor = (function () {
           item.on("keydown", function (event) {
             if (event.key === "Enter" || event.key === " ") {
               event.preventDefault();
+              // The pick removes this item: the editor's own key handler (on window) must not see an event whose
+              // target has left the page.
+              event.stopPropagation();
               pick(service, characteristic);
             }
           });
