@@ -484,6 +484,14 @@ window.BleInstrumentsEditor = (function () {
     });
   }
 
+  /** Sets each select `#node-input-<id>` that has no value (a property missing from the node) to its default. */
+  function selectDefaults(defaults) {
+    Object.keys(defaults).forEach(function (id) {
+      var select = $("#node-input-" + id);
+      if (!select.val()) select.val(defaults[id]);
+    });
+  }
+
   /** Shows `#node-input-idleSeconds`'s row only for the connection policy `idle`. */
   function connectionRows() {
     var connection = $("#node-input-connection");
@@ -510,5 +518,6 @@ window.BleInstrumentsEditor = (function () {
     formatOptions: formatOptions,
     addNusPreset: addNusPreset,
     connectionRows: connectionRows,
+    selectDefaults: selectDefaults,
   };
 })();

@@ -64,7 +64,7 @@ function writeThenRead(extra: Record<string, unknown>, readerExtra: Record<strin
     { id: "done", z: "flow", type: "complete", scope: ["w"], uncaught: false, wires: [["r"]] },
     { id: "r", z: "flow", type: "ble-gatt-in", ble: "cfg", address: DEVICE, service: extra.service ?? "aaa0", characteristic, mode: "read", interval: 0, format: "hex", wires: [["read"]], ...readerExtra },
     { id: "read", z: "flow", type: "helper" },
-    { id: "catch", z: "flow", type: "catch", scope: ["w", "r"], uncaught: false, wires: [["caught"]] },
+    { id: "catcher", z: "flow", type: "catch", scope: ["w", "r"], uncaught: false, wires: [["caught"]] },
     { id: "caught", z: "flow", type: "helper" },
     tab,
   ];
@@ -90,6 +90,20 @@ function controller(): NonNullable<NonNullable<BleConfigNode["adapter"]>["simula
   const cfg = helper.getNode("cfg") as BleConfigNode;
   assert.ok(cfg.adapter?.simulation, "config node has a simulated adapter");
   return cfg.adapter.simulation.controller;
+}
+
+/** Resolves once the controller has no link (checked on each packet it sends the host, such as Disconnection Complete). */
+function linksDown(): Promise<void> {
+  const c = controller();
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (c.connectionCount > 0) return;
+      c.off("h4", check);
+      resolve();
+    };
+    c.on("h4", check);
+    check();
+  });
 }
 
 describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through noble)", function () {
@@ -183,7 +197,7 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
     assert.equal(controller().connectionCount, 0, "no link before the first message");
     assert.equal(await writeAndReadBack("a"), "61");
     await waitForStatus(w, (s) => s.fill === "grey" && s.text === "idle (connects when used)");
-    assert.equal(controller().connectionCount, 0, "the link is gone after the idle time");
+    await linksDown();
     assert.equal(await writeAndReadBack("b"), "62", "the next message connects again");
   });
 
@@ -193,12 +207,17 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
     await waitForStatus(w, isConnected);
     assert.equal(await writeAndReadBack("x"), "78");
     const dropped = waitForStatus(w, (s) => !isConnected(s));
-    // done() once the link is down: the complete node then reads back, through the link that comes back.
-    const read = collectMessages(helper.getNode("read"), 1);
-    helper.getNode("w").receive({ payload: "y", disconnect: true } as NodeMessage);
+    // The complete node passes the message on, disconnect and all: the reader drops the link once more (harmless)
+    // and sends nothing; what matters is that the writer's done() came once the link was down.
+    const reader = helper.getNode("r");
+    const passedOn = new Promise<NodeMessage>((resolve) => reader.once("input", resolve));
+    w.receive({ payload: "y", disconnect: true } as NodeMessage);
     await dropped;
-    assert.equal((await read)[0].payload, "78", "the disconnect message's payload was not written");
+    assert.equal((await passedOn).payload, "y");
     await waitForStatus(w, isConnected);
+    const read = collectMessages(helper.getNode("read"), 1);
+    reader.receive({ payload: "read" } as NodeMessage);
+    assert.equal((await read)[0].payload, "78", "the disconnect message's payload was not written");
     assert.equal(controller().connectionCount, 1);
   });
 });
