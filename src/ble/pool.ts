@@ -240,7 +240,7 @@ export class BleAdapter extends EventEmitter {
       return;
     }
     if (keepsLink(entry)) return;
-    if (entry.phase === "connected") void this.closeIdle(entry, { state: "idle" });
+    if (entry.phase === "connected") void this.closeIdle(entry, null);
     else if (entry.phase !== "connecting") {
       // Scanning, queued or backing off for a link nobody needs any more: stop looking (connect() lets go of a link
       // that comes up unwanted).
@@ -251,14 +251,15 @@ export class BleAdapter extends EventEmitter {
 
   /**
    * Closes an entry's link while the entry stays (its leases are still held): every lease on it is told the session
-   * ended and shows `state`; once the link is down, a link still needed is connected again at once.
+   * ended and shows `state` (null: "idle" once the link is down); once it is down, a link still needed is connected
+   * again at once.
    */
-  private closeIdle(entry: DeviceLink, state: LeaseState): Promise<void> {
+  private closeIdle(entry: DeviceLink, state: LeaseState | null): Promise<void> {
     const running = this.closingLinks.get(entry);
     if (running) return running;
     const p = entry.peripheral;
     entry.endSession();
-    entry.broadcast(state);
+    if (state) entry.broadcast(state);
     const closing = (p ? closeLink(p, this.policy.gattTimeout, this.timers) : Promise.resolve()).finally(() => {
       this.closingLinks.delete(entry);
       if (!this.entries.has(entry) || entry.phase === "closing") return;
