@@ -16,7 +16,7 @@
 import { GattValueError } from "./gatt-value-error";
 import { decodeSig } from "./sig-decoders";
 
-export { GattValueError } from "./gatt-value-error";
+export { GATT_VALUE_ERROR_CODES, GattValueError, type GattValueErrorCode } from "./gatt-value-error";
 
 export const NUMERIC_FORMATS = [
   "uint8",
@@ -74,6 +74,11 @@ export function numericWidth(format: NumericFormat): number {
   return NUMERIC[format].width;
 }
 
+/** A format as error params show it: its name when it is a short string, else its type (configuration can be anything). */
+function formatName(format: unknown): string {
+  return typeof format === "string" && format.length <= 32 ? format : typeName(format);
+}
+
 /** A short name of a value's type for error params ("null", "array", "object", "boolean", …), never the value. */
 function typeName(v: unknown): string {
   if (v === null) return "null";
@@ -88,7 +93,7 @@ function typeName(v: unknown): string {
  * from the value's; the SIG decoders' codes for "sig"; "unknown-format" {format} for a format not in READ_FORMATS.
  */
 export function decodeValue(format: ReadFormat, value: Buffer, characteristic: string): unknown {
-  if (!Buffer.isBuffer(value)) throw new GattValueError("not-bytes", { format: String(format), got: typeName(value) });
+  if (!Buffer.isBuffer(value)) throw new GattValueError("not-bytes", { format: formatName(format), got: typeName(value) });
   switch (format) {
     case "buffer":
       return Buffer.from(value);
@@ -99,7 +104,7 @@ export function decodeValue(format: ReadFormat, value: Buffer, characteristic: s
     case "sig":
       return decodeSig(characteristic, value);
   }
-  if (!isNumericFormat(format)) throw new GattValueError("unknown-format", { format: typeName(format) === "string" ? String(format) : typeName(format) });
+  if (!isNumericFormat(format)) throw new GattValueError("unknown-format", { format: formatName(format) });
   const layout = NUMERIC[format];
   if (value.length !== layout.width) throw new GattValueError("wrong-length", { format, expected: layout.width, received: value.length });
   return layout.read(value);
@@ -169,7 +174,7 @@ export function encodeValue(format: WriteFormat, payload: unknown): Buffer {
       if (typeof payload !== "string") throw new GattValueError("payload-type", { format, expected: "string", got: typeName(payload) });
       return parseHex(payload);
   }
-  if (!isNumericFormat(format)) throw new GattValueError("unknown-format", { format: typeof format === "string" ? format : typeName(format) });
+  if (!isNumericFormat(format)) throw new GattValueError("unknown-format", { format: formatName(format) });
   if (typeof payload !== "number") throw new GattValueError("payload-type", { format, expected: "number", got: typeName(payload) });
   const layout = NUMERIC[format];
   if (!Number.isFinite(payload)) throw new GattValueError("not-finite", { format });

@@ -20,11 +20,12 @@ const SFLOAT_MINUS_INF = -0x07fe;
 const SFLOAT_RESERVED = -0x07ff;
 
 /**
- * mantissa · 10^exponent, computed so that the decimal the device meant comes out as the nearest double
- * (36.5, not 36.50000000000001): a negative exponent divides by an exact power of ten.
+ * mantissa · 10^exponent as the double nearest the decimal the device meant (36.5, not 36.50000000000001):
+ * JavaScript's number parsing rounds a decimal correctly for every exponent, which arithmetic with 10 ** e does not
+ * once the power of ten itself is inexact (beyond 1e22).
  */
 function scale(mantissa: number, exponent: number): number {
-  return exponent < 0 ? mantissa / 10 ** -exponent : mantissa * 10 ** exponent;
+  return Number(`${mantissa}e${exponent}`);
 }
 
 /** The 32-bit FLOAT in `raw` (as an unsigned 32-bit integer); null for the special values. */

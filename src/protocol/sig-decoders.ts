@@ -26,7 +26,8 @@
  *                                     maximumForce, minimumForce (N), maximumTorque, minimumTorque (N·m),
  *                                     maximumAngle, minimumAngle, topDeadSpotAngle, bottomDeadSpotAngle (degrees),
  *                                     accumulatedEnergy (kJ), offsetCompensationIndicator }
- * Optional fields a value's flags leave out are null, so an object always has the same keys. A timestamp (Date Time)
+ * Optional fields a value's flags leave out are null, so an object always has the same keys. A userId is as sent
+ * (255 means "unknown user"). A timestamp (Date Time)
  * is {year, month, day, hours, minutes, seconds} as sent (year, month or day 0: not known), without a time zone.
  * Event times are in seconds, as the raw counter divided by its resolution (1/1024 s; 1/2048 s for Cycling Power's
  * wheel): they wrap at 64 s (32 s) like the counters do.
