@@ -4,6 +4,8 @@
  * request → reply — plus the refusals a real server gives, and the validation of the scenario entry.
  */
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { Characteristic, Peripheral } from "@stoprocent/noble";
 import { parseAcl, parseL2capHeader } from "../../src/protocol/hci-packets";
 import { GattDevicePeripheral } from "../../src/sim/peripherals/gatt";
@@ -11,6 +13,7 @@ import { createPeripheral } from "../../src/sim/peripherals/index";
 import { DEFAULT_SCENARIO, parseScenario, Simulation } from "../../src/sim/scenario";
 import { DEFAULT_LINK } from "../../src/sim/types";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
+import { TestCentral } from "../support/fake-central";
 import { ManualClock } from "../support/manual-clock";
 import { nobleFor, scanFor, type SimNoble } from "../support/nus-noble";
 
@@ -35,7 +38,7 @@ const DEVICE: JsonObject = {
   services: [
     {
       uuid: "181A",
-      characteristics: [{ uuid: "0x2A6E", properties: ["read", "notify"], notify: { intervalMs: 100, values: [{ hex: "0100" }, { hex: "0200" }, { hex: "0300" }] } }],
+      characteristics: [{ uuid: "0x2A6E", properties: ["read", "notify"], value: { hex: "0000" }, notify: { intervalMs: 100, values: [{ hex: "0100" }, { hex: "0200" }, { hex: "0300" }] } }],
     },
     {
       uuid: SERVICE.toUpperCase(),
@@ -172,6 +175,7 @@ describe("sim: kind gatt (a scenario-defined device) through noble", function ()
     assert.equal((await ch(c("01")).readAsync()).toString("utf8"), "hello");
     assert.deepEqual(await ch(c("04")).readAsync(), Buffer.of(0x01));
     assert.equal((await ch("2a00").readAsync()).toString("utf8"), "Test Device");
+    assert.deepEqual(await ch("2a6e").readAsync(), Buffer.of(0, 0), "the initial value, before any notification");
   });
 
   it("stores a write and reads it back", async () => {
@@ -216,8 +220,7 @@ describe("sim: kind gatt (a scenario-defined device) through noble", function ()
     await indicated.unsubscribeAsync();
     await handle;
     await confirmed;
-    assert.ok(got.every((v, i) => i === 0 || v !== got[i - 1]), `the values alternate: ${got.join(",")}`);
-    assert.ok(got.every((v) => v === "a" || v === "b"));
+    assert.deepEqual(got, ["a", "b", "a"], "the cycle, in order: a tick while an indication awaits its confirmation waits too");
   });
 
   it("cuts a notified value to MTU − 3 bytes, as a real server does; a read returns the whole value", async () => {
@@ -366,6 +369,125 @@ describe("sim: the built-in gatt devices through noble", function () {
   });
 });
 
+describe("sim: kind gatt in simulated time (a scripted central, a manual clock)", () => {
+  let clock: ManualClock;
+  let central: TestCentral;
+  let device: GattDevicePeripheral;
+
+  beforeEach(() => {
+    clock = new ManualClock();
+    const built = createPeripheral(DEVICE, "peripherals[0]", { clock, link: DEFAULT_LINK, baseDir: "" });
+    assert.ok(built instanceof GattDevicePeripheral);
+    device = built;
+    central = new TestCentral(device);
+    central.connect();
+    central.discoverAll(23);
+  });
+
+  afterEach(() => device.close());
+
+  it("sends the schedule every intervalMs from the subscription on, and nothing once unsubscribed", () => {
+    central.subscribe("2a6e");
+    clock.advance(99);
+    assert.deepEqual(central.valuesOf("2a6e"), []);
+    clock.advance(1);
+    clock.advance(200);
+    assert.deepEqual(central.valuesOf("2a6e").map((v) => v.toString("hex")), ["0100", "0200", "0300"]);
+    central.unsubscribe("2a6e");
+    clock.advance(1000);
+    assert.equal(central.valuesOf("2a6e").length, 3);
+    assert.equal(central.read("2a6e").toString("hex"), "0300");
+  });
+
+  it("holds the schedule while an indication awaits its confirmation: one outstanding, as ATT allows", async () => {
+    central.autoConfirm = false;
+    central.subscribe(c("05"));
+    clock.advance(100);
+    assert.deepEqual(text(central.valuesOf(c("05"))), ["a"]);
+    for (let tick = 0; tick < 5; tick++) {
+      clock.advance(100);
+      assert.deepEqual(text(central.valuesOf(c("05"))), ["a"], "nothing more before the confirmation");
+      assert.equal(central.read(c("05")).toString("utf8"), "a", "the schedule waits: the readable value is still the one indicated");
+    }
+    central.confirm();
+    // The confirmation settles the indication's promise: let its callbacks run.
+    await new Promise(setImmediate);
+    clock.advance(100);
+    assert.deepEqual(text(central.valuesOf(c("05"))), ["a", "b"]);
+  });
+
+  it("sends a reply only after the Write Response, and after delayMs of simulated time", () => {
+    central.subscribe(c("09"));
+    const [response] = central.write(c("08"), "slow\n");
+    assert.equal(response[0], 0x13, "Write Response");
+    clock.advance(499);
+    assert.deepEqual(central.valuesOf(c("09")), []);
+    clock.advance(1);
+    assert.deepEqual(text(central.valuesOf(c("09"))), ["late\n"]);
+  });
+
+  it("drops a pending reply when the link drops, and the next connection starts clean", () => {
+    central.subscribe(c("09"));
+    central.write(c("08"), "slow\n");
+    central.disconnect();
+    const again = new TestCentral(device);
+    again.connect();
+    again.discoverAll(23);
+    again.subscribe(c("09"));
+    clock.advance(1000);
+    assert.deepEqual(again.valuesOf(c("09")), []);
+    again.write(c("08"), "*IDN?\n");
+    clock.advance(0);
+    assert.deepEqual(text(again.valuesOf(c("09"))), ["ACME,", "X1,", "1.0\n"]);
+  });
+
+  /** Runs due timers and the callbacks of what was delivered, until nothing more happens. */
+  async function settle(): Promise<void> {
+    let before: number;
+    do {
+      before = central.received.length;
+      await new Promise(setImmediate);
+      clock.advance(0);
+    } while (central.received.length !== before);
+  }
+
+  it("keeps at most 64 replies waiting: a central writing faster than the device answers loses the excess", async () => {
+    central.subscribe(c("09"));
+    for (let i = 0; i < 200; i++) central.write(c("08"), "?");
+    await settle();
+    assert.equal(central.valuesOf(c("09")).length, 64);
+    assert.ok(text(central.valuesOf(c("09"))).every((v) => v === "ERR\n"));
+  });
+
+  it("starts the next reply only once the link has delivered the previous one (backpressure)", async () => {
+    central.link.hold = true;
+    central.subscribe(c("09"));
+    central.write(c("08"), "*IDN?\n");
+    central.write(c("08"), "what?\n");
+    await settle();
+    assert.deepEqual(text(central.valuesOf(c("09"))), ["ACME,", "X1,", "1.0\n"], "the second reply waits");
+    central.link.release();
+    await settle();
+    assert.deepEqual(text(central.valuesOf(c("09"))), ["ACME,", "X1,", "1.0\n", "ERR\n"]);
+  });
+
+  it("skips schedule ticks while the link is backed up (at most 32 PDUs queued), then goes on with the cycle in order", async () => {
+    central.link.hold = true;
+    central.subscribe("2a6e");
+    clock.advance(100 * 100);
+    const queued = central.valuesOf("2a6e").length;
+    assert.ok(queued <= 33, `${queued} notifications queued on a link that delivers none`);
+    central.link.release();
+    await new Promise(setImmediate);
+    central.link.hold = false;
+    clock.advance(300);
+    const all = central.valuesOf("2a6e").map((v) => v.toString("hex"));
+    const cycle = ["0100", "0200", "0300"];
+    all.forEach((v, i) => assert.equal(v, cycle[i % 3], `value ${i} in cycle order`));
+    assert.equal(all.length, queued + 3);
+  });
+});
+
 describe("sim: kind gatt scenario validation", () => {
   const FIELD = "peripherals[2]";
 
@@ -392,6 +514,12 @@ describe("sim: kind gatt scenario validation", () => {
   it("builds a device with defaults: random address, a name from the address, an empty table", () => {
     const p = build({});
     assert.deepEqual([p.kind, p.addressType, p.name], ["gatt", "random", "GATT-0010"]);
+  });
+
+  it("starts a scheduled characteristic without a value at the schedule's first value, any other at empty", () => {
+    const p = build(one({ uuid: "fff1", properties: ["read", "notify"], notify: { values: [{ text: "first" }, { text: "second" }] } }, [{ uuid: "fff2", properties: ["read"] }]));
+    assert.equal(p.currentValue("fff1").toString("utf8"), "first");
+    assert.deepEqual(p.currentValue("fff2"), Buffer.alloc(0));
   });
 
   it("names the field of a replyOn or echoTo that names no notify/indicate characteristic", () => {
@@ -462,13 +590,39 @@ describe("sim: kind gatt scenario validation", () => {
     rejects({ advertising: { services: ["180f", "0x180F"] } }, "advertising.services[1]", /same UUID/);
   });
 
-  it("puts manufacturer data in the scan response when ADV_IND is full, and keeps a long name", () => {
-    const p = build({
-      name: "A rather long device name",
-      advertising: { services: ["6e400001-b5a3-f393-e0a9-e50e24dcca9e"], manufacturerData: { companyId: 0x0059, data: "0102" } },
-    });
-    // Flags (3) + 128-bit UUID (18) in ADV_IND; the manufacturer data (7) fits there too; the name goes to the scan response.
-    assert.ok(p.advertisingData().includes(Buffer.from("07ff59000102", "hex").subarray(1)));
-    assert.ok(p.scanResponseData().toString("latin1").includes("A rather long device name"));
+  it("builds the README's example", () => {
+    const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Your own device: kind `gatt`"));
+    const example = /```json\n([\s\S]*?)```/.exec(section);
+    assert.ok(example, "the section has a JSON example");
+    const entry = JSON.parse(example[1]) as JsonObject;
+    const p = build({ ...entry, address: ADDRESS });
+    assert.equal(p.name, "Thermo");
+    assert.equal(p.currentValue("2a6e").toString("hex"), "6608");
+  });
+
+  it("places manufacturer data after the service UUIDs, in the scan response when ADV_IND is full; the name where it fits", () => {
+    /** AD structures as [type, hex data]. */
+    const structures = (data: Buffer): [number, string][] => {
+      const out: [number, string][] = [];
+      for (let i = 0; i < data.length; i += data[i] + 1) out.push([data[i + 1], data.subarray(i + 2, i + 1 + data[i]).toString("hex")]);
+      return out;
+    };
+    const nus = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
+    const nusBytes = Buffer.from(nus.replace(/-/g, ""), "hex").reverse().toString("hex");
+    const fits = build({ name: "A rather long device name", advertising: { services: [nus], manufacturerData: { companyId: 0x0059, data: "0102" } } });
+    assert.deepEqual(structures(fits.advertisingData()), [
+      [0x01, "06"],
+      [0x07, nusBytes],
+      [0xff, "59000102"],
+    ]);
+    assert.deepEqual(structures(fits.scanResponseData()), [[0x09, Buffer.from("A rather long device name").toString("hex")]]);
+    const full = build({ name: "Short", advertising: { services: [nus], manufacturerData: { companyId: 0x0059, data: "00".repeat(12) } } });
+    assert.deepEqual(structures(full.advertisingData()), [
+      [0x01, "06"],
+      [0x07, nusBytes],
+      [0x09, Buffer.from("Short").toString("hex")],
+    ]);
+    assert.deepEqual(structures(full.scanResponseData()), [[0xff, `5900${"00".repeat(12)}`]]);
   });
 });

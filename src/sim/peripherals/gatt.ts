@@ -57,8 +57,13 @@ export interface GattDeviceConfig extends PeripheralConfig {
 
 /** Replies and echoes waiting to be sent: a central writing faster than the device answers loses the excess. */
 const MAX_QUEUED_REPLIES = 64;
-/** Indications of one characteristic queued behind the outstanding one (replies only; the schedule waits). */
-const MAX_QUEUED_INDICATIONS = 64;
+/** Indications of one characteristic queued behind the outstanding one (replies only; the schedule waits): a reply's. */
+const MAX_QUEUED_INDICATIONS = 256;
+/**
+ * ATT PDUs queued on the link above which a schedule tick is skipped (the cycle waits), as a real stack's full
+ * notification buffers refuse the application's next value: a schedule faster than a slow link stays bounded.
+ */
+const MAX_QUEUED_PDUS = 32;
 
 /** One characteristic's run-time state. */
 interface CharacteristicState {
@@ -86,7 +91,8 @@ export class GattDevicePeripheral extends GattPeripheral {
   /** Characteristics that can notify or indicate, by canonical UUID (unique in the device). */
   private readonly sources = new Map<string, CharacteristicState>();
   private readonly jobs: ReplyJob[] = [];
-  private jobTimer: Timer | null = null;
+  /** A reply is waiting for its delay or for the delivery of its notifications: the next one waits. */
+  private jobBusy = false;
   /** Bumped per disconnect: an indication of an older link settling must not touch the new one's counters. */
   private generation = 0;
 
@@ -168,16 +174,19 @@ export class GattDevicePeripheral extends GattPeripheral {
       state.indicating = 0;
     }
     this.jobs.length = 0;
-    this.jobTimer = null;
+    this.jobBusy = false;
     this.generation++;
   }
 
   private tick(state: CharacteristicState, values: readonly Buffer[]): void {
-    const value = values[state.position % values.length];
+    // One indication outstanding at a time, as the ATT layer allows: a tick while it waits for its confirmation is
+    // skipped, and the cycle goes on from where it was (the central sees every value, in order, later).
+    if (state.indicating > 0 && !this.gatt.isSubscribed(state.uuid, "notify")) return;
+    if ((this.link?.queuedAttPdus ?? 0) >= MAX_QUEUED_PDUS) return;
+    const value = values[state.position];
     state.position = (state.position + 1) % values.length;
     state.current = value;
-    // One indication outstanding at a time, as the ATT layer allows: a tick while it waits sends nothing.
-    this.send(state, value, 0);
+    void this.send(state, value, 0);
   }
 
   private written(state: CharacteristicState, value: Buffer): void {
@@ -207,38 +216,46 @@ export class GattDevicePeripheral extends GattPeripheral {
   }
 
   private pumpJobs(): void {
-    if (this.jobTimer || this.jobs.length === 0 || !this.isConnected) return;
+    if (this.jobBusy || this.jobs.length === 0 || !this.isConnected) return;
     const job = this.jobs[0];
-    this.jobTimer = this.setTimer(job.delayMs, () => {
-      this.jobTimer = null;
+    const generation = this.generation;
+    this.jobBusy = true;
+    this.setTimer(job.delayMs, () => {
       this.jobs.shift();
+      let last: Promise<void> = Promise.resolve();
       for (const value of job.values) {
         job.target.current = value;
-        this.send(job.target, value, MAX_QUEUED_INDICATIONS);
+        last = this.send(job.target, value, MAX_QUEUED_INDICATIONS);
       }
-      this.pumpJobs();
+      // The next reply starts once this one has been delivered (indications: confirmed): backpressure on the link.
+      void last.then(() => {
+        if (generation !== this.generation) return;
+        this.jobBusy = false;
+        this.pumpJobs();
+      });
     });
   }
 
   /**
    * Notifies the value (or indicates it, when the central enabled indications only), cut to the connection's
-   * MTU − 3; nothing when the central enabled neither, or when `maxQueued` indications already wait.
+   * MTU − 3; nothing when the central enabled neither, or when `maxQueued` indications already wait. Resolves
+   * (never rejects) once it has been delivered (an indication: confirmed), or dropped.
    */
-  private send(state: CharacteristicState, value: Buffer, maxQueued: number): void {
-    if (!this.isConnected) return;
+  private send(state: CharacteristicState, value: Buffer, maxQueued: number): Promise<void> {
+    if (!this.isConnected) return Promise.resolve();
     const gatt = this.gatt;
     const subscription = gatt.subscription(state.uuid);
     const payload = value.subarray(0, gatt.mtu - 3);
     if (subscription.notify) {
       // A notification lost with its link needs no handling.
-      gatt.notify(state.uuid, payload).catch(() => undefined);
-    } else if (subscription.indicate && state.indicating <= maxQueued) {
-      state.indicating++;
-      const generation = this.generation;
-      const settled = (): void => {
-        if (generation === this.generation) state.indicating--;
-      };
-      gatt.indicate(state.uuid, payload).then(settled, settled);
+      return gatt.notify(state.uuid, payload).catch(() => undefined);
     }
+    if (!subscription.indicate || state.indicating > maxQueued) return Promise.resolve();
+    state.indicating++;
+    const generation = this.generation;
+    const settled = (): void => {
+      if (generation === this.generation) state.indicating--;
+    };
+    return gatt.indicate(state.uuid, payload).then(settled, settled);
   }
 }
