@@ -1,7 +1,8 @@
 /**
- * Explore as a person uses it, in headless Chromium (Debian's package, driven by playwright-core): open a
- * ble-gatt-in node's dialog, find the simulated Env Sensor with Scan, press Explore, read its services and
- * characteristics with their SIG names, and click one to fill the dialog's service, characteristic and mode.
+ * Explore as a person uses it, in headless Chromium (Debian's package, driven by playwright-core): open a deployed
+ * ble-gatt-in node's dialog, explore the device it is connected to, then find the simulated Env Sensor with Scan,
+ * press Explore, read its services and characteristics with their SIG names, and click one to fill the dialog's
+ * service, characteristic and mode.
  * Screenshots of each step go to test-artifacts/ (git-ignored).
  */
 import assert from "node:assert/strict";
@@ -68,7 +69,7 @@ describe("Explore in a real browser (Node-RED + headless Chromium)", function ()
     if (this.currentTest?.state === "failed" && browser) await shot("failure").catch(() => undefined);
   });
 
-  it("scans for a device, explores it, lists its services and characteristics with SIG names, and a click fills service, characteristic and mode", async () => {
+  it("explores the device a deployed node is connected to, then scans for another, explores it (SIG names listed), and a click fills service, characteristic and mode", async () => {
     const pageErrors: string[] = [];
     page.on("pageerror", (error) => pageErrors.push(error.message));
     await page.goto(red!.url);
@@ -81,6 +82,16 @@ describe("Explore in a real browser (Node-RED + headless Chromium)", function ()
     const exploreButton = page.locator(".ble-explore-button");
     assert.equal((await exploreButton.innerText()).trim(), "Explore");
     assert.ok(await exploreButton.isEnabled(), "the node names a device: Explore can be pressed");
+
+    // The device the deployed node is connected to: its table comes from that connection, which stays up.
+    const status = node.locator(".red-ui-flow-node-status-label", { hasText: /^connected \(simulated\)$/ });
+    await status.waitFor({ timeout: 30000 });
+    await exploreButton.click();
+    await page.locator('.ble-explore-service[data-uuid="180d"]').waitFor({ timeout: 30000 });
+    assert.equal(await page.locator('.ble-explore-service[data-uuid="180d"]').innerText(), "Heart Rate (180d)");
+    assert.equal(await page.locator('.ble-explore-characteristic[data-service="180f"][data-uuid="2a19"] .ble-explore-name').innerText(), "Battery Level (2a19)");
+    await shot("explored-connected-device");
+    assert.ok(await status.isVisible(), "the node stayed connected");
 
     // No device named: nothing to explore.
     await page.evaluate(() => {
