@@ -70,7 +70,8 @@ export interface DeviceSession {
   hasCharacteristic(service: string, characteristic: string): boolean;
   /**
    * The GATT table discovered when the link came up, in the device's order: canonical UUIDs (src/protocol/uuid.ts),
-   * each characteristic's properties as noble reports them. A copy: nothing the caller does changes the session.
+   * each characteristic's properties as noble reports them; what reads as no UUID (no node could name it) is left
+   * out. A copy: nothing the caller does changes the session.
    */
   services(): GattService[];
   /** The characteristic's GATT properties ("write", "writeWithoutResponse", "notify", ...); [] when it is absent. */
@@ -121,9 +122,11 @@ export class Session implements DeviceSession {
       const characteristics: GattService["characteristics"] = [];
       for (const c of s.characteristics ?? []) {
         this.chars.set(keyOf(s.uuid, c.uuid), c);
-        characteristics.push({ uuid: uuidFromNoble(c.uuid) ?? c.uuid.toLowerCase(), properties: [...(c.properties ?? [])] });
+        const uuid = uuidFromNoble(c.uuid);
+        if (uuid !== null) characteristics.push({ uuid, properties: [...(c.properties ?? [])] });
       }
-      this.table.push({ uuid: uuidFromNoble(s.uuid) ?? s.uuid.toLowerCase(), characteristics });
+      const uuid = uuidFromNoble(s.uuid);
+      if (uuid !== null) this.table.push({ uuid, characteristics });
     }
   }
 

@@ -114,6 +114,22 @@ describe("Explore in the BLE layer (fake noble, manual clock)", () => {
     assert.deepEqual(session.services(), STRAP_TABLE, "what a caller does with the table does not change the session's");
   });
 
+  it("a table leaves out what reads as no UUID (no node could name it), rather than passing the radio's text on", async () => {
+    const h = new Harness();
+    const p = new FakePeripheral({
+      address: A,
+      services: [
+        new FakeService("180f", [new FakeCharacteristic("2a19", ["read"]), new FakeCharacteristic("not-a-uuid<script>", ["read"])]),
+        new FakeService("s3cr3t", [new FakeCharacteristic("2a00", ["read"])]),
+      ],
+    });
+    p.calls.auto.add("disconnect");
+    const explored = h.adapter.explore({ address: A }, 10000);
+    h.noble.discover(p);
+    await linkUp(p);
+    assert.deepEqual((await explored).services, [{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["read"] }] }]);
+  });
+
   it("a device nobody holds: scans, connects with a temporary lease, reads the table and disconnects again", async () => {
     const h = new Harness();
     const { p } = strap(A, "strap");
