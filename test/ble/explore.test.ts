@@ -167,6 +167,24 @@ describe("Explore in the BLE layer (fake noble, manual clock)", () => {
     assert.equal(flow.lease.state.state, "connected");
   });
 
+  it("a device an idle node uses now and then: connected for the explore only, and let go again, the node still idle", async () => {
+    const h = new Harness();
+    const { p } = strap(A);
+    p.calls.auto.add("disconnect");
+    const lease = h.adapter.lease({ selector: { address: A }, connection: { idleMs: 10000 }, onState: () => undefined, onConnected: () => Promise.resolve() });
+    await settled();
+    assert.equal(lease.state.state, "idle");
+    assert.equal(h.noble.scanning, false, "nobody needs the link");
+    const explored = h.adapter.explore({ address: A }, 10000);
+    h.noble.discover(p);
+    await linkUp(p);
+    assert.deepEqual((await explored).services, STRAP_TABLE);
+    await settled();
+    assert.equal(p.calls.count("disconnect"), 1, "the link the explore needed is let go");
+    assert.equal(lease.state.state, "idle");
+    await lease.release();
+  });
+
   it("waits for a free slot and never preempts a flow's link: all slots taken, it gives up after its time, saying so", async () => {
     const h = new Harness({ maxConnections: 1 });
     const a = strap(A);
