@@ -1,6 +1,7 @@
 /**
  * The editor's admin HTTP endpoints: a bounded device scan for the device nodes' Scan button, a bounded look at
- * one device's GATT table for the generic GATT nodes' Explore button, and the serial ports for the ble-config dialog. Both sit behind Node-RED's admin authentication (RED.auth.needsPermission).
+ * one device's GATT table for the generic GATT nodes' Explore button, and the serial ports for the ble-config
+ * dialog. All sit behind Node-RED's admin authentication (RED.auth.needsPermission).
  * An error is answered as `{ error: { key, params } }`, a key of the ble-config catalog (below "ble-config.") that
  * the editor words in its user's language (resources/ble-instruments-editor.js errorText).
  */
@@ -230,7 +231,7 @@ async function onAdapter<T>(RED: NodeAPI, query: Query, use: (adapter: BleAdapte
     } catch (error) {
       throw new HttpError(400, body(error));
     }
-    // Shares the adapter of a deployed config node with the same settings; otherwise opens one until the scan ends.
+    // Shares the adapter of a deployed config node with the same settings; otherwise opens one until `use` ends.
     const adapter: BleAdapter = acquireAdapter(settings, DEFAULT_POLICY);
     try {
       return await use(adapter);
