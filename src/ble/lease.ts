@@ -67,7 +67,7 @@ export interface Lease {
   /**
    * Runs `fn` on this lease's connected session (set up: onConnected has succeeded on it), waiting for one first and
    * making an idle lease's link come up. The wait is bounded: it rejects with a BleProblemError "timeout-use" after
-   * options.timeoutMs, "released" once the lease is released, "aborted" when options.signal aborts. `fn`'s signal
+   * options.timeoutMs (the adapter's own problem instead when it is not usable then), "released" once the lease is released, "aborted" when options.signal aborts. `fn`'s signal
    * aborts when the session ends, the lease is released or options.signal aborts. Settles with `fn`'s outcome.
    */
   use<T>(fn: (session: DeviceSession, signal: AbortSignal) => Promise<T>, options?: UseOptions): Promise<T>;
@@ -151,8 +151,19 @@ export class LeaseImpl implements Lease {
     try {
       if (!this.ready()) this.host.reconsider(this);
       const session = await this.waitReady(options.timeoutMs ?? this.host.useTimeoutMs, options.signal);
-      const signals = [session.signal, this.releasing.signal, ...(options.signal ? [options.signal] : [])];
-      return await fn(session, AbortSignal.any(signals));
+      // fn's signal aborts with any of these (by hand: AbortSignal.any is newer than Node 20.0), and lets go of them after.
+      const sources = [session.signal, this.releasing.signal, ...(options.signal ? [options.signal] : [])];
+      const linked = new AbortController();
+      const abort = (): void => linked.abort();
+      for (const source of sources) {
+        if (source.aborted) linked.abort();
+        else source.addEventListener("abort", abort, { once: true });
+      }
+      try {
+        return await fn(session, linked.signal);
+      } finally {
+        for (const source of sources) source.removeEventListener("abort", abort);
+      }
     } finally {
       this.busy--;
       if (this.busy === 0 && !this.released && this.idleMs !== null) {
@@ -182,7 +193,11 @@ export class LeaseImpl implements Lease {
       };
       const aborted = (): void => finish(new BleProblemError({ key: "aborted", params: {} }));
       const released = (): void => finish(new BleProblemError({ key: "released", params: {} }));
-      const timer = this.host.timers.setTimeout(() => finish(new BleProblemError({ key: "timeout-use", params: { ms: timeoutMs } })), timeoutMs);
+      const timer = this.host.timers.setTimeout(() => {
+        // An adapter that cannot be used says why (hci0 is down, ...), better than "no connection in time".
+        const state = this.state;
+        finish(new BleProblemError(state.state === "adapter" && state.problem ? state.problem : { key: "timeout-use", params: { ms: timeoutMs } }));
+      }, timeoutMs);
       this.waiters.add(check);
       signal?.addEventListener("abort", aborted, { once: true });
       this.releasing.signal.addEventListener("abort", released, { once: true });

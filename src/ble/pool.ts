@@ -259,6 +259,8 @@ export class BleAdapter extends EventEmitter {
     if (running) return running;
     const p = entry.peripheral;
     entry.endSession();
+    // Known: no scan for it; the connect queue passes it over until the link is down.
+    if (p) entry.transition("queued");
     if (state) entry.broadcast(state);
     const closing = (p ? closeLink(p, this.policy.gattTimeout, this.timers) : Promise.resolve()).finally(() => {
       this.closingLinks.delete(entry);

@@ -136,6 +136,17 @@ describe("connection policy and use of the link (fake noble, manual clock)", () 
     assert.equal(e2.problem.key, "released");
   });
 
+  it("use() that times out while the adapter cannot be used says why, not only that no connection came", async () => {
+    const h = new Harness();
+    const u = h.lease("keep");
+    h.noble.setState("poweredOff");
+    const outcome = u.lease.use(() => Promise.resolve("ran"), { timeoutMs: 3000 }).catch((e: unknown) => e);
+    h.clock.advance(3000);
+    const error = await outcome;
+    assert.ok(error instanceof BleProblemError);
+    assert.deepEqual(error.problem, { key: "simulator-state", params: { state: "poweredOff" } });
+  });
+
   it("use() on a keep lease runs on the connected session; the session ending aborts fn's signal", async () => {
     const h = new Harness();
     const u = h.lease("keep");

@@ -30,7 +30,7 @@ async function rejection(promise: Promise<unknown>): Promise<BleProblem> {
   return error.problem;
 }
 
-async function connected(mtu = 23): Promise<{ clock: ManualClock; session: DeviceSession; rw: FakeCharacteristic; wo: FakeCharacteristic }> {
+async function connected(mtu = 23): Promise<{ clock: ManualClock; session: DeviceSession; rw: FakeCharacteristic; wo: FakeCharacteristic; p: FakePeripheral }> {
   const noble = new FakeNoble();
   const clock = new ManualClock();
   const adapter = new BleAdapter({ transport: "simulator", scenario: "" }, DEFAULT_POLICY, { open: noble.opener(), timers: clock });
@@ -47,7 +47,7 @@ async function connected(mtu = 23): Promise<{ clock: ManualClock; session: Devic
   const lease = adapter.lease({ selector: { address: A }, onState: () => undefined, onConnected: () => Promise.resolve() });
   noble.discover(p);
   const session = await lease.use((s) => Promise.resolve(s));
-  return { clock, session, rw, wo };
+  return { clock, session, rw, wo, p };
 }
 
 /** Answers the next write the code under test makes to `c` (its Write Response). */
@@ -145,6 +145,20 @@ describe("generic GATT access (src/ble/gatt-access.ts, fake noble)", () => {
       await written(rw);
       rw.notify(Buffer.from("fast\n"));
       assert.equal((await second).toString(), "fast");
+    });
+
+    it("ends with not-connected when the link drops while waiting, and with aborted when withdrawn; the next exchange runs", async () => {
+      const { clock, session, rw, p } = await connected();
+      const withdrawn = new AbortController();
+      const first = exchange(session, request("A?\n"), withdrawn.signal, clock);
+      await written(rw);
+      withdrawn.abort();
+      assert.deepEqual(await rejection(first), { key: "aborted", params: {} });
+      const second = exchange(session, request("B?\n"), undefined, clock);
+      await written(rw);
+      p.drop(0x08);
+      assert.deepEqual(await rejection(second), { key: "not-connected", params: {} });
+      assert.deepEqual(await rejection(exchange(session, request("C?\n"), undefined, clock)), { key: "not-connected", params: {} });
     });
 
     it("refuses a reply characteristic without notify or indicate before writing anything", async () => {

@@ -23,6 +23,9 @@ interface CaughtMsg extends NodeMessage {
   error: { message: string; source: { id: string } };
 }
 
+/** Longer than any link's MTU − 3 here: a long write. */
+const LONG_COMMAND = `${"A".repeat(399)}\n`;
+
 const text = (t: string): { text: string } => ({ text: t });
 
 /**
@@ -45,6 +48,7 @@ const TABLE = [
             { request: text("FAST\n"), reply: [text("fast\n")] },
             { request: text("BYTES\n"), reply: [{ hex: "0102" }, { hex: "030405" }] },
             { request: text("TEMP\n"), reply: [{ hex: "3408" }] },
+            { request: text(LONG_COMMAND), reply: [text("long ok\n")] },
           ],
         },
       },
@@ -63,21 +67,23 @@ function scenario(): string {
 }
 
 const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
+/** On the tab, with a position: a flow node (Node-RED takes a node without x and y for a config node). */
+const on = { z: "flow", x: 100, y: 100 };
 const config: FlowNode = { id: "cfg", type: "ble-config", transport: "simulator", simScenario: "", simTimeScale: TIME_SCALE };
 
 /** A request node `id` wired to helper `${id}-out`. */
 function requestNode(id: string, extra: Record<string, unknown> = {}): FlowNode[] {
   return [
-    { id, z: "flow", type: "ble-gatt-request", ble: "cfg", address: DEVICE, service: "ccc0", characteristic: "ccc1", delimiter: "\\n", timeout: 2000, ...extra, wires: [[`${id}-out`]] },
-    { id: `${id}-out`, z: "flow", type: "helper" },
+    { id, ...on, type: "ble-gatt-request", ble: "cfg", address: DEVICE, service: "ccc0", characteristic: "ccc1", delimiter: "\\n", timeout: 2000, ...extra, wires: [[`${id}-out`]] },
+    { id: `${id}-out`, ...on, type: "helper" },
   ];
 }
 
 /** The nodes, the config node, and one catch node for the request nodes into helper "caught". */
 async function load(nodes: FlowNode[]): Promise<void> {
   const caught: FlowNode[] = [
-    { id: "catcher", z: "flow", type: "catch", scope: nodes.filter((n) => n.type === "ble-gatt-request").map((n) => n.id), uncaught: false, wires: [["caught"]] },
-    { id: "caught", z: "flow", type: "helper" },
+    { id: "catcher", ...on, type: "catch", scope: nodes.filter((n) => n.type === "ble-gatt-request").map((n) => n.id), uncaught: false, wires: [["caught"]] },
+    { id: "caught", ...on, type: "helper" },
   ];
   await loadFlow([bleConfigNode, bleGattRequestNode, bleGattInNode], [{ ...config, simScenario: scenario() }, ...nodes, ...caught, tab]);
 }
@@ -134,6 +140,11 @@ describe("ble-gatt-request node (Node-RED runtime + simulator gatt device throug
     assert.equal((await ask("first", "BYTES\n")).payload, "0102", "the first value alone");
   });
 
+  it("a command longer than MTU − 3 is written whole (a long write) and answered", async () => {
+    await load(requestNode("q", { format: "utf8", response: "with" }));
+    assert.equal((await ask("q", LONG_COMMAND)).payload, "long ok");
+  });
+
   it("format decodes the reply (a numeric format)", async () => {
     await load(requestNode("q", { format: "int16le", delimiter: "" }));
     assert.equal((await ask("q", "TEMP\n")).payload, 0x0834);
@@ -160,8 +171,8 @@ describe("ble-gatt-request node (Node-RED runtime + simulator gatt device throug
     await load([
       ...requestNode("q", { format: "utf8", timeout: 100 }),
       // Sees everything the device sends on ccc1: here, when the late reply has come.
-      { id: "watch", z: "flow", type: "ble-gatt-in", ble: "cfg", address: DEVICE, service: "ccc0", characteristic: "ccc1", format: "utf8", wires: [["seen"]] },
-      { id: "seen", z: "flow", type: "helper" },
+      { id: "watch", ...on, type: "ble-gatt-in", ble: "cfg", address: DEVICE, service: "ccc0", characteristic: "ccc1", format: "utf8", wires: [["seen"]] },
+      { id: "seen", ...on, type: "helper" },
     ]);
     await waitForStatus(helper.getNode("watch"), isConnected);
     assert.equal(await refused("q", "SLOW\n"), "BleProblemError: no complete reply on ccc1 within 100 ms");
