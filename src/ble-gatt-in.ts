@@ -49,7 +49,8 @@ function parseSettings(RED: NodeAPI, node: Node, def: GattInDef): Settings {
   return {
     target,
     mode: enumProperty(def.mode, ["notify", "read"] as const, "notify", "mode"),
-    interval: intProperty(def.interval, 0, 0, 86_400_000, "interval"),
+    // The editor's default too (nodes/ble-gatt-in.html).
+    interval: intProperty(def.interval, 1000, 0, 86_400_000, "interval"),
     format: readFormatProperty(def.format, target.characteristic),
     split: splitProperties(def),
   };
@@ -159,16 +160,19 @@ export = function register(RED: NodeAPI): void {
       read().then(
         ({ value, fields }) => {
           polling = false;
+          if (closing.signal.aborted) return;
+          if (pollProblem !== null) this.status(statusFor(lease.state));
           pollProblem = null;
-          if (!closing.signal.aborted) newMessage(value, fields);
+          newMessage(value, fields);
         },
         (error: unknown) => {
           polling = false;
           if (closing.signal.aborted) return;
-          // Every tick would log the same failure: once, until a read succeeds.
+          // Every tick would log the same failure: once, until a read succeeds; the status says it meanwhile.
           const problem = explainError(error, t);
           if (problem.message !== pollProblem) this.error(problem);
           pollProblem = problem.message;
+          this.status({ fill: "yellow", shape: "ring", text: problem.message });
         },
       );
     };

@@ -21,7 +21,7 @@ const EXAMPLES = fs
   .readdirSync(path.join(PACKAGE_ROOT, "examples"))
   .filter((f) => f.endsWith(".json"))
   .sort();
-const DEVICE_TYPES = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out"];
+const DEVICE_TYPES = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request"];
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
@@ -163,7 +163,7 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
           return found;
         }, DEVICE_TYPES);
       // Generic GATT nodes whose connection is "idle" connect only when used: they stay grey until then.
-      const keepsLink = (n: FlowNode): boolean => (n.type === "ble-gatt-in" || n.type === "ble-gatt-out") && n.connection !== "idle";
+      const keepsLink = (n: FlowNode): boolean => n.type.startsWith("ble-gatt-") && n.connection !== "idle";
       const polled = flows.filter((n) => n.type === "heart-rate" || n.type === "hioki-meter" || keepsLink(n));
       const onSimulator = polled.filter((n) => n.ble === "ble-sim").map((n) => n.id);
       const onUart = polled.filter((n) => n.ble === "ble-uart").map((n) => n.id);
@@ -304,7 +304,7 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
     const page = await openEditor();
     try {
       assert.equal((await fetch(`${red!.url}inject/${version.id}`, { method: "POST" })).status, 200);
-      // The debug node shows the last line it got in its status: the device's reply, split from its notifications.
+      // The debug node shows the last reply in its status: the device's answer, collected from its notifications.
       await page
         .waitForFunction(
           ({ id, text }) => {
@@ -312,7 +312,7 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
             (window as unknown as { RED: { nodes: EditorNodes } }).RED.nodes.eachNode((n) => {
               if (n.id === id) found = String(n.status?.text ?? "");
             });
-            return found === text;
+            return found.trim() === text;
           },
           { id: debug.id, text: "NUS Console 1.0.0" },
           { timeout: 30000 },

@@ -303,6 +303,25 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.match(errors[1], /characteristic aaa9 of service aaa0 not found on c0:ff:ee:00:00:71/);
   });
 
+  it("a read that fails at every interval is logged once, and shown on the status", async () => {
+    const scenario = device([{ uuid: "aaa0", characteristics: [{ uuid: "aaa2", properties: ["notify"] }] }]);
+    await loadFlow([bleConfigNode, bleGattInNode], [simConfig(scenario), gattIn("poll", { service: "aaa0", characteristic: "aaa2", mode: "read", interval: 20 }), sink("poll-out"), tab]);
+    const node = helper.getNode("poll");
+    // Three failed ticks, each setting the status.
+    const failing = (s: { fill?: string; text?: unknown }): boolean => s.fill === "yellow" && /aaa2 of service aaa0 does not allow read/.test(String(s.text));
+    await new Promise<void>((resolve) => {
+      let seen = 0;
+      const onStatus = (call: { args: { fill?: string; text?: unknown }[] }): void => {
+        if (failing(call.args[0]) && ++seen === 3) {
+          (node as unknown as EventEmitter).off("call:status", onStatus);
+          resolve();
+        }
+      };
+      (node as unknown as EventEmitter).on("call:status", onStatus);
+    });
+    assert.deepEqual(errorsOf(node), ["characteristic aaa2 of service aaa0 does not allow read: use mode notify"]);
+  });
+
   it("refuses a sig format for a characteristic without a SIG decoder, naming the property", async () => {
     const scenario = device([{ uuid: "aaa0", characteristics: [{ uuid: "aaa1", properties: ["read"] }] }]);
     await loadFlow([bleConfigNode, bleGattInNode], [simConfig(scenario), gattIn("bad", { service: "aaa0", characteristic: "aaa1", format: "sig" }), sink("bad-out"), tab]);
@@ -323,6 +342,22 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     await waitForStatus(node, (s) => s.fill === "grey" && s.text === "idle (connects when used)", 10000);
     await linksDown();
     assert.equal((await ask("bat")).payload, 80, "the next message connects again");
+  });
+
+  it("connection idle in notify mode: a message brings the link up, values flow, and the link goes after idleSeconds", async () => {
+    const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["notify"], notify: { intervalMs: 1000, values: [{ hex: "42" }] } }] }]);
+    await loadFlow(
+      [bleConfigNode, bleGattInNode],
+      [simConfig(scenario), gattIn("bat", { service: "180f", characteristic: "2a19", format: "sig", connection: "idle", idleSeconds: 1 }), sink("bat-out"), tab],
+    );
+    const node = helper.getNode("bat");
+    await waitForStatus(node, (s) => s.fill === "grey");
+    assert.equal(controller().connectionCount, 0, "no link before a message");
+    const values = collectMessages(helper.getNode("bat-out"), 1);
+    node.receive({ payload: "wake" } as NodeMessage);
+    assert.equal((await values)[0].payload, 66);
+    await waitForStatus(node, (s) => s.fill === "grey" && s.text === "idle (connects when used)");
+    await linksDown();
   });
 
   it("msg.disconnect drops the shared link once: both nodes see it come back, on one link", async () => {
