@@ -441,6 +441,18 @@ describe("sim: kind gatt in simulated time (a scripted central, a manual clock)"
     assert.deepEqual(text(again.valuesOf(c("09"))), ["ACME,", "X1,", "1.0\n"]);
   });
 
+  it("lets a test move a reading (setValue) or send one now (sendValue), as the device would", async () => {
+    device.setValue(c("04"), Buffer.from("moved"));
+    assert.equal(central.read(c("04")).toString("utf8"), "moved");
+    assert.equal(central.received.length, 0, "setValue sends nothing");
+    assert.equal(await device.sendValue(c("07"), Buffer.from("unsent")), false, "not subscribed: nothing sent");
+    assert.equal(device.currentValue(c("07")).toString("utf8"), "unsent");
+    central.subscribe(c("07"));
+    assert.equal(await device.sendValue(c("07"), LONG_VALUE), true);
+    assert.deepEqual(central.valuesOf(c("07")), [LONG_VALUE.subarray(0, 20)], "cut to MTU − 3");
+    await assert.rejects(device.sendValue(c("04"), Buffer.of(1)), /no notify\/indicate characteristic/);
+  });
+
   /** Runs due timers and the callbacks of what was delivered, until nothing more happens. */
   async function settle(): Promise<void> {
     let before: number;

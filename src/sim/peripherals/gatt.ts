@@ -10,7 +10,7 @@
  * Blob for the rest); one indication is outstanding at a time; nothing is sent to a central that has not enabled
  * notifications or indications of the characteristic.
  */
-import { normalizeUuid } from "../../protocol/att";
+import { ATT_MAX_VALUE_LENGTH, normalizeUuid } from "../../protocol/att";
 import type { Timer } from "../../protocol/clock";
 import type { CharacteristicDefinition, CharacteristicPropertyName, ServiceDefinition, Subscription } from "../gatt-server";
 import { GattPeripheral, type PeripheralConfig } from "../peripheral";
@@ -147,10 +147,33 @@ export class GattDevicePeripheral extends GattPeripheral {
 
   /** What a read of the characteristic returns now (its first instance when the UUID appears in several services). */
   currentValue(characteristicUuid: string): Buffer {
+    return Buffer.from(this.state(characteristicUuid).current);
+  }
+
+  /** Changes what a read of the characteristic returns (nothing is sent): a test's way to move a reading. */
+  setValue(characteristicUuid: string, value: Buffer): void {
+    if (value.length > ATT_MAX_VALUE_LENGTH) throw new RangeError(`a value is at most ${ATT_MAX_VALUE_LENGTH} bytes, got ${value.length}`);
+    this.state(characteristicUuid).current = Buffer.from(value);
+  }
+
+  /**
+   * The device sends `value` on a notify/indicate characteristic now, as its schedule would: it becomes the readable
+   * value and goes out (cut to MTU − 3) if the central enabled notifications or indications. Resolves true once
+   * delivered (an indication: confirmed), false when nothing was sent. For tests that need exact values.
+   */
+  sendValue(characteristicUuid: string, value: Buffer): Promise<boolean> {
+    const state = this.sources.get(normalizeUuid(characteristicUuid));
+    if (!state) return Promise.reject(new Error(`no notify/indicate characteristic ${characteristicUuid} in this device`));
+    if (value.length > ATT_MAX_VALUE_LENGTH) return Promise.reject(new RangeError(`a value is at most ${ATT_MAX_VALUE_LENGTH} bytes, got ${value.length}`));
+    state.current = Buffer.from(value);
+    return this.send(state, state.current, MAX_QUEUED_INDICATIONS);
+  }
+
+  private state(characteristicUuid: string): CharacteristicState {
     const wanted = normalizeUuid(characteristicUuid);
-    const state = this.states.flat().find((s) => s.uuid === wanted);
-    if (!state) throw new Error(`no characteristic ${characteristicUuid} in this device`);
-    return Buffer.from(state.current);
+    const found = this.states.flat().find((s) => s.uuid === wanted);
+    if (!found) throw new Error(`no characteristic ${characteristicUuid} in this device`);
+    return found;
   }
 
   protected override onSubscribed(uuid: string, _subscription: Subscription): void {
@@ -222,7 +245,7 @@ export class GattDevicePeripheral extends GattPeripheral {
     this.jobBusy = true;
     this.setTimer(job.delayMs, () => {
       this.jobs.shift();
-      let last: Promise<void> = Promise.resolve();
+      let last: Promise<boolean> = Promise.resolve(false);
       for (const value of job.values) {
         job.target.current = value;
         last = this.send(job.target, value, MAX_QUEUED_INDICATIONS);
@@ -239,23 +262,30 @@ export class GattDevicePeripheral extends GattPeripheral {
   /**
    * Notifies the value (or indicates it, when the central enabled indications only), cut to the connection's
    * MTU − 3; nothing when the central enabled neither, or when `maxQueued` indications already wait. Resolves
-   * (never rejects) once it has been delivered (an indication: confirmed), or dropped.
+   * (never rejects) true once it has been delivered (an indication: confirmed), false when dropped or lost.
    */
-  private send(state: CharacteristicState, value: Buffer, maxQueued: number): Promise<void> {
-    if (!this.isConnected) return Promise.resolve();
+  private send(state: CharacteristicState, value: Buffer, maxQueued: number): Promise<boolean> {
+    if (!this.isConnected) return Promise.resolve(false);
     const gatt = this.gatt;
     const subscription = gatt.subscription(state.uuid);
     const payload = value.subarray(0, gatt.mtu - 3);
     if (subscription.notify) {
       // A notification lost with its link needs no handling.
-      return gatt.notify(state.uuid, payload).catch(() => undefined);
+      return gatt.notify(state.uuid, payload).then(
+        () => true,
+        () => false,
+      );
     }
-    if (!subscription.indicate || state.indicating > maxQueued) return Promise.resolve();
+    if (!subscription.indicate || state.indicating > maxQueued) return Promise.resolve(false);
     state.indicating++;
     const generation = this.generation;
-    const settled = (): void => {
+    const settled = (delivered: boolean): boolean => {
       if (generation === this.generation) state.indicating--;
+      return delivered;
     };
-    return gatt.indicate(state.uuid, payload).then(settled, settled);
+    return gatt.indicate(state.uuid, payload).then(
+      () => settled(true),
+      () => settled(false),
+    );
   }
 }
