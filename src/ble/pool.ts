@@ -14,10 +14,11 @@ import type { Timers } from "../protocol/clock";
 import { HCI_CONNECTION_TIMEOUT } from "../protocol/hci";
 import { adapterKey, describeTransport, openAdapter, type AdapterDescription, type OpenAdapter, type TransportSettings } from "./adapter";
 import { DeviceLink, type BackoffPolicy } from "./device-link";
+import { exploreDevice, type ExploreResult } from "./explore";
 import { LeaseImpl, type Lease, type LeaseHost, type LeaseOptions, type LeaseState } from "./lease";
 import { BleProblemError, problemOf, type BleProblem } from "./problem";
-import { infoOf, matches, sameSelector, type PeripheralInfo } from "./selector";
-import { closeLink, openSession, type Session } from "./session";
+import { infoOf, matches, sameSelector, type DeviceSelector, type PeripheralInfo } from "./selector";
+import { closeLink, openSession, type DeviceSession, type Session } from "./session";
 import { realTimers, TimeoutError } from "./timeout";
 import { TransportLife, type OpenTransport } from "./transport-life";
 
@@ -25,7 +26,8 @@ import { TransportLife, type OpenTransport } from "./transport-life";
 export type { ConnectionPolicy, Lease, LeaseOptions, LeaseState, UseOptions } from "./lease";
 export type { DeviceSelector, PeripheralInfo } from "./selector";
 export { matches } from "./selector";
-export type { DeviceSession } from "./session";
+export type { DeviceSession, GattService } from "./session";
+export type { ExploreResult } from "./explore";
 
 export interface PoolPolicy extends BackoffPolicy {
   maxConnections: number;
@@ -324,6 +326,25 @@ export class BleAdapter extends EventEmitter {
     if (this.problem) throw new BleProblemError(this.problem);
     for (const e of this.entries) if (e.peripheral) seen.set(e.peripheral.address.toLowerCase(), infoOf(e.peripheral));
     return [...seen.values()];
+  }
+
+  /**
+   * The GATT table of the device `selector` names (for the editor's Explore button), within `timeoutMs`: read from
+   * a flow's live link to it if there is one, else through a temporary lease (./explore.ts).
+   */
+  async explore(selector: DeviceSelector, timeoutMs: number): Promise<ExploreResult> {
+    if (this.closing) throw new BleProblemError({ key: "adapter-closed", params: {} });
+    this.transport.ensureOpen();
+    if (this.problem) throw new BleProblemError(this.problem);
+    return exploreDevice(this, selector, timeoutMs, this.timers);
+  }
+
+  /** The session of a connected link to the device `selector` names, if a lease holds one. */
+  liveSession(selector: DeviceSelector): DeviceSession | null {
+    for (const e of this.entries) {
+      if (e.phase === "connected" && e.session && !e.session.signal.aborted && e.peripheral && matches(selector, e.peripheral)) return e.session;
+    }
+    return null;
   }
 
   private onDiscover(p: Peripheral): void {
