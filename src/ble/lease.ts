@@ -89,6 +89,11 @@ export interface LeaseHost {
   /** Whether the lease wants its link changed: the pool connects or lets go as the leases want. */
   reconsider(lease: LeaseImpl): void;
   disconnect(lease: LeaseImpl): Promise<void>;
+  /**
+   * No lease's setup (onConnected) is still running on `session`. use() waits for it: on a link that has just come
+   * up, one node's write must not reach the device before another node's subscription to the reply is in place.
+   */
+  setupsSettled(session: DeviceSession): boolean;
 }
 
 /** The pool's side of a lease. */
@@ -134,12 +139,17 @@ export class LeaseImpl implements Lease {
   /** The lease's setup succeeded on `session`: use() calls waiting for it go on. */
   markSetUp(session: DeviceSession): void {
     this.setUpOn = session;
+    this.recheck();
+  }
+
+  /** Something use() waits for may have changed (another lease's setup settled): waiting calls look again. */
+  recheck(): void {
     for (const w of [...this.waiters]) w();
   }
 
   private ready(): DeviceSession | null {
     const s = this.session;
-    return s && this.setUpOn === s && !s.signal.aborted ? s : null;
+    return s && this.setUpOn === s && !s.signal.aborted && this.host.setupsSettled(s) ? s : null;
   }
 
   async use<T>(fn: (session: DeviceSession, signal: AbortSignal) => Promise<T>, options: UseOptions = {}): Promise<T> {

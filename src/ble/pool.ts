@@ -76,6 +76,8 @@ export class BleAdapter extends EventEmitter {
   /** Links being closed while their entry stays (idle, or msg.disconnect): no connection to them until it is done. */
   private readonly closingLinks = new Map<DeviceLink, Promise<void>>();
   private readonly timers: Timers;
+  /** Leases' setups (onConnected) still running on each session (absent: none). */
+  private readonly setupsRunning = new WeakMap<DeviceSession, number>();
   private readonly host: LeaseHost;
   private readonly onClose: ((adapter: BleAdapter) => void) | undefined;
 
@@ -96,6 +98,7 @@ export class BleAdapter extends EventEmitter {
         if (entry) this.reconsider(entry);
       },
       disconnect: (l) => this.disconnectLease(l),
+      setupsSettled: (session) => !this.setupsRunning.get(session),
     };
     this.key = adapterKey(settings);
     this.description = describeTransport(settings);
@@ -485,7 +488,17 @@ export class BleAdapter extends EventEmitter {
 
   /** A lease is "connected" once its own setup (discovery, subscriptions) has succeeded on the shared link. */
   private runSetup(entry: DeviceLink, lease: LeaseImpl, session: Session): void {
-    lease.connect(session).then(
+    this.setupsRunning.set(session, (this.setupsRunning.get(session) ?? 0) + 1);
+    const settled = (): void => {
+      const left = (this.setupsRunning.get(session) ?? 1) - 1;
+      if (left > 0) this.setupsRunning.set(session, left);
+      else this.setupsRunning.delete(session);
+      // use() calls waiting for the others' setups go on (after markSetUp below, for this lease's own).
+      if (left === 0) queueMicrotask(() => {
+        for (const l of entry.leases) l.recheck();
+      });
+    };
+    lease.connect(session).finally(settled).then(
       () => {
         if (session.signal.aborted || lease.released) return;
         lease.markSetUp(session);

@@ -30,7 +30,7 @@ class Harness {
     this.p.calls.auto.add("connect").add("discover").add("disconnect");
   }
 
-  lease(connection: ConnectionPolicy): { lease: Lease; states: LeaseState[]; next: (name: LeaseState["state"]) => Promise<void> } {
+  lease(connection: ConnectionPolicy, onConnected: () => Promise<void> = () => Promise.resolve()): { lease: Lease; states: LeaseState[]; next: (name: LeaseState["state"]) => Promise<void> } {
     const states: LeaseState[] = [];
     const waiters: (() => void)[] = [];
     const lease = this.adapter.lease({
@@ -40,7 +40,7 @@ class Harness {
         states.push(state);
         for (const w of waiters.splice(0)) w();
       },
-      onConnected: () => Promise.resolve(),
+      onConnected,
     });
     /** Waits for the next state named `name` (from the states not yet seen by an earlier call). */
     let seen = 0;
@@ -97,6 +97,31 @@ describe("connection policy and use of the link (fake noble, manual clock)", () 
     h.clock.advance(1);
     await u.next("idle");
     assert.equal(h.p.calls.count("disconnect"), 1);
+  });
+
+  it("use() on a fresh link waits until every lease's setup on it has settled (a write must not overtake another node's subscription)", async () => {
+    const h = new Harness();
+    // A node that subscribes when the link comes up (ble-gatt-in), its CCCD write still unanswered...
+    let subscribed!: () => void;
+    const subscribing = new Promise<void>((resolve) => (subscribed = resolve));
+    const listener = h.lease("keep", () => subscribing);
+    // ...and a node that writes a command whose reply that subscription is to receive (ble-gatt-out, idle).
+    const writer = h.lease({ idleMs: IDLE_MS });
+    const order: string[] = [];
+    const writing = writer.lease.use(() => {
+      order.push("write");
+      return Promise.resolve();
+    });
+    h.noble.discover(h.p);
+    await writer.next("connected");
+    await settled();
+    assert.equal(order.length, 0, "the write waits while the other lease's setup is pending");
+    order.push("subscribed");
+    subscribed();
+    await writing;
+    assert.deepEqual(order, ["subscribed", "write"]);
+    await listener.lease.release();
+    await writer.lease.release();
   });
 
   it("idle: a keep lease on the same device keeps the link past an idle lease's idle time", async () => {
