@@ -322,4 +322,30 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
       await page.close();
     }
   });
+
+  it("use the console as a serial line: a line written by gatt out, the answer as lines from gatt in (nus-console example)", async () => {
+    const temp = flows.find((n) => n.type === "inject" && n.name === "temp? (serial line)" && origin.get(n.id) === "nus-console.json");
+    const lines = flows.find((n) => n.type === "debug" && n.name === "lines" && origin.get(n.id) === "nus-console.json");
+    assert.ok(temp && lines);
+    const page = await openEditor();
+    try {
+      assert.equal((await fetch(`${red!.url}inject/${temp.id}`, { method: "POST" })).status, 200);
+      // The simulated console answers "temp?" with "21.50\n"; the gatt in node's message is the line without "\n".
+      await page
+        .waitForFunction(
+          ({ id, text }) => {
+            let found = "";
+            (window as unknown as { RED: { nodes: EditorNodes } }).RED.nodes.eachNode((n) => {
+              if (n.id === id) found = String(n.status?.text ?? "");
+            });
+            return found === text;
+          },
+          { id: lines.id, text: "21.50" },
+          { timeout: 30000 },
+        )
+        .catch(() => assert.fail(`no line "21.50" from gatt in; log:\n${red!.log().slice(-2000)}`));
+    } finally {
+      await page.close();
+    }
+  });
 });
