@@ -419,7 +419,7 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
       ["eddystone url scheme", { kind: "eddystone", url: `ftp://${SECRET}` }, "peripherals[0].url", /must start with/],
       ["eddystone url length", { kind: "eddystone", url: `https://${SECRET}${SECRET}.com` }, "peripherals[0].url", /encodes to \d+ bytes/],
       ["eddystone namespace", { kind: "eddystone", uid: { namespace: "0011", instance: "a1a2a3a4a5a6" } }, "peripherals[0].uid.namespace", /20 hex digits/],
-      ["eddystone tlm temperature", { kind: "eddystone", tlm: { temperature: [20, 300] } }, "peripherals[0].tlm.temperature[1]", /-128/],
+      ["eddystone tlm temperature", { kind: "eddystone", tlm: { temperature: [20, 300] } }, "peripherals[0].tlm.temperature[1]", /-127.99 to 127.99/],
       ["bthome without measurements", { kind: "bthome" }, "peripherals[0].measurements", /is required/],
       ["bthome unknown type", { kind: "bthome", measurements: [{ type: "temperature", values: [1] }, { type: SECRET, values: [1] }] }, "peripherals[0].measurements[1].type", /not a BTHome object name/],
       ["bthome value range", { kind: "bthome", measurements: [{ type: "humidity", values: [50, 700] }] }, "peripherals[0].measurements[0].values[1]", /between 0 and 655.35/],
