@@ -9,7 +9,7 @@ import * as crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import { withBindings, type Noble, type Peripheral } from "@stoprocent/noble";
 import { ADV_IND, ADV_NONCONN_IND, ADV_SCAN_IND, H4_COMMAND, OP, SCAN_RSP } from "../../src/protocol/hci";
-import { parseLeAdvertisingReports, type AdvertisingReport } from "../../src/protocol/hci-packets";
+import { buildCommand, parseCommandComplete, parseLeAdvertisingReports, type AdvertisingReport } from "../../src/protocol/hci-packets";
 import { hciPeerPort, registerHciPeer, unregisterHciPeer, type HciPeer } from "../../src/ble/hci-peer";
 import { installNobleHciDriver } from "../../src/ble/noble-driver";
 import { VirtualController } from "../../src/sim/controller";
@@ -388,6 +388,38 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
       const services = await air.pump(connectable.discoverServicesAsync());
       assert.deepEqual(services.map((s) => s.uuid).sort(), ["1800", "1801"]);
       await air.pump(connectable.disconnectAsync());
+    });
+
+    it("LE Set Scan Parameters outside the spec's ranges is refused with Invalid Parameters, leaving the last good ones", async () => {
+      air = new Air([{ kind: "advertiser", address: "c0:00:00:00:05:00", data: "020106", scanResponse: "020af4", rssi: -81 }]);
+      // noble initialises (and sets its own parameters) first; the test then plays the host.
+      await air.noble.waitForPoweredOnAsync();
+      await settle();
+      const replies: number[] = [];
+      air.controller.on("h4", (packet: Buffer) => {
+        const complete = parseCommandComplete(packet);
+        if (complete?.opcode === OP.LE_SET_SCAN_PARAMETERS) replies.push(complete.status);
+      });
+      const params = (type: number, interval: number, window: number) => {
+        const p = Buffer.alloc(7);
+        p[0] = type;
+        p.writeUInt16LE(interval, 1);
+        p.writeUInt16LE(window, 3);
+        air?.controller.write(buildCommand(OP.LE_SET_SCAN_PARAMETERS, p));
+      };
+      params(0x00, 0x0010, 0x0010); // passive, 10 ms / 10 ms: accepted
+      params(0x02, 0x0010, 0x0010); // no such scan type
+      params(0x01, 0x0003, 0x0003); // interval below 2.5 ms
+      params(0x01, 0x4001, 0x0010); // interval above 10.24 s
+      params(0x01, 0x0010, 0x0020); // window longer than the interval
+      await settle();
+      assert.deepEqual(replies, [0x00, 0x12, 0x12, 0x12, 0x12]);
+      air.controller.write(buildCommand(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0])));
+      await air.run(1000);
+      const reports = air.reportsOf("c0:00:00:00:05:00");
+      assert.ok(reports.length > 0);
+      assert.ok(reports.every((r) => r.eventType === ADV_SCAN_IND), "still passive: no scan response");
+      assert.ok(reports.every((r) => r.rssi === -81), "the device's own RSSI");
     });
 
     it("the built-in scenario's advertisers are all heard within a second", async () => {
