@@ -28,6 +28,7 @@ import { analyze, attName, attPhases, field, locateTshark, readFields, TSHARK_MI
 const HEART_RATE = "d8:75:ba:00:00:01";
 const METER = "a4:9e:69:00:00:01";
 const FILE_SERVER = "e3:c3:5c:00:00:01";
+const GATT_DEVICE = "c0:ff:ee:00:00:01";
 const FILE_SIZE = 5000;
 const FILE_SEED = 7;
 const BPM = [60, 61, 62, 63, 64, 65, 66, 67];
@@ -341,6 +342,87 @@ describe("interop: tshark reads the simulator's btsnoop capture", function () {
       const bpm = readFields(path.join(dir, `connection-${conn.handle.toString(16)}.btsnoop`), ["btatt.heart_rate_measurement.value.8"]).flatMap((f) => field(f, "btatt.heart_rate_measurement.value.8").map(Number));
       assert.equal(bpm.length, count(conn, AttOpcode.HandleValueNotification), "every notification decoded as a Heart Rate Measurement");
       for (const v of bpm) assert.ok(BPM.includes(v), `bpm ${v} from the scenario's list`);
+    }
+  });
+  it("the gatt kind: manufacturer data, Read Blob, a long write, a reply by indication: nothing malformed or unknown, ATT in protocol order", async () => {
+    fs.mkdirSync(path.join(dir, "captures"));
+    const scenarioFile = path.join(dir, "scenario.json");
+    const long = "0123456789".repeat(6);
+    fs.writeFileSync(
+      scenarioFile,
+      JSON.stringify({
+        link: { dataLength: 27 },
+        capture: CAPTURE,
+        peripherals: [
+          {
+            kind: "gatt",
+            address: GATT_DEVICE,
+            name: "Capture",
+            serverMtu: 23,
+            advertising: { services: ["fff0"], manufacturerData: { companyId: 89, data: "0102" } },
+            services: [
+              {
+                uuid: "fff0",
+                characteristics: [
+                  { uuid: "fff1", properties: ["read", "write"], value: { text: long } },
+                  { uuid: "fff2", properties: ["write"], onWrite: { replyOn: "fff3", replies: [{ request: { text: "?" }, reply: [{ text: "a" }, { text: "b" }] }] } },
+                  { uuid: "fff3", properties: ["indicate"] },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const sim = new Simulation(loadScenarioFile(scenarioFile), { timeScale: TIME_SCALE });
+    own.sim = sim;
+    const central = nobleFor(sim);
+    own.central = central;
+    const peripheral = (await scan(central.noble, [GATT_DEVICE])).get(GATT_DEVICE) as Peripheral;
+    await peripheral.connectAsync();
+    const { characteristics } = await peripheral.discoverAllServicesAndCharacteristicsAsync();
+    assert.equal((await find(characteristics, "fff1").readAsync()).toString("utf8"), long);
+    await find(characteristics, "fff1").writeAsync(Buffer.from(long.toUpperCase()), false);
+    const reply = find(characteristics, "fff3");
+    await reply.subscribeAsync();
+    const two = values(reply, 2);
+    await find(characteristics, "fff2").writeAsync(Buffer.from("?"), false);
+    assert.deepEqual((await two).map((v) => v.toString("utf8")), ["a", "b"]);
+    await peripheral.disconnectAsync();
+    central.dispose();
+    own.central = undefined;
+    sim.close();
+    own.sim = undefined;
+
+    const capture = path.join(dir, CAPTURE);
+    const { problems, connections } = analyze(capture);
+    assert.deepEqual(problems, [], "no malformed, unknown, undecoded or out-of-protocol packet");
+    assert.deepEqual(
+      connections.map((c) => [c.address, c.disconnectReason]),
+      [[GATT_DEVICE, HCI_LOCAL_HOST_TERMINATED]],
+    );
+    assert.deepEqual(
+      attPhases(connections[0]).map(attName),
+      [
+        AttOpcode.ExchangeMtuRequest,
+        AttOpcode.ReadByGroupTypeRequest,
+        AttOpcode.ReadByTypeRequest,
+        AttOpcode.ReadRequest,
+        AttOpcode.ReadBlobRequest,
+        AttOpcode.PrepareWriteRequest,
+        AttOpcode.ExecuteWriteRequest,
+        AttOpcode.WriteRequest,
+        AttOpcode.HandleValueIndication,
+        AttOpcode.HandleValueConfirmation,
+      ].map(attName),
+      describeConnection(connections[0]),
+    );
+    // Wireshark's own advertising decoder reads the manufacturer data: company 89 (Nordic Semiconductor), 01 02.
+    const ads = readFields(capture, ["btcommon.eir_ad.entry.company_id", "btcommon.eir_ad.entry.data"]).filter((f) => field(f, "btcommon.eir_ad.entry.company_id").length > 0);
+    assert.ok(ads.length > 0, "advertising reports with manufacturer data");
+    for (const ad of ads) {
+      assert.deepEqual(field(ad, "btcommon.eir_ad.entry.company_id"), ["0x0059"]);
+      assert.deepEqual(field(ad, "btcommon.eir_ad.entry.data").map((d) => d.replace(/:/g, "")), ["0102"]);
     }
   });
 });
