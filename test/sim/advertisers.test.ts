@@ -8,6 +8,7 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import { withBindings, type Noble, type Peripheral } from "@stoprocent/noble";
+import { AdvertisementError, decodeAdvertisement, ReplayGuard } from "../../src/protocol/advertisement";
 import { ADV_IND, ADV_NONCONN_IND, ADV_SCAN_IND, H4_COMMAND, OP, SCAN_RSP } from "../../src/protocol/hci";
 import { buildCommand, parseCommandComplete, parseLeAdvertisingReports, type AdvertisingReport } from "../../src/protocol/hci-packets";
 import { hciPeerPort, registerHciPeer, unregisterHciPeer, type HciPeer } from "../../src/ble/hci-peer";
@@ -291,6 +292,66 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
     it("bthome encryption reproduces the BTHome specification's example (key, address, counter 0x33221100)", () => {
       const body = encryptBthome(h("02 ca09 03 bf13"), h(BIND_KEY), "54:48:e6:8f:80:a5", 0x41, 0x33221100);
       assert.deepEqual(body, h("a47266c95f73 00112233 78237214"));
+    });
+
+    it("src/protocol's decoders (an independent implementation) read back the scenario's values; a replay guard drops the repeats", async () => {
+      const encrypted = "54:48:e6:8f:80:a5";
+      air = new Air([
+        { kind: "ibeacon", address: "c0:00:00:00:06:01", uuid: IBEACON_UUID, major: 7, minor: 9, measuredPower: -61 },
+        { kind: "eddystone", address: "c0:00:00:00:06:02", txPower: -12, uid: { namespace: "00112233445566778899", instance: "a1a2a3a4a5a6" }, url: "https://www.example.org/x", tlm: { batteryMv: [2950], temperature: [-4.5] } },
+        {
+          kind: "bthome",
+          address: "c0:00:00:00:06:03",
+          measurements: [
+            { type: "temperature", values: [-3.5] },
+            { objectId: 0x45, values: [21.4] },
+            { type: "massKg", values: [1.5] },
+            { type: "co2", values: [1234] },
+            { type: "batteryLow", values: [true] },
+            { type: "button", values: ["double_press"] },
+            { type: "dimmer", values: [-3] },
+          ],
+        },
+        { kind: "bthome", address: encrypted, bindKey: BIND_KEY, measurements: [{ type: "temperature", values: [25.06, 25.1] }, { type: "humidity", values: [50.55] }], intervalMs: 100, repeat: 3 },
+      ]);
+      await air.scan();
+      await air.run(3000);
+      const guard = new ReplayGuard();
+      const decode = (s: Seen) => {
+        try {
+          return decodeAdvertisement({ address: s.address, serviceData: s.serviceData, ...(s.manufacturerData ? { manufacturerData: s.manufacturerData } : {}) }, (a) => (a === encrypted ? h(BIND_KEY) : undefined), guard);
+        } catch (error) {
+          if (error instanceof AdvertisementError && error.code === "bthome-replay") return "replay";
+          throw error;
+        }
+      };
+      const decoded = (address: string) => air?.of(address).map(decode) ?? [];
+      assert.deepEqual(decoded("c0:00:00:00:06:01")[0], { type: "ibeacon", uuid: IBEACON_UUID, major: 7, minor: 9, measuredPower: -61 });
+      const eddystone = decoded("c0:00:00:00:06:02");
+      assert.deepEqual(eddystone[0], { type: "eddystone-uid", namespace: "00112233445566778899", instance: "a1a2a3a4a5a6", txPower: -12 });
+      assert.deepEqual(eddystone[1], { type: "eddystone-url", url: "https://www.example.org/x", txPower: -12 });
+      assert.deepEqual({ ...(eddystone[2] as object), advertisingCount: 0, uptime: 0 }, { type: "eddystone-tlm", battery: 2950, temperature: -4.5, advertisingCount: 0, uptime: 0 });
+      const plain = decoded("c0:00:00:00:06:03")[0];
+      assert.ok(plain && plain !== "replay");
+      assert.deepEqual({ ...plain, packetId: 0 }, {
+        type: "bthome",
+        encrypted: false,
+        triggerBased: false,
+        packetId: 0,
+        temperature: [-3.5, 21.4],
+        massKg: 1.5,
+        co2: 1234,
+        batteryLow: true,
+        button: "double_press",
+        dimmer: { event: "rotate_left", steps: 3 },
+      });
+      // The encrypted sensor repeats each packet three times: the guard accepts the first of each, drops the rest.
+      const secret = decoded(encrypted);
+      const accepted = secret.filter((d) => d !== "replay");
+      assert.ok(accepted.length >= 5, `accepted ${accepted.length}`);
+      assert.ok(secret.filter((d) => d === "replay").length >= 2 * (accepted.length - 1), "the repeats are replays");
+      assert.deepEqual(new Set(accepted.map((d) => (d as Record<string, unknown>).temperature)), new Set([25.06, 25.1]));
+      assert.ok(accepted.every((d) => (d as Record<string, unknown>).encrypted === true && (d as Record<string, unknown>).humidity === 50.55));
     });
 
     it("advertiser: raw advertising and scan response bytes, cycled with repeat", async () => {
