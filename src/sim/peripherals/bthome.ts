@@ -311,7 +311,8 @@ export const bthomeKind: PeripheralKind = {
   defaultAddressType: "random",
   options: ["measurements", "bindKey", "packetId", "triggerBased", "repeat", "changeEveryMs", ...ADVERTISER_OPTIONS],
   create(spec: JsonObject, field, identity, ctx) {
-    if (!Array.isArray(spec.measurements)) throw new ScenarioError(`${field}.measurements`, "is required: a list of { type, values }");
+    if (spec.measurements === undefined) throw new ScenarioError(`${field}.measurements`, "is required: a list of { type, values }");
+    if (!Array.isArray(spec.measurements)) throw new ScenarioError(`${field}.measurements`, "must be a list of { type, values }");
     const raw = spec.measurements as unknown[];
     if (raw.length === 0 || raw.length > MAX_MEASUREMENTS) throw new ScenarioError(`${field}.measurements`, `must hold 1 to ${MAX_MEASUREMENTS} measurements`);
     const measurements = raw.map((m, i) => parseMeasurement(m, `${field}.measurements[${i}]`));
