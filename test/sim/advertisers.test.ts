@@ -6,6 +6,8 @@
  */
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { EventEmitter } from "node:events";
 import { withBindings, type Noble, type Peripheral } from "@stoprocent/noble";
 import { AdvertisementError, decodeAdvertisement, ReplayGuard } from "../../src/protocol/advertisement";
@@ -16,7 +18,7 @@ import { installNobleHciDriver } from "../../src/ble/noble-driver";
 import { VirtualController } from "../../src/sim/controller";
 import { createPeripheral } from "../../src/sim/peripherals";
 import { encryptBthome } from "../../src/sim/peripherals/bthome";
-import { DEFAULT_SCENARIO } from "../../src/sim/scenario";
+import { DEFAULT_SCENARIO, parseScenario } from "../../src/sim/scenario";
 import { DEFAULT_LINK } from "../../src/sim/types";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
 import { ManualClock } from "../support/manual-clock";
@@ -481,6 +483,18 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
       assert.ok(reports.length > 0);
       assert.ok(reports.every((r) => r.eventType === ADV_SCAN_IND), "still passive: no scan response");
       assert.ok(reports.every((r) => r.rssi === -81), "the device's own RSSI");
+    });
+
+    it("the README's example scenario runs: every device heard", async () => {
+      const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+      const section = readme.slice(readme.indexOf("### Advertisers: beacons and sensors that never connect"));
+      const example = /```json\n([\s\S]*?)```/.exec(section);
+      assert.ok(example, "the section has a JSON example");
+      const scenario = parseScenario(JSON.parse(example[1]), "");
+      air = new Air(scenario.peripherals.map((p) => p.spec));
+      await air.scan();
+      await air.run(2000);
+      for (const p of scenario.peripherals) assert.ok(air.of(p.address).length > 0, `${p.kind} ${p.address} heard`);
     });
 
     it("the built-in scenario's advertisers are all heard within a second", async () => {
