@@ -46,7 +46,10 @@ export interface VirtualControllerOptions {
   link?: LinkSettings;
   /** The controller's own public address (Read BD_ADDR). */
   address?: string;
-  /** Simulated period at which every advertising peripheral is reported while scanning. */
+  /**
+   * Simulated period at which every advertising peripheral without timing of its own is reported while scanning (the
+   * advertiser kinds keep their own intervals: VirtualPeripheral.nextAdvertisingEvent).
+   */
   advertisingIntervalMs?: number;
   /** Simulated time from LE Create Connection (peer reachable) to LE Connection Complete. */
   connectDelayMs?: number;
@@ -134,7 +137,9 @@ export class VirtualController extends EventEmitter {
     const address = peripheral.address.toLowerCase();
     addressToBytes(address);
     if (this.entries.has(address)) throw new Error(`a peripheral with address ${address} already exists`);
-    this.entries.set(address, { peripheral, powered: true });
+    const entry = { peripheral, powered: true };
+    this.entries.set(address, entry);
+    this.scanner.added(entry);
   }
 
   peripheral(address: string): VirtualPeripheral | undefined {

@@ -62,6 +62,11 @@ describe("sim/scenario", () => {
           ["nus-ymodem-receiver", "e3:c3:5c:00:00:02", "peripherals[3]"],
           ["gatt", "c0:ff:ee:00:00:01", "peripherals[4]"],
           ["gatt", "c0:ff:ee:00:00:02", "peripherals[5]"],
+          ["ibeacon", "c0:1b:ea:c0:00:01", "peripherals[6]"],
+          ["eddystone", "c0:ed:d1:00:00:01", "peripherals[7]"],
+          ["bthome", "c0:b7:40:00:00:01", "peripherals[8]"],
+          ["bthome", "c0:b7:40:00:00:02", "peripherals[9]"],
+          ["advertiser", "c0:ad:00:00:00:01", "peripherals[10]"],
         ],
       );
       assert.deepEqual(s.peripherals[0].spec.bpm, [45, 46, 47, 46]);
