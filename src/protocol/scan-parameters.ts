@@ -1,0 +1,59 @@
+/**
+ * The scan type of the host's LE Set Scan Parameters commands, read and rewritten on their way to the controller.
+ *
+ * noble always asks for an active scan (the controller sends a scan request to every advertiser and reports its
+ * scan response). A passive scan sends nothing: the scanner is invisible and the advertisers' batteries are spared.
+ * The BLE layer sits between noble and the HCI driver, so it sets the type there, in the command itself: the
+ * legacy command (OGF 0x08, OCF 0x000B: LE_Scan_Type is its first parameter) and the extended one (OCF 0x0041: one
+ * Scan_Type per PHY in Scanning_PHYs). Every other packet, and a command whose length does not add up, passes
+ * untouched. Pure: no noble, no Node-RED.
+ */
+import { H4_COMMAND, OP, opcode } from "./hci";
+
+export type ScanType = "active" | "passive";
+
+/** LE Set Extended Scan Parameters (Core Spec Vol 4 Part E 7.8.64). */
+export const LE_SET_EXTENDED_SCAN_PARAMETERS = opcode(0x08, 0x0041);
+
+const PASSIVE = 0x00;
+const ACTIVE = 0x01;
+/** H4 type, opcode (2), parameter length. */
+const HEADER = 4;
+
+/** Offsets (in the H4 packet) of the Scan_Type bytes of a scan parameters command; null when it is none or malformed. */
+function scanTypeOffsets(packet: Buffer): number[] | null {
+  if (packet.length < HEADER || packet[0] !== H4_COMMAND) return null;
+  const op = packet.readUInt16LE(1);
+  const length = packet[3];
+  if (packet.length !== HEADER + length) return null;
+  if (op === OP.LE_SET_SCAN_PARAMETERS) return length === 7 ? [HEADER] : null;
+  if (op !== LE_SET_EXTENDED_SCAN_PARAMETERS || length < 3) return null;
+  // Own_Address_Type, Scanning_Filter_Policy, Scanning_PHYs; then Scan_Type, Interval (2), Window (2) per PHY bit.
+  const phys = packet[HEADER + 2];
+  let count = 0;
+  for (let bit = phys; bit !== 0; bit >>= 1) count += bit & 1;
+  if (count === 0 || length !== 3 + 5 * count) return null;
+  return Array.from({ length: count }, (_, i) => HEADER + 3 + 5 * i);
+}
+
+/** The scan type a scan parameters command asks for (the first PHY's, for the extended one), else null. */
+export function scanTypeOf(packet: Buffer): ScanType | null {
+  const offsets = scanTypeOffsets(packet);
+  if (!offsets) return null;
+  return packet[offsets[0]] === PASSIVE ? "passive" : "active";
+}
+
+/**
+ * The packet asking for `type`: a scan parameters command whose type differs comes back as a copy with every
+ * Scan_Type byte set; anything else (another packet, a malformed command, one already of that type) is returned
+ * as it is, the same buffer.
+ */
+export function withScanType(packet: Buffer, type: ScanType): Buffer {
+  const offsets = scanTypeOffsets(packet);
+  if (!offsets) return packet;
+  const value = type === "passive" ? PASSIVE : ACTIVE;
+  if (offsets.every((o) => packet[o] === value)) return packet;
+  const copy = Buffer.from(packet);
+  for (const o of offsets) copy[o] = value;
+  return copy;
+}

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { OP } from "../../src/protocol/hci";
+import { buildCommand } from "../../src/protocol/hci-packets";
+import { LE_SET_EXTENDED_SCAN_PARAMETERS, scanTypeOf, withScanType } from "../../src/protocol/scan-parameters";
+
+/** noble 2.8's legacy LE Set Scan Parameters: active, interval and window 0x0012, public address, accept all. */
+const legacy = buildCommand(OP.LE_SET_SCAN_PARAMETERS, Buffer.from("01120012000000", "hex"));
+/** noble's extended command with LE 1M and LE Coded (phys 0x05): two Scan_Type bytes. */
+const extended = buildCommand(LE_SET_EXTENDED_SCAN_PARAMETERS, Buffer.from("000005" + "0112001200" + "0112001200", "hex"));
+
+describe("protocol/scan-parameters (passive scanning under noble)", () => {
+  it("rewrites the legacy command's LE_Scan_Type to passive (0x00) and back, leaving every other byte", () => {
+    const passive = withScanType(legacy, "passive");
+    assert.equal(passive.toString("hex"), "010b2007" + "00120012000000");
+    assert.equal(scanTypeOf(passive), "passive");
+    assert.equal(scanTypeOf(legacy), "active");
+    assert.equal(withScanType(passive, "active").toString("hex"), legacy.toString("hex"));
+    assert.equal(legacy.toString("hex"), "010b2007" + "01120012000000", "the input is not modified");
+  });
+
+  it("rewrites the Scan_Type of every PHY of the extended command", () => {
+    const passive = withScanType(extended, "passive");
+    assert.equal(passive.toString("hex"), "014120" + "0d" + "000005" + "0012001200" + "0012001200");
+    assert.equal(scanTypeOf(passive), "passive");
+    const oneM = buildCommand(LE_SET_EXTENDED_SCAN_PARAMETERS, Buffer.from("000001" + "0112001200", "hex"));
+    assert.equal(withScanType(oneM, "passive").toString("hex"), "014120" + "08" + "000001" + "0012001200");
+  });
+
+  it("passes other packets, malformed commands and commands already of the type as the same buffer", () => {
+    const enable = buildCommand(OP.LE_SET_SCAN_ENABLE, Buffer.from("0100", "hex"));
+    const short = Buffer.from("010b200601120012000000".slice(0, 20), "hex");
+    const lying = Buffer.from("010b2007011200120000", "hex"); // says 7 parameter bytes, carries 6
+    const badPhys = buildCommand(LE_SET_EXTENDED_SCAN_PARAMETERS, Buffer.from("000003" + "0112001200", "hex")); // two PHYs, one set of values
+    const event = Buffer.from("040e04010b2000", "hex");
+    for (const p of [enable, short, lying, badPhys, event, Buffer.alloc(0)]) {
+      assert.equal(withScanType(p, "passive"), p);
+      assert.equal(scanTypeOf(p), null);
+    }
+    assert.equal(withScanType(legacy, "active"), legacy);
+  });
+
+  it("on arbitrary packets: never changes the length, changes only Scan_Type bytes, never throws (10,000 runs)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.boolean(), fc.boolean(), (bytes, asCommand, passive) => {
+        const packet = Buffer.from(bytes);
+        if (asCommand && packet.length >= 4) {
+          packet[0] = 0x01;
+          packet[3] = packet.length - 4;
+          packet.writeUInt16LE(packet.length % 2 === 0 ? OP.LE_SET_SCAN_PARAMETERS : LE_SET_EXTENDED_SCAN_PARAMETERS, 1);
+        }
+        const out = withScanType(packet, passive ? "passive" : "active");
+        assert.equal(out.length, packet.length);
+        const changed = [...out].flatMap((b, i) => (b === packet[i] ? [] : [i]));
+        if (changed.length > 0) assert.equal(scanTypeOf(out), passive ? "passive" : "active");
+        for (const i of changed) assert.equal(out[i], passive ? 0 : 1);
+      }),
+      { numRuns: 10000 },
+    );
+  });
+});
