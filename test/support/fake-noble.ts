@@ -8,6 +8,7 @@ import { EventEmitter } from "node:events";
 import type { Noble } from "@stoprocent/noble";
 import type { TransportSettings } from "../../src/ble/adapter";
 import type { OpenAdapter } from "../../src/ble/adapter";
+import { ScanTypeSwitch } from "../../src/ble/noble-driver";
 
 /** One call the pool made, waiting for the test's answer. */
 export class Pending {
@@ -224,10 +225,14 @@ export class FakeNoble extends EventEmitter {
   scanning = false;
   scanStarts = 0;
   closed = false;
+  /** The scan type the pool sets for the driver wrapper (an HCI transport's); `sent` is set by startScanning here. */
+  readonly scanType = new ScanTypeSwitch();
 
   startScanning(): void {
     this.scanning = true;
     this.scanStarts++;
+    // noble sends Scan Parameters with every start, which the driver wrapper sends with the switch's type.
+    this.scanType.sent = this.scanType.type;
   }
 
   stopScanning(): void {
@@ -253,6 +258,7 @@ export class FakeNoble extends EventEmitter {
     return () => ({
       noble: this as unknown as Noble,
       simulation: null,
+      scanType: this.scanType,
       close: () => {
         this.closed = true;
         this.removeAllListeners();
