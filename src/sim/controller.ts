@@ -134,7 +134,9 @@ export class VirtualController extends EventEmitter {
     const address = peripheral.address.toLowerCase();
     addressToBytes(address);
     if (this.entries.has(address)) throw new Error(`a peripheral with address ${address} already exists`);
-    this.entries.set(address, { peripheral, powered: true });
+    const entry = { peripheral, powered: true };
+    this.entries.set(address, entry);
+    this.scanner.added(entry);
   }
 
   peripheral(address: string): VirtualPeripheral | undefined {

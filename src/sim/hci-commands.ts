@@ -120,7 +120,13 @@ const leReadMaxDataLength: CommandHandler = (ctx, _p, reply) => {
 const leSetScanParameters: CommandHandler = (ctx, p, reply) => {
   if (p.length < 7) return reply.complete(HCI_INVALID_PARAMETERS);
   if (ctx.scanner.isScanning) return reply.complete(HCI_COMMAND_DISALLOWED);
-  ctx.scanner.setActive(p[0] === 0x01);
+  // Scan type 0 passive, 1 active; interval and window in 0.625 ms units, 0x0004 … 0x4000, window ≤ interval.
+  const type = p[0];
+  const interval = p.readUInt16LE(1);
+  const window = p.readUInt16LE(3);
+  const inRange = (v: number) => v >= 0x0004 && v <= 0x4000;
+  if (type > 0x01 || !inRange(interval) || !inRange(window) || window > interval) return reply.complete(HCI_INVALID_PARAMETERS);
+  ctx.scanner.setParameters({ active: type === 0x01, intervalMs: interval * 0.625, windowMs: window * 0.625 });
   reply.ok();
 };
 

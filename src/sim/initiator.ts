@@ -37,7 +37,8 @@ export class Initiator {
     if (!pending || pending.timer) return;
     const entry = this.entries.get(pending.address);
     // The initiator only connects to the address and address type it was given, as real hardware does.
-    if (!entry || !entry.powered || entry.connection) return;
+    // A non-connectable advertiser ignores CONNECT_IND: the creation stays pending until the host cancels it.
+    if (!entry || !entry.powered || entry.connection || entry.peripheral.connectable === false) return;
     if ((entry.peripheral.addressType === "random" ? 1 : 0) !== pending.addressType) return;
     pending.timer = this.ports.clock.setTimeout(() => {
       pending.timer = undefined;

@@ -50,6 +50,21 @@ export interface PeripheralLink {
   disconnect(reason?: number): void;
 }
 
+/**
+ * One advertising event of a device that keeps its own advertising timing (the advertiser kinds): when it is sent,
+ * its legacy PDU type, and the data it carries.
+ */
+export interface AdvertisingEvent {
+  /** Simulated time the event goes on air. */
+  atMs: number;
+  /** ADV_IND (connectable and scannable), ADV_SCAN_IND (scannable) or ADV_NONCONN_IND. */
+  pduType: number;
+  /** AD structures of the advertising PDU, at most 31 bytes. */
+  data: Buffer;
+  /** AD structures answered to a SCAN_REQ in this event (scannable PDU types only), at most 31 bytes. */
+  scanResponse: Buffer;
+}
+
 /** A virtual peripheral as the controller drives it. */
 export interface VirtualPeripheral {
   readonly kind: string;
@@ -69,6 +84,16 @@ export interface VirtualPeripheral {
   disconnected(reason: number): void;
   /** Release timers; the simulation is over. */
   close(): void;
+  /**
+   * A device with its own advertising timing (interval plus the random advDelay of the Core spec): its first
+   * advertising event after `afterMs`. Calls come with `afterMs` growing. Without it the controller reports the
+   * device every advertising interval of its own, with ADV_IND.
+   */
+  nextAdvertisingEvent?(afterMs: number): AdvertisingEvent;
+  /** false: the device ignores connection requests (a beacon); default true. */
+  readonly connectable?: boolean;
+  /** RSSI the controller reports for this device; default the controller's. */
+  readonly rssi?: number;
 }
 
 /** What a peripheral factory gets besides its own scenario entry. */

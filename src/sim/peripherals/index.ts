@@ -2,13 +2,27 @@ import type { PeripheralKind } from "../peripheral";
 import type { PeripheralContext, VirtualPeripheral } from "../types";
 import { ATT_DEFAULT_MTU, ATT_MAX_MTU } from "../../protocol/att";
 import { optionalEnum, optionalInteger, optionalString, rejectUnknownKeys, requireAddress, ScenarioError, type JsonObject } from "../validate";
+import { bthomeKind } from "./bthome";
+import { eddystoneKind } from "./eddystone";
 import { heartRateKind } from "./heart-rate";
+import { iBeaconKind } from "./ibeacon";
+import { rawAdvertiserKind } from "./raw-advertiser";
 import { hiokiDt4261Kind } from "./hioki-dt4261";
 import { nusYmodemReceiverKind } from "./nus-ymodem-receiver-scenario";
 import { nusYmodemKind } from "./nus-ymodem-scenario";
 
 /** Every peripheral kind a scenario can name: adding a kind means adding it here, nowhere else. */
-const KINDS: readonly PeripheralKind[] = [heartRateKind, hiokiDt4261Kind, nusYmodemKind, nusYmodemReceiverKind];
+const KINDS: readonly PeripheralKind[] = [
+  heartRateKind,
+  hiokiDt4261Kind,
+  nusYmodemKind,
+  nusYmodemReceiverKind,
+  // Advertisers (issue 14): beacons and sensors that broadcast.
+  iBeaconKind,
+  eddystoneKind,
+  bthomeKind,
+  rawAdvertiserKind,
+];
 
 /** Fields every scenario peripheral entry may carry, whatever its kind. */
 export const COMMON_PERIPHERAL_FIELDS: readonly string[] = ["kind", "address", "addressType", "name", "serverMtu"];
