@@ -6,7 +6,8 @@
  * - ATT PDUs that would crash noble's parser never reach it, advertising reports it would drop are repaired, and the
  *   server's answer to Exchange MTU reaches noble as the link's agreed MTU (src/protocol/att-*.ts);
  * - noble's LE Set Scan Parameters go out with the scan type the pool chose (a ScanTypeSwitch in `bindParams`):
- *   noble always asks for an active scan, the pool may want a passive one (src/protocol/scan-parameters.ts);
+ *   noble always asks for an active scan, the pool may want a passive one, whose reports are completed so that
+ *   noble reports every one (src/protocol/scan-parameters.ts);
  * - a serial port's failures are reported to the adapter's opener (a SerialObserver), never thrown, and a stopped
  *   port is released (closed, or its pending open awaited) instead of being left to end the process;
  * - a UART port named `hciPeerPort(id)` reaches the HCI peer registered as `id` (src/ble/hci-peer.ts) in this
@@ -21,7 +22,7 @@ import { AttGuard } from "../protocol/att-guard";
 import { AttMtuAgreement } from "../protocol/att-mtu";
 import { OP } from "../protocol/hci";
 import { buildCommand } from "../protocol/hci-packets";
-import { scanTypeOf, withScanType, type ScanType } from "../protocol/scan-parameters";
+import { scanTypeOf, withEmptyScanResponses, withScanType, type ScanType } from "../protocol/scan-parameters";
 import { hciPeer, hciPeerIdOf, type HciPeer } from "./hci-peer";
 
 const INSTALLED_MARK = Symbol.for("@ble-instruments/node-red-ble-instruments/virtual-hci-driver");
@@ -232,8 +233,12 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
      */
     private readonly guard = new AttGuard((reason) => process.emitWarning(`BLE: ${reason}`, { code: "BLE_MALFORMED_ATT" }), new AttMtuAgreement());
     private readonly deliver = (packet: Buffer): void => {
+      const passive = this.scanSwitch?.sent === "passive";
       for (const p of this.guard.toHost(packet)) {
-        for (const q of guardAdvertisingReport(p)) this.emit("data", q);
+        for (const q of guardAdvertisingReport(p)) {
+          if (passive) for (const r of withEmptyScanResponses(q)) this.emit("data", r);
+          else this.emit("data", q);
+        }
       }
     };
     private readonly onPacket = (packet: Buffer) => {

@@ -6,9 +6,11 @@
  * The BLE layer sits between noble and the HCI driver, so it sets the type there, in the command itself: the
  * legacy command (OGF 0x08, OCF 0x000B: LE_Scan_Type is its first parameter) and the extended one (OCF 0x0041: one
  * Scan_Type per PHY in Scanning_PHYs). Every other packet, and a command whose length does not add up, passes
- * untouched. Pure: no noble, no Node-RED.
+ * untouched. Reports from a passive scan are completed for noble (withEmptyScanResponses). Pure: no noble, no
+ * Node-RED.
  */
-import { H4_COMMAND, OP, opcode } from "./hci";
+import { ADV_IND, ADV_SCAN_IND, H4_COMMAND, OP, opcode, SCAN_RSP } from "./hci";
+import { buildLeAdvertisingReport, parseLeAdvertisingReports } from "./hci-packets";
 
 export type ScanType = "active" | "passive";
 
@@ -56,4 +58,21 @@ export function withScanType(packet: Buffer, type: ScanType): Buffer {
   const copy = Buffer.from(packet);
   for (const o of offsets) copy[o] = value;
   return copy;
+}
+
+/**
+ * The packets to hand to noble, under a passive scan, for one packet from the controller. noble 2.8
+ * (lib/hci-socket/gap.js) reports a connectable or scannable advertiser (ADV_IND, ADV_SCAN_IND) only with a scan
+ * response, or on a later report while it has never seen one from that device; a passive scan gets no scan
+ * responses, so a device noble once saw with one (an earlier active scan) would never be reported again. Each such
+ * report is therefore followed by an empty scan response of the same device and signal strength, which makes noble
+ * report it at once (noble merges advertising data: the empty response removes nothing). Every other packet passes
+ * as it is.
+ */
+export function withEmptyScanResponses(packet: Buffer): Buffer[] {
+  const reports = parseLeAdvertisingReports(packet);
+  if (!reports) return [packet];
+  const completed = reports.filter((r) => r.eventType === ADV_IND || r.eventType === ADV_SCAN_IND);
+  if (completed.length === 0) return [packet];
+  return [packet, ...completed.map((r) => buildLeAdvertisingReport({ ...r, eventType: SCAN_RSP, data: Buffer.alloc(0) }))];
 }

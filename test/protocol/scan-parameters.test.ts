@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { OP } from "../../src/protocol/hci";
-import { buildCommand } from "../../src/protocol/hci-packets";
-import { LE_SET_EXTENDED_SCAN_PARAMETERS, scanTypeOf, withScanType } from "../../src/protocol/scan-parameters";
+import { ADV_IND, ADV_NONCONN_IND, ADV_SCAN_IND, OP, SCAN_RSP } from "../../src/protocol/hci";
+import { buildCommand, buildLeAdvertisingReport, parseLeAdvertisingReports } from "../../src/protocol/hci-packets";
+import { LE_SET_EXTENDED_SCAN_PARAMETERS, scanTypeOf, withEmptyScanResponses, withScanType } from "../../src/protocol/scan-parameters";
 
 /** noble 2.8's legacy LE Set Scan Parameters: active, interval and window 0x0012, public address, accept all. */
 const legacy = buildCommand(OP.LE_SET_SCAN_PARAMETERS, Buffer.from("01120012000000", "hex"));
@@ -57,5 +57,23 @@ describe("protocol/scan-parameters (passive scanning under noble)", () => {
       }),
       { numRuns: 10000 },
     );
+  });
+});
+
+describe("protocol/scan-parameters withEmptyScanResponses (passive reports noble would hold back)", () => {
+  const report = (eventType: number, data = "020106"): Buffer => buildLeAdvertisingReport({ eventType, addressType: 1, address: "c0:00:00:00:00:03", data: Buffer.from(data, "hex"), rssi: -60 });
+
+  it("follows a connectable or scannable report with an empty scan response of the same device and signal", () => {
+    for (const type of [ADV_IND, ADV_SCAN_IND]) {
+      const packet = report(type);
+      const [first, extra, ...rest] = withEmptyScanResponses(packet);
+      assert.equal(first, packet);
+      assert.deepEqual(rest, []);
+      assert.deepEqual(parseLeAdvertisingReports(extra), [{ eventType: SCAN_RSP, addressType: 1, address: "c0:00:00:00:00:03", data: Buffer.alloc(0), rssi: -60 }]);
+    }
+  });
+
+  it("passes non-connectable reports, scan responses and other packets alone", () => {
+    for (const packet of [report(ADV_NONCONN_IND), report(SCAN_RSP), Buffer.from("040e0401030c00", "hex"), Buffer.alloc(0)]) assert.deepEqual(withEmptyScanResponses(packet), [packet]);
   });
 });
