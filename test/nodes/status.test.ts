@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { LeaseState } from "../../src/ble/lease";
 import bleConfigNode = require("../../src/ble-config");
+import bleScanNode = require("../../src/ble-scan");
 import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
@@ -75,9 +76,9 @@ describe("a device node without an adapter (the shared ble-config texts, in a No
   useNodeRed();
 
   it("every device node shows the one shared 'no adapter' ring and logs the one shared reason", async () => {
-    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
+    const types = ["ble-scan", "heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
     await loadFlow(
-      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode],
+      [bleConfigNode, bleScanNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode],
       [{ id: "flow", type: "tab" }, ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01" }))],
     );
     for (const type of types) {
