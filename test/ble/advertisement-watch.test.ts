@@ -161,6 +161,21 @@ describe("shared and passive scanning (fake noble)", () => {
     await user.lease.release();
   });
 
+  it("an adapter whose stack scans by itself (BlueZ) says its scans are active, and watchers still share one", () => {
+    const noble = new FakeNoble();
+    const adapter = new BleAdapter({ transport: "bluez", adapter: "hci0" }, DEFAULT_POLICY, { open: noble.opener({ passive: false }), timers: new ManualClock() });
+    adapter.ref();
+    noble.setState("poweredOn");
+    assert.equal(adapter.canScanPassively, false);
+    const seen: string[] = [];
+    adapter.watchAdvertisements({ active: false }, (p) => seen.push(p.address));
+    adapter.watchAdvertisements({ active: true }, () => undefined);
+    assert.equal(adapter.currentScanType, "active");
+    assert.equal(noble.scanStarts, 1, "no restart for a type the stack would not take");
+    noble.discover(device(A).p);
+    assert.deepEqual(seen, [A]);
+  });
+
   it("a watcher that throws does not keep reports from the others", () => {
     const h = new Harness();
     h.adapter.on("warning", () => undefined);

@@ -253,12 +253,15 @@ export class FakeNoble extends EventEmitter {
     this.emit("discover", p);
   }
 
-  /** An opener for BleAdapter that hands it this fake instead of a real noble. */
-  opener(): (settings: TransportSettings) => OpenAdapter {
+  /**
+   * An opener for BleAdapter that hands it this fake instead of a real noble; `passive: false` stands for a stack
+   * that scans by itself (BlueZ over D-Bus), whose scan type the pool cannot set.
+   */
+  opener(options: { passive?: boolean } = {}): (settings: TransportSettings) => OpenAdapter {
     return () => ({
       noble: this as unknown as Noble,
       simulation: null,
-      scanType: this.scanType,
+      ...(options.passive === false ? {} : { scanType: this.scanType }),
       close: () => {
         this.closed = true;
         this.removeAllListeners();
