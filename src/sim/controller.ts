@@ -46,7 +46,10 @@ export interface VirtualControllerOptions {
   link?: LinkSettings;
   /** The controller's own public address (Read BD_ADDR). */
   address?: string;
-  /** Simulated period at which every advertising peripheral is reported while scanning. */
+  /**
+   * Simulated period at which every advertising peripheral without timing of its own is reported while scanning (the
+   * advertiser kinds keep their own intervals: VirtualPeripheral.nextAdvertisingEvent).
+   */
   advertisingIntervalMs?: number;
   /** Simulated time from LE Create Connection (peer reachable) to LE Connection Complete. */
   connectDelayMs?: number;

@@ -85,6 +85,59 @@ export const DEFAULT_SCENARIO = {
       addressType: "random",
       name: "mpy-loader",
     },
+    // Advertisers that never connect (the ble-scan demo decodes them): an iBeacon, an Eddystone URL + TLM beacon, two
+    // BTHome v2 thermometers — the second encrypted with the BTHome specification's example key (demo only: never use
+    // a published key on a real device) — and a raw advertiser given as bytes.
+    {
+      kind: "ibeacon",
+      address: "c0:1b:ea:c0:00:01",
+      name: "demo-ibeacon",
+      uuid: "e2c56db5-dffb-48d2-b060-d0f5a71096e0",
+      major: 1,
+      minor: 42,
+      measuredPower: -59,
+      intervalMs: 300,
+    },
+    {
+      kind: "eddystone",
+      address: "c0:ed:d1:00:00:01",
+      name: "demo-eddystone",
+      url: "https://nodered.org",
+      tlm: { batteryMv: [3000, 2995, 2990], temperature: [21.5, 21.75, 22] },
+      intervalMs: 300,
+    },
+    {
+      kind: "bthome",
+      address: "c0:b7:40:00:00:01",
+      name: "demo-bthome",
+      measurements: [
+        { type: "temperature", values: [21.5, 21.6, 21.7, 21.6] },
+        { type: "humidity", values: [45.2, 45, 44.8] },
+        { type: "battery", values: [87] },
+      ],
+      intervalMs: 500,
+      repeat: 4,
+    },
+    {
+      kind: "bthome",
+      address: "c0:b7:40:00:00:02",
+      name: "demo-bthome-enc",
+      bindKey: "231d39c1d7cc1ab1aee224cd096db932",
+      measurements: [
+        { type: "temperature", values: [19.8, 19.9, 20] },
+        { type: "humidity", values: [52.5, 52.1] },
+      ],
+      intervalMs: 500,
+      repeat: 4,
+    },
+    {
+      // Flags, the name "demo-raw", manufacturer data of company 0xFFFF; scan response: TX power -12 dBm.
+      kind: "advertiser",
+      address: "c0:ad:00:00:00:01",
+      data: "020106 0909 64656d6f2d726177 05ff ffff 0102",
+      scanResponse: "020af4",
+      intervalMs: 300,
+    },
   ],
   // The meter is switched off and on again, as in the seed's conn_multiple log.
   events: [

@@ -14,6 +14,14 @@ const HR = { name: "44278-33", address: "d8:75:ba:00:00:01", addressType: "rando
 const METER = { name: "Z3210V2.10:DT4261#000000001", address: "a4:9e:69:00:00:01", addressType: "public", services: ["1812"] };
 const NUS = { name: "mpy-nus", address: "e3:c3:5c:00:00:01", addressType: "random", services: ["6e400001b5a3f393e0a9e50e24dcca9e"] };
 const LOADER = { name: "mpy-loader", address: "e3:c3:5c:00:00:02", addressType: "random", services: ["6e400001b5a3f393e0a9e50e24dcca9e"] };
+/** The built-in scenario's advertisers (beacons and BTHome sensors that never connect). */
+const ADVERTISERS = [
+  { name: "demo-ibeacon", address: "c0:1b:ea:c0:00:01", addressType: "random", services: [] },
+  { name: "demo-raw", address: "c0:ad:00:00:00:01", addressType: "random", services: [] },
+  { name: "demo-bthome", address: "c0:b7:40:00:00:01", addressType: "random", services: [] },
+  { name: "demo-bthome-enc", address: "c0:b7:40:00:00:02", addressType: "random", services: [] },
+  { name: "demo-eddystone", address: "c0:ed:d1:00:00:01", addressType: "random", services: ["feaa"] },
+];
 
 const tab: FlowNode = { id: "flow", type: "tab", label: "test" };
 const simConfig: FlowNode = { id: "cfg", type: "ble-config", transport: "simulator", simScenario: "" };
@@ -56,7 +64,7 @@ describe("admin endpoints (scan, serial ports)", function () {
     await loadFlow([bleConfigNode], [simConfig, tab]);
     const all = await scan({ config: "cfg", seconds: "1" });
     assert.equal(all.status, 200);
-    assert.deepEqual(byAddress(all.body as ScanResult[]), [METER, HR, NUS, LOADER]);
+    assert.deepEqual(byAddress(all.body as ScanResult[]), [METER, ...ADVERTISERS, HR, NUS, LOADER]);
 
     const heartRate = await scan({ config: "cfg", seconds: "1", service: "180d" });
     assert.deepEqual(withoutRssi(heartRate.body as ScanResult[]), [HR]);

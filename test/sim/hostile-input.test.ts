@@ -286,6 +286,8 @@ describe("hostile input: simulator framing and scenarios", () => {
     /** An option present one time in four (options exclude each other; most entries should still build). */
     const r = <T,>(valid: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: v(valid) });
     const common = { address: addressArb, addressType: r(fc.constantFrom("public", "random")), name: r(fc.string({ minLength: 1, maxLength: 40 })) };
+    const hexBytes = (min: number, max: number): fc.Arbitrary<string> => fc.uint8Array({ minLength: min, maxLength: max }).map((b) => Buffer.from(b).toString("hex"));
+    const advertiserOptions = { intervalMs: r(fc.integer({ min: 0, max: 20000 })), connectable: r(fc.boolean()), rssi: r(fc.integer({ min: -130, max: 30 })) };
     const kindArb = (kind: string): fc.Arbitrary<unknown> => fc.oneof({ weight: 12, arbitrary: fc.constant(kind) }, { weight: 1, arbitrary: hostile });
     const peripheralArb = fc.oneof(
       fc.record(
@@ -336,6 +338,68 @@ describe("hostile input: simulator framing and scenarios", () => {
           blockTimeoutMs: r(fc.integer({ min: 10, max: 10000 })),
         },
         { requiredKeys: ["kind", "address", "name"] },
+      ),
+      // The advertiser kinds (issue 14).
+      fc.record(
+        {
+          kind: kindArb("ibeacon"),
+          ...common,
+          uuid: v(fc.uuid()),
+          major: r(fc.integer({ min: -1, max: 70000 })),
+          minor: r(fc.integer({ min: -1, max: 70000 })),
+          measuredPower: r(fc.integer({ min: -130, max: 130 })),
+          ...advertiserOptions,
+        },
+        { requiredKeys: ["kind", "address", "uuid"] },
+      ),
+      fc.record(
+        {
+          kind: kindArb("eddystone"),
+          ...common,
+          uid: r(fc.record({ namespace: v(hexBytes(10, 10)), instance: v(hexBytes(5, 7)) })),
+          url: r(fc.oneof(fc.webUrl(), fc.string({ maxLength: 40 }).map((t) => `https://${t}`))),
+          tlm: r(fc.oneof(fc.constant(true), fc.record({ batteryMv: r(fc.array(fc.integer({ min: -1, max: 70000 }), { maxLength: 3 })), temperature: r(fc.array(fc.oneof(fc.constant(null), fc.double({ min: -200, max: 200 })), { maxLength: 3 })) }))),
+          txPower: r(fc.integer({ min: -120, max: 30 })),
+          ...advertiserOptions,
+        },
+        { requiredKeys: ["kind", "address"] },
+      ),
+      fc.record(
+        {
+          kind: kindArb("bthome"),
+          ...common,
+          measurements: v(
+            fc.array(
+              fc.record(
+                {
+                  type: v(fc.constantFrom("temperature", "humidity", "pressure", "battery", "co2", "count", "door", "button", "dimmer", "energy")),
+                  objectId: r(fc.integer({ min: 0, max: 0x100 })),
+                  values: v(fc.array(fc.oneof(fc.double({ min: -1e6, max: 1e6 }), fc.integer({ min: -300, max: 300 }), fc.boolean(), fc.constantFrom("press", "none", "long_press")), { minLength: 1, maxLength: 4 })),
+                },
+                { requiredKeys: ["values"] },
+              ),
+              { minLength: 1, maxLength: 6 },
+            ),
+          ),
+          bindKey: r(hexBytes(15, 17)),
+          packetId: r(fc.boolean()),
+          triggerBased: r(fc.boolean()),
+          repeat: r(fc.integer({ min: 0, max: 20 })),
+          changeEveryMs: r(fc.integer({ min: 0, max: 100000 })),
+          ...advertiserOptions,
+        },
+        { requiredKeys: ["kind", "address", "measurements"] },
+      ),
+      fc.record(
+        {
+          kind: kindArb("advertiser"),
+          address: addressArb,
+          data: v(fc.oneof(hexBytes(0, 33), fc.array(hexBytes(0, 33), { minLength: 1, maxLength: 3 }))),
+          scanResponse: r(fc.oneof(hexBytes(0, 33), fc.array(hexBytes(0, 33), { maxLength: 3 }))),
+          repeat: r(fc.integer({ min: 0, max: 20 })),
+          ...advertiserOptions,
+        },
+        { requiredKeys: ["kind", "address", "data"] },
       ),
       fc.dictionary(fc.string({ maxLength: 12 }), hostile, { maxKeys: 4 }),
     );

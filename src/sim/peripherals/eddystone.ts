@@ -157,7 +157,8 @@ function parseTlm(value: unknown, field: string): { batteryMv: number[]; tempera
     if (list.length === 0 || list.length > 1000) throw new ScenarioError(`${field}.temperature`, "must be a list of 1 to 1000 values");
     temperature = list.map((t, i) => {
       if (t === null) return null;
-      if (typeof t !== "number" || !Number.isFinite(t) || t < -128 || t >= 128) throw new ScenarioError(`${field}.temperature[${i}]`, "must be a number from -128 to below 128 (°C), or null");
+      // Signed 8.8 fixed point; 0x8000 (-128 °C) means "not supported".
+      if (typeof t !== "number" || !Number.isFinite(t) || Math.abs(Math.round(t * 256)) > 0x7fff) throw new ScenarioError(`${field}.temperature[${i}]`, "must be a number from -127.99 to 127.99 (°C), or null");
       return t;
     });
   }
