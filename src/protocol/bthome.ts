@@ -21,6 +21,8 @@ import { AdvertisementError } from "./advertisement-error";
 import type { ReplayGuard } from "./bind-keys";
 import { BTHOME_OBJECTS, BUTTON_EVENTS, COMMAND_OPCODES, DIMMER_EVENTS, type BthomeObject } from "./bthome-objects";
 
+export { bindKeyLookup, parseBindKeys, ReplayGuard } from "./bind-keys";
+
 export const BTHOME_SERVICE = "fcd2";
 
 const FLAG_ENCRYPTED = 0x01;
