@@ -17,7 +17,7 @@ import { adapterKey, describeTransport, openAdapter, type AdapterDescription, ty
 import { DeviceLink, type BackoffPolicy } from "./device-link";
 import { LeaseImpl, type Lease, type LeaseOptions, type LeaseState } from "./lease";
 import { BleProblemError, problemOf, type BleProblem } from "./problem";
-import { infoOf, matches, sameSelector, type DeviceSelector, type PeripheralInfo } from "./selector";
+import { infoOf, matches, sameSelector, type PeripheralInfo } from "./selector";
 import { closeLink, openSession, type Session } from "./session";
 import { realTimers, TimeoutError } from "./timeout";
 import { TransportLife, type OpenTransport } from "./transport-life";
@@ -52,14 +52,6 @@ function disconnectProblem(reason: unknown): BleProblem {
 interface Watcher {
   readonly active: boolean;
   readonly onReport: (p: Peripheral) => void;
-}
-
-/**
- * Whether finding a peripheral by this selector needs scan responses: a name (and a service list that did not fit)
- * is often only in the scan response, which only an active scan asks for. An address is in every report.
- */
-function needsScanResponse(selector: DeviceSelector): boolean {
-  return Boolean(selector.name || selector.namePrefix || (!selector.address && selector.service));
 }
 
 /** What an adapter runs on. Tests give a fake noble and a manual clock; everything else uses the defaults. */
@@ -261,8 +253,8 @@ export class BleAdapter extends EventEmitter {
   /**
    * Receives every advertising report of this adapter until the returned function is called. All watchers, the
    * editor's scan and the pool's own scans for peripherals share one scan of the controller, passive unless a
-   * watcher asks for `active` (scan responses: names, more services) or a lease looks for its peripheral by name
-   * or service. Watching never disturbs a connection; a connection being made pauses the scan only while the
+   * watcher asks for `active` (scan responses: names, more services) or a lease is looking for its peripheral.
+   * Watching never disturbs a connection; a connection being made pauses the scan only while the
    * controller initiates it. `onReport` is called from noble's event: it must return quickly and never throw.
    */
   watchAdvertisements(options: { active: boolean }, onReport: (p: Peripheral) => void): () => void {
@@ -358,10 +350,14 @@ export class BleAdapter extends EventEmitter {
     this.updateScanning();
   }
 
-  /** Passive, unless a watcher wants an active scan or a lease looks for its peripheral by what scan responses carry. */
+  /**
+   * Passive, unless a watcher wants an active scan or a lease is looking for its peripheral: a name (which selects
+   * a peripheral and which device nodes report), and services that did not fit, are often only in the scan
+   * response, which only an active scan asks for.
+   */
   private wantedScanType(): ScanType {
     for (const w of this.watchers) if (w.active) return "active";
-    for (const e of this.entries) if (e.phase === "resolving" && e.leases.size > 0 && needsScanResponse(e.selector)) return "active";
+    for (const e of this.entries) if (e.phase === "resolving" && e.leases.size > 0) return "active";
     return "passive";
   }
 

@@ -94,16 +94,21 @@ describe("shared and passive scanning (fake noble)", () => {
     assert.equal(h.noble.scanning, false);
   });
 
-  it("a lease that looks for its peripheral by name makes the scan active; one by address leaves it passive", async () => {
+  it("a lease looking for its peripheral makes the scan active (names are in scan responses); once linked, passive again", async () => {
     const h = new Harness();
+    const a = device(A, "Strap");
     h.watch(false);
-    const byAddress = subscriber(h.adapter, { address: A });
     assert.equal(h.noble.scanType.sent, "passive");
-    const byName = subscriber(h.adapter, { name: "Strap" });
+    const user = subscriber(h.adapter, { address: A });
     assert.equal(h.noble.scanType.sent, "active");
-    await byName.lease.release();
+    h.noble.discover(a.p);
+    (await a.p.calls.next("connect")).resolve();
+    (await a.p.calls.next("discover")).resolve();
+    (await a.chr.calls.next("subscribe")).resolve();
+    await user.connected;
     assert.equal(h.noble.scanType.sent, "passive");
-    await byAddress.lease.release();
+    assert.equal(h.noble.scanning, true);
+    await user.lease.release();
   });
 
   it("connecting pauses the scan only while the controller initiates: it runs again during discovery", async () => {
