@@ -10,7 +10,7 @@
  * Node-RED.
  */
 import { ADV_IND, ADV_SCAN_IND, H4_COMMAND, OP, opcode, SCAN_RSP } from "./hci";
-import { buildLeAdvertisingReport, parseLeAdvertisingReports } from "./hci-packets";
+import { buildLeAdvertisingReport, buildLeMetaEvent, parseLeAdvertisingReports, parseLeMetaEvent } from "./hci-packets";
 
 export type ScanType = "active" | "passive";
 
@@ -70,9 +70,42 @@ export function withScanType(packet: Buffer, type: ScanType): Buffer {
  * as it is.
  */
 export function withEmptyScanResponses(packet: Buffer): Buffer[] {
+  const meta = parseLeMetaEvent(packet);
+  if (meta?.subevent === LE_EXTENDED_ADVERTISING_REPORT) return withEmptyExtendedScanResponses(packet, meta.params);
   const reports = parseLeAdvertisingReports(packet);
   if (!reports) return [packet];
   const completed = reports.filter((r) => r.eventType === ADV_IND || r.eventType === ADV_SCAN_IND);
   if (completed.length === 0) return [packet];
   return [packet, ...completed.map((r) => buildLeAdvertisingReport({ ...r, eventType: SCAN_RSP, data: Buffer.alloc(0) }))];
+}
+
+/** LE Extended Advertising Report (Core Spec Vol 4 Part E 7.7.65.13), which noble reads from controllers with the feature. */
+export const LE_EXTENDED_ADVERTISING_REPORT = 0x0d;
+/** Event_Type bits: connectable, scannable, scan response; bits 5–6 the data status (0: complete). */
+const EXT_CONNECTABLE = 0x01;
+const EXT_SCANNABLE = 0x02;
+const EXT_SCAN_RESPONSE = 0x08;
+const EXT_DATA_STATUS = 0x60;
+/** Event type (2), address type, address (6), PHYs (2), SID, TX power, RSSI, interval (2), direct address type and address (7), data length. */
+const EXT_REPORT_FIXED = 24;
+
+/** The same completion for extended reports: an empty, complete scan response after each complete connectable or scannable report. */
+function withEmptyExtendedScanResponses(packet: Buffer, params: Buffer): Buffer[] {
+  if (params.length < 1) return [packet];
+  const extra: Buffer[] = [];
+  let at = 1;
+  for (let i = 0; i < params[0]; i++) {
+    if (at + EXT_REPORT_FIXED > params.length) return [packet];
+    const length = params[at + EXT_REPORT_FIXED - 1];
+    if (at + EXT_REPORT_FIXED + length > params.length) return [packet];
+    const type = params.readUInt16LE(at);
+    if ((type & (EXT_CONNECTABLE | EXT_SCANNABLE)) !== 0 && (type & (EXT_SCAN_RESPONSE | EXT_DATA_STATUS)) === 0) {
+      const fixed = Buffer.from(params.subarray(at, at + EXT_REPORT_FIXED));
+      fixed.writeUInt16LE(type | EXT_SCAN_RESPONSE, 0);
+      fixed[EXT_REPORT_FIXED - 1] = 0;
+      extra.push(buildLeMetaEvent(LE_EXTENDED_ADVERTISING_REPORT, Buffer.concat([Buffer.of(1), fixed])));
+    }
+    at += EXT_REPORT_FIXED + length;
+  }
+  return [packet, ...extra];
 }

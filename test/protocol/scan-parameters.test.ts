@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ADV_IND, ADV_NONCONN_IND, ADV_SCAN_IND, OP, SCAN_RSP } from "../../src/protocol/hci";
-import { buildCommand, buildLeAdvertisingReport, parseLeAdvertisingReports } from "../../src/protocol/hci-packets";
-import { LE_SET_EXTENDED_SCAN_PARAMETERS, scanTypeOf, withEmptyScanResponses, withScanType } from "../../src/protocol/scan-parameters";
+import { buildCommand, buildLeAdvertisingReport, buildLeMetaEvent, parseLeAdvertisingReports } from "../../src/protocol/hci-packets";
+import { LE_EXTENDED_ADVERTISING_REPORT, LE_SET_EXTENDED_SCAN_PARAMETERS, scanTypeOf, withEmptyScanResponses, withScanType } from "../../src/protocol/scan-parameters";
 
 /** noble 2.8's legacy LE Set Scan Parameters: active, interval and window 0x0012, public address, accept all. */
 const legacy = buildCommand(OP.LE_SET_SCAN_PARAMETERS, Buffer.from("01120012000000", "hex"));
@@ -71,6 +71,35 @@ describe("protocol/scan-parameters withEmptyScanResponses (passive reports noble
       assert.deepEqual(rest, []);
       assert.deepEqual(parseLeAdvertisingReports(extra), [{ eventType: SCAN_RSP, addressType: 1, address: "c0:00:00:00:00:03", data: Buffer.alloc(0), rssi: -60 }]);
     }
+  });
+
+  it("does the same for extended reports (controllers with extended advertising): complete connectable or scannable ones", () => {
+    // Event type, random address c0:00:00:00:00:03, LE 1M, no secondary PHY, no SID, no TX power, RSSI -60, no
+    // periodic interval, no direct address, then the data.
+    const ext = (type: number, data: string): string =>
+      Buffer.concat([Buffer.from([type & 0xff, type >> 8, 0x01]), Buffer.from("0300000000c0", "hex"), Buffer.from("01" + "00" + "ff" + "7f" + "c4" + "0000" + "00" + "000000000000", "hex"), Buffer.of(data.length / 2), Buffer.from(data, "hex")]).toString("hex");
+    const event = (...reports: string[]): Buffer => buildLeMetaEvent(LE_EXTENDED_ADVERTISING_REPORT, Buffer.concat([Buffer.of(reports.length), ...reports.map((r) => Buffer.from(r, "hex"))]));
+    const connectable = ext(0x0013, "020106"); // legacy ADV_IND as an extended report: connectable, scannable, legacy
+    const packet = event(connectable, ext(0x0010, "020106")); // the second one non-connectable
+    const [first, extra, ...rest] = withEmptyScanResponses(packet);
+    assert.equal(first, packet);
+    assert.deepEqual(rest, []);
+    assert.equal(extra.toString("hex"), event(ext(0x001b, "")).toString("hex"), "the scan response bit set, no data");
+    assert.deepEqual(withEmptyScanResponses(event(ext(0x0033, "0201"))), [event(ext(0x0033, "0201"))], "an incomplete report waits for its rest");
+    const truncated = event(connectable).subarray(0, 20);
+    assert.deepEqual(withEmptyScanResponses(truncated), [truncated]);
+  });
+
+  it("never throws on arbitrary LE Meta events, and only ever adds empty scan responses (10,000 runs)", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(0x02, LE_EXTENDED_ADVERTISING_REPORT), fc.uint8Array({ maxLength: 80 }), (subevent, bytes) => {
+        const packet = buildLeMetaEvent(subevent, Buffer.from(bytes));
+        const [first, ...extra] = withEmptyScanResponses(packet);
+        assert.equal(first, packet);
+        for (const e of extra) assert.ok(e.length <= 4 + 2 + 24, "one report without data");
+      }),
+      { numRuns: 10000 },
+    );
   });
 
   it("passes non-connectable reports, scan responses and other packets alone", () => {
