@@ -21,6 +21,9 @@ interface BleScanDef extends NodeDef, ScanDef {
 /** The node's credential: the bind-key list, text (unknown until read: a flow file may hold anything). */
 type BleScanNode = Node<{ bindKeys: unknown }>;
 
+/** Longest bind-key list: 1,000 lines of "address = key" with room for comments. */
+const MAX_BIND_KEYS_TEXT = 200_000;
+
 /** How often the device count in the status is brought up to date. */
 const STATUS_INTERVAL_MS = 1000;
 
@@ -40,6 +43,7 @@ export = function register(RED: NodeAPI): void {
       let keys = new Map<string, Buffer>();
       const keyText = this.credentials?.bindKeys;
       if (typeof keyText === "string" && keyText.trim() !== "") {
+        if (keyText.length > MAX_BIND_KEYS_TEXT) throw new PropertyError("too-long", { field: "bindKeys", max: MAX_BIND_KEYS_TEXT }, `bindKeys must be at most ${MAX_BIND_KEYS_TEXT} characters`);
         try {
           keys = parseBindKeys(keyText);
         } catch (error) {
