@@ -214,8 +214,9 @@ export class ScanReports {
     const manufacturerData = manufacturer && manufacturer.length >= 2 ? [{ companyId: manufacturer.readUInt16LE(0), data: manufacturer.subarray(2).toString("hex") }] : [];
     const serviceData = rawServiceData.flatMap((s, i) => (serviceDataUuids[i] === undefined ? [] : [{ uuid: formatUuid(uuidFromNoble(s.uuid) ?? ""), data: s.data.toString("hex") }]));
     if (this.options.onlyChanges) {
-      // The decoded content when there is one (signal strength aside), else what the device advertises.
-      const content = JSON.stringify(decoded ?? { name, services, manufacturerData, serviceData });
+      // The decoded content when there is one (BTHome's packet id aside: a new packet of the same readings is no
+      // change), else what the device advertises; the signal strength never counts.
+      const content = JSON.stringify(decoded ? { ...decoded, packetId: undefined } : { name, services, manufacturerData, serviceData });
       if (content === state.content) return null;
       state.content = content;
     }

@@ -30,6 +30,15 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     assert.deepEqual(kinds(), ["message", "message"]);
   });
 
+  it("onlyChanges: a new BTHome packet with the same readings is no change; new readings are", () => {
+    const { r } = reports({ onlyChanges: true });
+    const a = "c0:00:00:00:00:01";
+    assert.equal(r.handle(report(a, "40000102ca09"))?.kind, "message");
+    assert.equal(r.handle(report(a, "40000102ca09")), null, "the same packet again");
+    assert.equal(r.handle(report(a, "40000202ca09")), null, "packet id 2, same temperature");
+    assert.equal(r.handle(report(a, "40000302cb09"))?.kind, "message", "25.07 °C");
+  });
+
   it("an encrypted advertisement without its key: one error per device a minute, never a message", () => {
     const { r, clock } = reports();
     const outcome = r.handle(report("c0:00:00:00:00:05", ENCRYPTED));
