@@ -5,12 +5,11 @@
  * for active scanning; what happens to each report is src/red/scan-reports.ts.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from "node-red";
-import type { BleAdapter } from "./ble/pool";
 import { problemOf } from "./ble/problem";
 import { AdvertisementError, parseBindKeys } from "./protocol/advertisement";
 import { configuredAdapter } from "./red/ble-config-node";
 import { PropertyError, stringProperty } from "./red/properties";
-import { ScanReports, scanOptions, type ScanDef, type ScanProblem } from "./red/scan-reports";
+import { ScanReports, scanOptions, scanStatus, type ScanDef, type ScanProblem } from "./red/scan-reports";
 import { problemText, showInvalid, statusFor } from "./red/status";
 
 interface BleScanDef extends NodeDef, ScanDef {
@@ -26,13 +25,6 @@ const MAX_BIND_KEYS_TEXT = 200_000;
 
 /** How often the device count in the status is brought up to date. */
 const STATUS_INTERVAL_MS = 1000;
-
-/** The BlueZ D-Bus binding and the systems' own stacks scan actively whatever we ask: named in the status. */
-function activeOnlyStack(adapter: BleAdapter): string {
-  const t = adapter.settings.transport;
-  if (t === "bluez") return "BlueZ";
-  return process.platform === "darwin" ? "macOS" : process.platform === "win32" ? "Windows" : t;
-}
 
 export = function register(RED: NodeAPI): void {
   function BleScan(this: BleScanNode, def: BleScanDef): void {
@@ -64,14 +56,8 @@ export = function register(RED: NodeAPI): void {
     let shown = "";
 
     const showStatus = (): void => {
-      let status: NodeStatus;
-      if (adapter.state !== "poweredOn") {
-        status = statusFor({ state: "adapter", problem: adapter.problem });
-      } else if (passiveWanted && !adapter.canScanPassively) {
-        status = { fill: "yellow", shape: "ring", text: t("status.scanning-active-only", { count: reports.deviceCount, stack: activeOnlyStack(adapter) }) };
-      } else {
-        status = { fill: "green", shape: "dot", text: t("status.scanning", { count: reports.deviceCount }) };
-      }
+      const status: NodeStatus =
+        adapter.state === "poweredOn" ? scanStatus(reports.deviceCount, passiveWanted, adapter.settings, t) : statusFor({ state: "adapter", problem: adapter.problem });
       const key = `${status.fill}/${status.shape}/${String(status.text)}`;
       if (key === shown) return;
       shown = key;

@@ -6,7 +6,10 @@
  */
 import { AdvertisementError, bindKeyLookup, decodeAdvertisement, ReplayGuard, type Decoded } from "../protocol/advertisement";
 import { formatUuid, normalizeUuid, uuidFromNoble } from "../protocol/uuid";
+import type { NodeStatus } from "node-red";
+import type { TransportSettings } from "../ble/adapter";
 import { addressProperty, intProperty, PropertyError, stringProperty } from "./properties";
+import type { Translate } from "./status";
 
 /** What a report carries, as noble's Peripheral has it (read defensively: it comes from the radio). */
 export interface ReportSource {
@@ -261,4 +264,24 @@ export class ScanReports {
     this.devices.set(address, state);
     return state;
   }
+}
+
+/**
+ * The stack that scans actively whatever this package asks (named in the status of a node that wants a passive
+ * scan), or null where the scan type is ours to set: BlueZ over D-Bus and the systems' own stacks scan by themselves.
+ */
+export function activeOnlyStack(settings: TransportSettings, platform: NodeJS.Platform = process.platform): string | null {
+  if (settings.transport === "bluez") return "BlueZ";
+  if (settings.transport === "native") return platform === "darwin" ? "macOS" : platform === "win32" ? "Windows" : platform;
+  return null;
+}
+
+/**
+ * The status of a scanning node (its adapter ready): a green dot with the devices heard, or a yellow ring when it
+ * wants a passive scan that its adapter's stack cannot do. `t` is the ble-scan catalog's.
+ */
+export function scanStatus(count: number, passiveWanted: boolean, settings: TransportSettings, t: Translate, platform: NodeJS.Platform = process.platform): NodeStatus {
+  const stack = passiveWanted ? activeOnlyStack(settings, platform) : null;
+  if (stack !== null) return { fill: "yellow", shape: "ring", text: t("status.scanning-active-only", { count, stack }) };
+  return { fill: "green", shape: "dot", text: t("status.scanning", { count }) };
 }

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { MAX_DEVICES, manufacturerIdProperty, scanOptions, ScanReports, type ReportSource, type ScanDef } from "../../src/red/scan-reports";
+import { MAX_DEVICES, manufacturerIdProperty, scanOptions, ScanReports, scanStatus, type ReportSource, type ScanDef } from "../../src/red/scan-reports";
+import { translate } from "../support/catalog";
 
 const PLAIN = "40000102ca09"; // BTHome v2, packet id 1, temperature 25.06 °C
 const ENCRYPTED = "41aabbccdd0100000011223344"; // BTHome v2, encrypted: needs a bind key
@@ -68,6 +69,14 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     for (const bad of ["0x10000", "65536", "-1", "4c", "apple"]) assert.throws(() => manufacturerIdProperty(bad), /^RangeError: manufacturerId must be a company identifier/);
     assert.throws(() => scanOptions({ service: "heart" }, new Map()), /^RangeError: service must be a Bluetooth UUID/);
     assert.throws(() => scanOptions({ minRssi: "-200" }, new Map()), /minRssi must be a whole number between -127 and 20/);
+  });
+
+  it("status: a passive scan the stack cannot do is a yellow ring naming the stack; otherwise a green dot", () => {
+    const t = (key: string, subs?: Record<string, string | number>): string => translate(`ble-scan.${key}`, subs);
+    assert.deepEqual(scanStatus(3, true, { transport: "bluez", adapter: "hci0" }, t), { fill: "yellow", shape: "ring", text: "scanning: 3 devices, active scan (BlueZ)" });
+    assert.deepEqual(scanStatus(3, true, { transport: "native" }, t, "darwin"), { fill: "yellow", shape: "ring", text: "scanning: 3 devices, active scan (macOS)" });
+    assert.deepEqual(scanStatus(3, false, { transport: "bluez", adapter: "hci0" }, t), { fill: "green", shape: "dot", text: "scanning: 3 devices" }, "an active node gets what it asks");
+    assert.deepEqual(scanStatus(0, true, { transport: "hci", hciDevice: 0 }, t), { fill: "green", shape: "dot", text: "scanning: 0 devices" });
   });
 
   it("never throws on reports of any shape (10,000 runs)", () => {
