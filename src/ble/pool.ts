@@ -1,11 +1,12 @@
 /**
  * The pool: one BleAdapter per adapter identity (./registry.ts), and on each adapter one DeviceLink per peripheral
  * (./device-link.ts), leased by the nodes that use it (./lease.ts) and reference-counted. The adapter keeps its
- * transport up (./transport-life.ts), scans while a lease waits for its peripheral (./selector.ts), and connects one
- * peripheral at a time, bounded by maxConnections and timed out (noble has no timeouts); a link that fails or drops
- * is retried with backoff while any lease holds it. A connected link's GATT session is ./session.ts.
+ * transport up (./transport-life.ts), runs one scan of the controller for every lease that waits for its peripheral
+ * (./selector.ts) and every advertisement watcher (ble-scan nodes), passive when nobody needs scan responses, and
+ * connects one peripheral at a time, bounded by maxConnections and timed out (noble has no timeouts); a link that
+ * fails or drops is retried with backoff while any lease holds it. A connected link's GATT session is ./session.ts.
  *
- * A little over 400 lines: the scanner, the connect queue and the lease bookkeeping act on one set of links and one
+ * About 500 lines: the scanner, the connect queue and the lease bookkeeping act on one set of links and one
  * noble instance, and read best together; every state machine they drive has its own file.
  */
 import { EventEmitter } from "node:events";
