@@ -40,6 +40,17 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     assert.equal(r.handle(report(a, "40000302cb09"))?.kind, "message", "25.07 °C");
   });
 
+  it("decode off: raw data only, no key needed; onlyChanges then compares the advertised data", () => {
+    const { r } = reports({ decode: "false", onlyChanges: true });
+    const a = "c0:00:00:00:00:05";
+    const first = r.handle(report(a, ENCRYPTED));
+    assert.equal(first?.kind, "message");
+    assert.deepEqual(first.kind === "message" && first.payload.serviceData, [{ uuid: "fcd2", data: ENCRYPTED }]);
+    assert.equal(first.kind === "message" && first.payload.decoded, null);
+    assert.equal(r.handle(report(a, ENCRYPTED, -80)), null, "the same data at another signal strength");
+    assert.equal(r.handle(report(a, PLAIN))?.kind, "message");
+  });
+
   it("an encrypted advertisement without its key: one error per device a minute, never a message", () => {
     const { r, clock } = reports();
     const outcome = r.handle(report("c0:00:00:00:00:05", ENCRYPTED));
