@@ -58,6 +58,21 @@ export interface GattPeripheralOptions {
   advertisedServices?: readonly string[];
   /** GAP Appearance (characteristic 0x2A01); 0 = unknown. */
   appearance?: number;
+  /** Manufacturer Specific Data (AD type 0xFF): company identifier and data; placed after the service UUIDs. */
+  manufacturerData?: { companyId: number; data: Buffer };
+}
+
+/** The advertising structures do not fit in ADV_IND and the scan response (31 bytes each). */
+export class AdvertisingOverflowError extends RangeError {
+  constructor(
+    /** What did not fit. */
+    readonly part: "services" | "manufacturerData",
+    /** The bytes the scan response would need with it. */
+    readonly bytes: number,
+  ) {
+    super(`advertising data too long: ${bytes} bytes, max ${MAX_AD_LENGTH}`);
+    this.name = "AdvertisingOverflowError";
+  }
 }
 
 const AD_FLAGS = 0x01;
@@ -67,6 +82,7 @@ const AD_INCOMPLETE_128 = 0x06;
 const AD_COMPLETE_128 = 0x07;
 const AD_SHORTENED_NAME = 0x08;
 const AD_COMPLETE_NAME = 0x09;
+const AD_MANUFACTURER_DATA = 0xff;
 /** LE General Discoverable Mode, BR/EDR Not Supported. */
 const FLAGS_VALUE = 0x06;
 const MAX_AD_LENGTH = 31;
@@ -96,6 +112,7 @@ export abstract class GattPeripheral implements VirtualPeripheral {
   protected readonly maxMtu: number;
   private readonly advertisedServices: readonly string[];
   private readonly appearance: number;
+  private readonly manufacturerData: Buffer | null;
   private server: GattServer | null = null;
   private currentLink: PeripheralLink | null = null;
   private readonly timers = new Set<Timer>();
@@ -115,6 +132,8 @@ export abstract class GattPeripheral implements VirtualPeripheral {
     this.maxMtu = options.maxMtu;
     this.advertisedServices = (options.advertisedServices ?? []).map(normalizeUuid);
     this.appearance = options.appearance ?? 0;
+    const m = options.manufacturerData;
+    this.manufacturerData = m ? Buffer.concat([Buffer.of(m.companyId & 0xff, (m.companyId >> 8) & 0xff), m.data]) : null;
   }
 
   /** The kind's own services; 0x1800 and 0x1801 are added in front by the base class. */
@@ -200,17 +219,17 @@ export abstract class GattPeripheral implements VirtualPeripheral {
   /**
    * ADV_IND: flags, the advertised service UUIDs, and the complete name when it fits too. Otherwise the
    * name goes to the scan response (shortened, type 0x08, if even 29 bytes are too few), and so do
-   * UUID lists that do not fit in ADV_IND. Throws if the UUIDs fit in neither (a kind's mistake).
+   * UUID lists and manufacturer data that do not fit in ADV_IND. Throws AdvertisingOverflowError if they fit in neither.
    */
   private buildAdvertising(): { adv: Buffer; scanResponse: Buffer } {
     if (this.advertising) return this.advertising;
     const adv: Buffer[] = [adStructure(AD_FLAGS, Buffer.of(FLAGS_VALUE))];
     const scan: Buffer[] = [];
     const length = (parts: Buffer[]): number => parts.reduce((n, p) => n + p.length, 0);
-    const place = (structure: Buffer): void => {
+    const place = (structure: Buffer, part: AdvertisingOverflowError["part"]): void => {
       if (length(adv) + structure.length <= MAX_AD_LENGTH) adv.push(structure);
       else if (length(scan) + structure.length <= MAX_AD_LENGTH) scan.push(structure);
-      else throw new Error(`${this.kind} ${this.address}: advertised services do not fit in 2 × 31 bytes`);
+      else throw new AdvertisingOverflowError(part, length(scan) + structure.length);
     };
     const ownServices = this.gatt.attributes.filter((a) => a.role === "service" && a.owner !== "1800" && a.owner !== "1801").map((a) => a.owner);
     for (const size of [2, 16]) {
@@ -219,8 +238,9 @@ export abstract class GattPeripheral implements VirtualPeripheral {
       const all = ownServices.filter((u) => uuidToBytes(u).length === size);
       const complete = all.every((u) => listed.includes(u));
       const type = size === 2 ? (complete ? AD_COMPLETE_16 : AD_INCOMPLETE_16) : complete ? AD_COMPLETE_128 : AD_INCOMPLETE_128;
-      place(adStructure(type, Buffer.concat(listed.map(uuidToBytes))));
+      place(adStructure(type, Buffer.concat(listed.map(uuidToBytes))), "services");
     }
+    if (this.manufacturerData) place(adStructure(AD_MANUFACTURER_DATA, this.manufacturerData), "manufacturerData");
     const fullName = Buffer.from(this.name, "utf8");
     if (length(adv) + 2 + fullName.length <= MAX_AD_LENGTH) {
       adv.push(adStructure(AD_COMPLETE_NAME, fullName));

@@ -85,6 +85,76 @@ export const DEFAULT_SCENARIO = {
       addressType: "random",
       name: "mpy-loader",
     },
+    {
+      // A battery-powered environmental sensor (kind "gatt"): SIG characteristics for ble-gatt-in's "sig" format.
+      kind: "gatt",
+      address: "c0:ff:ee:00:00:01",
+      addressType: "random",
+      name: "Env Sensor",
+      // 0xFFFF: the SIG's company identifier for tests.
+      advertising: { services: ["181a", "180f"], manufacturerData: { companyId: 65535, data: "0101" } },
+      services: [
+        {
+          uuid: "180f",
+          characteristics: [
+            // Battery Level, %.
+            { uuid: "2a19", properties: ["read", "notify"], notify: { intervalMs: 5000, values: [{ hex: "64" }, { hex: "63" }, { hex: "62" }, { hex: "61" }] } },
+          ],
+        },
+        {
+          uuid: "181a",
+          characteristics: [
+            // Temperature, sint16 in 0.01 °C: 21.50, 21.62, 21.75, 21.81, 21.70, 21.58.
+            {
+              uuid: "2a6e",
+              properties: ["read", "notify"],
+              notify: { intervalMs: 1000, values: [{ hex: "6608" }, { hex: "7208" }, { hex: "7f08" }, { hex: "8508" }, { hex: "7a08" }, { hex: "6e08" }] },
+            },
+            // Humidity, uint16 in 0.01 %: 45.00, 45.20, 45.55, 45.30.
+            { uuid: "2a6f", properties: ["read", "notify"], notify: { intervalMs: 1000, values: [{ hex: "9411" }, { hex: "a811" }, { hex: "cb11" }, { hex: "b211" }] } },
+            // Pressure, uint32 in 0.1 Pa: 101325.0, 101318.4, 101331.2, 101327.5.
+            {
+              uuid: "2a6d",
+              properties: ["read", "notify"],
+              notify: { intervalMs: 2000, values: [{ hex: "02760f00" }, { hex: "c0750f00" }, { hex: "40760f00" }, { hex: "1b760f00" }] },
+            },
+          ],
+        },
+      ],
+    },
+    {
+      // A Nordic UART console (kind "gatt"): a line written to RX is answered on TX, the help over four notifications.
+      kind: "gatt",
+      address: "c0:ff:ee:00:00:02",
+      addressType: "random",
+      name: "NUS Console",
+      advertising: { services: ["6e400001-b5a3-f393-e0a9-e50e24dcca9e"] },
+      services: [
+        {
+          uuid: "6e400001-b5a3-f393-e0a9-e50e24dcca9e",
+          characteristics: [
+            {
+              uuid: "6e400002-b5a3-f393-e0a9-e50e24dcca9e",
+              properties: ["write", "writeWithoutResponse"],
+              onWrite: {
+                replyOn: "6e400003-b5a3-f393-e0a9-e50e24dcca9e",
+                replies: [
+                  {
+                    request: { text: "help\n" },
+                    reply: [{ text: "commands:\n" }, { text: "  help     this text\n" }, { text: "  version  firmware version\n" }, { text: "  temp?    temperature in C\n" }],
+                  },
+                  { request: { text: "version\n" }, reply: [{ text: "NUS Console 1.0.0\n" }] },
+                  // A measurement takes a moment.
+                  { request: { text: "temp?\n" }, reply: [{ text: "21.50\n" }], delayMs: 50 },
+                ],
+                otherwise: [{ text: "ERR unknown command\n" }],
+              },
+            },
+            { uuid: "6e400003-b5a3-f393-e0a9-e50e24dcca9e", properties: ["notify"] },
+          ],
+        },
+      ],
+    },
     // Advertisers that never connect (the ble-scan demo decodes them): an iBeacon, an Eddystone URL + TLM beacon, two
     // BTHome v2 thermometers — the second encrypted with the BTHome specification's example key (demo only: never use
     // a published key on a real device) — and a raw advertiser given as bytes.

@@ -3,7 +3,8 @@
  * way `npm start` starts it with the example flow (only the broker's address, the gateway's name and the
  * download directory changed), and an MQTT client (the `mqtt` package) subscribed to the gateway's topics the way
  * a central dashboard or database would be. Checks the topic scheme, the JSON payloads, the retained online
- * states, and the gateway's status through birth, last-will and close messages.
+ * states, the gateway's status through birth, last-will and close messages, and the Home Assistant discovery
+ * configs (read as Home Assistant's MQTT integration reads them: config, state topic, value template, availability).
  *
  * Without mosquitto these tests fail (they do not skip): `apt-get install -y mosquitto`.
  */
@@ -22,6 +23,9 @@ const ROOT = `ble-instruments/${GATEWAY}`;
 const HR = "d8:75:ba:00:00:01";
 const METER = "a4:9e:69:00:00:01";
 const FILES = "e3:c3:5c:00:00:01";
+/** Home Assistant's default discovery prefix, as the example sets HA_DISCOVERY_PREFIX. */
+const HA = "homeassistant";
+const haConfigTopic = (address: string, key: string): string => `${HA}/sensor/ble-instruments_${GATEWAY}_${address.replace(/:/g, "_")}_${key}/config`;
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 interface Received {
@@ -34,6 +38,19 @@ interface Received {
 type Json = Record<string, unknown>;
 
 const json = (m: Received): Json => JSON.parse(m.text) as Json;
+
+/**
+ * What Home Assistant shows for a state message under a discovery config's value template. The example only uses
+ * `{{ value_json.<path> }}` and `{{ value_json.<path>[i] }}`; anything else fails the test (it would need checking
+ * against Home Assistant's template engine).
+ */
+function templated(template: string, state: Json): unknown {
+  const m = /^\{\{ value_json((?:\.[A-Za-z_][A-Za-z0-9_]*)+)(?:\[(\d+)\])? \}\}$/.exec(template);
+  assert.ok(m, `a value template this test can evaluate: ${template}`);
+  let value: unknown = state;
+  for (const key of m[1].slice(1).split(".")) value = (value as Json | undefined)?.[key];
+  return m[2] === undefined ? value : (value as unknown[] | undefined)?.[Number(m[2])];
+}
 
 /** The example, pointed at the test's broker and download directory, as gateway "test-gw". */
 function gatewayFlow(broker: Broker, downloads: string): Record<string, unknown>[] {
@@ -111,6 +128,8 @@ describe("MQTT gateway example against a real broker (mosquitto on loopback)", f
   let broker: Broker | null = null;
   let red: DemoNodeRed | null = null;
   let central: Subscriber | null = null;
+  /** Home Assistant's MQTT integration: subscribed to the discovery prefix before the gateway starts. */
+  let homeAssistant: Subscriber | null = null;
   let downloads = "";
 
   before(async () => {
@@ -119,11 +138,13 @@ describe("MQTT gateway example against a real broker (mosquitto on loopback)", f
     downloads = fs.mkdtempSync(path.join(os.tmpdir(), "mqtt-downloads-"));
     // Subscribed before the gateway starts, as a central subscriber would be: nothing published is missed.
     central = await Subscriber.connect(broker, `${ROOT}/#`);
+    homeAssistant = await Subscriber.connect(broker, `${HA}/#`);
     red = await startDemoNodeRed({ flows: gatewayFlow(broker, downloads), logFile: path.join(ARTIFACTS, "mqtt-node-red.log") });
   });
 
   after(async () => {
     await central?.close();
+    await homeAssistant?.close();
     await red?.stop();
     await broker?.stop();
     if (downloads) fs.rmSync(downloads, { recursive: true, force: true });
@@ -163,6 +184,46 @@ describe("MQTT gateway example against a real broker (mosquitto on loopback)", f
     assert.equal(reading.serial, "000000001");
     assert.equal(reading.name, "Z3210V2.10:DT4261#000000001");
     assert.match(reading.time as string, ISO_TIME);
+  });
+
+  it("announces the heart-rate sensor and the meter to Home Assistant, retained, with device, unit, state topic and availability", async () => {
+    for (const [address, key] of [[HR, "heart_rate"], [METER, "reading"]] as const) {
+      const m = await homeAssistant!.next((x) => x.topic === haConfigTopic(address, key), 15000);
+      assert.equal(m.qos, 1);
+      // Retained: a Home Assistant that starts after the gateway is given the config on subscribing.
+      assert.deepEqual(json((await retained(broker!, m.topic)).get(m.topic)!), json(m));
+      const config = json(m);
+      assert.equal(config.unique_id, `ble-instruments_${GATEWAY}_${address.replace(/:/g, "_")}_${key}`);
+      assert.equal(config.state_class, "measurement");
+      const device = config.device as Json;
+      assert.deepEqual(device.identifiers, [`ble-instruments-${address.replace(/:/g, "_")}`]);
+      assert.deepEqual(device.connections, [["bluetooth", address]]);
+      // Availability is the gateway's own status and the device's online state, both required.
+      assert.equal(config.availability_mode, "all");
+      const availability = config.availability as Json[];
+      assert.deepEqual(availability[0], { topic: `${ROOT}/status` });
+      assert.equal(availability[1].topic, `${ROOT}/${address}/online`);
+      assert.equal(availability[1].value_template, "{{ 'online' if value_json.online else 'offline' }}");
+    }
+    const heartRate = json(homeAssistant!.on(haConfigTopic(HR, "heart_rate"))[0]);
+    assert.equal(heartRate.unit_of_measurement, "bpm");
+    assert.equal(heartRate.state_topic, `${ROOT}/${HR}/heart-rate`);
+    assert.equal((heartRate.device as Json).name, "44278-33");
+    const meter = json(homeAssistant!.on(haConfigTopic(METER, "reading"))[0]);
+    assert.equal(meter.state_topic, `${ROOT}/${METER}/reading`);
+    assert.equal((meter.device as Json).model, "DT4261");
+  });
+
+  it("gives Home Assistant a number under each config's value template from the state topic it names", async () => {
+    for (const [address, key] of [[HR, "heart_rate"], [METER, "reading"]] as const) {
+      const config = json(homeAssistant!.on(haConfigTopic(address, key))[0]);
+      const state = await central!.next((x) => x.topic === config.state_topic, 15000);
+      const value = templated(String(config.value_template), json(state));
+      assert.equal(typeof value, "number", `${key}: ${String(config.value_template)} on ${state.text}`);
+    }
+    // Announced once: every reading since has not repeated the configs.
+    assert.equal(homeAssistant!.on(haConfigTopic(HR, "heart_rate")).length, 1);
+    assert.equal(homeAssistant!.on(haConfigTopic(METER, "reading")).length, 1);
   });
 
   it("keeps each connected device's online state retained for subscribers that come later", async () => {
@@ -233,6 +294,10 @@ describe("MQTT gateway example against a real broker (mosquitto on loopback)", f
     const meter = kept.get(`${ROOT}/${METER}/online`);
     assert.ok(meter, "the meter's state is back too");
     assert.deepEqual(json(meter), json(central.on(`${ROOT}/${METER}/online`).at(-1)!));
+    // The restarted broker lost the discovery configs too: the gateway announced them again.
+    const configs = await retained(broker, `${HA}/#`);
+    assert.ok(configs.has(haConfigTopic(HR, "heart_rate")), `the heart-rate config is back; retained: ${[...configs.keys()].join(", ")}`);
+    assert.ok(configs.has(haConfigTopic(METER, "reading")), "the meter's config is back");
   });
 
   it("has the broker announce the gateway offline when the gateway dies (last will)", async () => {
@@ -254,5 +319,9 @@ describe("MQTT gateway example against a real broker (mosquitto on loopback)", f
     await red.stop();
     red = null;
     await central!.next((m) => m.topic === `${ROOT}/status` && m.text === "offline", 15000, stopping);
+    // Home Assistant marks every announced entity unavailable: their availability names this topic.
+    const config = json((await retained(broker!, haConfigTopic(HR, "heart_rate"))).get(haConfigTopic(HR, "heart_rate"))!);
+    const availability = config.availability as Json[];
+    assert.equal((await retained(broker!, String(availability[0].topic))).get(String(availability[0].topic))?.text, "offline");
   });
 });

@@ -28,6 +28,7 @@ import { analyze, attName, attPhases, field, locateTshark, readFields, TSHARK_MI
 const HEART_RATE = "d8:75:ba:00:00:01";
 const METER = "a4:9e:69:00:00:01";
 const FILE_SERVER = "e3:c3:5c:00:00:01";
+const GATT_DEVICE = "c0:ff:ee:00:00:01";
 const FILE_SIZE = 5000;
 const FILE_SEED = 7;
 const BPM = [60, 61, 62, 63, 64, 65, 66, 67];
@@ -342,5 +343,163 @@ describe("interop: tshark reads the simulator's btsnoop capture", function () {
       assert.equal(bpm.length, count(conn, AttOpcode.HandleValueNotification), "every notification decoded as a Heart Rate Measurement");
       for (const v of bpm) assert.ok(BPM.includes(v), `bpm ${v} from the scenario's list`);
     }
+  });
+  it("the gatt kind: manufacturer data, Read Blob, a long write, a reply by indication: nothing malformed or unknown, ATT in protocol order", async () => {
+    fs.mkdirSync(path.join(dir, "captures"));
+    const scenarioFile = path.join(dir, "scenario.json");
+    const long = "0123456789".repeat(6);
+    fs.writeFileSync(
+      scenarioFile,
+      JSON.stringify({
+        link: { dataLength: 27 },
+        capture: CAPTURE,
+        peripherals: [
+          {
+            kind: "gatt",
+            address: GATT_DEVICE,
+            name: "Capture",
+            serverMtu: 23,
+            advertising: { services: ["fff0"], manufacturerData: { companyId: 89, data: "0102" } },
+            services: [
+              {
+                uuid: "fff0",
+                characteristics: [
+                  { uuid: "fff1", properties: ["read", "write"], value: { text: long } },
+                  { uuid: "fff2", properties: ["write"], onWrite: { replyOn: "fff3", replies: [{ request: { text: "?" }, reply: [{ text: "a" }, { text: "b" }] }] } },
+                  { uuid: "fff3", properties: ["indicate"] },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const sim = new Simulation(loadScenarioFile(scenarioFile), { timeScale: TIME_SCALE });
+    own.sim = sim;
+    const central = nobleFor(sim);
+    own.central = central;
+    const peripheral = (await scan(central.noble, [GATT_DEVICE])).get(GATT_DEVICE) as Peripheral;
+    await peripheral.connectAsync();
+    const { characteristics } = await peripheral.discoverAllServicesAndCharacteristicsAsync();
+    assert.equal((await find(characteristics, "fff1").readAsync()).toString("utf8"), long);
+    await find(characteristics, "fff1").writeAsync(Buffer.from(long.toUpperCase()), false);
+    const reply = find(characteristics, "fff3");
+    await reply.subscribeAsync();
+    const two = values(reply, 2);
+    await find(characteristics, "fff2").writeAsync(Buffer.from("?"), false);
+    assert.deepEqual((await two).map((v) => v.toString("utf8")), ["a", "b"]);
+    await peripheral.disconnectAsync();
+    central.dispose();
+    own.central = undefined;
+    sim.close();
+    own.sim = undefined;
+
+    const capture = path.join(dir, CAPTURE);
+    const { problems, connections } = analyze(capture);
+    assert.deepEqual(problems, [], "no malformed, unknown, undecoded or out-of-protocol packet");
+    assert.deepEqual(
+      connections.map((c) => [c.address, c.disconnectReason]),
+      [[GATT_DEVICE, HCI_LOCAL_HOST_TERMINATED]],
+    );
+    assert.deepEqual(
+      attPhases(connections[0]).map(attName),
+      [
+        AttOpcode.ExchangeMtuRequest,
+        AttOpcode.ReadByGroupTypeRequest,
+        AttOpcode.ReadByTypeRequest,
+        AttOpcode.ReadRequest,
+        AttOpcode.ReadBlobRequest,
+        AttOpcode.PrepareWriteRequest,
+        AttOpcode.ExecuteWriteRequest,
+        AttOpcode.WriteRequest,
+        AttOpcode.HandleValueIndication,
+        AttOpcode.HandleValueConfirmation,
+      ].map(attName),
+      describeConnection(connections[0]),
+    );
+    // Wireshark's own advertising decoder reads the manufacturer data: company 89 (Nordic Semiconductor), 01 02.
+    const ads = readFields(capture, ["btcommon.eir_ad.entry.company_id", "btcommon.eir_ad.entry.data"]).filter((f) => field(f, "btcommon.eir_ad.entry.company_id").length > 0);
+    assert.ok(ads.length > 0, "advertising reports with manufacturer data");
+    for (const ad of ads) {
+      assert.deepEqual(field(ad, "btcommon.eir_ad.entry.company_id"), ["0x0059"]);
+      assert.deepEqual(field(ad, "btcommon.eir_ad.entry.data").map((d) => d.replace(/:/g, "")), ["0102"]);
+    }
+  });
+
+  it("the advertiser kinds: Wireshark decodes their PDU types, names, manufacturer and service data, nothing malformed", async () => {
+    fs.mkdirSync(path.join(dir, "captures"));
+    const scenarioFile = path.join(dir, "scenario.json");
+    const beacon = { address: "c0:00:00:00:0a:01", uuid: "e2c56db5-dffb-48d2-b060-d0f5a71096e0", major: 513, minor: 1027 };
+    const eddystone = "c0:00:00:00:0a:02";
+    const bthome = "c0:00:00:00:0a:03";
+    const raw = "c0:00:00:00:0a:04";
+    fs.writeFileSync(
+      scenarioFile,
+      JSON.stringify({
+        capture: CAPTURE,
+        peripherals: [
+          { kind: "ibeacon", ...beacon, name: "cap-beacon", measuredPower: -60, intervalMs: 100 },
+          { kind: "eddystone", address: eddystone, uid: { namespace: "00112233445566778899", instance: "a1a2a3a4a5a6" }, url: "https://example.com", tlm: true, intervalMs: 100 },
+          { kind: "bthome", address: bthome, name: "cap-th", measurements: [{ type: "temperature", values: [21.5] }], bindKey: "231d39c1d7cc1ab1aee224cd096db932", intervalMs: 100 },
+          { kind: "advertiser", address: raw, data: "020106 0709 6361702d7261", scanResponse: "020af4", intervalMs: 100 },
+        ],
+      }),
+    );
+    const sim = new Simulation(loadScenarioFile(scenarioFile), { timeScale: TIME_SCALE });
+    own.sim = sim;
+    const central = nobleFor(sim);
+    own.central = central;
+    // Duplicates allowed (the controller then reports every advertisement), until each device was heard 6 times.
+    const noble = central.noble;
+    await noble.waitForPoweredOnAsync();
+    const heard = new Map<string, number>();
+    const enough = new Promise<void>((resolve) => {
+      noble.on("discover", (p: Peripheral) => {
+        heard.set(p.address, (heard.get(p.address) ?? 0) + 1);
+        if ([beacon.address, eddystone, bthome, raw].every((a) => (heard.get(a) ?? 0) >= 6)) resolve();
+      });
+    });
+    await noble.startScanningAsync([], true);
+    await enough;
+    await noble.stopScanningAsync();
+    central.dispose();
+    own.central = undefined;
+    sim.close();
+    own.sim = undefined;
+
+    const capture = path.join(dir, CAPTURE);
+    assert.deepEqual(analyze(capture).problems, [], "no malformed, unknown or undecoded packet");
+    const reports = readFields(capture, [
+      "bthci_evt.bd_addr",
+      "bthci_evt.le_advts_event_type",
+      "btcommon.eir_ad.entry.company_id",
+      "btcommon.eir_ad.entry.data",
+      "btcommon.eir_ad.entry.device_name",
+      "btcommon.eir_ad.entry.uuid_16",
+      "btcommon.eir_ad.entry.service_data",
+      "btcommon.eir_ad.entry.power_level",
+    ]).filter((f) => field(f, "bthci_evt.le_advts_event_type").length > 0);
+    const of = (address: string) => reports.filter((f) => field(f, "bthci_evt.bd_addr")[0] === address);
+    const types = (address: string) => new Set(of(address).map((f) => Number(field(f, "bthci_evt.le_advts_event_type")[0])));
+    // ADV_SCAN_IND (2) and its SCAN_RSP (4) where a scan response exists; ADV_NONCONN_IND (3) where none does.
+    assert.deepEqual(types(beacon.address), new Set([2, 4]));
+    assert.deepEqual(types(eddystone), new Set([3]));
+    assert.deepEqual(types(bthome), new Set([3]), "a short name fits beside the encrypted packet");
+    assert.deepEqual(types(raw), new Set([2, 4]));
+    // Wireshark 4.0 shows the iBeacon bytes as Apple's manufacturer data (its iBeacon fields stay empty on HCI events).
+    const apple = of(beacon.address).filter((f) => field(f, "btcommon.eir_ad.entry.company_id").length > 0);
+    assert.ok(apple.length > 0, "manufacturer data in the advertisements");
+    for (const f of apple) {
+      assert.deepEqual(field(f, "btcommon.eir_ad.entry.company_id"), ["0x004c"]);
+      assert.deepEqual(field(f, "btcommon.eir_ad.entry.data").map((d) => d.replace(/:/g, "")), [`0215${beacon.uuid.replace(/-/g, "")}02010403c4`]);
+    }
+    assert.ok(of(beacon.address).some((f) => field(f, "btcommon.eir_ad.entry.device_name")[0] === "cap-beacon"), "the name in the scan response");
+    assert.ok(of(bthome).some((f) => field(f, "btcommon.eir_ad.entry.device_name")[0] === "cap-th"));
+    assert.ok(of(raw).some((f) => field(f, "btcommon.eir_ad.entry.device_name")[0] === "cap-ra"));
+    assert.ok(of(raw).some((f) => field(f, "btcommon.eir_ad.entry.power_level")[0] === "-12"));
+    const frames = new Set(of(eddystone).flatMap((f) => field(f, "btcommon.eir_ad.entry.service_data").map((d) => d.replace(/:/g, "").slice(0, 2))));
+    assert.deepEqual(frames, new Set(["00", "10", "20"]), "UID, URL and TLM frames as service data");
+    assert.ok(of(eddystone).every((f) => field(f, "btcommon.eir_ad.entry.uuid_16").every((u) => u === "0xfeaa")));
+    assert.ok(of(bthome).every((f) => field(f, "btcommon.eir_ad.entry.uuid_16")[0] === "0xfcd2"), "BTHome service data");
   });
 });

@@ -14,6 +14,8 @@ const HR = { name: "44278-33", address: "d8:75:ba:00:00:01", addressType: "rando
 const METER = { name: "Z3210V2.10:DT4261#000000001", address: "a4:9e:69:00:00:01", addressType: "public", services: ["1812"] };
 const NUS = { name: "mpy-nus", address: "e3:c3:5c:00:00:01", addressType: "random", services: ["6e400001b5a3f393e0a9e50e24dcca9e"] };
 const LOADER = { name: "mpy-loader", address: "e3:c3:5c:00:00:02", addressType: "random", services: ["6e400001b5a3f393e0a9e50e24dcca9e"] };
+const ENV = { name: "Env Sensor", address: "c0:ff:ee:00:00:01", addressType: "random", services: ["181a", "180f"] };
+const CONSOLE = { name: "NUS Console", address: "c0:ff:ee:00:00:02", addressType: "random", services: ["6e400001b5a3f393e0a9e50e24dcca9e"] };
 /** The built-in scenario's advertisers (beacons and BTHome sensors that never connect). */
 const ADVERTISERS = [
   { name: "demo-ibeacon", address: "c0:1b:ea:c0:00:01", addressType: "random", services: [] },
@@ -64,13 +66,13 @@ describe("admin endpoints (scan, serial ports)", function () {
     await loadFlow([bleConfigNode], [simConfig, tab]);
     const all = await scan({ config: "cfg", seconds: "1" });
     assert.equal(all.status, 200);
-    assert.deepEqual(byAddress(all.body as ScanResult[]), [METER, ...ADVERTISERS, HR, NUS, LOADER]);
+    assert.deepEqual(byAddress(all.body as ScanResult[]), [METER, ...ADVERTISERS, ENV, CONSOLE, HR, NUS, LOADER]);
 
     const heartRate = await scan({ config: "cfg", seconds: "1", service: "180d" });
     assert.deepEqual(withoutRssi(heartRate.body as ScanResult[]), [HR]);
 
     const nus = await scan({ config: "cfg", seconds: "1", service: "6e400001-b5a3-f393-e0a9-e50e24dcca9e" });
-    assert.deepEqual(byAddress(nus.body as ScanResult[]), [NUS, LOADER]);
+    assert.deepEqual(byAddress(nus.body as ScanResult[]), [CONSOLE, NUS, LOADER]);
 
     // The HIOKI node's filter: a Z3210 by name, or anything advertising HID.
     const meter = await scan({ config: "cfg", seconds: "1", namePrefix: "Z3210", service: "1812" });

@@ -6,8 +6,11 @@
  */
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { EventEmitter } from "node:events";
 import { withBindings, type Noble, type Peripheral } from "@stoprocent/noble";
+import { AdvertisementError, decodeAdvertisement, ReplayGuard } from "../../src/protocol/advertisement";
 import { ADV_IND, ADV_NONCONN_IND, ADV_SCAN_IND, H4_COMMAND, OP, SCAN_RSP } from "../../src/protocol/hci";
 import { buildCommand, parseCommandComplete, parseLeAdvertisingReports, type AdvertisingReport } from "../../src/protocol/hci-packets";
 import { hciPeerPort, registerHciPeer, unregisterHciPeer, type HciPeer } from "../../src/ble/hci-peer";
@@ -15,7 +18,7 @@ import { installNobleHciDriver } from "../../src/ble/noble-driver";
 import { VirtualController } from "../../src/sim/controller";
 import { createPeripheral } from "../../src/sim/peripherals";
 import { encryptBthome } from "../../src/sim/peripherals/bthome";
-import { DEFAULT_SCENARIO } from "../../src/sim/scenario";
+import { DEFAULT_SCENARIO, parseScenario } from "../../src/sim/scenario";
 import { DEFAULT_LINK } from "../../src/sim/types";
 import { ScenarioError, type JsonObject } from "../../src/sim/validate";
 import { ManualClock } from "../support/manual-clock";
@@ -293,6 +296,66 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
       assert.deepEqual(body, h("a47266c95f73 00112233 78237214"));
     });
 
+    it("src/protocol's decoders (an independent implementation) read back the scenario's values; a replay guard drops the repeats", async () => {
+      const encrypted = "54:48:e6:8f:80:a5";
+      air = new Air([
+        { kind: "ibeacon", address: "c0:00:00:00:06:01", uuid: IBEACON_UUID, major: 7, minor: 9, measuredPower: -61 },
+        { kind: "eddystone", address: "c0:00:00:00:06:02", txPower: -12, uid: { namespace: "00112233445566778899", instance: "a1a2a3a4a5a6" }, url: "https://www.example.org/x", tlm: { batteryMv: [2950], temperature: [-4.5] } },
+        {
+          kind: "bthome",
+          address: "c0:00:00:00:06:03",
+          measurements: [
+            { type: "temperature", values: [-3.5] },
+            { objectId: 0x45, values: [21.4] },
+            { type: "massKg", values: [1.5] },
+            { type: "co2", values: [1234] },
+            { type: "batteryLow", values: [true] },
+            { type: "button", values: ["double_press"] },
+            { type: "dimmer", values: [-3] },
+          ],
+        },
+        { kind: "bthome", address: encrypted, bindKey: BIND_KEY, measurements: [{ type: "temperature", values: [25.06, 25.1] }, { type: "humidity", values: [50.55] }], intervalMs: 100, repeat: 3 },
+      ]);
+      await air.scan();
+      await air.run(3000);
+      const guard = new ReplayGuard();
+      const decode = (s: Seen) => {
+        try {
+          return decodeAdvertisement({ address: s.address, serviceData: s.serviceData, ...(s.manufacturerData ? { manufacturerData: s.manufacturerData } : {}) }, (a) => (a === encrypted ? h(BIND_KEY) : undefined), guard);
+        } catch (error) {
+          if (error instanceof AdvertisementError && error.code === "bthome-replay") return "replay";
+          throw error;
+        }
+      };
+      const decoded = (address: string) => air?.of(address).map(decode) ?? [];
+      assert.deepEqual(decoded("c0:00:00:00:06:01")[0], { type: "ibeacon", uuid: IBEACON_UUID, major: 7, minor: 9, measuredPower: -61 });
+      const eddystone = decoded("c0:00:00:00:06:02");
+      assert.deepEqual(eddystone[0], { type: "eddystone-uid", namespace: "00112233445566778899", instance: "a1a2a3a4a5a6", txPower: -12 });
+      assert.deepEqual(eddystone[1], { type: "eddystone-url", url: "https://www.example.org/x", txPower: -12 });
+      assert.deepEqual({ ...(eddystone[2] as object), advertisingCount: 0, uptime: 0 }, { type: "eddystone-tlm", battery: 2950, temperature: -4.5, advertisingCount: 0, uptime: 0 });
+      const plain = decoded("c0:00:00:00:06:03")[0];
+      assert.ok(plain && plain !== "replay");
+      assert.deepEqual({ ...plain, packetId: 0 }, {
+        type: "bthome",
+        encrypted: false,
+        triggerBased: false,
+        packetId: 0,
+        temperature: [-3.5, 21.4],
+        massKg: 1.5,
+        co2: 1234,
+        batteryLow: true,
+        button: "double_press",
+        dimmer: { event: "rotate_left", steps: 3 },
+      });
+      // The encrypted sensor repeats each packet three times: the guard accepts the first of each, drops the rest.
+      const secret = decoded(encrypted);
+      const accepted = secret.filter((d) => d !== "replay");
+      assert.ok(accepted.length >= 5, `accepted ${accepted.length}`);
+      assert.ok(secret.filter((d) => d === "replay").length >= 2 * (accepted.length - 1), "the repeats are replays");
+      assert.deepEqual(new Set(accepted.map((d) => (d as Record<string, unknown>).temperature)), new Set([25.06, 25.1]));
+      assert.ok(accepted.every((d) => (d as Record<string, unknown>).encrypted === true && (d as Record<string, unknown>).humidity === 50.55));
+    });
+
     it("advertiser: raw advertising and scan response bytes, cycled with repeat", async () => {
       air = new Air([
         { kind: "advertiser", address: "c0:00:00:00:00:05", data: ["020106 05ff3412aabb", "020106 05ff3412ccdd"], scanResponse: "0809 72617764617461", repeat: 2, intervalMs: 100 },
@@ -422,6 +485,18 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
       assert.ok(reports.every((r) => r.rssi === -81), "the device's own RSSI");
     });
 
+    it("the README's example scenario runs: every device heard", async () => {
+      const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+      const section = readme.slice(readme.indexOf("### Advertisers: beacons and sensors that never connect"));
+      const example = /```json\n([\s\S]*?)```/.exec(section);
+      assert.ok(example, "the section has a JSON example");
+      const scenario = parseScenario(JSON.parse(example[1]), "");
+      air = new Air(scenario.peripherals.map((p) => p.spec));
+      await air.scan();
+      await air.run(2000);
+      for (const p of scenario.peripherals) assert.ok(air.of(p.address).length > 0, `${p.kind} ${p.address} heard`);
+    });
+
     it("the built-in scenario's advertisers are all heard within a second", async () => {
       const specs = (DEFAULT_SCENARIO.peripherals as unknown as JsonObject[]).filter((p) => ["ibeacon", "eddystone", "bthome", "advertiser"].includes(String(p.kind)));
       assert.equal(specs.length, 5);
@@ -453,6 +528,10 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
       ["eddystone namespace", { kind: "eddystone", uid: { namespace: "0011", instance: "a1a2a3a4a5a6" } }, "peripherals[0].uid.namespace", /20 hex digits/],
       ["eddystone tlm temperature", { kind: "eddystone", tlm: { temperature: [20, 300] } }, "peripherals[0].tlm.temperature[1]", /-127.99 to 127.99/],
       ["bthome without measurements", { kind: "bthome" }, "peripherals[0].measurements", /is required/],
+      ["bthome measurements not a list", { kind: "bthome", measurements: { type: "battery" } }, "peripherals[0].measurements", /must be a list/],
+      ["bthome no values", { kind: "bthome", measurements: [{ type: "battery" }] }, "peripherals[0].measurements[0].values", /is required/],
+      ["bthome unknown object id", { kind: "bthome", measurements: [{ objectId: 0x99, values: [1] }] }, "peripherals[0].measurements[0].objectId", /not a BTHome object id/],
+      ["bthome button event", { kind: "bthome", measurements: [{ type: "button", values: ["press", SECRET] }] }, "peripherals[0].measurements[0].values[1]", /must be one of "none"/],
       ["bthome unknown type", { kind: "bthome", measurements: [{ type: "temperature", values: [1] }, { type: SECRET, values: [1] }] }, "peripherals[0].measurements[1].type", /not a BTHome object name/],
       ["bthome value range", { kind: "bthome", measurements: [{ type: "humidity", values: [50, 700] }] }, "peripherals[0].measurements[0].values[1]", /between 0 and 655.35/],
       ["bthome binary value", { kind: "bthome", measurements: [{ type: "door", values: ["open"] }] }, "peripherals[0].measurements[0].values[0]", /true or false/],

@@ -112,6 +112,21 @@ describe("hostile input: simulator framing and scenarios", () => {
       { kind: "hioki-dt4261", address: "a4:9e:69:00:00:01" },
       { kind: "nus-ymodem", address: "e3:c3:5c:00:00:01", sizeBytes: 1000 },
       { kind: "nus-ymodem", address: "e3:c3:5c:00:00:02", xoss: true, files: { "a.fit": { sizeBytes: 100 } } },
+      {
+        kind: "gatt",
+        address: "c0:ff:ee:00:00:01",
+        services: [
+          {
+            uuid: "fff0",
+            characteristics: [
+              { uuid: "fff1", properties: ["read", "write", "notify"], notify: { intervalMs: 10, values: [{ hex: "01" }, { hex: "00".repeat(40) }] } },
+              { uuid: "fff2", properties: ["write", "writeWithoutResponse"], onWrite: { echoTo: "fff3" } },
+              { uuid: "fff3", properties: ["notify", "indicate"] },
+              { uuid: "fff4", properties: ["write"], onWrite: { replyOn: "fff3", replies: [{ request: { hex: "01" }, reply: [{ hex: "02" }, { hex: "03" }] }], otherwise: [{ text: "ERR" }] } },
+            ],
+          },
+        ],
+      },
     ];
     // Requests with plausible handles (the tables are short), and anything at all.
     const pduArb = fc.oneof(
@@ -336,6 +351,34 @@ describe("hostile input: simulator framing and scenarios", () => {
           dialect: r(fc.constantFrom("seed", "standard")),
           xoss: r(fc.boolean()),
           blockTimeoutMs: r(fc.integer({ min: 10, max: 10000 })),
+        },
+        { requiredKeys: ["kind", "address", "name"] },
+      ),
+      fc.record(
+        {
+          kind: kindArb("gatt"),
+          ...common,
+          advertising: r(fc.record({ services: r(fc.array(v(fc.constantFrom("180f", "0x181A", "6e400001-b5a3-f393-e0a9-e50e24dcca9e")), { maxLength: 3 })), manufacturerData: r(fc.record({ companyId: v(fc.nat({ max: 0xffff })), data: r(fc.uint8Array({ maxLength: 30 }).map((b) => Buffer.from(b).toString("hex"))) })) })),
+          services: r(
+            fc.array(
+              fc.record({
+                uuid: v(fc.constantFrom("fff0", "181a", "1800", "0x180F")),
+                characteristics: r(
+                  fc.array(
+                    fc.record({
+                      uuid: v(fc.constantFrom("fff1", "fff2", "2a19", "2803")),
+                      properties: v(fc.subarray(["read", "write", "writeWithoutResponse", "notify", "indicate"])),
+                      value: r(fc.oneof(fc.record({ hex: v(fc.uint8Array({ maxLength: 20 }).map((b) => Buffer.from(b).toString("hex"))) }), fc.record({ text: v(fc.string({ maxLength: 20 })) }))),
+                      notify: r(fc.record({ intervalMs: r(fc.integer({ min: 1, max: 5000 })), values: v(fc.array(fc.record({ text: fc.string({ maxLength: 8 }) }), { maxLength: 3 })) })),
+                      onWrite: r(fc.oneof(fc.constant("store"), fc.record({ echoTo: v(fc.constantFrom("fff1", "fff2")) }), fc.record({ replyOn: v(fc.constantFrom("fff1", "fff2")), replies: r(fc.array(fc.record({ request: v(fc.record({ text: fc.string({ maxLength: 4 }) })), reply: v(fc.array(fc.record({ hex: fc.constant("01") }), { maxLength: 2 })), delayMs: r(fc.integer({ min: -1, max: 70000 })) }), { maxLength: 2 })) }))),
+                    }),
+                    { maxLength: 3 },
+                  ),
+                ),
+              }),
+              { maxLength: 2 },
+            ),
+          ),
         },
         { requiredKeys: ["kind", "address", "name"] },
       ),

@@ -489,7 +489,7 @@ describe("virtual peripherals", () => {
     }
 
     it("lists the kinds it knows", () => {
-      assert.deepEqual(PERIPHERAL_KINDS, ["heart-rate", "hioki-dt4261", "nus-ymodem", "nus-ymodem-receiver", "ibeacon", "eddystone", "bthome", "advertiser"]);
+      assert.deepEqual(PERIPHERAL_KINDS, ["heart-rate", "hioki-dt4261", "nus-ymodem", "nus-ymodem-receiver", "gatt", "ibeacon", "eddystone", "bthome", "advertiser"]);
     });
 
     it("builds a heart-rate sensor with defaults", () => {

@@ -60,11 +60,13 @@ describe("sim/scenario", () => {
           ["hioki-dt4261", "a4:9e:69:00:00:01", "peripherals[1]"],
           ["nus-ymodem", "e3:c3:5c:00:00:01", "peripherals[2]"],
           ["nus-ymodem-receiver", "e3:c3:5c:00:00:02", "peripherals[3]"],
-          ["ibeacon", "c0:1b:ea:c0:00:01", "peripherals[4]"],
-          ["eddystone", "c0:ed:d1:00:00:01", "peripherals[5]"],
-          ["bthome", "c0:b7:40:00:00:01", "peripherals[6]"],
-          ["bthome", "c0:b7:40:00:00:02", "peripherals[7]"],
-          ["advertiser", "c0:ad:00:00:00:01", "peripherals[8]"],
+          ["gatt", "c0:ff:ee:00:00:01", "peripherals[4]"],
+          ["gatt", "c0:ff:ee:00:00:02", "peripherals[5]"],
+          ["ibeacon", "c0:1b:ea:c0:00:01", "peripherals[6]"],
+          ["eddystone", "c0:ed:d1:00:00:01", "peripherals[7]"],
+          ["bthome", "c0:b7:40:00:00:01", "peripherals[8]"],
+          ["bthome", "c0:b7:40:00:00:02", "peripherals[9]"],
+          ["advertiser", "c0:ad:00:00:00:01", "peripherals[10]"],
         ],
       );
       assert.deepEqual(s.peripherals[0].spec.bpm, [45, 46, 47, 46]);

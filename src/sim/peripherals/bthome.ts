@@ -29,7 +29,7 @@ const MAX_MEASUREMENTS = 20;
 
 type ValueKind = "number" | "binary" | "button" | "dimmer";
 
-/** One BTHome v2 object type: id, name (snake case of the specification's), width, signedness, factor. */
+/** One BTHome v2 object type: id, name (the specification's, in camel case, as the decoder reports it), width, signedness, factor. */
 export interface BthomeObjectType {
   id: number;
   name: string;
@@ -52,33 +52,33 @@ export const BTHOME_OBJECTS: readonly BthomeObjectType[] = [
   n(0x03, "humidity", 2, false, 0.01),
   n(0x04, "pressure", 3, false, 0.01),
   n(0x05, "illuminance", 3, false, 0.01),
-  n(0x06, "mass_kg", 2, false, 0.01),
-  n(0x07, "mass_lb", 2, false, 0.01),
+  n(0x06, "massKg", 2, false, 0.01),
+  n(0x07, "massLb", 2, false, 0.01),
   n(0x08, "dewpoint", 2, true, 0.01),
   n(0x09, "count", 1, false, 1),
   n(0x0a, "energy", 3, false, 0.001),
   n(0x0b, "power", 3, false, 0.01),
   n(0x0c, "voltage", 2, false, 0.001),
-  n(0x0d, "pm2_5", 2, false, 1),
+  n(0x0d, "pm25", 2, false, 1),
   n(0x0e, "pm10", 2, false, 1),
-  b(0x0f, "generic_boolean"),
-  b(0x10, "power_on"),
+  b(0x0f, "genericBoolean"),
+  b(0x10, "powerOn"),
   b(0x11, "opening"),
   n(0x12, "co2", 2, false, 1),
   n(0x13, "tvoc", 2, false, 1),
   n(0x14, "moisture", 2, false, 0.01),
-  b(0x15, "battery_low"),
-  b(0x16, "battery_charging"),
-  b(0x17, "carbon_monoxide"),
+  b(0x15, "batteryLow"),
+  b(0x16, "batteryCharging"),
+  b(0x17, "carbonMonoxide"),
   b(0x18, "cold"),
   b(0x19, "connectivity"),
   b(0x1a, "door"),
-  b(0x1b, "garage_door"),
-  b(0x1c, "gas_detected"),
+  b(0x1b, "garageDoor"),
+  b(0x1c, "gasDetected"),
   b(0x1d, "heat"),
   b(0x1e, "light"),
   b(0x1f, "lock"),
-  b(0x20, "moisture_detected"),
+  b(0x20, "moistureDetected"),
   b(0x21, "motion"),
   b(0x22, "moving"),
   b(0x23, "occupancy"),
@@ -99,16 +99,16 @@ export const BTHOME_OBJECTS: readonly BthomeObjectType[] = [
   n(0x3d, "count", 2, false, 1),
   n(0x3e, "count", 4, false, 1),
   n(0x3f, "rotation", 2, true, 0.1),
-  n(0x40, "distance_mm", 2, false, 1),
-  n(0x41, "distance_m", 2, false, 0.1),
+  n(0x40, "distanceMm", 2, false, 1),
+  n(0x41, "distanceM", 2, false, 0.1),
   n(0x42, "duration", 3, false, 0.001),
   n(0x43, "current", 2, false, 0.001),
   n(0x44, "speed", 2, false, 0.01),
   n(0x45, "temperature", 2, true, 0.1),
-  n(0x46, "uv_index", 1, false, 0.1),
+  n(0x46, "uvIndex", 1, false, 0.1),
   n(0x47, "volume", 2, false, 0.1),
-  n(0x48, "volume_ml", 2, false, 1),
-  n(0x49, "volume_flow_rate", 2, false, 0.001),
+  n(0x48, "volumeMl", 2, false, 1),
+  n(0x49, "volumeFlowRate", 2, false, 0.001),
   n(0x4a, "voltage", 2, false, 0.1),
   n(0x4b, "gas", 3, false, 0.001),
   n(0x4c, "gas", 4, false, 0.001),
@@ -118,7 +118,7 @@ export const BTHOME_OBJECTS: readonly BthomeObjectType[] = [
   n(0x50, "timestamp", 4, false, 1),
   n(0x51, "acceleration", 2, false, 0.001),
   n(0x52, "gyroscope", 2, false, 0.001),
-  n(0x55, "volume_storage", 4, false, 0.001),
+  n(0x55, "volumeStorage", 4, false, 0.001),
   n(0x56, "conductivity", 2, false, 1),
   n(0x57, "temperature", 1, true, 1),
   n(0x58, "temperature", 1, true, 0.35),
@@ -311,7 +311,8 @@ export const bthomeKind: PeripheralKind = {
   defaultAddressType: "random",
   options: ["measurements", "bindKey", "packetId", "triggerBased", "repeat", "changeEveryMs", ...ADVERTISER_OPTIONS],
   create(spec: JsonObject, field, identity, ctx) {
-    if (!Array.isArray(spec.measurements)) throw new ScenarioError(`${field}.measurements`, "is required: a list of { type, values }");
+    if (spec.measurements === undefined) throw new ScenarioError(`${field}.measurements`, "is required: a list of { type, values }");
+    if (!Array.isArray(spec.measurements)) throw new ScenarioError(`${field}.measurements`, "must be a list of { type, values }");
     const raw = spec.measurements as unknown[];
     if (raw.length === 0 || raw.length > MAX_MEASUREMENTS) throw new ScenarioError(`${field}.measurements`, `must hold 1 to ${MAX_MEASUREMENTS} measurements`);
     const measurements = raw.map((m, i) => parseMeasurement(m, `${field}.measurements[${i}]`));

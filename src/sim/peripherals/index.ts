@@ -4,6 +4,7 @@ import { ATT_DEFAULT_MTU, ATT_MAX_MTU } from "../../protocol/att";
 import { optionalEnum, optionalInteger, optionalString, rejectUnknownKeys, requireAddress, ScenarioError, type JsonObject } from "../validate";
 import { bthomeKind } from "./bthome";
 import { eddystoneKind } from "./eddystone";
+import { gattKind } from "./gatt-scenario";
 import { heartRateKind } from "./heart-rate";
 import { iBeaconKind } from "./ibeacon";
 import { rawAdvertiserKind } from "./raw-advertiser";
@@ -17,6 +18,7 @@ const KINDS: readonly PeripheralKind[] = [
   hiokiDt4261Kind,
   nusYmodemKind,
   nusYmodemReceiverKind,
+  gattKind,
   // Advertisers (issue 14): beacons and sensors that broadcast.
   iBeaconKind,
   eddystoneKind,
