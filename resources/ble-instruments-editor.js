@@ -1,6 +1,6 @@
 /*
- * Editor code shared by this package's nodes (the Scan button, the address field and its validation, the
- * transports of the runtime's platform). Node-RED serves the package's resources/ folder at
+ * Editor code shared by this package's nodes (the Scan and Explore buttons, the address field and its validation,
+ * the transports of the runtime's platform). Node-RED serves the package's resources/ folder at
  * resources/<module name>/; each node's html loads this file with a <script src> tag, which the editor runs before
  * that html's own scripts, so BleInstrumentsEditor is defined whatever order the node files load in.
  */
@@ -8,6 +8,8 @@
 window.BleInstrumentsEditor = (function () {
   var ADDRESS = /^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{12}$/;
   var SCAN_SECONDS = 4;
+  /** Time the runtime gets to find, connect to and read a device for Explore (src/red/admin.ts EXPLORE_SECONDS). */
+  var EXPLORE_SECONDS = 15;
 
   /** The platform Node-RED runs on (not the browser's): the ble-config node exports it as a setting. */
   function platform() {
@@ -257,20 +259,265 @@ window.BleInstrumentsEditor = (function () {
     };
   }
 
+  /**
+   * Adds an Explore button to a GATT node's dialog: in its `.ble-explore-row` if it has one, else beside the address
+   * input. Enabled once the dialog names a device (an address, typed or picked with Scan, or an exact name), it asks
+   * the runtime for the device's table (src/red/admin.ts, GET ble-instruments/explore) and lists every service and
+   * characteristic with its properties, SIG name and suggested format; a click on a characteristic fills the dialog's
+   * service, characteristic and (where the node has one) mode fields, and closes the list.
+   */
+  function addExplore() {
+    var address = $("#node-input-address");
+    var nameInput = $("#node-input-deviceName");
+    var button = $('<button type="button" class="red-ui-button ble-explore-button" style="margin-left: 4px;"></button>')
+      .append('<i class="fa fa-sitemap"></i> ')
+      .append($("<span>").text(t("explore.button")))
+      .attr("title", t("explore.tooltip"));
+    var row = $(".ble-explore-row").first();
+    if (row.length) {
+      row.empty().append("<label>&nbsp;</label>").append(button.css("margin-left", "0"));
+    } else {
+      row = address.closest(".form-row");
+      row.append(button);
+    }
+    var panel = $('<div class="form-row ble-explore-panel" style="display: none;"><label>&nbsp;</label></div>').insertAfter(row);
+    var body = $('<div style="display: inline-block; width: 70%; vertical-align: top;"></div>').appendTo(panel);
+    var line = $('<div class="ble-explore-status" style="margin-bottom: 4px;"></div>').appendTo(body);
+    var list = $(
+      '<ol class="ble-explore-list" style="list-style: none; margin: 0; padding: 0; max-height: 240px; overflow-y: auto;' +
+        ' border: 1px solid var(--red-ui-form-input-border-color, #ccc); border-radius: 4px;"></ol>',
+    )
+      .hide()
+      .appendTo(body);
+    var request = null;
+
+    /** The device the dialog names: { address } when the address field holds one, else { name }, else null. */
+    function device() {
+      var type = $("#node-input-addressType").val() || "str";
+      var a = String(address.val() || "").trim();
+      if (type === "str" && ADDRESS.test(a)) return { address: a };
+      var name = String(nameInput.val() || "").trim();
+      return name ? { name: name } : null;
+    }
+
+    function update() {
+      button.prop("disabled", request !== null || device() === null);
+    }
+
+    function showLine(kind, text) {
+      line.empty().removeClass("ble-explore-error");
+      if (kind === "busy") line.append('<i class="fa fa-spinner fa-spin"></i> ');
+      if (kind === "error") {
+        line.addClass("ble-explore-error").css("color", "var(--red-ui-text-color-error, #d6615f)");
+        line.append('<i class="fa fa-exclamation-triangle"></i> ');
+      } else {
+        line.css("color", "");
+      }
+      line.append($("<span>").text(text));
+    }
+
+    /** "Battery Level (2a19)", or the UUID alone where the SIG has no name for it. */
+    function named(entry) {
+      return entry.name ? entry.name + " (" + entry.uuid + ")" : entry.uuid;
+    }
+
+    function pick(service, characteristic) {
+      $("#node-input-service").val(service.uuid).trigger("change");
+      $("#node-input-characteristic").val(characteristic.uuid).trigger("change");
+      var mode = $("#node-input-mode");
+      if (mode.length && mode.find('option[value="' + characteristic.suggestedMode + '"]').length) mode.val(characteristic.suggestedMode).trigger("change");
+      list.hide().empty();
+      showLine("info", t("explore.picked", { characteristic: named(characteristic), service: named(service) }));
+    }
+
+    function show(table) {
+      list.empty();
+      if (!table.services.length) {
+        list.hide();
+        showLine("info", t("explore.none"));
+        return;
+      }
+      showLine("info", t("explore.found", { count: table.services.length }));
+      table.services.forEach(function (service) {
+        $('<li class="ble-explore-service" style="padding: 4px 8px; font-weight: bold; background: var(--red-ui-secondary-background, #f3f3f3);"></li>')
+          .attr("data-uuid", service.uuid)
+          .append($('<span class="ble-explore-name"></span>').text(named(service)))
+          .appendTo(list);
+        service.characteristics.forEach(function (characteristic) {
+          var item = $('<li class="ble-explore-characteristic" tabindex="0" style="padding: 4px 8px 4px 20px; cursor: pointer; border-bottom: 1px solid var(--red-ui-secondary-border-color, #eee);"></li>');
+          item.attr("data-service", service.uuid).attr("data-uuid", characteristic.uuid);
+          $('<div class="ble-explore-name"></div>').text(named(characteristic)).appendTo(item);
+          $('<div style="font-size: 0.9em; color: var(--red-ui-secondary-text-color, #888);"></div>')
+            .append($('<span class="ble-explore-properties"></span>').text(characteristic.properties.join(", ")))
+            .append($('<span class="ble-explore-format"></span>').text(" · " + t("explore.suggested", { format: characteristic.suggestedFormat })))
+            .appendTo(item);
+          item.on("click", function () {
+            pick(service, characteristic);
+          });
+          item.on("keydown", function (event) {
+            if (event.key === "Enter" || event.key === " ") {
+              event.preventDefault();
+              // The pick removes this item: the editor's own key handler (on window) must not see an event whose
+              // target has left the page.
+              event.stopPropagation();
+              pick(service, characteristic);
+            }
+          });
+          list.append(item);
+        });
+      });
+      list.show();
+    }
+
+    function run(id, target, withSettings) {
+      var cfg = RED.nodes.node(id);
+      var query = scanQuery(id, {}, withSettings);
+      query.seconds = EXPLORE_SECONDS;
+      if (target.address) query.address = target.address;
+      else query.name = target.name;
+      request = $.ajax({ url: "ble-instruments/explore", data: query, dataType: "json", timeout: (EXPLORE_SECONDS + 20) * 1000 });
+      request.then(
+        function (table) {
+          request = null;
+          update();
+          show(table);
+        },
+        function (xhr, status) {
+          request = null;
+          if (status === "abort") return;
+          if (xhr.status === 404 && !withSettings && cfg) {
+            run(id, target, true);
+            return;
+          }
+          update();
+          showLine("error", t("explore.failed", { error: errorText(xhr, status) }));
+        },
+      );
+      update();
+    }
+
+    button.on("click", function () {
+      var id = $("#node-input-ble").val();
+      var target = device();
+      panel.show();
+      list.hide();
+      if (!id || id === "_ADD_" || !RED.nodes.node(id)) {
+        showLine("error", t("scan.no-adapter"));
+        return;
+      }
+      if (!target) {
+        showLine("error", t("explore.no-device"));
+        return;
+      }
+      showLine("busy", t("explore.exploring", { device: target.address || target.name, adapter: RED.utils.getNodeLabel(RED.nodes.node(id), id) }));
+      run(id, target, false);
+    });
+    address.on("change input", update);
+    nameInput.on("change input", update);
+    update();
+
+    return {
+      /** Stops waiting for an explore whose dialog is closing. */
+      close: function () {
+        if (request) request.abort();
+      },
+    };
+  }
+
   /** Turns the address input into a typed input: an address, or an environment variable holding one. */
   function addressInput() {
     $("#node-input-address").typedInput({ default: "str", types: ["str", "env"], typeField: "#node-input-addressType" });
+  }
+
+  /*
+   * The generic GATT nodes (ble-gatt-in, ble-gatt-out, ble-gatt-request): their UUID fields, format choices and the
+   * Nordic UART Service preset.
+   */
+  var NUS = {
+    service: "6e400001-b5a3-f393-e0a9-e50e24dcca9e",
+    /** RX: the device receives what is written to it. */
+    rx: "6e400002-b5a3-f393-e0a9-e50e24dcca9e",
+    /** TX: the device sends by notification. */
+    tx: "6e400003-b5a3-f393-e0a9-e50e24dcca9e",
+  };
+  var NUMERIC_FORMATS = ["uint8", "int8", "uint16le", "int16le", "uint32le", "int32le", "float32le", "uint16be", "int16be", "uint32be", "int32be", "float32be"];
+
+  /** Validator of a UUID field, as the runtime reads it (normalizeUuid): 180f, 0x2A19, 32-bit, 128-bit with or without dashes. */
+  function validateUuid(v, opt) {
+    var s = v === undefined || v === null ? "" : String(v).trim().toLowerCase();
+    if (/^\$\{[^}]+\}$/.test(s)) return true;
+    if (s.indexOf("0x") === 0) s = s.slice(2);
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s)) s = s.replace(/-/g, "");
+    if (/^[0-9a-f]+$/.test(s) && (s.length === 4 || s.length === 8 || s.length === 32)) return true;
+    return opt ? t("validation.uuid") : false;
+  }
+
+  /** Fills the select `#node-input-<id>` with the formats of a value read ("read") or written ("write"), keeping `value`. */
+  function formatOptions(id, kind, value) {
+    var labels = { buffer: t("gatt.format-buffer"), utf8: t("gatt.format-utf8"), hex: t("gatt.format-hex"), sig: t("gatt.format-sig"), auto: t("gatt.format-auto") };
+    var formats = kind === "write" ? ["auto", "utf8", "hex"].concat(NUMERIC_FORMATS) : ["buffer", "utf8", "hex"].concat(NUMERIC_FORMATS, ["sig"]);
+    var select = $("#node-input-" + id).empty();
+    formats.forEach(function (f) {
+      $("<option>").val(f).text(labels[f] || f).appendTo(select);
+    });
+    select.val(value || formats[0]);
+  }
+
+  /**
+   * Adds a "Nordic UART" button to the service row: a click fills the NUS service and `fields` (the id of a
+   * `#node-input-<id>` field → its value; true/false for a checkbox), e.g. { characteristic: NUS.tx, split: "delimiter" }.
+   */
+  function addNusPreset(fields) {
+    var row = $("#node-input-service").closest(".form-row");
+    var button = $('<button type="button" class="red-ui-button ble-nus-preset" style="margin-left: 4px;"></button>')
+      .append('<i class="fa fa-terminal"></i> ')
+      .append($("<span>").text(t("gatt.nus-preset")))
+      .attr("title", t("gatt.nus-tooltip"));
+    row.append(button);
+    button.on("click", function () {
+      $("#node-input-service").val(NUS.service).trigger("change");
+      Object.keys(fields).forEach(function (id) {
+        var input = $("#node-input-" + id);
+        if (input.is(":checkbox")) input.prop("checked", fields[id] === true).trigger("change");
+        else input.val(fields[id]).trigger("change");
+      });
+    });
+  }
+
+  /** Sets each select `#node-input-<id>` that has no value (a property missing from the node) to its default. */
+  function selectDefaults(defaults) {
+    Object.keys(defaults).forEach(function (id) {
+      var select = $("#node-input-" + id);
+      if (!select.val()) select.val(defaults[id]);
+    });
+  }
+
+  /** Shows `#node-input-idleSeconds`'s row only for the connection policy `idle`. */
+  function connectionRows() {
+    var connection = $("#node-input-connection");
+    var toggle = function () {
+      $("#node-input-idleSeconds").closest(".form-row").toggle(connection.val() === "idle");
+    };
+    connection.on("change", toggle);
+    toggle();
   }
 
   return {
     t: t,
     errorText: errorText,
     addScan: addScan,
+    addExplore: addExplore,
     addressInput: addressInput,
     validateAddress: validateAddress,
     addressLabel: addressLabel,
     wholeNumber: wholeNumber,
     transportAvailable: transportAvailable,
     defaultTransport: defaultTransport,
+    NUS: NUS,
+    validateUuid: validateUuid,
+    formatOptions: formatOptions,
+    addNusPreset: addNusPreset,
+    connectionRows: connectionRows,
+    selectDefaults: selectDefaults,
   };
 })();

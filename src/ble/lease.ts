@@ -3,7 +3,8 @@
  * holds. Callbacks are never synchronous: the pool queues them, in order, and runs them on a later microtask, so a
  * node always holds its Lease before it hears anything, and a released lease hears nothing more.
  */
-import type { BleProblem } from "./problem";
+import type { Timer, Timers } from "../protocol/clock";
+import { BleProblemError, type BleProblem } from "./problem";
 import type { DeviceSelector } from "./selector";
 import type { DeviceSession } from "./session";
 
@@ -18,7 +19,23 @@ export type LeaseState =
   /** The link failed or dropped; it is tried again in `retryInMs`. */
   | { state: "reconnecting"; retryInMs: number; reason: BleProblem }
   /** This lease's setup (onConnected) failed on the link; it is tried again in `retryInMs`. */
-  | { state: "error"; problem: BleProblem; retryInMs: number };
+  | { state: "error"; problem: BleProblem; retryInMs: number }
+  /** No lease needs the link now (every lease on it has `connection: { idleMs }` and none is in use): not connected, by choice. */
+  | { state: "idle" };
+
+/**
+ * How a lease wants its link. "keep": always, reconnecting with backoff. `{ idleMs }`: only inside Lease.use() and
+ * for idleMs after the last use settled; then, when no other lease wants it, the pool disconnects it (next use()
+ * connects again).
+ */
+export type ConnectionPolicy = "keep" | { idleMs: number };
+
+export interface UseOptions {
+  /** Aborts the wait for the link and the run of `fn` (its signal aborts too). */
+  signal?: AbortSignal;
+  /** Bound of the wait for a connected session (not of `fn`). Default: the pool's connectTimeout + gattTimeout + 1 s. */
+  timeoutMs?: number;
+}
 
 export interface LeaseOptions {
   selector: DeviceSelector;
@@ -27,6 +44,8 @@ export interface LeaseOptions {
    * link runs at the smaller of this and the peripheral's answer: DeviceSession.mtu.
    */
   mtu?: number;
+  /** Default "keep". */
+  connection?: ConnectionPolicy;
   onState(state: LeaseState): void;
   /**
    * Runs on every (re)connection: discover what the node needs, subscribe. A rejection drops the
@@ -45,7 +64,31 @@ export interface Lease {
   readonly state: LeaseState;
   /** The connected session, if any. */
   readonly session: DeviceSession | null;
+  /**
+   * Runs `fn` on this lease's connected session (set up: onConnected has succeeded on it), waiting for one first and
+   * making an idle lease's link come up. The wait is bounded: it rejects with a BleProblemError "timeout-use" after
+   * options.timeoutMs (the adapter's own problem instead when it is not usable then), "released" once the lease is released, "aborted" when options.signal aborts. `fn`'s signal
+   * aborts when the session ends, the lease is released or options.signal aborts. Settles with `fn`'s outcome.
+   */
+  use<T>(fn: (session: DeviceSession, signal: AbortSignal) => Promise<T>, options?: UseOptions): Promise<T>;
+  /**
+   * Drops this lease's link once (msg.disconnect). Leases that keep the link see it reconnect at once (no backoff:
+   * it was asked for); idle ones stay down until their next use(). Resolves when the link is down (at once when it
+   * was not up).
+   */
+  disconnect(): Promise<void>;
   release(): Promise<void>;
+}
+
+/** What a lease needs of its pool beyond release. */
+export interface LeaseHost {
+  readonly timers: Timers;
+  /** The bound of use()'s wait when the caller gives none. */
+  readonly useTimeoutMs: number;
+  release(lease: LeaseImpl): Promise<void>;
+  /** Whether the lease wants its link changed: the pool connects or lets go as the leases want. */
+  reconsider(lease: LeaseImpl): void;
+  disconnect(lease: LeaseImpl): Promise<void>;
 }
 
 /** The pool's side of a lease. */
@@ -58,11 +101,113 @@ export class LeaseImpl implements Lease {
   /** Aborts when this lease stops using `session`. */
   private using: AbortController | null = null;
   private readonly pending: (() => void)[] = [];
+  /** use() calls waiting or running. */
+  private busy = 0;
+  /** Runs while an idle lease still wants its link after its last use. */
+  private idleTimer: Timer | null = null;
+  /** use() calls waiting for a set-up session. */
+  private readonly waiters = new Set<() => void>();
+  /** Aborts on release (every use() ends). */
+  private readonly releasing = new AbortController();
 
   constructor(
     readonly options: LeaseOptions,
-    private readonly onRelease: (lease: LeaseImpl) => Promise<void>,
+    private readonly host: LeaseHost,
   ) {}
+
+  /** The idle time of an idle lease; null for "keep". */
+  get idleMs(): number | null {
+    const c = this.options.connection;
+    return c === undefined || c === "keep" ? null : Math.max(0, c.idleMs);
+  }
+
+  /** The lease needs a connection now: a keep lease always, an idle one while a use() waits or runs. */
+  get needsLink(): boolean {
+    return !this.released && (this.idleMs === null || this.busy > 0);
+  }
+
+  /** The lease wants an existing connection kept: it needs one, or an idle lease's last use was less than idleMs ago. */
+  get keepsLink(): boolean {
+    return this.needsLink || (!this.released && this.idleTimer !== null);
+  }
+
+  /** The lease's setup succeeded on `session`: use() calls waiting for it go on. */
+  markSetUp(session: DeviceSession): void {
+    this.setUpOn = session;
+    for (const w of [...this.waiters]) w();
+  }
+
+  private ready(): DeviceSession | null {
+    const s = this.session;
+    return s && this.setUpOn === s && !s.signal.aborted ? s : null;
+  }
+
+  async use<T>(fn: (session: DeviceSession, signal: AbortSignal) => Promise<T>, options: UseOptions = {}): Promise<T> {
+    if (this.released) throw new BleProblemError({ key: "released", params: {} });
+    if (options.signal?.aborted) throw new BleProblemError({ key: "aborted", params: {} });
+    this.busy++;
+    this.idleTimer?.cancel();
+    this.idleTimer = null;
+    try {
+      if (!this.ready()) this.host.reconsider(this);
+      const session = await this.waitReady(options.timeoutMs ?? this.host.useTimeoutMs, options.signal);
+      // fn's signal aborts with any of these (by hand: AbortSignal.any is newer than Node 20.0), and lets go of them after.
+      const sources = [session.signal, this.releasing.signal, ...(options.signal ? [options.signal] : [])];
+      const linked = new AbortController();
+      const abort = (): void => linked.abort();
+      for (const source of sources) {
+        if (source.aborted) linked.abort();
+        else source.addEventListener("abort", abort, { once: true });
+      }
+      try {
+        return await fn(session, linked.signal);
+      } finally {
+        for (const source of sources) source.removeEventListener("abort", abort);
+      }
+    } finally {
+      this.busy--;
+      if (this.busy === 0 && !this.released && this.idleMs !== null) {
+        this.idleTimer = this.host.timers.setTimeout(() => {
+          this.idleTimer = null;
+          this.host.reconsider(this);
+        }, this.idleMs);
+      }
+    }
+  }
+
+  private waitReady(timeoutMs: number, signal: AbortSignal | undefined): Promise<DeviceSession> {
+    const now = this.ready();
+    if (now) return Promise.resolve(now);
+    return new Promise<DeviceSession>((resolve, reject) => {
+      const finish = (outcome: DeviceSession | BleProblemError): void => {
+        this.waiters.delete(check);
+        timer.cancel();
+        signal?.removeEventListener("abort", aborted);
+        this.releasing.signal.removeEventListener("abort", released);
+        if (outcome instanceof BleProblemError) reject(outcome);
+        else resolve(outcome);
+      };
+      const check = (): void => {
+        const s = this.ready();
+        if (s) finish(s);
+      };
+      const aborted = (): void => finish(new BleProblemError({ key: "aborted", params: {} }));
+      const released = (): void => finish(new BleProblemError({ key: "released", params: {} }));
+      const timer = this.host.timers.setTimeout(() => {
+        // An adapter that cannot be used says why (hci0 is down, ...), better than "no connection in time".
+        const state = this.state;
+        finish(new BleProblemError(state.state === "adapter" && state.problem ? state.problem : { key: "timeout-use", params: { ms: timeoutMs } }));
+      }, timeoutMs);
+      this.waiters.add(check);
+      signal?.addEventListener("abort", aborted, { once: true });
+      this.releasing.signal.addEventListener("abort", released, { once: true });
+    });
+  }
+
+  disconnect(): Promise<void> {
+    if (this.released) return Promise.resolve();
+    return this.host.disconnect(this);
+  }
 
   setState(state: LeaseState): void {
     if (this.released) return;
@@ -105,7 +250,10 @@ export class LeaseImpl implements Lease {
     this.released = true;
     this.using?.abort();
     this.using = null;
-    return this.onRelease(this);
+    this.idleTimer?.cancel();
+    this.idleTimer = null;
+    this.releasing.abort();
+    return this.host.release(this);
   }
 
   /** Queues a callback for a later microtask, in order; dropped once the lease is released (`dropped` runs then). */

@@ -16,18 +16,20 @@ import { HCI_CONNECTION_TIMEOUT } from "../protocol/hci";
 import type { ScanType } from "../protocol/scan-parameters";
 import { adapterKey, describeTransport, openAdapter, type AdapterDescription, type OpenAdapter, type TransportSettings } from "./adapter";
 import { DeviceLink, type BackoffPolicy } from "./device-link";
-import { LeaseImpl, type Lease, type LeaseOptions, type LeaseState } from "./lease";
+import { exploreDevice, type ExploreResult } from "./explore";
+import { LeaseImpl, type Lease, type LeaseHost, type LeaseOptions, type LeaseState } from "./lease";
 import { BleProblemError, problemOf, type BleProblem } from "./problem";
-import { infoOf, matches, sameSelector, type PeripheralInfo } from "./selector";
-import { closeLink, openSession, type Session } from "./session";
+import { infoOf, matches, sameSelector, type DeviceSelector, type PeripheralInfo } from "./selector";
+import { closeLink, openSession, type DeviceSession, type Session } from "./session";
 import { realTimers, TimeoutError } from "./timeout";
 import { TransportLife, type OpenTransport } from "./transport-life";
 
 // What the node layer takes from the pool, from the modules that define it (node files import "./ble/pool").
-export type { Lease, LeaseOptions, LeaseState } from "./lease";
+export type { ConnectionPolicy, Lease, LeaseOptions, LeaseState, UseOptions } from "./lease";
 export type { DeviceSelector, PeripheralInfo } from "./selector";
 export { matches } from "./selector";
-export type { DeviceSession } from "./session";
+export type { DeviceSession, GattService } from "./session";
+export type { ExploreResult } from "./explore";
 
 export interface PoolPolicy extends BackoffPolicy {
   maxConnections: number;
@@ -40,6 +42,9 @@ export interface PoolPolicy extends BackoffPolicy {
 }
 
 export const DEFAULT_POLICY: PoolPolicy = { maxConnections: 4, connectTimeout: 5000, reconnectDelay: 1000, maxReconnectDelay: 30000, gattTimeout: 5000 };
+
+/** Lease.use() waits this much longer than a connection and its discovery may take, by default. */
+const USE_MARGIN_MS = 1000;
 
 /** The MTU asked for when no lease names one (noble 2.8's own default, asked explicitly so it is known). */
 const DEFAULT_REQUESTED_MTU = 256;
@@ -85,7 +90,10 @@ export class BleAdapter extends EventEmitter {
   private closing: Promise<void> | null = null;
   private readonly watchers = new Set<Watcher>();
   private readonly drops = new Set<Promise<void>>();
+  /** Links being closed while their entry stays (idle, or msg.disconnect): no connection to them until it is done. */
+  private readonly closingLinks = new Map<DeviceLink, Promise<void>>();
   private readonly timers: Timers;
+  private readonly host: LeaseHost;
   private readonly onClose: ((adapter: BleAdapter) => void) | undefined;
 
   constructor(
@@ -96,6 +104,16 @@ export class BleAdapter extends EventEmitter {
     super();
     this.timers = deps.timers ?? realTimers;
     this.onClose = deps.onClose;
+    this.host = {
+      timers: this.timers,
+      useTimeoutMs: policy.connectTimeout + policy.gattTimeout + USE_MARGIN_MS,
+      release: (l) => this.releaseLease(l),
+      reconsider: (l) => {
+        const entry = this.entryOf(l);
+        if (entry) this.reconsider(entry);
+      },
+      disconnect: (l) => this.disconnectLease(l),
+    };
     this.key = adapterKey(settings);
     this.description = describeTransport(settings);
     this.transport = new TransportLife(settings, policy, deps.open ?? openAdapter, this.timers, {
@@ -171,7 +189,7 @@ export class BleAdapter extends EventEmitter {
     this.transport.stop();
     // Disconnects already under way (a node released its lease just before) must finish before noble stops,
     // or their Disconnection Complete never arrives.
-    const disconnects = [...this.drops, ...[...this.entries].map((e) => this.dropEntry(e))];
+    const disconnects = [...this.drops, ...this.closingLinks.values(), ...[...this.entries].map((e) => this.dropEntry(e))];
     await Promise.all(disconnects);
     // Waits for the transport to let go of the device (a serial port still opening included): a config node
     // deployed again at once must find its port free.
@@ -205,7 +223,7 @@ export class BleAdapter extends EventEmitter {
 
   lease(options: LeaseOptions): Lease {
     this.transport.ensureOpen();
-    const lease = new LeaseImpl(options, (l) => this.releaseLease(l));
+    const lease = new LeaseImpl(options, this.host);
     this.leases.add(lease);
     let entry = [...this.entries].find((e) => e.phase !== "closing" && sameSelector(e.selector, options.selector));
     if (!entry && options.selector.address) {
@@ -218,8 +236,71 @@ export class BleAdapter extends EventEmitter {
     }
     this.join(lease, entry);
     if (!this.transport.poweredOn) this.broadcastAdapterState();
-    else if (!(entry.phase === "connected" && entry.session)) this.kick(entry);
+    else if (!(entry.phase === "connected" && entry.session)) {
+      if (needsLink(entry)) this.kick(entry);
+      else if (entry.phase !== "connecting") lease.setState({ state: "idle" });
+    }
     return lease;
+  }
+
+  private entryOf(lease: LeaseImpl): DeviceLink | undefined {
+    return [...this.entries].find((e) => e.leases.has(lease));
+  }
+
+  /**
+   * What the leases want of a link changed (a use() began, an idle time ran out, a lease left): connect a link that
+   * is needed, let go of one that no lease keeps.
+   */
+  private reconsider(entry: DeviceLink): void {
+    if (!this.entries.has(entry) || entry.phase === "closing") return;
+    if (needsLink(entry)) {
+      if (!(entry.phase === "connected" && entry.session)) this.kick(entry);
+      return;
+    }
+    if (keepsLink(entry)) return;
+    if (entry.phase === "connected") void this.closeIdle(entry, null);
+    else if (entry.phase !== "connecting") {
+      // Scanning, queued or backing off for a link nobody needs any more: stop looking (connect() lets go of a link
+      // that comes up unwanted).
+      entry.broadcast({ state: "idle" });
+      this.updateScanning();
+    }
+  }
+
+  /**
+   * Closes an entry's link while the entry stays (its leases are still held): every lease on it is told the session
+   * ended and shows `state` (null: "idle" once the link is down); once it is down, a link still needed is connected
+   * again at once.
+   */
+  private closeIdle(entry: DeviceLink, state: LeaseState | null): Promise<void> {
+    const running = this.closingLinks.get(entry);
+    if (running) return running;
+    const p = entry.peripheral;
+    entry.endSession();
+    // Known: no scan for it; the connect queue passes it over until the link is down.
+    if (p) entry.transition("queued");
+    if (state) entry.broadcast(state);
+    const closing = (p ? closeLink(p, this.policy.gattTimeout, this.timers) : Promise.resolve()).finally(() => {
+      this.closingLinks.delete(entry);
+      if (!this.entries.has(entry) || entry.phase === "closing") return;
+      if (needsLink(entry)) this.kick(entry);
+      else entry.broadcast({ state: "idle" });
+      this.processQueue();
+      this.updateScanning();
+    });
+    this.closingLinks.set(entry, closing);
+    this.processQueue();
+    return closing;
+  }
+
+  /** msg.disconnect: the lease's link goes down once; leases that need it see it come back at once. */
+  private async disconnectLease(lease: LeaseImpl): Promise<void> {
+    const entry = this.entryOf(lease);
+    if (!entry) return;
+    const running = this.closingLinks.get(entry);
+    if (running) return running;
+    if (entry.phase !== "connected") return;
+    await this.closeIdle(entry, { state: "reconnecting", retryInMs: 0, reason: { key: "disconnect-asked", params: {} } });
   }
 
   private async releaseLease(lease: LeaseImpl): Promise<void> {
@@ -227,9 +308,16 @@ export class BleAdapter extends EventEmitter {
     const entry = [...this.entries].find((e) => e.leases.has(lease));
     if (entry) {
       entry.leases.delete(lease);
-      if (entry.leases.size === 0) await this.dropEntry(entry);
-      // A lease whose setup was still pending no longer keeps the others' link from counting as up.
-      else if (entry.session) entry.armBackoffReset(entry.session);
+      if (entry.leases.size === 0) {
+        const closing = this.closingLinks.get(entry);
+        if (closing) await closing;
+        await this.dropEntry(entry);
+      } else {
+        // A lease whose setup was still pending no longer keeps the others' link from counting as up.
+        if (entry.session) entry.armBackoffReset(entry.session);
+        // It may have been the one lease that kept the link.
+        this.reconsider(entry);
+      }
     }
     this.updateScanning();
     this.processQueue();
@@ -291,6 +379,25 @@ export class BleAdapter extends EventEmitter {
     return [...seen.values()];
   }
 
+  /**
+   * The GATT table of the device `selector` names (for the editor's Explore button), within `timeoutMs`: read from
+   * a flow's live link to it if there is one, else through a temporary lease (./explore.ts).
+   */
+  async explore(selector: DeviceSelector, timeoutMs: number): Promise<ExploreResult> {
+    if (this.closing) throw new BleProblemError({ key: "adapter-closed", params: {} });
+    this.transport.ensureOpen();
+    if (this.problem) throw new BleProblemError(this.problem);
+    return exploreDevice(this, selector, timeoutMs, this.timers);
+  }
+
+  /** The session of a connected link to the device `selector` names, if a lease holds one. */
+  liveSession(selector: DeviceSelector): DeviceSession | null {
+    for (const e of this.entries) {
+      if (e.phase === "connected" && e.session && !e.session.signal.aborted && e.peripheral && matches(selector, e.peripheral)) return e.session;
+    }
+    return null;
+  }
+
   private onDiscover(p: Peripheral): void {
     for (const w of this.watchers) {
       try {
@@ -332,7 +439,7 @@ export class BleAdapter extends EventEmitter {
    * entry's other leases show (connecting, waiting for a slot, reconnecting in N s), which is its own from now on.
    */
   private join(lease: LeaseImpl, entry: DeviceLink): void {
-    const current = [...entry.leases][0]?.state;
+    const current = [...entry.leases].find((l) => l !== lease)?.state;
     entry.leases.add(lease);
     if (entry.phase === "connected" && entry.session) this.runSetup(entry, lease, entry.session);
     else if (current) lease.setState(current);
@@ -345,6 +452,10 @@ export class BleAdapter extends EventEmitter {
   private kick(entry: DeviceLink): void {
     if (entry.phase !== "resolving" && entry.phase !== "queued") return;
     if (!this.transport.poweredOn) return;
+    if (!needsLink(entry)) {
+      entry.broadcast({ state: "idle" });
+      return;
+    }
     entry.transition(entry.peripheral ? "queued" : "resolving");
     if (entry.phase === "resolving") entry.broadcast({ state: "scanning" });
     this.processQueue();
@@ -358,14 +469,14 @@ export class BleAdapter extends EventEmitter {
    */
   private wantedScanType(): ScanType {
     for (const w of this.watchers) if (w.active) return "active";
-    for (const e of this.entries) if (e.phase === "resolving" && e.leases.size > 0) return "active";
+    for (const e of this.entries) if (e.phase === "resolving" && needsLink(e)) return "active";
     return "passive";
   }
 
   private updateScanning(): void {
     const noble = this.noble;
     if (!noble || !this.transport.poweredOn || this.closing) return;
-    const wanted = !this.initiating && (this.watchers.size > 0 || [...this.entries].some((e) => e.phase === "resolving" && e.leases.size > 0));
+    const wanted = !this.initiating && (this.watchers.size > 0 || [...this.entries].some((e) => e.phase === "resolving" && needsLink(e)));
     const scanType = this.transport.scanType;
     const type = this.wantedScanType();
     if (this.scanning && (!wanted || (scanType && type !== this.scanType))) {
@@ -386,7 +497,7 @@ export class BleAdapter extends EventEmitter {
 
   private processQueue(): void {
     if (this.connectBusy || !this.transport.poweredOn || this.closing) return;
-    const queued = [...this.entries].filter((e) => e.phase === "queued" && e.leases.size > 0);
+    const queued = [...this.entries].filter((e) => e.phase === "queued" && needsLink(e) && !this.closingLinks.has(e));
     if (queued.length === 0) return;
     const inUse = [...this.entries].filter((e) => e.phase === "connected").length;
     if (inUse >= this.policy.maxConnections) {
@@ -423,6 +534,8 @@ export class BleAdapter extends EventEmitter {
       this.processQueue();
       this.updateScanning();
       for (const l of entry.leases) this.runSetup(entry, l, session);
+      // Every use() that wanted it gave up meanwhile (and its idle time ran out): the link is let go again.
+      if (!keepsLink(entry)) this.reconsider(entry);
     } catch (error) {
       linked();
       const reason: BleProblem = error instanceof TimeoutError ? { key: "connect-timeout", params: {} } : problemOf(error);
@@ -439,6 +552,16 @@ export class BleAdapter extends EventEmitter {
       this.connectBusy = false;
       // A connection that came up but failed discovery must not linger.
       if (p.state === "connected") await closeLink(p, this.policy.gattTimeout, this.timers);
+      // Released meanwhile: dropEntry has taken it out.
+      if (!this.entries.has(entry)) return;
+      if (!needsLink(entry)) {
+        // Nobody needs the link any more (idle leases only, none in use): no retry; the next use() tries again.
+        entry.transition("resolving");
+        entry.broadcast({ state: "idle" });
+        this.processQueue();
+        this.updateScanning();
+        return;
+      }
       this.scheduleRetry(entry, { state: "reconnecting", retryInMs: 0, reason });
       this.processQueue();
       this.updateScanning();
@@ -450,7 +573,7 @@ export class BleAdapter extends EventEmitter {
     lease.connect(session).then(
       () => {
         if (session.signal.aborted || lease.released) return;
-        lease.setUpOn = session;
+        lease.markSetUp(session);
         entry.armBackoffReset(session);
         const info = session.info;
         lease.setState({ state: "connected", address: info.address, name: info.name, simulated: this.simulation !== null });
@@ -477,6 +600,11 @@ export class BleAdapter extends EventEmitter {
     if (entry.phase !== "connected") return;
     entry.endSession();
     if (entry.leases.size === 0) return;
+    if (!needsLink(entry)) {
+      // Idle leases only, none in use: the link is not retried; the next use() connects again.
+      entry.broadcast({ state: "idle" });
+      return;
+    }
     this.scheduleRetry(entry, { state: "reconnecting", retryInMs: 0, reason: disconnectProblem(reason) });
     this.processQueue();
   }
@@ -498,4 +626,16 @@ export class BleAdapter extends EventEmitter {
     entry.unwatch();
     if (p && wasConnected) await closeLink(p, this.policy.gattTimeout, this.timers);
   }
+}
+
+/** Some lease needs the link now (a keep lease, or a use() waiting or running). */
+function needsLink(entry: DeviceLink): boolean {
+  for (const l of entry.leases) if (l.needsLink) return true;
+  return false;
+}
+
+/** Some lease wants the link kept if it is up (needs it, or is inside an idle lease's idle time). */
+function keepsLink(entry: DeviceLink): boolean {
+  for (const l of entry.leases) if (l.keepsLink) return true;
+  return false;
 }

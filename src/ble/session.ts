@@ -69,6 +69,12 @@ export interface DeviceSession {
   /** Aborted when this connection ends (for any reason). */
   readonly signal: AbortSignal;
   hasCharacteristic(service: string, characteristic: string): boolean;
+  /**
+   * The GATT table discovered when the link came up, in the device's order: canonical UUIDs (src/protocol/uuid.ts),
+   * each characteristic's properties as noble reports them; what reads as no UUID (no node could name it) is left
+   * out. A copy: nothing the caller does changes the session.
+   */
+  services(): GattService[];
   /** The characteristic's GATT properties ("write", "writeWithoutResponse", "notify", ...); [] when it is absent. */
   properties(service: string, characteristic: string): readonly string[];
   /**
@@ -79,6 +85,12 @@ export interface DeviceSession {
   subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void, until?: AbortSignal): Promise<() => void>;
   read(service: string, characteristic: string): Promise<Buffer>;
   write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void>;
+}
+
+/** One service of a DeviceSession's table (DeviceSession.services). */
+export interface GattService {
+  uuid: string;
+  characteristics: { uuid: string; properties: readonly string[] }[];
 }
 
 /** One characteristic's notifications on one link, fanned out to every subscriber. */
@@ -98,6 +110,7 @@ export class Session implements DeviceSession {
   private readonly controller = new AbortController();
   private readonly chars = new Map<string, Characteristic>();
   private readonly subscriptions = new Map<string, Subscription>();
+  private readonly table: GattService[] = [];
   readonly signal = this.controller.signal;
 
   constructor(
@@ -107,7 +120,14 @@ export class Session implements DeviceSession {
     private readonly timers: Timers,
   ) {
     for (const s of services) {
-      for (const c of s.characteristics ?? []) this.chars.set(keyOf(s.uuid, c.uuid), c);
+      const characteristics: GattService["characteristics"] = [];
+      for (const c of s.characteristics ?? []) {
+        this.chars.set(keyOf(s.uuid, c.uuid), c);
+        const uuid = uuidFromNoble(c.uuid);
+        if (uuid !== null) characteristics.push({ uuid, properties: [...(c.properties ?? [])] });
+      }
+      const uuid = uuidFromNoble(s.uuid);
+      if (uuid !== null) this.table.push({ uuid, characteristics });
     }
   }
 
@@ -124,6 +144,10 @@ export class Session implements DeviceSession {
 
   hasCharacteristic(service: string, characteristic: string): boolean {
     return this.chars.has(keyOf(service, characteristic));
+  }
+
+  services(): GattService[] {
+    return this.table.map((s) => ({ uuid: s.uuid, characteristics: s.characteristics.map((c) => ({ uuid: c.uuid, properties: [...c.properties] })) }));
   }
 
   properties(service: string, characteristic: string): readonly string[] {

@@ -1,6 +1,7 @@
 /**
- * The editor's admin HTTP endpoints: a bounded device scan for the device nodes' Scan button, and the serial
- * ports for the ble-config dialog. Both sit behind Node-RED's admin authentication (RED.auth.needsPermission).
+ * The editor's admin HTTP endpoints: a bounded device scan for the device nodes' Scan button, a bounded look at
+ * one device's GATT table for the generic GATT nodes' Explore button, and the serial ports for the ble-config
+ * dialog. All sit behind Node-RED's admin authentication (RED.auth.needsPermission).
  * An error is answered as `{ error: { key, params } }`, a key of the ble-config catalog (below "ble-config.") that
  * the editor words in its user's language (resources/ble-instruments-editor.js errorText).
  */
@@ -9,19 +10,28 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { NodeAPI } from "node-red";
 import type { NextFunction, Request, Response } from "express";
-import { DEFAULT_POLICY, type BleAdapter, type PeripheralInfo } from "../ble/pool";
+import { DEFAULT_POLICY, type BleAdapter, type DeviceSelector, type ExploreResult, type PeripheralInfo } from "../ble/pool";
 import { acquireAdapter } from "../ble/registry";
-import { uuidFromNoble } from "../protocol/uuid";
+import type { ReadFormat } from "../protocol/gatt-value";
+import { gattName, suggestedFormat } from "../protocol/gatt-names";
+import { formatUuid, uuidFromNoble } from "../protocol/uuid";
 import { locateUartDriver } from "../ble/noble-driver";
 import { problemOf } from "../ble/problem";
 import { transportSettings, TransportUnavailableError, type BleConfigDef, type BleConfigNode } from "./ble-config-node";
-import { PropertyError } from "./properties";
+import { addressProperty, PropertyError } from "./properties";
 
 export const SCAN_PATH = "/ble-instruments/scan";
 export const SERIAL_PORTS_PATH = "/ble-instruments/serial-ports";
+export const EXPLORE_PATH = "/ble-instruments/explore";
 export const SCAN_SECONDS = { min: 1, max: 15, default: 4 };
+/** Time for one explore: find the device, wait for a free connection, connect and discover. */
+export const EXPLORE_SECONDS = { min: 1, max: 60, default: 15 };
 /** Each scan may open an adapter of its own (an undeployed config node): a burst of clicks must not open dozens. */
 export const MAX_CONCURRENT_SCANS = 4;
+/** Each explore may hold a connection slot for its whole time: fewer at once than scans. */
+export const MAX_CONCURRENT_EXPLORES = 2;
+/** The longest advertised name (the Device Name characteristic holds at most 248 bytes). */
+export const MAX_NAME_LENGTH = 248;
 
 /** One device as the editor lists it. */
 export interface ScanResult {
@@ -30,6 +40,32 @@ export interface ScanResult {
   addressType: string;
   rssi: number;
   services: string[];
+}
+
+/** One characteristic as Explore lists it: what a click fills into a GATT node's dialog, and what helps to choose. */
+export interface ExploredCharacteristic {
+  /** As the GATT nodes output it (formatUuid): "2a19", or the dashed 128-bit form. */
+  uuid: string;
+  /** The Bluetooth SIG's name, where it has one. */
+  name: string | null;
+  properties: string[];
+  /** A `format` of ble-gatt-in that suits it ("sig" where a decoder knows it). */
+  suggestedFormat: ReadFormat;
+  /** The ble-gatt-in `mode` that suits it: notify where it notifies or indicates, else read. */
+  suggestedMode: "notify" | "read";
+}
+
+export interface ExploredService {
+  uuid: string;
+  name: string | null;
+  characteristics: ExploredCharacteristic[];
+}
+
+/** The answer of the explore endpoint. */
+export interface ExploreAnswer {
+  address: string;
+  name: string;
+  services: ExploredService[];
 }
 
 /** A serial port as the ble-config dialog lists it (the fields of serialport's PortInfo that say which it is). */
@@ -179,8 +215,11 @@ function redact(body: ErrorBody, substitutions: readonly Substitution[]): ErrorB
   return { key: body.key, params };
 }
 
-/** Runs `scan` on the adapter the request names, holding it open meanwhile when it is a temporary one. */
-async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<PeripheralInfo[]> {
+/**
+ * Runs `use` on the adapter the request names (a deployed config node, or settings in the query for one that is
+ * not deployed), holding it open meanwhile when it is a temporary one. A failure of `use` is a 503.
+ */
+async function onAdapter<T>(RED: NodeAPI, query: Query, use: (adapter: BleAdapter) => Promise<T>): Promise<T> {
   // Not deployed, the node belongs to no flow yet: its "${NAME}" can only mean the process's environment.
   const fromQuery = settingsFromQuery(query, (name) => process.env[name]);
   if (fromQuery) {
@@ -192,10 +231,10 @@ async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<P
     } catch (error) {
       throw new HttpError(400, body(error));
     }
-    // Shares the adapter of a deployed config node with the same settings; otherwise opens one until the scan ends.
+    // Shares the adapter of a deployed config node with the same settings; otherwise opens one until `use` ends.
     const adapter: BleAdapter = acquireAdapter(settings, DEFAULT_POLICY);
     try {
-      return await adapter.scan(durationMs);
+      return await use(adapter);
     } catch (error) {
       throw new HttpError(503, body(error));
     } finally {
@@ -211,10 +250,56 @@ async function scanOn(RED: NodeAPI, query: Query, durationMs: number): Promise<P
     throw new HttpError(400, node.configError ? { key: "problem.failed", params: { detail: node.configError } } : { key: "admin.no-adapter", params: {} });
   }
   try {
-    return await node.adapter.scan(durationMs);
+    return await use(node.adapter);
   } catch (error) {
     throw new HttpError(503, bodyOf(error));
   }
+}
+
+/** The device an explore request names: `address` (any spelling the nodes accept) or `name` (exact advertised name). */
+export function parseDevice(query: Query): DeviceSelector {
+  const selector: DeviceSelector = {};
+  const address = queryString(query, "address");
+  if (address !== "") {
+    try {
+      selector.address = addressProperty(address);
+    } catch {
+      throw new HttpError(400, { key: "admin.address", params: {} });
+    }
+  }
+  const name = queryString(query, "name");
+  if (name.length > MAX_NAME_LENGTH) throw new HttpError(400, { key: "admin.name", params: { max: MAX_NAME_LENGTH } });
+  if (name !== "") selector.name = name;
+  if (!selector.address && !selector.name) throw new HttpError(400, { key: "admin.device-required", params: {} });
+  return selector;
+}
+
+export function parseExploreSeconds(raw: string): number {
+  if (raw === "") return EXPLORE_SECONDS.default;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < EXPLORE_SECONDS.min || n > EXPLORE_SECONDS.max) {
+    throw new HttpError(400, { key: "admin.seconds", params: { min: EXPLORE_SECONDS.min, max: EXPLORE_SECONDS.max } });
+  }
+  return n;
+}
+
+/** A device's table as the editor lists it: UUIDs as the nodes output them, SIG names, suggested format and mode. */
+export function describeTable(result: ExploreResult): ExploreAnswer {
+  return {
+    address: result.address,
+    name: result.name,
+    services: result.services.map((s) => ({
+      uuid: formatUuid(s.uuid),
+      name: gattName(s.uuid),
+      characteristics: s.characteristics.map((c) => ({
+        uuid: formatUuid(c.uuid),
+        name: gattName(c.uuid),
+        properties: [...c.properties],
+        suggestedFormat: suggestedFormat(c.uuid, c.properties),
+        suggestedMode: c.properties.includes("notify") || c.properties.includes("indicate") ? "notify" : "read",
+      })),
+    })),
+  };
 }
 
 function sendError(res: Response, error: unknown, status = 503): void {
@@ -257,6 +342,7 @@ function devSerialPorts(): SerialPortInfo[] {
 
 export function registerAdminEndpoints(RED: NodeAPI): void {
   let running = 0;
+  let exploring = 0;
 
   const mayRead = RED.auth.needsPermission("ble-config.read");
   const mayWrite = RED.auth.needsPermission("ble-config.write");
@@ -281,7 +367,7 @@ export function registerAdminEndpoints(RED: NodeAPI): void {
     }
     running++;
     // Asynchronous throughout: the scan waits on a timer, so flows keep running while it lasts.
-    scanOn(RED, query, seconds * 1000)
+    onAdapter(RED, query, (adapter) => adapter.scan(seconds * 1000))
       .then((found) => {
         const results: ScanResult[] = found
           .filter((p) => matchesFilter(p, filter))
@@ -291,6 +377,29 @@ export function registerAdminEndpoints(RED: NodeAPI): void {
       })
       .catch((error: unknown) => sendError(res, error))
       .finally(() => running--);
+  });
+
+  // The same rights as a scan: the table of a device is what a scan of it would show, one step further.
+  RED.httpAdmin.get(EXPLORE_PATH, scanPermission, (req: Request, res: Response) => {
+    const query = req.query as Query;
+    let seconds: number;
+    let selector: DeviceSelector;
+    try {
+      seconds = parseExploreSeconds(queryString(query, "seconds"));
+      selector = parseDevice(query);
+    } catch (error) {
+      sendError(res, error);
+      return;
+    }
+    if (exploring >= MAX_CONCURRENT_EXPLORES) {
+      sendError(res, new HttpError(429, { key: "admin.explore-busy", params: { max: MAX_CONCURRENT_EXPLORES } }));
+      return;
+    }
+    exploring++;
+    onAdapter(RED, query, (adapter) => adapter.explore(selector, seconds * 1000))
+      .then((result) => res.json(describeTable(result)))
+      .catch((error: unknown) => sendError(res, error))
+      .finally(() => exploring--);
   });
 
   RED.httpAdmin.get(SERIAL_PORTS_PATH, mayRead, (_req: Request, res: Response) => {

@@ -56,6 +56,9 @@ export function statusFor(state: LeaseState): NodeStatus {
       return { fill: "yellow", shape: "ring", text: shared("status.reconnecting", { seconds: Math.ceil(state.retryInMs / 1000) }) };
     case "error":
       return { fill: "red", shape: "ring", text: shared("status.error", { text: problemText(state.problem), seconds: Math.ceil(state.retryInMs / 1000) }) };
+    case "idle":
+      // Not connected by choice (connection "idle"): neither a fault nor a wait.
+      return { fill: "grey", shape: "ring", text: shared("status.idle") };
   }
 }
 

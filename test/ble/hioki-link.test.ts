@@ -1,7 +1,7 @@
 /** The Z3210 command channel wired to a connection (src/ble/hioki-link.ts), on a fake session and a manual clock. */
 import assert from "node:assert/strict";
 import { HiokiLinkError, openHiokiChannel } from "../../src/ble/hioki-link";
-import type { DeviceSession, PeripheralInfo } from "../../src/ble/pool";
+import type { DeviceSession, GattService, PeripheralInfo } from "../../src/ble/pool";
 import { encodeHiokiCommand, HIOKI_COMMAND_CHARACTERISTIC, HIOKI_COMMAND_SERVICE } from "../../src/protocol/hioki";
 import { HiokiChannelError } from "../../src/protocol/hioki-channel";
 import { ManualClock } from "../support/manual-clock";
@@ -35,6 +35,10 @@ class FakeMeterSession implements DeviceSession {
 
   properties(service: string, characteristic: string): readonly string[] {
     return this.hasCharacteristic(service, characteristic) ? (this.props ?? []) : [];
+  }
+
+  services(): GattService[] {
+    return this.props === null ? [] : [{ uuid: HIOKI_COMMAND_SERVICE, characteristics: [{ uuid: HIOKI_COMMAND_CHARACTERISTIC, properties: this.props }] }];
   }
 
   subscribe(_service: string, _characteristic: string, onValue: (value: Buffer) => void): Promise<() => void> {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { XossRequestError } from "../../src/ble/xoss-request";
 import { DownloadError, NusDownload, type DownloadResult, type DownloadStep, type NusDownloadSettings, type ReceivedFile } from "../../src/ble/nus-download";
-import type { DeviceSelector, DeviceSession, Lease, LeaseOptions, LeaseState, PeripheralInfo } from "../../src/ble/pool";
+import type { DeviceSelector, DeviceSession, GattService, Lease, LeaseOptions, LeaseState, PeripheralInfo } from "../../src/ble/pool";
 import { BleProblemError } from "../../src/ble/problem";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../src/protocol/nus";
 import { encodeXossFrame, XOSS_CONTROL_CHARACTERISTIC, XossOpcode } from "../../src/protocol/xoss";
@@ -59,6 +59,13 @@ class FakeNusSession implements DeviceSession {
 
   properties(service: string, characteristic: string): readonly string[] {
     return this.characteristics.get(key(service, characteristic)) ?? [];
+  }
+
+  services(): GattService[] {
+    return [...this.characteristics].map(([k, properties]) => {
+      const [uuid, characteristic] = k.split("/");
+      return { uuid, characteristics: [{ uuid: characteristic, properties }] };
+    });
   }
 
   subscribe(service: string, characteristic: string, onValue: (value: Buffer) => void): Promise<() => void> {
@@ -119,6 +126,8 @@ class FakeAdapter {
     return {
       state: { state: "scanning" },
       session: null,
+      use: () => Promise.reject(new Error("not used by the transfer")),
+      disconnect: () => Promise.resolve(),
       release: () => {
         this.released++;
         return Promise.resolve();

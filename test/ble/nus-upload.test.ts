@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { NusUpload, UploadError, type NusUploadSettings, type UploadResult, type UploadStep } from "../../src/ble/nus-upload";
-import type { DeviceSession, Lease, LeaseOptions, PeripheralInfo } from "../../src/ble/pool";
+import type { DeviceSession, GattService, Lease, LeaseOptions, PeripheralInfo } from "../../src/ble/pool";
 import { NUS_RX, NUS_SERVICE, NUS_TX } from "../../src/protocol/nus";
 import { YmodemReceiver, type YmodemEvent } from "../../src/protocol/ymodem";
 import { CAN, CPMEOF, SOH, STX } from "../../src/protocol/ymodem-block";
@@ -66,6 +66,11 @@ class FakeReceiverSession implements DeviceSession {
 
   hasCharacteristic(service: string, characteristic: string): boolean {
     return this.nus && service === NUS_SERVICE && (characteristic === NUS_RX || characteristic === NUS_TX);
+  }
+
+  services(): GattService[] {
+    if (!this.nus) return [];
+    return [{ uuid: NUS_SERVICE, characteristics: [NUS_RX, NUS_TX].map((uuid) => ({ uuid, properties: this.properties(NUS_SERVICE, uuid) })) }];
   }
 
   properties(service: string, characteristic: string): readonly string[] {
@@ -135,6 +140,8 @@ class FakeAdapter {
     return {
       state: { state: "scanning" },
       session: null,
+      use: () => Promise.reject(new Error("not used by the transfer")),
+      disconnect: () => Promise.resolve(),
       release: () => {
         this.released++;
         return Promise.resolve();

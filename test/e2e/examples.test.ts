@@ -21,7 +21,7 @@ const EXAMPLES = fs
   .readdirSync(path.join(PACKAGE_ROOT, "examples"))
   .filter((f) => f.endsWith(".json"))
   .sort();
-const DEVICE_TYPES = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
+const DEVICE_TYPES = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request"];
 
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
@@ -162,7 +162,9 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
           });
           return found;
         }, DEVICE_TYPES);
-      const polled = flows.filter((n) => n.type === "heart-rate" || n.type === "hioki-meter");
+      // Generic GATT nodes whose connection is "idle" connect only when used: they stay grey until then.
+      const keepsLink = (n: FlowNode): boolean => n.type.startsWith("ble-gatt-") && n.connection !== "idle";
+      const polled = flows.filter((n) => n.type === "heart-rate" || n.type === "hioki-meter" || keepsLink(n));
       const onSimulator = polled.filter((n) => n.ble === "ble-sim").map((n) => n.id);
       const onUart = polled.filter((n) => n.ble === "ble-uart").map((n) => n.id);
       assert.ok(onSimulator.length >= 8 && onUart.length === 1);
@@ -290,6 +292,32 @@ describe("examples: each runs as-is on the simulator (all imported into one Node
           { timeout: 30000 },
         )
         .catch(() => assert.fail(`the upload did not end with "${expected}…"; log:\n${red!.log().slice(-2000)}`));
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("answer a console command over the Nordic UART Service (nus-console example)", async () => {
+    const version = flows.find((n) => n.type === "inject" && n.name === "version" && origin.get(n.id) === "nus-console.json");
+    const debug = flows.find((n) => n.type === "debug" && origin.get(n.id) === "nus-console.json");
+    assert.ok(version && debug);
+    const page = await openEditor();
+    try {
+      assert.equal((await fetch(`${red!.url}inject/${version.id}`, { method: "POST" })).status, 200);
+      // The debug node shows the last reply in its status: the device's answer, collected from its notifications.
+      await page
+        .waitForFunction(
+          ({ id, text }) => {
+            let found = "";
+            (window as unknown as { RED: { nodes: EditorNodes } }).RED.nodes.eachNode((n) => {
+              if (n.id === id) found = String(n.status?.text ?? "");
+            });
+            return found.trim() === text;
+          },
+          { id: debug.id, text: "NUS Console 1.0.0" },
+          { timeout: 30000 },
+        )
+        .catch(() => assert.fail(`no reply to "version"; log:\n${red!.log().slice(-2000)}`));
     } finally {
       await page.close();
     }

@@ -15,7 +15,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
-import { SCAN_PATH, SERIAL_PORTS_PATH, type ScanResult } from "../../src/red/admin";
+import { EXPLORE_PATH, SCAN_PATH, SERIAL_PORTS_PATH, type ExploreAnswer, type ScanResult } from "../../src/red/admin";
 import { freePort, terminate, waitForOutput } from "../support/demo-node-red";
 import { NODE_RED_MAIN } from "../support/node-red-under-test";
 
@@ -183,6 +183,14 @@ describe("admin endpoints under Node-RED adminAuth (a real Node-RED process)", f
 
   const scanDeployed = { config: "cfg", seconds: "1", service: "180d" };
   const scanFromSettings = { transport: "simulator", simScenario: "", seconds: "1", service: "180d" };
+  const exploreDeployed = { config: "cfg", address: HR.address };
+  const exploreFromSettings = { transport: "simulator", simScenario: "", address: HR.address };
+
+  function exploredServices(body: unknown): string[] {
+    const answer = body as ExploreAnswer;
+    assert.equal(answer.address, HR.address, JSON.stringify(body));
+    return answer.services.map((s) => s.uuid);
+  }
 
   function devices(body: unknown): Omit<ScanResult, "rssi">[] {
     assert.ok(Array.isArray(body), `a list of devices, got ${JSON.stringify(body)}`);
@@ -208,11 +216,13 @@ describe("admin endpoints under Node-RED adminAuth (a real Node-RED process)", f
     assert.equal((await fetch(`${red.url}/flows`)).status, 401);
   });
 
-  it("refuses both endpoints without a token, or with a token Node-RED did not issue, with 401", async () => {
+  it("refuses the endpoints without a token, or with a token Node-RED did not issue, with 401", async () => {
     for (const as of [null, { token: "not-a-token-node-red-issued" }]) {
       for (const [route, query] of [
         [SCAN_PATH, scanDeployed],
         [SCAN_PATH, scanFromSettings],
+        [EXPLORE_PATH, exploreDeployed],
+        [EXPLORE_PATH, exploreFromSettings],
         [SERIAL_PORTS_PATH, {}],
       ] as const) {
         const res = await get(route, query, as);
@@ -238,6 +248,15 @@ describe("admin endpoints under Node-RED adminAuth (a real Node-RED process)", f
     const refused = await red.audit((e) => e.event === "permission.fail" && e.user?.username === "reader");
     assert.equal(refused.permissions, "ble-config.write");
     assert.equal(refused.path, SCAN_PATH);
+
+    // Explore: the same rights as a scan.
+    const explored = await get(EXPLORE_PATH, exploreDeployed, "reader");
+    assert.equal(explored.status, 200, JSON.stringify(explored.body));
+    assert.deepEqual(exploredServices(explored.body), ["1800", "1801", "180d", "180f"]);
+    const exploreFromSettingsRefused = await get(EXPLORE_PATH, exploreFromSettings, "reader");
+    assert.equal(exploreFromSettingsRefused.status, 401);
+    const exploreRefused = await red.audit((e) => e.event === "permission.fail" && e.user?.username === "reader" && e.path === EXPLORE_PATH);
+    assert.equal(exploreRefused.permissions, "ble-config.write");
   });
 
   it("refuses a user whose permissions do not include ble-config.read (only flows.read)", async () => {
@@ -245,12 +264,14 @@ describe("admin endpoints under Node-RED adminAuth (a real Node-RED process)", f
     assert.equal(scan.status, 401);
     const ports = await get(SERIAL_PORTS_PATH, {}, "flowsReader");
     assert.equal(ports.status, 401);
+    const explored = await get(EXPLORE_PATH, exploreDeployed, "flowsReader");
+    assert.equal(explored.status, 401);
     const refused = await red.audit((e) => e.event === "permission.fail" && e.user?.username === "flowsReader" && e.path === SERIAL_PORTS_PATH);
     assert.equal(refused.permissions, "ble-config.read");
   });
 
   for (const user of ["admin", "configEditor"] as const) {
-    it(`lets ${user} (${JSON.stringify(USERS[user].permissions)}) use both endpoints, a scan on an adapter opened from settings included`, async () => {
+    it(`lets ${user} (${JSON.stringify(USERS[user].permissions)}) use the endpoints, a scan and an explore on an adapter opened from settings included`, async () => {
       const fromSettings = await get(SCAN_PATH, scanFromSettings, user);
       assert.equal(fromSettings.status, 200, JSON.stringify(fromSettings.body));
       assert.deepEqual(devices(fromSettings.body), [HR]);
@@ -262,6 +283,10 @@ describe("admin endpoints under Node-RED adminAuth (a real Node-RED process)", f
       const ports = await get(SERIAL_PORTS_PATH, {}, user);
       assert.equal(ports.status, 200);
       assert.ok(Array.isArray(ports.body));
+
+      const explored = await get(EXPLORE_PATH, exploreFromSettings, user);
+      assert.equal(explored.status, 200, JSON.stringify(explored.body));
+      assert.deepEqual(exploredServices(explored.body), ["1800", "1801", "180d", "180f"]);
     });
   }
 });

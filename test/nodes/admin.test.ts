@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import bleConfigNode = require("../../src/ble-config");
 import heartRateNode = require("../../src/heart-rate");
-import { MAX_CONCURRENT_SCANS, SCAN_PATH, SERIAL_PORTS_PATH, listSerialPorts, registerAdminEndpoints, type ScanResult } from "../../src/red/admin";
+import { EXPLORE_PATH, MAX_CONCURRENT_SCANS, SCAN_PATH, SERIAL_PORTS_PATH, listSerialPorts, registerAdminEndpoints, type ScanResult } from "../../src/red/admin";
 import { openAdapterCount } from "../../src/ble/registry";
 import { watchEscapes } from "../support/escapes";
 import { collectMessages, currentStatus, helper, isConnected, loadFlow, translate, waitForStatus, type FlowNode, useNodeRed } from "../support/red";
@@ -357,7 +357,7 @@ describe("admin endpoints (scan, serial ports)", function () {
     assert.match(errorText(answers.find((a) => a.status === 429)!.body), /already running/);
   });
 
-  it("protects both endpoints with Node-RED's admin permissions: ble-config.read, and ble-config.write to open an adapter from settings", () => {
+  it("protects the endpoints with Node-RED's admin permissions: ble-config.read, and ble-config.write to open an adapter from settings", () => {
     const routes = new Map<string, ((req: unknown, res: unknown, next: () => void) => void)[]>();
     const granted: string[] = [];
     const fakeRed = {
@@ -365,7 +365,7 @@ describe("admin endpoints (scan, serial ports)", function () {
       auth: { needsPermission: (permission: string) => (_req: unknown, _res: unknown, next: () => void) => (granted.push(permission), next()) },
     };
     registerAdminEndpoints(fakeRed as unknown as Parameters<typeof registerAdminEndpoints>[0]);
-    assert.deepEqual([...routes.keys()].sort(), [SCAN_PATH, SERIAL_PORTS_PATH].sort());
+    assert.deepEqual([...routes.keys()].sort(), [EXPLORE_PATH, SCAN_PATH, SERIAL_PORTS_PATH].sort());
     const check = (route: string, query: Record<string, string>): string[] => {
       granted.length = 0;
       let passed = false;
@@ -375,6 +375,8 @@ describe("admin endpoints (scan, serial ports)", function () {
     };
     assert.deepEqual(check(SCAN_PATH, { config: "cfg" }), ["ble-config.read"]);
     assert.deepEqual(check(SCAN_PATH, { config: "cfg", transport: "simulator" }), ["ble-config.write"]);
+    assert.deepEqual(check(EXPLORE_PATH, { config: "cfg", address: "d8:75:ba:00:00:01" }), ["ble-config.read"]);
+    assert.deepEqual(check(EXPLORE_PATH, { config: "cfg", transport: "simulator", address: "d8:75:ba:00:00:01" }), ["ble-config.write"]);
     assert.deepEqual(check(SERIAL_PORTS_PATH, {}), ["ble-config.read"]);
   });
 

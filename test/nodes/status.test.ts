@@ -10,6 +10,9 @@ import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
 import nusYmodemSendNode = require("../../src/nus-ymodem-send");
+import bleGattInNode = require("../../src/ble-gatt-in");
+import bleGattOutNode = require("../../src/ble-gatt-out");
+import bleGattRequestNode = require("../../src/ble-gatt-request");
 import { BLE_CATALOG, bindBleCatalog, problemText, statusFor } from "../../src/red/status";
 import { translate } from "../support/catalog";
 import { errorsOf, helper, loadFlow, useNodeRed, waitForStatus } from "../support/red";
@@ -37,6 +40,7 @@ describe("lease states as node status (src/red/status.ts)", () => {
     [{ state: "error", retryInMs: 4000, problem: { key: "failed", params: { detail: "no command characteristic" } } }, { fill: "red", shape: "ring", text: "no command characteristic (retry in 4 s)" }],
     [{ state: "error", retryInMs: 1000, problem: { key: "disconnected", params: { reason: "19" } } }, { fill: "red", shape: "ring", text: "disconnected (19) (retry in 1 s)" }],
     [{ state: "error", retryInMs: 1000, problem: { key: "connect-timeout", params: {} } }, { fill: "red", shape: "ring", text: "timeout during connection (retry in 1 s)" }],
+    [{ state: "idle" }, { fill: "grey", shape: "ring", text: "idle (connects when used)" }],
   ];
   for (const [state, expected] of cases) {
     it(`${JSON.stringify(state)}: ${expected.text}`, () => {
@@ -58,6 +62,10 @@ describe("lease states as node status (src/red/status.ts)", () => {
       ["link-ended", {}, "disconnected"],
       ["released-while-connecting", {}, "released while connecting"],
       ["no-characteristic", { characteristic: "2a38", service: "180d", address: "aa:00:00:00:00:01" }, "characteristic 2a38 of service 180d not found on aa:00:00:00:00:01"],
+      ["no-property", { characteristic: "2a19", property: "write" }, "characteristic 2a19 does not allow write"],
+      ["value-too-long", { characteristic: "fff2", length: 100, max: 20 }, "a value of 100 bytes is too long for fff2 without response (at most 20 on this link)"],
+      ["timeout-use", { ms: 11000 }, "no connection within 11000 ms"],
+      ["timeout-reply", { characteristic: "fff1", ms: 1000 }, "no complete reply on fff1 within 1000 ms"],
     ];
     for (const [key, params, text] of sentences) assert.equal(problemText({ key, params }), text, key);
   });
@@ -76,10 +84,14 @@ describe("a device node without an adapter (the shared ble-config texts, in a No
   useNodeRed();
 
   it("every device node shows the one shared 'no adapter' ring and logs the one shared reason", async () => {
-    const types = ["ble-scan", "heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
+    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request", "ble-scan"];
     await loadFlow(
-      [bleConfigNode, bleScanNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode],
-      [{ id: "flow", type: "tab" }, ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01" }))],
+      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode, bleGattInNode, bleGattOutNode, bleGattRequestNode, bleScanNode],
+      [
+        { id: "flow", type: "tab" },
+        // service and characteristic: the generic GATT nodes need them (the others ignore them).
+        ...types.map((type) => ({ id: `n-${type}`, z: "flow", type, ble: "", address: "aa:00:00:00:00:01", service: "180f", characteristic: "2a19" })),
+      ],
     );
     for (const type of types) {
       const node = helper.getNode(`n-${type}`);
