@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { Noble } from "@stoprocent/noble";
 import { bluezNoble } from "./bluez";
 import { hciPeerPort, registerHciPeer, unregisterHciPeer } from "./hci-peer";
-import { installNobleHciDriver, SERIAL_OBSERVER, type SerialObserver } from "./noble-driver";
+import { installNobleHciDriver, SCAN_TYPE_SWITCH, ScanTypeSwitch, SERIAL_OBSERVER, type SerialObserver } from "./noble-driver";
 import { BleProblemError, type BleProblem } from "./problem";
 import { registeredTransport, type SimulationHandle, type SimulatorSettings } from "./transports";
 
@@ -64,6 +64,11 @@ export interface OpenAdapter {
   readonly simulation: SimulationHandle | null;
   /** What the transport itself found wrong (bluez: the check of the system bus), or null. */
   problem?(): BleProblem | null;
+  /**
+   * The scan type of an HCI transport (our driver wrapper sets it in noble's commands); absent where the stack
+   * scans by itself (BlueZ over D-Bus, macOS, Windows): those scan actively whatever the pool wants.
+   */
+  readonly scanType?: ScanTypeSwitch;
   /**
    * Stops noble and whatever the transport opened; idempotent. Resolves once the transport has let go of the
    * device: a serial port is closed, or its open, still pending when noble stopped, has ended.
@@ -125,8 +130,9 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     // Started without its adapter, noble prints advice of its own on the console (twice per deploy); the kernel
     // already says the adapter is absent, so say that instead and leave noble unstarted (the pool checks again).
     if (!hciAdapterPresent(settings.hciDevice)) throw new BleProblemError(missingHciAdapter(settings.hciDevice));
-    const noble = nobleWithBindings({ deviceId: settings.hciDevice });
-    return { noble, simulation: null, close: () => closeNoble(noble) };
+    const scanType = new ScanTypeSwitch();
+    const noble = nobleWithBindings({ deviceId: settings.hciDevice, bindParams: { [SCAN_TYPE_SWITCH]: scanType } });
+    return { noble, simulation: null, scanType, close: () => closeNoble(noble) };
   }
   if (settings.transport === "uart") {
     let released: Promise<void> = Promise.resolve();
@@ -141,10 +147,12 @@ export function openAdapter(settings: TransportSettings, events: AdapterEvents =
     };
     // The UART driver of @stoprocent/bluetooth-hci-socket always enables RTS/CTS flow control; see README.
     const uart = { port: settings.port, baudRate: settings.baudRate, [SERIAL_OBSERVER]: observer };
-    const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart } });
+    const scanType = new ScanTypeSwitch();
+    const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart, [SCAN_TYPE_SWITCH]: scanType } });
     return {
       noble,
       simulation: null,
+      scanType,
       close: async () => {
         if (!closed) {
           closed = true;
@@ -173,11 +181,13 @@ function openPeerTransport(settings: Extract<TransportSettings, { transport: "si
   const id = `${settings.transport}-${randomUUID()}`;
   registerHciPeer(id, opening.peer);
   opening.start();
-  const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: hciPeerPort(id), baudRate: 1000000 } } });
+  const scanType = new ScanTypeSwitch();
+  const noble = nobleWithBindings({ hciDriver: "uart", bindParams: { uart: { port: hciPeerPort(id), baudRate: 1000000 }, [SCAN_TYPE_SWITCH]: scanType } });
   let closed = false;
   return {
     noble,
     simulation: opening.simulation,
+    scanType,
     close: () => {
       if (closed) return Promise.resolve();
       closed = true;

@@ -5,6 +5,9 @@
  * every HCI adapter. It protects real radios and in-process peers alike:
  * - ATT PDUs that would crash noble's parser never reach it, advertising reports it would drop are repaired, and the
  *   server's answer to Exchange MTU reaches noble as the link's agreed MTU (src/protocol/att-*.ts);
+ * - noble's LE Set Scan Parameters go out with the scan type the pool chose (a ScanTypeSwitch in `bindParams`):
+ *   noble always asks for an active scan, the pool may want a passive one, whose reports are completed so that
+ *   noble reports every one (src/protocol/scan-parameters.ts);
  * - a serial port's failures are reported to the adapter's opener (a SerialObserver), never thrown, and a stopped
  *   port is released (closed, or its pending open awaited) instead of being left to end the process;
  * - a UART port named `hciPeerPort(id)` reaches the HCI peer registered as `id` (src/ble/hci-peer.ts) in this
@@ -19,6 +22,7 @@ import { AttGuard } from "../protocol/att-guard";
 import { AttMtuAgreement } from "../protocol/att-mtu";
 import { OP } from "../protocol/hci";
 import { buildCommand } from "../protocol/hci-packets";
+import { scanTypeOf, withEmptyScanResponses, withScanType, type ScanType } from "../protocol/scan-parameters";
 import { hciPeer, hciPeerIdOf, type HciPeer } from "./hci-peer";
 
 const INSTALLED_MARK = Symbol.for("@ble-instruments/node-red-ble-instruments/virtual-hci-driver");
@@ -35,6 +39,26 @@ export interface SerialObserver {
   error(error: Error): void;
   /** noble stopped the driver; `released` resolves once the port is closed or its pending open has ended. */
   stopped(released: Promise<void>): void;
+}
+
+/**
+ * Key of an optional ScanTypeSwitch in `bindParams` (a symbol: neither driver reads it, noble passes it through).
+ */
+export const SCAN_TYPE_SWITCH = Symbol.for("@ble-instruments/node-red-ble-instruments/scan-type-switch");
+
+/**
+ * The scan type of one adapter: the pool sets `type` before it starts a scan; the driver wrapper sends every LE Set
+ * Scan Parameters of noble's with it, and records in `sent` the type the controller was last given.
+ */
+export class ScanTypeSwitch {
+  type: ScanType = "active";
+  sent: ScanType | null = null;
+}
+
+function scanSwitchOf(params: unknown): ScanTypeSwitch | undefined {
+  if (typeof params !== "object" || params === null) return undefined;
+  const found = (params as { [SCAN_TYPE_SWITCH]?: unknown })[SCAN_TYPE_SWITCH];
+  return found instanceof ScanTypeSwitch ? found : undefined;
 }
 
 /** How long a stopped serial port may take to close, or to finish an open that was pending, before we stop waiting. */
@@ -200,6 +224,7 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
     /** The in-process peer, for a port named hciPeerPort(id). */
     private peer?: HciPeer;
     private observer?: SerialObserver;
+    private scanSwitch?: ScanTypeSwitch;
     private up = false;
     /**
      * ATT PDUs that would crash noble's parser never reach it, and advertising reports it would drop are repaired,
@@ -208,8 +233,12 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
      */
     private readonly guard = new AttGuard((reason) => process.emitWarning(`BLE: ${reason}`, { code: "BLE_MALFORMED_ATT" }), new AttMtuAgreement());
     private readonly deliver = (packet: Buffer): void => {
+      const passive = this.scanSwitch?.sent === "passive";
       for (const p of this.guard.toHost(packet)) {
-        for (const q of guardAdvertisingReport(p)) this.emit("data", q);
+        for (const q of guardAdvertisingReport(p)) {
+          if (passive) for (const r of withEmptyScanResponses(q)) this.emit("data", r);
+          else this.emit("data", q);
+        }
       }
     };
     private readonly onPacket = (packet: Buffer) => {
@@ -235,6 +264,7 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
     }
 
     private bind(devId: unknown, params: unknown, mode: string): void {
+      this.scanSwitch = scanSwitchOf(params) ?? this.scanSwitch;
       const port = portOf(params);
       const id = port === undefined ? undefined : hciPeerIdOf(port);
       if (id !== undefined) {
@@ -295,10 +325,19 @@ function wrappedDriver(Original: HciDriverClass): HciDriverClass {
       this.inner?.setFilter(filter);
     }
 
-    write(data: Buffer): void {
+    write(packet: Buffer): void {
+      const data = this.scanSwitch ? this.withScanType(packet, this.scanSwitch) : packet;
       this.guard.fromHost(data);
       if (this.inner) return this.inner.write(data);
       if (this.up) this.peer?.write(data);
+    }
+
+    /** A scan parameters command with the switch's type (and the type recorded); any other packet as it is. */
+    private withScanType(packet: Buffer, scanSwitch: ScanTypeSwitch): Buffer {
+      const out = withScanType(packet, scanSwitch.type);
+      const type = scanTypeOf(out);
+      if (type) scanSwitch.sent = type;
+      return out;
     }
 
     isDevUp(): boolean {

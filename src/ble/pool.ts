@@ -1,17 +1,19 @@
 /**
  * The pool: one BleAdapter per adapter identity (./registry.ts), and on each adapter one DeviceLink per peripheral
  * (./device-link.ts), leased by the nodes that use it (./lease.ts) and reference-counted. The adapter keeps its
- * transport up (./transport-life.ts), scans while a lease waits for its peripheral (./selector.ts), and connects one
- * peripheral at a time, bounded by maxConnections and timed out (noble has no timeouts); a link that fails or drops
- * is retried with backoff while any lease holds it. A connected link's GATT session is ./session.ts.
+ * transport up (./transport-life.ts), runs one scan of the controller for every lease that waits for its peripheral
+ * (./selector.ts) and every advertisement watcher (ble-scan nodes), passive when nobody needs scan responses, and
+ * connects one peripheral at a time, bounded by maxConnections and timed out (noble has no timeouts); a link that
+ * fails or drops is retried with backoff while any lease holds it. A connected link's GATT session is ./session.ts.
  *
- * A little over 400 lines: the scanner, the connect queue and the lease bookkeeping act on one set of links and one
+ * About 500 lines: the scanner, the connect queue and the lease bookkeeping act on one set of links and one
  * noble instance, and read best together; every state machine they drive has its own file.
  */
 import { EventEmitter } from "node:events";
 import type { Noble, Peripheral } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
 import { HCI_CONNECTION_TIMEOUT } from "../protocol/hci";
+import type { ScanType } from "../protocol/scan-parameters";
 import { adapterKey, describeTransport, openAdapter, type AdapterDescription, type OpenAdapter, type TransportSettings } from "./adapter";
 import { DeviceLink, type BackoffPolicy } from "./device-link";
 import { exploreDevice, type ExploreResult } from "./explore";
@@ -52,6 +54,12 @@ function disconnectProblem(reason: unknown): BleProblem {
   return reason === HCI_CONNECTION_TIMEOUT ? { key: "link-timeout", params: {} } : { key: "disconnected", params: { reason: String(reason) } };
 }
 
+/** A receiver of advertising reports (a ble-scan node, the editor's scan). */
+interface Watcher {
+  readonly active: boolean;
+  readonly onReport: (p: Peripheral) => void;
+}
+
 /** What an adapter runs on. Tests give a fake noble and a manual clock; everything else uses the defaults. */
 export interface AdapterDeps {
   open?: OpenTransport;
@@ -68,10 +76,19 @@ export class BleAdapter extends EventEmitter {
   private readonly entries = new Set<DeviceLink>();
   private readonly leases = new Set<LeaseImpl>();
   private refs = 0;
+  /** Whether we asked noble to scan (and have not asked it to stop since). */
   private scanning = false;
+  /** The type the current scan was started with. */
+  private scanType: ScanType = "active";
+  /** A connection is being made (discovery included): the next one waits. */
   private connectBusy = false;
+  /**
+   * LE Create Connection is pending. noble's HCI stack stops the scan before it initiates (and resets the controller
+   * first when no other link is up), so there is no scanning until the link is up or the attempt has failed.
+   */
+  private initiating = false;
   private closing: Promise<void> | null = null;
-  private readonly scanListeners = new Set<(p: Peripheral) => void>();
+  private readonly watchers = new Set<Watcher>();
   private readonly drops = new Set<Promise<void>>();
   /** Links being closed while their entry stays (idle, or msg.disconnect): no connection to them until it is done. */
   private readonly closingLinks = new Map<DeviceLink, Promise<void>>();
@@ -119,6 +136,7 @@ export class BleAdapter extends EventEmitter {
       reopening: () => {
         this.scanning = false;
         this.connectBusy = false;
+        this.initiating = false;
         for (const e of this.entries) {
           // Peripheral objects belong to the closed noble instance: find the devices again on the new one.
           e.unwatch();
@@ -179,7 +197,7 @@ export class BleAdapter extends EventEmitter {
     // Waits for the transport to let go of the device (a serial port still opening included): a config node
     // deployed again at once must find its port free.
     const released = this.transport.release();
-    this.scanListeners.clear();
+    this.watchers.clear();
     this.removeAllListeners();
     await released;
   }
@@ -309,6 +327,41 @@ export class BleAdapter extends EventEmitter {
     await this.maybeClose();
   }
 
+  /**
+   * Whether this adapter's scans can be passive: over HCI (a socket, a serial controller, the simulator) our driver
+   * wrapper sets the scan type; BlueZ over D-Bus and the systems' own stacks (macOS, Windows) always scan actively.
+   */
+  get canScanPassively(): boolean {
+    const t = this.settings.transport;
+    return t === "hci" || t === "uart" || t === "simulator";
+  }
+
+  /** The type of the scan running now, null when the adapter is not scanning. */
+  get currentScanType(): ScanType | null {
+    if (!this.scanning) return null;
+    return this.transport.scanType ? this.scanType : "active";
+  }
+
+  /**
+   * Receives every advertising report of this adapter until the returned function is called. All watchers, the
+   * editor's scan and the pool's own scans for peripherals share one scan of the controller, passive unless a
+   * watcher asks for `active` (scan responses: names, more services) or a lease is looking for its peripheral.
+   * Watching never disturbs a connection; a connection being made pauses the scan only while the
+   * controller initiates it. `onReport` is called from noble's event: it must return quickly and never throw.
+   */
+  watchAdvertisements(options: { active: boolean }, onReport: (p: Peripheral) => void): () => void {
+    // A closed adapter must not be reopened by ensureOpen(): it is out of the registry and nobody would close it.
+    if (this.closing) throw new BleProblemError({ key: "adapter-closed", params: {} });
+    this.transport.ensureOpen();
+    const watcher: Watcher = { active: options.active, onReport };
+    this.watchers.add(watcher);
+    this.updateScanning();
+    return () => {
+      if (!this.watchers.delete(watcher)) return;
+      this.updateScanning();
+    };
+  }
+
   /** Scan for a bounded time, reporting every peripheral seen (for the editor's Scan button). */
   async scan(durationMs: number): Promise<PeripheralInfo[]> {
     // A closed adapter must not be reopened by ensureOpen(): it is out of the registry and nobody would close it.
@@ -317,14 +370,12 @@ export class BleAdapter extends EventEmitter {
     // `problem` is null while noble's state is still unknown, and set at once when the transport failed to open.
     if (this.problem) throw new BleProblemError(this.problem);
     const seen = new Map<string, PeripheralInfo>();
-    const listener = (p: Peripheral): void => {
+    // Active: the editor lists names, which are often in the scan response only.
+    const unwatch = this.watchAdvertisements({ active: true }, (p) => {
       seen.set(p.address.toLowerCase(), infoOf(p));
-    };
-    this.scanListeners.add(listener);
-    this.updateScanning();
+    });
     await new Promise<void>((resolve) => this.timers.setTimeout(resolve, durationMs));
-    this.scanListeners.delete(listener);
-    this.updateScanning();
+    unwatch();
     // An adapter that failed while scanning (or never powered on) found nothing: say why rather than "no devices".
     if (this.problem) throw new BleProblemError(this.problem);
     for (const e of this.entries) if (e.peripheral) seen.set(e.peripheral.address.toLowerCase(), infoOf(e.peripheral));
@@ -351,7 +402,14 @@ export class BleAdapter extends EventEmitter {
   }
 
   private onDiscover(p: Peripheral): void {
-    for (const l of this.scanListeners) l(p);
+    for (const w of this.watchers) {
+      try {
+        w.onReport(p);
+      } catch (error) {
+        // A watcher's mistake must not keep the report from the others, nor from the pool's own scans.
+        this.emit("warning", `advertisement watcher failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
     for (const e of this.entries) {
       if (e.phase !== "resolving") continue;
       const known = e.peripheral;
@@ -407,17 +465,36 @@ export class BleAdapter extends EventEmitter {
     this.updateScanning();
   }
 
+  /**
+   * Passive, unless a watcher wants an active scan or a lease is looking for its peripheral: a name (which selects
+   * a peripheral and which device nodes report), and services that did not fit, are often only in the scan
+   * response, which only an active scan asks for.
+   */
+  private wantedScanType(): ScanType {
+    for (const w of this.watchers) if (w.active) return "active";
+    for (const e of this.entries) if (e.phase === "resolving" && needsLink(e)) return "active";
+    return "passive";
+  }
+
   private updateScanning(): void {
     const noble = this.noble;
     if (!noble || !this.transport.poweredOn || this.closing) return;
-    const wanted = !this.connectBusy && (this.scanListeners.size > 0 || [...this.entries].some((e) => e.phase === "resolving" && needsLink(e)));
-    if (wanted && !this.scanning) {
-      this.scanning = true;
-      // Duplicates on: a peripheral that comes back must be reported again, not only the first time noble saw it.
-      noble.startScanning([], true);
-    } else if (!wanted && this.scanning) {
+    const wanted = !this.initiating && (this.watchers.size > 0 || [...this.entries].some((e) => e.phase === "resolving" && needsLink(e)));
+    const scanType = this.transport.scanType;
+    const type = this.wantedScanType();
+    if (this.scanning && (!wanted || (scanType && type !== this.scanType))) {
+      // Another type: the controller takes new parameters only while it does not scan, so stop, then start again.
+      // noble's HCI stack ignores a start while its stop is not yet confirmed; its scanStop then starts it again.
       this.scanning = false;
       noble.stopScanning();
+    }
+    if (wanted && !this.scanning) {
+      this.scanning = true;
+      this.scanType = type;
+      // noble sends Scan Enable (off), Scan Parameters (our driver wrapper sets their type), Scan Enable (on).
+      if (scanType) scanType.type = type;
+      // Duplicates on: a peripheral that comes back must be reported again, not only the first time noble saw it.
+      noble.startScanning([], true);
     }
   }
 
@@ -439,14 +516,21 @@ export class BleAdapter extends EventEmitter {
     if (!p) return;
     this.connectBusy = true;
     entry.transition("connecting");
-    this.updateScanning();
     const address = p.address.toLowerCase();
     entry.broadcast({ state: "connecting", address });
     // The largest MTU a lease asks for (23 included: a node that asks for 23 gets 23); none: the default.
     const asked = [...entry.leases].flatMap((l) => (l.options.mtu === undefined ? [] : [l.options.mtu]));
     const requestedMtu = asked.length > 0 ? Math.max(23, ...asked) : DEFAULT_REQUESTED_MTU;
+    this.initiating = true;
+    this.updateScanning();
+    // The scan resumes as soon as the controller no longer initiates: the link is up (discovery runs beside it).
+    const linked = (): void => {
+      if (!this.initiating) return;
+      this.initiating = false;
+      this.updateScanning();
+    };
     try {
-      const session = await openSession(p, requestedMtu, this.policy, this.timers, () => entry.phase === "connecting");
+      const session = await openSession(p, requestedMtu, this.policy, this.timers, () => entry.phase === "connecting", linked);
       entry.session = session;
       entry.transition("connected");
       this.connectBusy = false;
@@ -456,6 +540,7 @@ export class BleAdapter extends EventEmitter {
       // Every use() that wanted it gave up meanwhile (and its idle time ran out): the link is let go again.
       if (!keepsLink(entry)) this.reconsider(entry);
     } catch (error) {
+      linked();
       const reason: BleProblem = error instanceof TimeoutError ? { key: "connect-timeout", params: {} } : problemOf(error);
       if (entry.phase === "closing" || entry.leases.size === 0) {
         // Released while connecting, and the cancel came too late: the link is up all the same, and nobody holds it.

@@ -24,9 +24,9 @@ const RELEASED = { key: "released-while-connecting", params: {} };
 /**
  * Connects to `p` asking for `mtu` (or adopts its link) and discovers its services, each step bounded (noble has no
  * timeouts). `wanted` is asked after each step: once it says no, the attempt ends with an error (the caller closes
- * a link that came up all the same).
+ * a link that came up all the same). `linked` is called once the link is up, before discovery.
  */
-export async function openSession(p: Peripheral, mtu: number, timeouts: LinkTimeouts, timers: Timers, wanted: () => boolean): Promise<Session> {
+export async function openSession(p: Peripheral, mtu: number, timeouts: LinkTimeouts, timers: Timers, wanted: () => boolean, linked?: () => void): Promise<Session> {
   const address = p.address.toLowerCase();
   const connectParams: ConnectParams = { mtu };
   // A cancelled attempt can still complete: noble resets the controller before connecting, so our
@@ -40,6 +40,7 @@ export async function openSession(p: Peripheral, mtu: number, timeouts: LinkTime
       timers,
     );
   }
+  linked?.();
   if (!wanted()) throw new BleProblemError(RELEASED);
   const { services } = await withTimeout(p.discoverAllServicesAndCharacteristicsAsync(), timeouts.gattTimeout, { key: "timeout-discovery", params: { address } }, undefined, timers);
   if (!wanted()) throw new BleProblemError(RELEASED);

@@ -66,6 +66,11 @@ export class TransportLife {
     return this.opened?.simulation ?? null;
   }
 
+  /** The open transport's scan type switch (absent: it cannot scan passively); undefined while none is open. */
+  get scanType(): OpenAdapter["scanType"] {
+    return this.opened?.scanType;
+  }
+
   get poweredOn(): boolean {
     return this.adapterState === "poweredOn";
   }

@@ -74,6 +74,28 @@ function resolveModuleDir(name: string): string {
   return path.dirname(manifest);
 }
 
+/**
+ * Copies a flow to flows.json. Credentials a node carries in the flow (as an example does, for the editor's import to
+ * take) go to flows_cred.json, where Node-RED reads them at start (unencrypted: credentialSecret is false below),
+ * as a deploy from the editor would put them; Node-RED ignores them in flows.json itself.
+ */
+function writeFlows(source: string, flowFile: string): void {
+  const flow = JSON.parse(fs.readFileSync(source, "utf8")) as unknown;
+  const credentials: Record<string, unknown> = {};
+  if (Array.isArray(flow)) {
+    for (const node of flow as Record<string, unknown>[]) {
+      if (typeof node?.id === "string" && typeof node.credentials === "object" && node.credentials !== null) {
+        credentials[node.id] = node.credentials;
+        delete node.credentials;
+      }
+    }
+  }
+  fs.writeFileSync(flowFile, JSON.stringify(flow, null, 2));
+  const credFile = path.join(path.dirname(flowFile), "flows_cred.json");
+  if (Object.keys(credentials).length > 0) fs.writeFileSync(credFile, JSON.stringify(credentials, null, 2));
+  else fs.rmSync(credFile, { force: true });
+}
+
 /** Writes the user directory: module links, settings.js, and flows.json (see replaceFlows). Returns settings.js. */
 export function prepareUserDir(opts: LaunchOptions): string {
   const { userDir } = opts;
@@ -90,7 +112,7 @@ export function prepareUserDir(opts: LaunchOptions): string {
   }
 
   const flowFile = path.join(userDir, "flows.json");
-  if (opts.replaceFlows || !fs.existsSync(flowFile)) fs.copyFileSync(opts.flowSource ?? DEMO_FLOW, flowFile);
+  if (opts.replaceFlows || !fs.existsSync(flowFile)) writeFlows(opts.flowSource ?? DEMO_FLOW, flowFile);
 
   const settings = {
     uiHost: opts.host ?? "127.0.0.1",

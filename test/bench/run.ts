@@ -13,9 +13,9 @@
  *
  * A second table, the notification path (heart-rate notifications to node.send), comes from ./notifications.ts;
  * a third, the host's overhead on top of noble (recorded HCI traffic replayed with no simulator), from
- * ./host-overhead.ts.
+ * ./host-overhead.ts; a fourth, advertisements decoded by the ble-scan node, from ./scan.ts.
  *
- * Usage: tsx test/bench/run.ts [--time-scale N] [--rows 1,3] [--notifications-only] [--host-overhead-only]
+ * Usage: tsx test/bench/run.ts [--time-scale N] [--rows 1,3] [--notifications-only] [--host-overhead-only] [--scan-only]
  *        [--profile DIR] (CPU profiles of one host-overhead burst per host)
  */
 import { parseArgs as parseCommandLine } from "node:util";
@@ -33,6 +33,7 @@ import type { LinkSettings } from "../../src/sim/types";
 import { helper } from "../support/red";
 import { runHostOverheadBench } from "./host-overhead";
 import { runNotificationBench } from "./notifications";
+import { runScanBench } from "./scan";
 import { runSendBench } from "./send";
 import { alignedStreamingKbps, eventsPerBlock, theoreticalCKbps, theoreticalGKbps, type LinkPoint } from "./theory";
 
@@ -101,6 +102,7 @@ const bleConfigNode = built<NodeModule>("ble-config.js");
 const nusYmodemReceiveNode = built<NodeModule>("nus-ymodem-receive.js");
 const heartRateNode = built<NodeModule>("heart-rate.js");
 const nusYmodemSendNode = built<NodeModule>("nus-ymodem-send.js");
+const bleScanNode = built<NodeModule>("ble-scan.js");
 /** The very module the built node uses, so the probe below sees its receiver. */
 const builtYmodem = built<YmodemModule>("protocol/ymodem.js");
 
@@ -452,6 +454,7 @@ interface Args {
   notificationsOnly: boolean;
   hostOverheadOnly: boolean;
   sendOnly: boolean;
+  scanOnly: boolean;
   profileDir: string | undefined;
 }
 
@@ -464,6 +467,7 @@ function parseArgs(argv: string[]): Args {
       "notifications-only": { type: "boolean" },
       "host-overhead-only": { type: "boolean" },
       "send-only": { type: "boolean" },
+      "scan-only": { type: "boolean" },
       profile: { type: "string" },
     },
   });
@@ -477,12 +481,13 @@ function parseArgs(argv: string[]): Args {
     notificationsOnly: values["notifications-only"] ?? false,
     hostOverheadOnly: values["host-overhead-only"] ?? false,
     sendOnly: values["send-only"] ?? false,
+    scanOnly: values["scan-only"] ?? false,
     profileDir: values.profile === undefined ? undefined : path.resolve(values.profile),
   };
 }
 
 async function main(): Promise<number> {
-  const { timeScale, rows, notificationsOnly, hostOverheadOnly, sendOnly, profileDir } = parseArgs(process.argv.slice(2));
+  const { timeScale, rows, notificationsOnly, hostOverheadOnly, sendOnly, scanOnly, profileDir } = parseArgs(process.argv.slice(2));
   instrument();
   await new Promise<void>((resolve) => helper.startServer(() => resolve()));
   const results: Result[] = [];
@@ -493,6 +498,13 @@ async function main(): Promise<number> {
       const host = await runHostOverheadBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line), { profileDir });
       failures.push(...host.failures);
       process.stdout.write(`${host.markdown}\n`);
+      if (failures.length > 0) process.stdout.write(`\nFAILED:\n${failures.map((f) => `- ${f}`).join("\n")}\n`);
+      return failures.length > 0 ? 1 : 0;
+    }
+    if (scanOnly) {
+      const scan = await runScanBench({ bleConfig: bleConfigNode, scan: bleScanNode }, (line) => process.stderr.write(line));
+      failures.push(...scan.failures);
+      process.stdout.write(`${scan.markdown}\n`);
       if (failures.length > 0) process.stdout.write(`\nFAILED:\n${failures.map((f) => `- ${f}`).join("\n")}\n`);
       return failures.length > 0 ? 1 : 0;
     }
@@ -529,6 +541,9 @@ async function main(): Promise<number> {
       const host = await runHostOverheadBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line), { profileDir });
       sections.push(host.markdown);
       failures.push(...host.failures);
+      const scan = await runScanBench({ bleConfig: bleConfigNode, scan: bleScanNode }, (line) => process.stderr.write(line));
+      sections.push(scan.markdown);
+      failures.push(...scan.failures);
     }
   } finally {
     await new Promise<void>((resolve) => helper.stopServer(() => resolve()));

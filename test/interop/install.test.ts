@@ -27,7 +27,7 @@ import { NODE_RED_DIR, NODE_RED_MAIN, nodeRedManifest } from "../support/node-re
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const PACKAGE = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { name: string; "node-red": { nodes: Record<string, string> } };
-const NODE_TYPES = ["ble-config", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request", "heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
+const NODE_TYPES = ["ble-config", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request", "ble-scan", "heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send"];
 
 /**
  * The environment a user's Node-RED runs in: this one without the variables npm sets for the script running the

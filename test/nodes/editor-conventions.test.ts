@@ -77,7 +77,7 @@ describe("the editor's shared script (resources/ble-instruments-editor.js)", () 
   const htmlFiles = fs.readdirSync(path.join(ROOT, "nodes")).filter((f) => f.endsWith(".html"));
 
   it("is loaded by every node's editor file from resources/<module name>/, where Node-RED serves the package's resources/", () => {
-    assert.equal(htmlFiles.length, 8);
+    assert.equal(htmlFiles.length, 9);
     for (const file of htmlFiles) {
       const html = fs.readFileSync(path.join(ROOT, "nodes", file), "utf8");
       const sources = [...html.matchAll(/<script\b[^>]*\bsrc="([^"]+)"/g)].map((m) => m[1]);
@@ -99,7 +99,7 @@ describe("the editor's shared script (resources/ble-instruments-editor.js)", () 
  */
 describe("message catalogs: every key used exists, every key is used", () => {
   const ROOT = path.join(__dirname, "..", "..");
-  const TYPES = ["ble-config", "heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request"];
+  const TYPES = ["ble-config", "heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request", "ble-scan"];
   /** Device nodes word the shared helpers of src/red/ with their own catalog where those take the node's t(). */
   const DEVICE_TYPES = TYPES.filter((type) => type !== "ble-config");
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { LeaseState } from "../../src/ble/lease";
 import bleConfigNode = require("../../src/ble-config");
+import bleScanNode = require("../../src/ble-scan");
 import heartRateNode = require("../../src/heart-rate");
 import hiokiMeterNode = require("../../src/hioki-meter");
 import nusYmodemReceiveNode = require("../../src/nus-ymodem-receive");
@@ -83,9 +84,9 @@ describe("a device node without an adapter (the shared ble-config texts, in a No
   useNodeRed();
 
   it("every device node shows the one shared 'no adapter' ring and logs the one shared reason", async () => {
-    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request"];
+    const types = ["heart-rate", "hioki-meter", "nus-ymodem-receive", "nus-ymodem-send", "ble-gatt-in", "ble-gatt-out", "ble-gatt-request", "ble-scan"];
     await loadFlow(
-      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode, bleGattInNode, bleGattOutNode, bleGattRequestNode],
+      [bleConfigNode, heartRateNode, hiokiMeterNode, nusYmodemReceiveNode, nusYmodemSendNode, bleGattInNode, bleGattOutNode, bleGattRequestNode, bleScanNode],
       [
         { id: "flow", type: "tab" },
         // service and characteristic: the generic GATT nodes need them (the others ignore them).

@@ -8,6 +8,7 @@ import { EventEmitter } from "node:events";
 import type { Noble } from "@stoprocent/noble";
 import type { TransportSettings } from "../../src/ble/adapter";
 import type { OpenAdapter } from "../../src/ble/adapter";
+import { ScanTypeSwitch } from "../../src/ble/noble-driver";
 
 /** One call the pool made, waiting for the test's answer. */
 export class Pending {
@@ -224,10 +225,14 @@ export class FakeNoble extends EventEmitter {
   scanning = false;
   scanStarts = 0;
   closed = false;
+  /** The scan type the pool sets for the driver wrapper (an HCI transport's); `sent` is set by startScanning here. */
+  readonly scanType = new ScanTypeSwitch();
 
   startScanning(): void {
     this.scanning = true;
     this.scanStarts++;
+    // noble sends Scan Parameters with every start, which the driver wrapper sends with the switch's type.
+    this.scanType.sent = this.scanType.type;
   }
 
   stopScanning(): void {
@@ -248,11 +253,15 @@ export class FakeNoble extends EventEmitter {
     this.emit("discover", p);
   }
 
-  /** An opener for BleAdapter that hands it this fake instead of a real noble. */
-  opener(): (settings: TransportSettings) => OpenAdapter {
+  /**
+   * An opener for BleAdapter that hands it this fake instead of a real noble; `passive: false` stands for a stack
+   * that scans by itself (BlueZ over D-Bus), whose scan type the pool cannot set.
+   */
+  opener(options: { passive?: boolean } = {}): (settings: TransportSettings) => OpenAdapter {
     return () => ({
       noble: this as unknown as Noble,
       simulation: null,
+      ...(options.passive === false ? {} : { scanType: this.scanType }),
       close: () => {
         this.closed = true;
         this.removeAllListeners();

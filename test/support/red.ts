@@ -154,7 +154,10 @@ const withCatalog =
     register(RED);
   };
 
-/** helper.load with our catalogs, and flows typed loosely: node properties are whatever each node's editor stores. */
-export function loadFlow(modules: Register[], flow: FlowNode[]): Promise<void> {
-  return helper.load(modules.map(withCatalog) as Parameters<typeof helper.load>[0], flow as Parameters<typeof helper.load>[1]);
+/**
+ * helper.load with our catalogs, and flows typed loosely: node properties are whatever each node's editor stores;
+ * `credentials` by node id, as the runtime keeps them out of the flow.
+ */
+export function loadFlow(modules: Register[], flow: FlowNode[], credentials?: Record<string, Record<string, unknown>>): Promise<void> {
+  return helper.load(modules.map(withCatalog) as Parameters<typeof helper.load>[0], flow as Parameters<typeof helper.load>[1], credentials ?? {});
 }

@@ -1,0 +1,120 @@
+/**
+ * What the ble-scan node does with each report (src/red/scan-reports.ts), on a manual clock: the per-device limits
+ * over time (throttle, one error a minute), the bound on the devices it remembers, its properties, and reports of
+ * any shape (they come from the radio) never making it throw.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { MAX_DEVICES, manufacturerIdProperty, scanOptions, ScanReports, scanStatus, type ReportSource, type ScanDef } from "../../src/red/scan-reports";
+import { translate } from "../support/catalog";
+
+const PLAIN = "40000102ca09"; // BTHome v2, packet id 1, temperature 25.06 °C
+const ENCRYPTED = "41aabbccdd0100000011223344"; // BTHome v2, encrypted: needs a bind key
+
+function report(address: string, serviceData = PLAIN, rssi = -60): ReportSource {
+  return { address, addressType: "random", rssi, connectable: false, advertisement: { localName: "", serviceUuids: [], serviceData: [{ uuid: "fcd2", data: Buffer.from(serviceData, "hex") }] } };
+}
+
+function reports(def: ScanDef = {}): { r: ScanReports; clock: { now: number } } {
+  const clock = { now: 1_000_000 };
+  return { r: new ScanReports(scanOptions(def, new Map()), () => clock.now), clock };
+}
+
+describe("ble-scan reports (src/red/scan-reports.ts)", () => {
+  it("throttle: one message per device per period, each device on its own", () => {
+    const { r, clock } = reports({ throttle: "1000" });
+    const kinds = (): (string | undefined)[] => ["c0:00:00:00:00:01", "c0:00:00:00:00:02"].map((a) => r.handle(report(a))?.kind);
+    assert.deepEqual(kinds(), ["message", "message"]);
+    clock.now += 999;
+    assert.deepEqual(kinds(), [undefined, undefined]);
+    clock.now += 1;
+    assert.deepEqual(kinds(), ["message", "message"]);
+  });
+
+  it("onlyChanges: a new BTHome packet with the same readings is no change; new readings are", () => {
+    const { r } = reports({ onlyChanges: true });
+    const a = "c0:00:00:00:00:01";
+    assert.equal(r.handle(report(a, "40000102ca09"))?.kind, "message");
+    assert.equal(r.handle(report(a, "40000102ca09")), null, "the same packet again");
+    assert.equal(r.handle(report(a, "40000202ca09")), null, "packet id 2, same temperature");
+    assert.equal(r.handle(report(a, "40000302cb09"))?.kind, "message", "25.07 °C");
+  });
+
+  it("decode off: raw data only, no key needed; onlyChanges then compares the advertised data", () => {
+    const { r } = reports({ decode: "false", onlyChanges: true });
+    const a = "c0:00:00:00:00:05";
+    const first = r.handle(report(a, ENCRYPTED));
+    assert.equal(first?.kind, "message");
+    assert.deepEqual(first.kind === "message" && first.payload.serviceData, [{ uuid: "fcd2", data: ENCRYPTED }]);
+    assert.equal(first.kind === "message" && first.payload.decoded, null);
+    assert.equal(r.handle(report(a, ENCRYPTED, -80)), null, "the same data at another signal strength");
+    assert.equal(r.handle(report(a, PLAIN))?.kind, "message");
+  });
+
+  it("an encrypted advertisement without its key: one error per device a minute, never a message", () => {
+    const { r, clock } = reports();
+    const outcome = r.handle(report("c0:00:00:00:00:05", ENCRYPTED));
+    assert.deepEqual(outcome, { kind: "error", problem: { code: "bthome-no-key", params: { address: "c0:00:00:00:00:05" }, address: "c0:00:00:00:00:05", name: "" } });
+    clock.now += 59_999;
+    assert.equal(r.handle(report("c0:00:00:00:00:05", ENCRYPTED)), null);
+    assert.equal(r.handle(report("c0:00:00:00:00:06", ENCRYPTED))?.kind, "error", "another device has its own limit");
+    clock.now += 1;
+    assert.equal(r.handle(report("c0:00:00:00:00:05", ENCRYPTED))?.kind, "error");
+  });
+
+  it(`remembers at most ${MAX_DEVICES} devices, forgetting the one heard least recently`, () => {
+    const { r } = reports({ throttle: "600000" });
+    const address = (i: number): string => `c0:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, "0")}:${(i & 0xff).toString(16).padStart(2, "0")}`;
+    for (let i = 0; i < MAX_DEVICES; i++) assert.equal(r.handle(report(address(i)))?.kind, "message");
+    assert.equal(r.handle(report(address(0))), null, "device 0 is throttled, and now the most recently heard");
+    assert.equal(r.handle(report(address(MAX_DEVICES)))?.kind, "message");
+    assert.equal(r.deviceCount, MAX_DEVICES);
+    assert.equal(r.handle(report(address(1)))?.kind, "message", "device 1 was forgotten: its throttle with it");
+    assert.equal(r.handle(report(address(0))), null, "device 0 was kept");
+  });
+
+  it("reads the company identifier in decimal or hex, and refuses anything else naming the property", () => {
+    assert.equal(manufacturerIdProperty("76"), 76);
+    assert.equal(manufacturerIdProperty("0x004C"), 76);
+    assert.equal(manufacturerIdProperty(""), null);
+    for (const bad of ["0x10000", "65536", "-1", "4c", "apple"]) assert.throws(() => manufacturerIdProperty(bad), /^RangeError: manufacturerId must be a company identifier/);
+    assert.throws(() => scanOptions({ service: "heart" }, new Map()), /^RangeError: service must be a Bluetooth UUID/);
+    assert.throws(() => scanOptions({ minRssi: "-200" }, new Map()), /minRssi must be a whole number between -127 and 20/);
+  });
+
+  it("status: a passive scan the stack cannot do is a yellow ring naming the stack; otherwise a green dot", () => {
+    const t = (key: string, subs?: Record<string, string | number>): string => translate(`ble-scan.${key}`, subs);
+    assert.deepEqual(scanStatus(3, true, { transport: "bluez", adapter: "hci0" }, t), { fill: "yellow", shape: "ring", text: "scanning: 3 devices, active scan (BlueZ)" });
+    assert.deepEqual(scanStatus(3, true, { transport: "native" }, t, "darwin"), { fill: "yellow", shape: "ring", text: "scanning: 3 devices, active scan (macOS)" });
+    assert.deepEqual(scanStatus(3, false, { transport: "bluez", adapter: "hci0" }, t), { fill: "green", shape: "dot", text: "scanning: 3 devices" }, "an active node gets what it asks");
+    assert.deepEqual(scanStatus(0, true, { transport: "hci", hciDevice: 0 }, t), { fill: "green", shape: "dot", text: "scanning: 0 devices" });
+  });
+
+  it("never throws on reports of any shape (10,000 runs)", () => {
+    const { r } = reports({ onlyChanges: true, service: "fcd2" });
+    const anything = fc.anything({ withBigInt: true, withTypedArray: true });
+    const bytes = fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b));
+    const source = fc.record({
+      address: fc.oneof(fc.constantFrom("c0:00:00:00:00:01", "C0:00:00:00:00:02"), fc.string(), anything),
+      addressType: fc.oneof(fc.constantFrom("public", "random"), anything),
+      rssi: fc.oneof(fc.integer({ min: -127, max: 20 }), anything),
+      connectable: anything,
+      advertisement: fc.oneof(
+        anything,
+        fc.record({
+          localName: fc.oneof(fc.string(), anything),
+          txPowerLevel: fc.oneof(fc.integer(), anything),
+          serviceUuids: fc.oneof(fc.array(fc.oneof(fc.constantFrom("fcd2", "feaa", "180d"), fc.string()), { maxLength: 4 }), anything),
+          manufacturerData: fc.oneof(bytes, anything),
+          serviceData: fc.oneof(fc.array(fc.record({ uuid: fc.oneof(fc.constantFrom("fcd2", "feaa"), anything), data: fc.oneof(bytes, anything) }), { maxLength: 3 }), anything),
+        }),
+      ),
+    });
+    fc.assert(
+      fc.property(source, (s) => {
+        r.handle(s as unknown as ReportSource);
+      }),
+      { numRuns: 10000 },
+    );
+  });
+});
