@@ -23,6 +23,9 @@ const ROOT = `ble-instruments/${GATEWAY}`;
 const HR = "d8:75:ba:00:00:01";
 const METER = "a4:9e:69:00:00:01";
 const FILES = "e3:c3:5c:00:00:01";
+/** The built-in BTHome sensors: one in the clear, one encrypted with the key the example's ble-scan node holds. */
+const BTHOME = "c0:b7:40:00:00:01";
+const BTHOME_ENCRYPTED = "c0:b7:40:00:00:02";
 /** Home Assistant's default discovery prefix, as the example sets HA_DISCOVERY_PREFIX. */
 const HA = "homeassistant";
 const haConfigTopic = (address: string, key: string): string => `${HA}/sensor/ble-instruments_${GATEWAY}_${address.replace(/:/g, "_")}_${key}/config`;
@@ -224,6 +227,35 @@ describe("MQTT gateway example against a real broker (mosquitto on loopback)", f
     // Announced once: every reading since has not repeated the configs.
     assert.equal(homeAssistant!.on(haConfigTopic(HR, "heart_rate")).length, 1);
     assert.equal(homeAssistant!.on(haConfigTopic(METER, "reading")).length, 1);
+  });
+
+  it("publishes each BTHome sensor's readings (the encrypted one decrypted) and announces each measurement to Home Assistant", async () => {
+    // The encrypted sensor's name does not fit beside its data: it is in its scan response, which a passive scan never
+    // asks for. Home Assistant then names the device by its address.
+    for (const [address, name] of [[BTHOME, "demo-bthome"], [BTHOME_ENCRYPTED, null]] as const) {
+      const state = await central!.next((x) => x.topic === `${ROOT}/${address}/bthome`, 15000);
+      const reading = json(state);
+      assert.equal(reading.name, name);
+      assert.equal(typeof reading.rssi, "number");
+      const measurements = reading.measurements as Json;
+      assert.equal(typeof measurements.temperature, "number", state.text);
+      assert.equal(typeof measurements.humidity, "number", state.text);
+      for (const [key, deviceClass, unit] of [["temperature", "temperature", "°C"], ["humidity", "humidity", "%"]] as const) {
+        const m = await homeAssistant!.next((x) => x.topic === haConfigTopic(address, key), 15000);
+        const config = json(m);
+        assert.equal(config.device_class, deviceClass);
+        assert.equal(config.unit_of_measurement, unit);
+        assert.equal(config.state_topic, `${ROOT}/${address}/bthome`);
+        assert.equal(typeof templated(String(config.value_template), reading), "number");
+        // A sensor that only broadcasts has no online state of its own: the gateway's status is its availability.
+        assert.deepEqual(config.availability, [{ topic: `${ROOT}/status` }]);
+        assert.equal((config.device as Json).name, name ?? address);
+      }
+    }
+    // The unencrypted sensor also reports its battery.
+    const battery = json(await homeAssistant!.next((x) => x.topic === haConfigTopic(BTHOME, "battery"), 15000));
+    assert.equal(battery.device_class, "battery");
+    assert.equal(battery.unit_of_measurement, "%");
   });
 
   it("keeps each connected device's online state retained for subscribers that come later", async () => {
