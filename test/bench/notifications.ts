@@ -1,6 +1,9 @@
 /**
  * The notification path (issue 6): heart-rate notifications from the simulated radio to the heart-rate node's
- * `node.send`, in the Node-RED runtime the YMODEM rows use (./run.ts starts it and calls this module).
+ * `node.send`, in the Node-RED runtime the YMODEM rows use (./run.ts starts it and calls this module). The same
+ * bursts also go through the generic `ble-gatt-in` node (issue 13: mode notify on the same sensors' 0x2A37, once
+ * with format `sig`, decoded as heart-rate decodes it, once with format `buffer`, the raw value), so the table
+ * compares the nodes on identical traffic.
  *
  * Each row has every sensor queue a burst of N measurements at once (HeartRatePeripheral.sendBurst: uint16 heart
  * rate 0, 1, 2 …, the sequence number), so the link runs at its capacity and the host has to keep up with it.
@@ -26,13 +29,54 @@ type NodeModule = (RED: NodeAPI) => void;
 export interface NotificationModules {
   bleConfig: NodeModule;
   heartRate: NodeModule;
+  gattIn: NodeModule;
 }
+
+/** The node a row's sensors feed: one per sensor, wired to the same helper node. */
+interface NodeVariant {
+  /** The table's "node" column. */
+  label: string;
+  type: "heart-rate" | "ble-gatt-in";
+  /** Its editor properties besides id, z, ble, address and wires. */
+  properties: Record<string, unknown>;
+  /** The burst's sequence number from the payload the node sends; null when the payload is not one. */
+  sequence(payload: unknown): number | null;
+}
+
+const HEART_RATE: NodeVariant = {
+  label: "heart-rate",
+  type: "heart-rate",
+  properties: { deviceName: "", topic: "" },
+  sequence: (payload) => (typeof payload === "number" ? payload : null),
+};
+
+const GATT_IN = { deviceName: "", addressType: "str", service: "180d", characteristic: "2a37", mode: "notify", split: "none", connection: "keep", topic: "" };
+
+const GATT_IN_SIG: NodeVariant = {
+  label: "ble-gatt-in, format sig",
+  type: "ble-gatt-in",
+  properties: { ...GATT_IN, format: "sig" },
+  sequence: (payload) => {
+    const bpm = typeof payload === "object" && payload !== null && !Buffer.isBuffer(payload) ? (payload as { bpm?: unknown }).bpm : undefined;
+    return typeof bpm === "number" ? bpm : null;
+  },
+};
+
+const GATT_IN_BUFFER: NodeVariant = {
+  label: "ble-gatt-in, format buffer",
+  type: "ble-gatt-in",
+  properties: { ...GATT_IN, format: "buffer" },
+  // flags 0x01 (uint16 heart rate), then the value.
+  sequence: (payload) => (Buffer.isBuffer(payload) && payload.length === VALUE_BYTES && payload[0] === 0x01 ? payload.readUInt16LE(1) : null),
+};
 
 interface NotificationRow {
   peripherals: number;
   /** Notifications per peripheral. */
   perPeripheral: number;
   timeScale: number;
+  /** The nodes the burst is run through, one after the other, each in a fresh flow and simulation. */
+  nodes: NodeVariant[];
 }
 
 /**
@@ -40,14 +84,16 @@ interface NotificationRow {
  * notifications of 3 bytes (10-byte link-layer PDUs) per event, 1,733/s per connection at timeScale 1. One radio
  * cannot reach 5,000/s on LE 1M, and seven links share it (one notification per link per interval in the shortest
  * slots: 933/s for seven equal bursts), so both are also run with the simulated clock faster: those rows measure
- * the host path, not the radio.
+ * the host path, not the radio. The ble-gatt-in variants run every row but the seven-link real-time one (15 s per
+ * node, at the radio's limit like the first row): they add about half a minute to the bench.
  */
 const LINK: LinkSettings = { connectionIntervalMs: 7.5, pdusPerEvent: 100, dataLength: 27, maxMtu: 23 };
+const ALL_NODES = [HEART_RATE, GATT_IN_SIG, GATT_IN_BUFFER];
 const ROWS: NotificationRow[] = [
-  { peripherals: 1, perPeripheral: 8000, timeScale: 1 },
-  { peripherals: 1, perPeripheral: 20000, timeScale: 4 },
-  { peripherals: 7, perPeripheral: 2000, timeScale: 1 },
-  { peripherals: 7, perPeripheral: 5000, timeScale: 6 },
+  { peripherals: 1, perPeripheral: 8000, timeScale: 1, nodes: ALL_NODES },
+  { peripherals: 1, perPeripheral: 20000, timeScale: 4, nodes: ALL_NODES },
+  { peripherals: 7, perPeripheral: 2000, timeScale: 1, nodes: [HEART_RATE] },
+  { peripherals: 7, perPeripheral: 5000, timeScale: 6, nodes: ALL_NODES },
 ];
 const TARGET_RATE = 5000;
 const TARGET_P99_MS = 5;
@@ -58,6 +104,7 @@ const ATT_HANDLE_VALUE_NOTIFICATION = 0x1b;
 
 interface RowResult {
   row: NotificationRow;
+  node: NodeVariant;
   total: number;
   received: number;
   lost: number;
@@ -81,7 +128,7 @@ interface BurstSensor {
   sendBurst(count: number): Promise<void>;
 }
 
-async function runRow(modules: NotificationModules, row: NotificationRow, dir: string, n: number): Promise<RowResult> {
+async function runRow(modules: NotificationModules, row: NotificationRow, variant: NodeVariant, dir: string, n: string): Promise<RowResult> {
   const scenarioFile = path.join(dir, `notifications-${n}.json`);
   const addresses = Array.from({ length: row.peripherals }, (_, i) => address(i));
   fs.writeFileSync(
@@ -96,10 +143,11 @@ async function runRow(modules: NotificationModules, row: NotificationRow, dir: s
   const flow = [
     { id: z, type: "tab" },
     { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenarioFile, simTimeScale: row.timeScale, maxConnections: 7 },
-    ...addresses.map((a, i) => ({ id: `hr${i}`, z, type: "heart-rate", ble: "cfg", address: a, deviceName: "", topic: "", wires: [["out"]] })),
+    ...addresses.map((a, i) => ({ ...variant.properties, id: `node${i}`, z, type: variant.type, ble: "cfg", address: a, wires: [["out"]] })),
     { id: "out", z, type: "helper" },
   ];
-  await helper.load([modules.bleConfig, modules.heartRate] as Parameters<typeof helper.load>[0], flow as Parameters<typeof helper.load>[1]);
+  const nodeModule = variant.type === "heart-rate" ? modules.heartRate : modules.gattIn;
+  await helper.load([modules.bleConfig, nodeModule] as Parameters<typeof helper.load>[0], flow as Parameters<typeof helper.load>[1]);
   try {
     const cfg = helper.getNode("cfg") as BleConfigNode;
     const simulation = cfg.adapter?.simulation;
@@ -154,12 +202,12 @@ async function runRow(modules: NotificationModules, row: NotificationRow, dir: s
       done = resolve;
     });
     for (let i = 0; i < addresses.length; i++) {
-      const node = helper.getNode(`hr${i}`) as Node;
+      const node = helper.getNode(`node${i}`) as Node;
       const send = node.send.bind(node);
       node.send = (msg?: NodeMessage | (NodeMessage | NodeMessage[] | null)[]): void => {
         const t = performance.now();
-        const seq = (msg as { payload?: unknown } | undefined)?.payload;
-        if (typeof seq === "number" && seq < perPeripheral) {
+        const seq = variant.sequence((msg as { payload?: unknown } | undefined)?.payload);
+        if (seq !== null && seq < perPeripheral) {
           if (seq !== next[i]) outOfOrder++;
           next[i] = seq + 1;
           latencies[received] = t - entered[i][seq];
@@ -189,6 +237,7 @@ async function runRow(modules: NotificationModules, row: NotificationRow, dir: s
     const pick = (p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN);
     return {
       row,
+      node: variant,
       total,
       received,
       lost: total - received,
@@ -217,7 +266,7 @@ function offeredPerSecond(peripherals: number): number {
 }
 
 function table(results: RowResult[]): string {
-  const header = ["peripherals", "timeScale", "notifications", "offered by the link /s", "delivered to node.send /s", "p50 ms", "p99 ms", "max ms", "CPU ms per 1,000 msgs", "lost", "reordered", "target (≥ 5,000/s, p99 < 5 ms, no loss)"];
+  const header = ["peripherals", "timeScale", "node", "notifications", "offered by the link /s", "delivered to node.send /s", "p50 ms", "p99 ms", "max ms", "CPU ms per 1,000 msgs", "lost", "reordered", "target (≥ 5,000/s, p99 < 5 ms, no loss)"];
   const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
   for (const r of results) {
     const pass = r.rate >= TARGET_RATE && r.p99 < TARGET_P99_MS && r.lost === 0 && r.outOfOrder === 0;
@@ -226,6 +275,7 @@ function table(results: RowResult[]): string {
       `| ${[
         r.row.peripherals,
         r.row.timeScale,
+        r.node.label,
         r.total,
         Math.round(r.offeredRate),
         Math.round(r.rate),
@@ -248,25 +298,30 @@ export async function runNotificationBench(modules: NotificationModules, log: (l
   const results: RowResult[] = [];
   const failures: string[] = [];
   try {
-    // Warm-up (not reported): JIT for noble's ACL path and the node.
-    await runRow(modules, { peripherals: 1, perPeripheral: 3000, timeScale: 1 }, dir, 0);
+    // Warm-up (not reported): JIT for noble's ACL path and each node (the ble-gatt-in ones on a faster clock: shorter).
+    await runRow(modules, { peripherals: 1, perPeripheral: 3000, timeScale: 1, nodes: [HEART_RATE] }, HEART_RATE, dir, "0");
+    for (const variant of [GATT_IN_SIG, GATT_IN_BUFFER]) await runRow(modules, { peripherals: 1, perPeripheral: 3000, timeScale: 4, nodes: [variant] }, variant, dir, "0");
     for (const [i, row] of ROWS.entries()) {
-      log(`notifications ${i + 1}: ${row.peripherals} peripheral(s) × ${row.perPeripheral}, timeScale ${row.timeScale}…\n`);
-      try {
-        const r = await runRow(modules, row, dir, i + 1);
-        results.push(r);
-        if (r.lost > 0 || r.outOfOrder > 0) failures.push(`notification row ${i + 1}: ${r.lost} lost, ${r.outOfOrder} out of order`);
-      } catch (error) {
-        failures.push(error instanceof Error ? error.message : String(error));
+      // The nodes of a row back to back, so whatever else the machine does weighs on them alike.
+      for (const [j, variant] of row.nodes.entries()) {
+        const n = `${i + 1}${row.nodes.length > 1 ? String.fromCharCode(97 + j) : ""}`;
+        log(`notifications ${n}: ${row.peripherals} peripheral(s) × ${row.perPeripheral}, timeScale ${row.timeScale}, ${variant.label}…\n`);
+        try {
+          const r = await runRow(modules, row, variant, dir, n);
+          results.push(r);
+          if (r.lost > 0 || r.outOfOrder > 0) failures.push(`notification row ${n} (${variant.label}): ${r.lost} lost, ${r.outOfOrder} out of order`);
+        } catch (error) {
+          failures.push(error instanceof Error ? error.message : String(error));
+        }
       }
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const markdown = [
-    "## Notification path: simulated radio → heart-rate node (npm run bench)",
+    "## Notification path: simulated radio → heart-rate / ble-gatt-in node (npm run bench)",
     "",
-    `Heart-rate sensors (simulator) each send a burst of uint16 measurements numbered 0 … N−1 through the link (${LINK.connectionIntervalMs} ms interval, up to ${LINK.pdusPerEvent} PDUs per event: air time allows ${maxPdusPerEvent(LINK, VALUE_BYTES + 7)} notifications of ${VALUE_BYTES} bytes per event), noble's HCI stack and the heart-rate node as built (nodes/heart-rate.js) in Node-RED; one node per sensor, maxConnections 7. Node ${process.version}, ${os.cpus()[0]?.model ?? "unknown CPU"}.`,
+    `Heart-rate sensors (simulator) each send a burst of uint16 measurements numbered 0 … N−1 through the link (${LINK.connectionIntervalMs} ms interval, up to ${LINK.pdusPerEvent} PDUs per event: air time allows ${maxPdusPerEvent(LINK, VALUE_BYTES + 7)} notifications of ${VALUE_BYTES} bytes per event), noble's HCI stack and, in turn, the heart-rate node and the ble-gatt-in node (mode notify on 0x180D / 0x2A37, format sig, then format buffer) as built (nodes/*.js) in Node-RED; one node per sensor, maxConnections 7, each node on a fresh simulation. Node ${process.version}, ${os.cpus()[0]?.model ?? "unknown CPU"}.`,
     "",
     table(results),
     "",
@@ -274,6 +329,7 @@ export async function runNotificationBench(modules: NotificationModules, log: (l
     "- delivered/s = notifications / real time from the first ACL packet entering noble to the last node.send; offered = what the simulated link can carry per real second (the ceiling of the row).",
     "- latency = from the controller emitting the notification's H4 ACL packet (synchronously noble's driver 'data') to the node's send() for it. noble, the GATT layer and the node handle a packet synchronously within that emit, so this is the host's own processing time for one notification; time a packet waits in the controller's outbox behind the others of its connection event is before noble and not included (at these rates the event loop comes round every connection event; see the soak's event-loop lag).",
     "- CPU per 1,000 messages = process.cpuUsage() over the row / messages × 1,000: simulator, noble, Node-RED and the node in one process.",
+    "- node: heart-rate sends payload = bpm (the sequence number) and a decoded heartRate object; ble-gatt-in format sig sends the SIG decoder's object (the sequence is its bpm) with peripheral, service and characteristic; format buffer sends the raw 3-byte value (the sequence is its uint16 after the flags). Same sensors, same bursts, same loss check. The seven-link timeScale 1 row runs heart-rate only (15 s per node at the radio's limit).",
     `- One radio on LE 1M cannot carry 5,000 notifications/s: one link gets 13 per 7.5 ms event by air time (${Math.round(offeredPerSecond(1))}/s); seven links share the radio, each event ending at the next link's anchor: six slots of 0.94 ms hold one notification each, so seven equal bursts go through at ${Math.round(offeredPerSecond(7))}/s together (the one link in a 1.88 ms slot finishes early). The timeScale 1 rows MISS the rate by physics; the faster rows offer the host path more than the target.`,
     "- Target (informational): ≥ 5,000 notifications/s sustained on one core, p99 < 5 ms, no loss; the bench exits 1 only on loss or reordering.",
   ].join("\n");

@@ -11,7 +11,8 @@
  *
  * The theoretical figures and their formulas are in ./theory.ts.
  *
- * A second table, the notification path (heart-rate notifications to node.send), comes from ./notifications.ts;
+ * A second table, the notification path (heart-rate notifications to node.send of the heart-rate node and of the
+ * generic ble-gatt-in node), comes from ./notifications.ts;
  * a third, the host's overhead on top of noble (recorded HCI traffic replayed with no simulator), from
  * ./host-overhead.ts; a fourth, advertisements decoded by the ble-scan node, from ./scan.ts.
  *
@@ -103,6 +104,7 @@ const nusYmodemReceiveNode = built<NodeModule>("nus-ymodem-receive.js");
 const heartRateNode = built<NodeModule>("heart-rate.js");
 const nusYmodemSendNode = built<NodeModule>("nus-ymodem-send.js");
 const bleScanNode = built<NodeModule>("ble-scan.js");
+const gattInNode = built<NodeModule>("ble-gatt-in.js");
 /** The very module the built node uses, so the probe below sees its receiver. */
 const builtYmodem = built<YmodemModule>("protocol/ymodem.js");
 
@@ -534,7 +536,7 @@ async function main(): Promise<number> {
       sections.push(send.markdown);
       failures.push(...send.failures);
     }
-    const section = await runNotificationBench({ bleConfig: bleConfigNode, heartRate: heartRateNode }, (line) => process.stderr.write(line));
+    const section = await runNotificationBench({ bleConfig: bleConfigNode, heartRate: heartRateNode, gattIn: gattInNode }, (line) => process.stderr.write(line));
     sections.push(section.markdown);
     failures.push(...section.failures);
     if (!notificationsOnly) {
