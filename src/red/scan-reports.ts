@@ -215,7 +215,11 @@ export class ScanReports {
       }
     }
     const manufacturerData = manufacturer && manufacturer.length >= 2 ? [{ companyId: manufacturer.readUInt16LE(0), data: manufacturer.subarray(2).toString("hex") }] : [];
-    const serviceData = rawServiceData.flatMap((s, i) => (serviceDataUuids[i] === undefined ? [] : [{ uuid: formatUuid(uuidFromNoble(s.uuid) ?? ""), data: s.data.toString("hex") }]));
+    // Entries whose UUID reads as none are left out (serviceDataUuids has dropped them too, so its indexes are not these).
+    const serviceData = rawServiceData.flatMap((s) => {
+      const uuid = uuidFromNoble(s.uuid);
+      return uuid === null ? [] : [{ uuid: formatUuid(uuid), data: s.data.toString("hex") }];
+    });
     if (this.options.onlyChanges) {
       // The decoded content when there is one (BTHome's packet id aside: a new packet of the same readings is no
       // change), else what the device advertises; the signal strength never counts.

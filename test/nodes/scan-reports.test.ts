@@ -90,6 +90,17 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     assert.deepEqual(scanStatus(0, true, { transport: "hci", hciDevice: 0 }, t), { fill: "green", shape: "dot", text: "scanning: 0 devices" });
   });
 
+  it("leaves out a service-data entry whose UUID reads as none, and keeps the others (a radio's report, not a crash)", () => {
+    const { r } = reports();
+    const outcome = r.handle({
+      address: "c0:00:00:00:00:01",
+      rssi: -60,
+      advertisement: { serviceData: [{ uuid: "", data: Buffer.alloc(0) }, { uuid: "fcd2", data: Buffer.from(PLAIN, "hex") }] },
+    });
+    assert.ok(outcome && outcome.kind === "message");
+    assert.deepEqual(outcome.payload.serviceData, [{ uuid: "fcd2", data: PLAIN }]);
+  });
+
   it("never throws on reports of any shape (10,000 runs)", () => {
     const { r } = reports({ onlyChanges: true, service: "fcd2" });
     const anything = fc.anything({ withBigInt: true, withTypedArray: true });
