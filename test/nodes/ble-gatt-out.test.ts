@@ -157,6 +157,15 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
     assert.equal(await writeAndReadBack(Buffer.from([9])), "09", "the next short value is written, nothing of the long one");
   });
 
+  it("refuses a value longer than an attribute holds (512 bytes) with response, naming that limit", async () => {
+    await loadFlow([bleConfigNode, bleGattOutNode, bleGattInNode], writeThenRead({ response: "with" }));
+    const message = await refused(Buffer.alloc(600, 7));
+    assert.match(message, /600 bytes is too long for aaa1/);
+    assert.match(message, /at most 512/);
+    assert.doesNotMatch(message, /without response/, "the write asked for was with response");
+    assert.equal(await writeAndReadBack(Buffer.from([9])), "09", "nothing of the long value was written");
+  });
+
   it("names a missing characteristic, and one that does not allow the write asked for", async () => {
     await loadFlow([bleConfigNode, bleGattOutNode, bleGattInNode], writeThenRead({ characteristic: "aaa3" }));
     assert.match(await refused(Buffer.from([1])), /characteristic aaa3 does not allow write/);
