@@ -5,7 +5,7 @@
  * done when the write is: the response arrived, or, without response, the controller has it.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from "node-red";
-import { writeValue, type ResponseMode } from "./ble/gatt-access";
+import { refuseOverlong, writeValue, type ResponseMode } from "./ble/gatt-access";
 import type { Lease } from "./ble/lease";
 import { encodeValue, WRITE_FORMATS, type WriteFormat } from "./protocol/gatt-value";
 import { formatUuid } from "./protocol/uuid";
@@ -72,6 +72,7 @@ export = function register(RED: NodeAPI): void {
       let value: Buffer;
       try {
         value = encodeValue(format, msg.payload);
+        refuseOverlong(characteristic, value);
       } catch (error) {
         done(explainError(error, t));
         return;

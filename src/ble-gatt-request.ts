@@ -7,7 +7,7 @@
  * never the answer to a later request (src/ble/gatt-access.ts). One message in, one message out or a Catch-able error.
  */
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from "node-red";
-import { exchange, MAX_REPLY_BYTES, type Exchange, type ResponseMode } from "./ble/gatt-access";
+import { exchange, MAX_REPLY_BYTES, refuseOverlong, type Exchange, type ResponseMode } from "./ble/gatt-access";
 import type { Lease } from "./ble/lease";
 import { decodeValue, encodeValue, type ReadFormat } from "./protocol/gatt-value";
 import type { ReplyEnd } from "./protocol/stream-split";
@@ -108,6 +108,7 @@ export = function register(RED: NodeAPI): void {
       let value: Buffer;
       try {
         value = encodeValue("auto", msg.payload);
+        refuseOverlong(target.characteristic, value);
       } catch (error) {
         done(explainError(error, t));
         return;

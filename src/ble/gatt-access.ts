@@ -72,8 +72,17 @@ export function writeKind(session: DeviceSession, service: string, characteristi
     withoutResponse = !canWith;
   }
   if (withoutResponse && value.length > session.mtu - 3) throw problem("value-too-long", { characteristic: name, length: value.length, max: session.mtu - 3 });
-  if (value.length > MAX_ATTRIBUTE_VALUE) throw problem("value-too-long-attribute", { characteristic: name, length: value.length, max: MAX_ATTRIBUTE_VALUE });
+  refuseOverlong(characteristic, value);
   return { withoutResponse };
+}
+
+/**
+ * Refuses a value no write can carry ("value-too-long-attribute": longer than an attribute holds, 512 bytes) before
+ * any device is involved: a node checks it before it connects (an idle device is not woken, an absent one not
+ * waited for, for a value that cannot be written).
+ */
+export function refuseOverlong(characteristic: string, value: Buffer): void {
+  if (value.length > MAX_ATTRIBUTE_VALUE) throw problem("value-too-long-attribute", { characteristic: formatUuid(characteristic), length: value.length, max: MAX_ATTRIBUTE_VALUE });
 }
 
 /**

@@ -166,6 +166,21 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
     assert.equal(await writeAndReadBack(Buffer.from([9])), "09", "nothing of the long value was written");
   });
 
+  it("refuses a value no write can carry at once, without waiting for a device that is not there", async () => {
+    await loadFlow(
+      [bleConfigNode, bleGattOutNode],
+      [
+        { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenario(TABLE), simTimeScale: 10 },
+        { id: "w", z: "flow", type: "ble-gatt-out", ble: "cfg", address: "c0:ff:ee:00:00:99", service: "aaa0", characteristic: "aaa1" },
+        { id: "catcher", z: "flow", type: "catch", scope: ["w"], uncaught: false, wires: [["caught"]] },
+        { id: "caught", z: "flow", type: "helper" },
+        tab,
+      ],
+    );
+    assert.match(await refused(Buffer.alloc(513)), /513 bytes is too long for aaa1.*at most 512/);
+    assert.match(await refused("0a".repeat(1000)), /2000 bytes is too long for aaa1.*at most 512/, "a string: its UTF-8 bytes");
+  });
+
   it("names a missing characteristic, and one that does not allow the write asked for", async () => {
     await loadFlow([bleConfigNode, bleGattOutNode, bleGattInNode], writeThenRead({ characteristic: "aaa3" }));
     assert.match(await refused(Buffer.from([1])), /characteristic aaa3 does not allow write/);
