@@ -452,6 +452,40 @@ window.BleInstrumentsEditor = (function () {
     return opt ? t("validation.uuid") : false;
   }
 
+  /**
+   * Whether a delimiter reads as the runtime reads it (src/protocol/stream-split.ts parseDelimiter): "0x" and whole
+   * bytes in hex (spaces and colons between them allowed), or text whose backslashes start \n, \r, \t, \0, \\ or
+   * \xHH. Empty is valid (the node's default: \n for gatt in, none for gatt request).
+   */
+  function delimiterReadable(v) {
+    var s = v === undefined || v === null ? "" : String(v);
+    if (s === "" || /^\$\{[^}]+\}$/.test(s)) return true;
+    if (/^0[xX]/.test(s)) {
+      var digits = s.slice(2).replace(/[\s:]/g, "");
+      return digits.length > 0 && digits.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(digits);
+    }
+    for (var i = 0; i < s.length; i++) {
+      if (s[i] !== "\\") continue;
+      var e = s[i + 1];
+      if (e === "n" || e === "r" || e === "t" || e === "0" || e === "\\") i += 1;
+      else if (e === "x" && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 2, i + 4))) i += 3;
+      else return false;
+    }
+    return true;
+  }
+
+  /**
+   * Validator of a `delimiter` field; `used(node)` says whether the node's settings use it (ble-gatt-in: only with
+   * split at a delimiter), called with the node as `this`, as Node-RED calls validators.
+   */
+  function validateDelimiter(used) {
+    return function (v, opt) {
+      if (used && !used(this)) return true;
+      if (delimiterReadable(v)) return true;
+      return opt ? t("validation.delimiter") : false;
+    };
+  }
+
   /** Fills the select `#node-input-<id>` with the formats of a value read ("read") or written ("write"), keeping `value`. */
   function formatOptions(id, kind, value) {
     var labels = { buffer: t("gatt.format-buffer"), utf8: t("gatt.format-utf8"), hex: t("gatt.format-hex"), sig: t("gatt.format-sig"), auto: t("gatt.format-auto") };
@@ -515,6 +549,7 @@ window.BleInstrumentsEditor = (function () {
     defaultTransport: defaultTransport,
     NUS: NUS,
     validateUuid: validateUuid,
+    validateDelimiter: validateDelimiter,
     formatOptions: formatOptions,
     addNusPreset: addNusPreset,
     connectionRows: connectionRows,

@@ -19,6 +19,7 @@ const FLOWS = [
   { id: "gatt-sim", type: "ble-config", name: "sim", transport: "simulator", simScenario: "" },
   { id: "gatt-in", type: "ble-gatt-in", z: "gatt-tab", name: "", ble: "gatt-sim", address: "", addressType: "str", deviceName: "", service: "180f", characteristic: "2a19", x: 200, y: 100, wires: [[]] },
   { id: "gatt-out", type: "ble-gatt-out", z: "gatt-tab", name: "", ble: "gatt-sim", address: "", addressType: "str", deviceName: "", service: "180f", characteristic: "2a19", x: 200, y: 200, wires: [] },
+  { id: "gatt-request", type: "ble-gatt-request", z: "gatt-tab", name: "", ble: "gatt-sim", address: "", addressType: "str", deviceName: "", service: "ccc0", characteristic: "ccc1", x: 200, y: 300, wires: [[]] },
 ];
 
 interface EditorGlobals {
@@ -111,5 +112,34 @@ describe("generic GATT nodes' dialogs in a real browser (Nordic UART preset)", f
     await page.locator("#node-input-characteristic").fill("2a1");
     await done();
     assert.equal((await stored("gatt-out")).valid, false, "a 3-digit UUID is not one");
+  });
+
+  it("a delimiter the runtime would refuse is marked invalid (gatt in with split at a delimiter, gatt request)", async () => {
+    await edit("gatt-in");
+    await page.locator("#node-input-split").selectOption("delimiter");
+    await page.locator("#node-input-delimiter").fill("\\q");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, false, "\\q is no escape");
+
+    await edit("gatt-in");
+    await page.locator("#node-input-delimiter").fill("0x0d0a");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, true, "bytes in hex");
+
+    await edit("gatt-in");
+    await page.locator("#node-input-delimiter").fill("\\q");
+    await page.locator("#node-input-split").selectOption("none");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, true, "the delimiter is not used without split at a delimiter");
+
+    await edit("gatt-request");
+    await page.locator("#node-input-delimiter").fill("0x0d0");
+    await done();
+    assert.equal((await stored("gatt-request")).valid, false, "0x0d0 is not whole bytes");
+
+    await edit("gatt-request");
+    await page.locator("#node-input-delimiter").fill("\\r\\n");
+    await done();
+    assert.equal((await stored("gatt-request")).valid, true);
   });
 });
