@@ -20,6 +20,7 @@ const FLOWS = [
   { id: "gatt-in", type: "ble-gatt-in", z: "gatt-tab", name: "", ble: "gatt-sim", address: "", addressType: "str", deviceName: "", service: "180f", characteristic: "2a19", x: 200, y: 100, wires: [[]] },
   { id: "gatt-out", type: "ble-gatt-out", z: "gatt-tab", name: "", ble: "gatt-sim", address: "", addressType: "str", deviceName: "", service: "180f", characteristic: "2a19", x: 200, y: 200, wires: [] },
   { id: "gatt-request", type: "ble-gatt-request", z: "gatt-tab", name: "", ble: "gatt-sim", address: "", addressType: "str", deviceName: "", service: "ccc0", characteristic: "ccc1", x: 200, y: 300, wires: [[]] },
+  { id: "gatt-request-bare", type: "ble-gatt-request", z: "gatt-tab", ble: "gatt-sim", service: "ccc0", characteristic: "ccc1", x: 200, y: 400, wires: [[]] },
 ];
 
 interface EditorGlobals {
@@ -141,5 +142,13 @@ describe("generic GATT nodes' dialogs in a real browser (Nordic UART preset)", f
     await page.locator("#node-input-delimiter").fill("\\r\\n");
     await done();
     assert.equal((await stored("gatt-request")).valid, true);
+  });
+
+  it("ble-gatt-request written without response and connection shows their defaults, as the runtime reads it", async () => {
+    await edit("gatt-request-bare");
+    assert.equal(await page.locator("#node-input-response").inputValue(), "auto");
+    assert.equal(await page.locator("#node-input-connection").inputValue(), "keep");
+    await page.locator("#node-dialog-cancel").click();
+    await page.locator("#node-input-service").waitFor({ state: "detached" });
   });
 });
