@@ -486,6 +486,35 @@ window.BleInstrumentsEditor = (function () {
     };
   }
 
+  /** The characteristics format `sig` decodes (src/protocol/sig-decoders.ts SIG_CHARACTERISTICS, checked by a test). */
+  var SIG_CHARACTERISTICS = ["2a19", "2a6e", "2a6f", "2a6d", "2a37", "2a1c", "2a35", "2a9d", "2a5b", "2a63"];
+  var BASE_UUID_TAIL = "00001000800000805f9b34fb";
+
+  /** A UUID in the runtime's canonical form (src/protocol/uuid.ts normalizeUuid), or null when it reads as none. */
+  function canonicalUuid(v) {
+    var s = v === undefined || v === null ? "" : String(v).trim().toLowerCase();
+    if (s.indexOf("0x") === 0) s = s.slice(2);
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s)) s = s.replace(/-/g, "");
+    if (!/^[0-9a-f]+$/.test(s) || (s.length !== 4 && s.length !== 8 && s.length !== 32)) return null;
+    if (s.length === 8) s = s + BASE_UUID_TAIL;
+    if (s.length === 32 && s.indexOf("0000") === 0 && s.slice(8) === BASE_UUID_TAIL) return s.slice(4, 8);
+    return s;
+  }
+
+  /**
+   * Validator of a `format` field: `sig` only for a characteristic the runtime has a SIG decoder for.
+   * `characteristicOf(node)` names the characteristic whose values are decoded; one that is no UUID (its own field
+   * is marked) or an environment variable is not judged here.
+   */
+  function validateSigFormat(characteristicOf) {
+    return function (v, opt) {
+      if (v !== "sig") return true;
+      var c = canonicalUuid(characteristicOf(this));
+      if (c === null || SIG_CHARACTERISTICS.indexOf(c) >= 0) return true;
+      return opt ? t("validation.sig") : false;
+    };
+  }
+
   /** Fills the select `#node-input-<id>` with the formats of a value read ("read") or written ("write"), keeping `value`. */
   function formatOptions(id, kind, value) {
     var labels = { buffer: t("gatt.format-buffer"), utf8: t("gatt.format-utf8"), hex: t("gatt.format-hex"), sig: t("gatt.format-sig"), auto: t("gatt.format-auto") };
@@ -550,6 +579,7 @@ window.BleInstrumentsEditor = (function () {
     NUS: NUS,
     validateUuid: validateUuid,
     validateDelimiter: validateDelimiter,
+    validateSigFormat: validateSigFormat,
     formatOptions: formatOptions,
     addNusPreset: addNusPreset,
     connectionRows: connectionRows,

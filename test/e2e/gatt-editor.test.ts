@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium } from "../support/browser";
+import { SIG_CHARACTERISTICS } from "../../src/protocol/sig-decoders";
 import { startDemoNodeRed, type DemoNodeRed } from "../support/demo-node-red";
 
 const ARTIFACTS = path.resolve(__dirname, "..", "..", "test-artifacts");
@@ -150,5 +151,40 @@ describe("generic GATT nodes' dialogs in a real browser (Nordic UART preset)", f
     assert.equal(await page.locator("#node-input-connection").inputValue(), "keep");
     await page.locator("#node-dialog-cancel").click();
     await page.locator("#node-input-service").waitFor({ state: "detached" });
+  });
+
+  it("format sig for a characteristic without a SIG decoder is marked invalid, as the runtime refuses it", async () => {
+    await edit("gatt-in");
+    await page.locator("#node-input-characteristic").fill("aaa1");
+    await page.locator("#node-input-format").selectOption("sig");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, false, "aaa1 has no SIG definition");
+
+    await edit("gatt-in");
+    await page.locator("#node-input-characteristic").fill("0x2A19");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, true, "Battery Level, in any spelling");
+
+    await edit("gatt-in");
+    await page.locator("#node-input-characteristic").fill("00002a37-0000-1000-8000-00805f9b34fb");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, true, "Heart Rate Measurement in its 128-bit form");
+
+    await edit("gatt-request-bare");
+    await page.locator("#node-input-format").selectOption("sig");
+    await done();
+    assert.equal((await stored("gatt-request-bare")).valid, false, "the reply characteristic ccc1 has no SIG definition");
+
+    await edit("gatt-request-bare");
+    await page.locator("#node-input-replyCharacteristic").fill("2a6e");
+    await done();
+    assert.equal((await stored("gatt-request-bare")).valid, true, "the reply comes from Temperature");
+  });
+
+  it("the editor knows the same SIG decoders as the runtime", () => {
+    const script = fs.readFileSync(path.join(__dirname, "..", "..", "resources", "ble-instruments-editor.js"), "utf8");
+    const list = /var SIG_CHARACTERISTICS = (\[[^\]]*\]);/.exec(script);
+    assert.ok(list, "the editor's list");
+    assert.deepEqual(JSON.parse(list[1]), [...SIG_CHARACTERISTICS]);
   });
 });
