@@ -21,4 +21,11 @@ describe("generic GATT nodes' help", () => {
       assert.match(text, /<b>Nordic UART<\/b>/, "the Nordic UART preset");
     });
   }
+
+  it("ble-gatt-request: documents the values of Reply format, sig included", () => {
+    const text = help("ble-gatt-request");
+    const paragraph = /<p><b>Reply format<\/b>[\s\S]*?<\/p>/.exec(text);
+    assert.ok(paragraph, "a paragraph on Reply format");
+    for (const format of ["buffer", "utf8", "hex", "uint16le", "sig"]) assert.match(paragraph[0], new RegExp(`<code>${format}</code>`), format);
+  });
 });
