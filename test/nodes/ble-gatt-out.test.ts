@@ -214,6 +214,39 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
     assert.equal(controller().connectionCount, 1, "one link for the writer and the reader");
   });
 
+  it("a burst of messages to one characteristic: every write completes (done) once it is written, none times out", async () => {
+    await loadFlow(
+      [bleConfigNode, bleGattOutNode, bleGattInNode],
+      [
+        { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenario(TABLE), simTimeScale: 10 },
+        { id: "w", z: "flow", type: "ble-gatt-out", ble: "cfg", address: DEVICE, service: "aaa0", characteristic: "aaa1" },
+        { id: "done", z: "flow", type: "complete", scope: ["w"], uncaught: false, wires: [["completed"]] },
+        { id: "completed", z: "flow", type: "helper" },
+        { id: "catcher", z: "flow", type: "catch", scope: ["w"], uncaught: false, wires: [["caught"]] },
+        { id: "caught", z: "flow", type: "helper" },
+        { id: "r", z: "flow", type: "ble-gatt-in", ble: "cfg", address: DEVICE, service: "aaa0", characteristic: "aaa1", mode: "read", interval: 0, format: "hex", wires: [["read"]] },
+        { id: "read", z: "flow", type: "helper" },
+        tab,
+      ],
+    );
+    const w = helper.getNode("w");
+    await waitForStatus(w, isConnected);
+    const errors: string[] = [];
+    helper.getNode("caught").on("input", (msg: CaughtMsg) => errors.push(msg.error.message));
+    const burst = 20;
+    const completed = collectMessages(helper.getNode("completed"), burst);
+    for (let i = 0; i < burst; i++) w.receive({ payload: [i] } as NodeMessage);
+    assert.deepEqual(
+      (await completed).map((m) => (m.payload as number[])[0]),
+      Array.from({ length: burst }, (_, i) => i),
+      "each message done, in order",
+    );
+    assert.deepEqual(errors, []);
+    const read = collectMessages(helper.getNode("read"), 1);
+    helper.getNode("r").receive({} as NodeMessage);
+    assert.equal((await read)[0].payload, (burst - 1).toString(16).padStart(2, "0"), "the last value written is stored");
+  });
+
   it("connection idle: connects for a write, lets the link go after idleSeconds, connects again for the next", async () => {
     const idle = { connection: "idle", idleSeconds: 1 };
     await loadFlow([bleConfigNode, bleGattOutNode, bleGattInNode], writeThenRead(idle, idle));
