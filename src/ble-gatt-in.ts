@@ -13,6 +13,7 @@ import { StreamSplitter, type SplitOptions } from "./protocol/stream-split";
 import { formatUuid } from "./protocol/uuid";
 import { configuredAdapter } from "./red/ble-config-node";
 import {
+  closingController,
   disconnectFor,
   explainError,
   gattFields,
@@ -76,7 +77,7 @@ export = function register(RED: NodeAPI): void {
     // The session is asked in the dashed form, which its errors then name (a 128-bit UUID as users write it).
     const service = formatUuid(target.service);
     const characteristic = formatUuid(target.characteristic);
-    const closing = new AbortController();
+    const closing = closingController();
     let pending = 0;
     /** The last reason a poll failed, logged once until a read succeeds. */
     let pollProblem: string | null = null;

@@ -10,7 +10,7 @@ import type { Lease } from "./ble/lease";
 import { encodeValue, WRITE_FORMATS, type WriteFormat } from "./protocol/gatt-value";
 import { formatUuid } from "./protocol/uuid";
 import { configuredAdapter } from "./red/ble-config-node";
-import { disconnectFor, explainError, parseTarget, wantsDisconnect, type GattNodeDef, type GattTarget } from "./red/gatt-common";
+import { closingController, disconnectFor, explainError, parseTarget, wantsDisconnect, type GattNodeDef, type GattTarget } from "./red/gatt-common";
 import { enumProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
 
@@ -53,7 +53,7 @@ export = function register(RED: NodeAPI): void {
     const { target, format, response } = settings;
     const service = formatUuid(target.service);
     const characteristic = formatUuid(target.characteristic);
-    const closing = new AbortController();
+    const closing = closingController();
     let pending = 0;
 
     const lease: Lease = adapter.lease({

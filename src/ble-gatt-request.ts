@@ -13,6 +13,7 @@ import { decodeValue, encodeValue, type ReadFormat } from "./protocol/gatt-value
 import type { ReplyEnd } from "./protocol/stream-split";
 import { configuredAdapter } from "./red/ble-config-node";
 import {
+  closingController,
   delimiterProperty,
   disconnectFor,
   explainError,
@@ -88,7 +89,7 @@ export = function register(RED: NodeAPI): void {
     const { adapter } = configuredAdapter(RED, this, def.ble);
     if (!adapter) return;
     const { target, replyCharacteristic, format, response, end, timeoutMs } = settings;
-    const closing = new AbortController();
+    const closing = closingController();
     let pending = 0;
     /** The status shows a failed request; the lease's next state puts its own back. */
     let failed = false;

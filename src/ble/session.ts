@@ -3,6 +3,7 @@
  * by UUID, every request bounded by the pool's timeouts (noble has none), notifications fanned out from one CCCD
  * write to every subscriber, and closing the link.
  */
+import { setMaxListeners } from "node:events";
 import type { Characteristic, Peripheral, Service } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
 import { uuidFromNoble } from "../protocol/uuid";
@@ -120,6 +121,8 @@ export class Session implements DeviceSession {
     private readonly gattTimeout: number,
     private readonly timers: Timers,
   ) {
+    // Every lease's use() and exchange on this link listens to it, as many as the nodes let wait: bounded by them.
+    setMaxListeners(0, this.signal);
     for (const s of services) {
       const characteristics: GattService["characteristics"] = [];
       for (const c of s.characteristics ?? []) {

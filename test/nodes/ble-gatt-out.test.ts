@@ -232,7 +232,7 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
     const w = helper.getNode("w");
     await waitForStatus(w, isConnected);
     const errors: string[] = [];
-    helper.getNode("caught").on("input", (msg: CaughtMsg) => errors.push(msg.error.message));
+    helper.getNode("caught").on("input", (msg: NodeMessage) => errors.push((msg as CaughtMsg).error.message));
     const burst = 20;
     const completed = collectMessages(helper.getNode("completed"), burst);
     for (let i = 0; i < burst; i++) w.receive({ payload: [i] } as NodeMessage);
@@ -245,6 +245,34 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
     const read = collectMessages(helper.getNode("read"), 1);
     helper.getNode("r").receive({} as NodeMessage);
     assert.equal((await read)[0].payload, (burst - 1).toString(16).padStart(2, "0"), "the last value written is stored");
+  });
+
+  it("a burst of messages raises no listener-leak warning from Node.js", async () => {
+    await loadFlow([bleConfigNode, bleGattOutNode], [
+      { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenario(TABLE), simTimeScale: 10 },
+      { id: "w", z: "flow", type: "ble-gatt-out", ble: "cfg", address: DEVICE, service: "aaa0", characteristic: "aaa1" },
+      { id: "done", z: "flow", type: "complete", scope: ["w"], uncaught: false, wires: [["completed"]] },
+      { id: "completed", z: "flow", type: "helper" },
+      tab,
+    ]);
+    const w = helper.getNode("w");
+    await waitForStatus(w, isConnected);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(`${warning.name}: ${warning.message}`);
+    };
+    process.on("warning", onWarning);
+    try {
+      const burst = 30;
+      const completed = collectMessages(helper.getNode("completed"), burst);
+      for (let i = 0; i < burst; i++) w.receive({ payload: [i] } as NodeMessage);
+      await completed;
+      // process "warning" is emitted on a later tick than the one that raised it.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(warnings.filter((x) => x.startsWith("MaxListenersExceededWarning")), []);
   });
 
   it("connection idle: connects for a write, lets the link go after idleSeconds, connects again for the next", async () => {
