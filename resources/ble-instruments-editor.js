@@ -515,6 +515,22 @@ window.BleInstrumentsEditor = (function () {
     };
   }
 
+  /**
+   * `validator` applied only while `used(node)` holds (the node as Node-RED passes it to validators, as `this`): a
+   * setting the runtime does not read in the node's other settings, and whose row the dialog hides, cannot make it
+   * invalid.
+   */
+  function validateWhen(used, validator) {
+    return function (v, opt) {
+      return used(this) ? validator.call(this, v, opt) : true;
+    };
+  }
+
+  /** The node's connection policy is `idle` (its idle time is read only then). */
+  function idleConnection(node) {
+    return node.connection === "idle";
+  }
+
   /** Fills the select `#node-input-<id>` with the formats of a value read ("read") or written ("write"), keeping `value`. */
   function formatOptions(id, kind, value) {
     var labels = { buffer: t("gatt.format-buffer"), utf8: t("gatt.format-utf8"), hex: t("gatt.format-hex"), sig: t("gatt.format-sig"), auto: t("gatt.format-auto") };
@@ -580,6 +596,8 @@ window.BleInstrumentsEditor = (function () {
     validateUuid: validateUuid,
     validateDelimiter: validateDelimiter,
     validateSigFormat: validateSigFormat,
+    validateWhen: validateWhen,
+    idleConnection: idleConnection,
     formatOptions: formatOptions,
     addNusPreset: addNusPreset,
     connectionRows: connectionRows,

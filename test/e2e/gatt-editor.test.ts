@@ -187,4 +187,27 @@ describe("generic GATT nodes' dialogs in a real browser (Nordic UART preset)", f
     assert.ok(list, "the editor's list");
     assert.deepEqual(JSON.parse(list[1]), [...SIG_CHARACTERISTICS]);
   });
+
+  it("a setting that is hidden and unused (idle time of a kept connection, quiet time without that split) does not make the node invalid", async () => {
+    await edit("gatt-out");
+    await page.locator("#node-input-characteristic").fill("6e400002-b5a3-f393-e0a9-e50e24dcca9e");
+    await page.locator("#node-input-connection").selectOption("idle");
+    await page.locator("#node-input-idleSeconds").fill("0");
+    await page.locator("#node-input-connection").selectOption("keep");
+    await done();
+    assert.equal((await stored("gatt-out")).valid, true, "keep connected: the runtime does not read the idle time");
+
+    await edit("gatt-out");
+    await page.locator("#node-input-connection").selectOption("idle");
+    await done();
+    assert.equal((await stored("gatt-out")).valid, false, "connect when used: an idle time of 0 s is refused");
+
+    await edit("gatt-in");
+    await page.locator("#node-input-characteristic").fill("2a19");
+    await page.locator("#node-input-split").selectOption("quiet");
+    await page.locator("#node-input-quietMs").fill("0");
+    await page.locator("#node-input-split").selectOption("none");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, true, "no split after a quiet time: the runtime does not read the quiet time");
+  });
 });
