@@ -47,11 +47,12 @@ interface Settings {
 
 function parseSettings(RED: NodeAPI, node: Node, def: GattInDef): Settings {
   const target = parseTarget(RED, node, def);
+  const mode = enumProperty(def.mode, ["notify", "read"] as const, "notify", "mode");
   return {
     target,
-    mode: enumProperty(def.mode, ["notify", "read"] as const, "notify", "mode"),
-    // The editor's default too (nodes/ble-gatt-in.html).
-    interval: intProperty(def.interval, 1000, 0, 86_400_000, "interval"),
+    mode,
+    // The editor's default too (nodes/ble-gatt-in.html). Read only in read mode: in notify mode the dialog hides it.
+    interval: mode === "read" ? intProperty(def.interval, 1000, 0, 86_400_000, "interval") : 0,
     format: readFormatProperty(def.format, target.characteristic),
     split: splitProperties(def),
   };

@@ -209,5 +209,12 @@ describe("generic GATT nodes' dialogs in a real browser (Nordic UART preset)", f
     await page.locator("#node-input-split").selectOption("none");
     await done();
     assert.equal((await stored("gatt-in")).valid, true, "no split after a quiet time: the runtime does not read the quiet time");
+
+    await edit("gatt-in");
+    await page.locator("#node-input-mode").selectOption("read");
+    await page.locator("#node-input-interval").fill("-1");
+    await page.locator("#node-input-mode").selectOption("notify");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, true, "notify mode: the runtime does not read the interval");
   });
 });
