@@ -54,7 +54,8 @@ function parseSettings(RED: NodeAPI, node: Node, def: GattInDef): Settings {
     // The editor's default too (nodes/ble-gatt-in.html). Read only in read mode: in notify mode the dialog hides it.
     interval: mode === "read" ? intProperty(def.interval, 1000, 0, 86_400_000, "interval") : 0,
     format: readFormatProperty(def.format, target.characteristic),
-    split: splitProperties(def),
+    // Notify mode only, as the dialog shows it: a read is one value, never split.
+    split: mode === "notify" ? splitProperties(def) : { mode: "none" },
   };
 }
 

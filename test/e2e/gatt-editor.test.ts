@@ -216,5 +216,13 @@ describe("generic GATT nodes' dialogs in a real browser (Nordic UART preset)", f
     await page.locator("#node-input-mode").selectOption("notify");
     await done();
     assert.equal((await stored("gatt-in")).valid, true, "notify mode: the runtime does not read the interval");
+
+    await edit("gatt-in");
+    await page.locator("#node-input-split").selectOption("delimiter");
+    await page.locator("#node-input-delimiter").fill("\\q");
+    await page.locator("#node-input-mode").selectOption("read");
+    await page.locator("#node-input-interval").fill("0");
+    await done();
+    assert.equal((await stored("gatt-in")).valid, true, "read mode: the runtime does not split, nor read the delimiter");
   });
 });

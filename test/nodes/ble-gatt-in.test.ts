@@ -340,6 +340,16 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.deepEqual(errorsOf(helper.getNode("bat")), []);
   });
 
+  it("a split left from notify mode, hidden in the dialog, does not make a read node invalid", async () => {
+    const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["read"], value: { hex: "50" } }] }]);
+    await loadFlow(
+      [bleConfigNode, bleGattInNode],
+      [simConfig(scenario), gattIn("bat", { service: "180f", characteristic: "2a19", format: "uint8", mode: "read", interval: 0, split: "delimiter", delimiter: "\\q" }), sink("bat-out"), tab],
+    );
+    assert.equal((await ask("bat")).payload, 0x50);
+    assert.deepEqual(errorsOf(helper.getNode("bat")), []);
+  });
+
   it("connection idle: connects for a read, disconnects after idleSeconds, and connects again on the next message", async () => {
     const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["read"], value: { hex: "50" } }] }]);
     await loadFlow(
