@@ -452,6 +452,85 @@ window.BleInstrumentsEditor = (function () {
     return opt ? t("validation.uuid") : false;
   }
 
+  /**
+   * Whether a delimiter reads as the runtime reads it (src/protocol/stream-split.ts parseDelimiter): "0x" and whole
+   * bytes in hex (spaces and colons between them allowed), or text whose backslashes start \n, \r, \t, \0, \\ or
+   * \xHH. Empty is valid (the node's default: \n for gatt in, none for gatt request).
+   */
+  function delimiterReadable(v) {
+    var s = v === undefined || v === null ? "" : String(v);
+    if (s === "" || /^\$\{[^}]+\}$/.test(s)) return true;
+    if (/^0[xX]/.test(s)) {
+      var digits = s.slice(2).replace(/[\s:]/g, "");
+      return digits.length > 0 && digits.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(digits);
+    }
+    for (var i = 0; i < s.length; i++) {
+      if (s[i] !== "\\") continue;
+      var e = s[i + 1];
+      if (e === "n" || e === "r" || e === "t" || e === "0" || e === "\\") i += 1;
+      else if (e === "x" && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 2, i + 4))) i += 3;
+      else return false;
+    }
+    return true;
+  }
+
+  /**
+   * Validator of a `delimiter` field; `used(node)` says whether the node's settings use it (ble-gatt-in: only with
+   * split at a delimiter), called with the node as `this`, as Node-RED calls validators.
+   */
+  function validateDelimiter(used) {
+    return function (v, opt) {
+      if (used && !used(this)) return true;
+      if (delimiterReadable(v)) return true;
+      return opt ? t("validation.delimiter") : false;
+    };
+  }
+
+  /** The characteristics format `sig` decodes (src/protocol/sig-decoders.ts SIG_CHARACTERISTICS, checked by a test). */
+  var SIG_CHARACTERISTICS = ["2a19", "2a6e", "2a6f", "2a6d", "2a37", "2a1c", "2a35", "2a9d", "2a5b", "2a63"];
+  var BASE_UUID_TAIL = "00001000800000805f9b34fb";
+
+  /** A UUID in the runtime's canonical form (src/protocol/uuid.ts normalizeUuid), or null when it reads as none. */
+  function canonicalUuid(v) {
+    var s = v === undefined || v === null ? "" : String(v).trim().toLowerCase();
+    if (s.indexOf("0x") === 0) s = s.slice(2);
+    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s)) s = s.replace(/-/g, "");
+    if (!/^[0-9a-f]+$/.test(s) || (s.length !== 4 && s.length !== 8 && s.length !== 32)) return null;
+    if (s.length === 8) s = s + BASE_UUID_TAIL;
+    if (s.length === 32 && s.indexOf("0000") === 0 && s.slice(8) === BASE_UUID_TAIL) return s.slice(4, 8);
+    return s;
+  }
+
+  /**
+   * Validator of a `format` field: `sig` only for a characteristic the runtime has a SIG decoder for.
+   * `characteristicOf(node)` names the characteristic whose values are decoded; one that is no UUID (its own field
+   * is marked) or an environment variable is not judged here.
+   */
+  function validateSigFormat(characteristicOf) {
+    return function (v, opt) {
+      if (v !== "sig") return true;
+      var c = canonicalUuid(characteristicOf(this));
+      if (c === null || SIG_CHARACTERISTICS.indexOf(c) >= 0) return true;
+      return opt ? t("validation.sig") : false;
+    };
+  }
+
+  /**
+   * `validator` applied only while `used(node)` holds (the node as Node-RED passes it to validators, as `this`): a
+   * setting the runtime does not read in the node's other settings, and whose row the dialog hides, cannot make it
+   * invalid.
+   */
+  function validateWhen(used, validator) {
+    return function (v, opt) {
+      return used(this) ? validator.call(this, v, opt) : true;
+    };
+  }
+
+  /** The node's connection policy is `idle` (its idle time is read only then). */
+  function idleConnection(node) {
+    return node.connection === "idle";
+  }
+
   /** Fills the select `#node-input-<id>` with the formats of a value read ("read") or written ("write"), keeping `value`. */
   function formatOptions(id, kind, value) {
     var labels = { buffer: t("gatt.format-buffer"), utf8: t("gatt.format-utf8"), hex: t("gatt.format-hex"), sig: t("gatt.format-sig"), auto: t("gatt.format-auto") };
@@ -515,6 +594,10 @@ window.BleInstrumentsEditor = (function () {
     defaultTransport: defaultTransport,
     NUS: NUS,
     validateUuid: validateUuid,
+    validateDelimiter: validateDelimiter,
+    validateSigFormat: validateSigFormat,
+    validateWhen: validateWhen,
+    idleConnection: idleConnection,
     formatOptions: formatOptions,
     addNusPreset: addNusPreset,
     connectionRows: connectionRows,

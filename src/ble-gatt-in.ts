@@ -13,6 +13,7 @@ import { StreamSplitter, type SplitOptions } from "./protocol/stream-split";
 import { formatUuid } from "./protocol/uuid";
 import { configuredAdapter } from "./red/ble-config-node";
 import {
+  closingController,
   disconnectFor,
   explainError,
   gattFields,
@@ -46,13 +47,15 @@ interface Settings {
 
 function parseSettings(RED: NodeAPI, node: Node, def: GattInDef): Settings {
   const target = parseTarget(RED, node, def);
+  const mode = enumProperty(def.mode, ["notify", "read"] as const, "notify", "mode");
   return {
     target,
-    mode: enumProperty(def.mode, ["notify", "read"] as const, "notify", "mode"),
-    // The editor's default too (nodes/ble-gatt-in.html).
-    interval: intProperty(def.interval, 1000, 0, 86_400_000, "interval"),
+    mode,
+    // The editor's default too (nodes/ble-gatt-in.html). Read only in read mode: in notify mode the dialog hides it.
+    interval: mode === "read" ? intProperty(def.interval, 1000, 0, 86_400_000, "interval") : 0,
     format: readFormatProperty(def.format, target.characteristic),
-    split: splitProperties(def),
+    // Notify mode only, as the dialog shows it: a read is one value, never split.
+    split: mode === "notify" ? splitProperties(def) : { mode: "none" },
   };
 }
 
@@ -76,7 +79,7 @@ export = function register(RED: NodeAPI): void {
     // The session is asked in the dashed form, which its errors then name (a 128-bit UUID as users write it).
     const service = formatUuid(target.service);
     const characteristic = formatUuid(target.characteristic);
-    const closing = new AbortController();
+    const closing = closingController();
     let pending = 0;
     /** The last reason a poll failed, logged once until a read succeeds. */
     let pollProblem: string | null = null;

@@ -5,12 +5,12 @@
  * done when the write is: the response arrived, or, without response, the controller has it.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from "node-red";
-import { writeValue, type ResponseMode } from "./ble/gatt-access";
+import { refuseOverlong, writeValue, type ResponseMode } from "./ble/gatt-access";
 import type { Lease } from "./ble/lease";
 import { encodeValue, WRITE_FORMATS, type WriteFormat } from "./protocol/gatt-value";
 import { formatUuid } from "./protocol/uuid";
 import { configuredAdapter } from "./red/ble-config-node";
-import { disconnectFor, explainError, parseTarget, wantsDisconnect, type GattNodeDef, type GattTarget } from "./red/gatt-common";
+import { closingController, disconnectFor, explainError, parseTarget, wantsDisconnect, type GattNodeDef, type GattTarget } from "./red/gatt-common";
 import { enumProperty } from "./red/properties";
 import { showInvalid, statusFor, type Translate } from "./red/status";
 
@@ -53,7 +53,7 @@ export = function register(RED: NodeAPI): void {
     const { target, format, response } = settings;
     const service = formatUuid(target.service);
     const characteristic = formatUuid(target.characteristic);
-    const closing = new AbortController();
+    const closing = closingController();
     let pending = 0;
 
     const lease: Lease = adapter.lease({
@@ -72,6 +72,7 @@ export = function register(RED: NodeAPI): void {
       let value: Buffer;
       try {
         value = encodeValue(format, msg.payload);
+        refuseOverlong(characteristic, value);
       } catch (error) {
         done(explainError(error, t));
         return;

@@ -7,12 +7,13 @@
  * never the answer to a later request (src/ble/gatt-access.ts). One message in, one message out or a Catch-able error.
  */
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from "node-red";
-import { exchange, MAX_REPLY_BYTES, type Exchange, type ResponseMode } from "./ble/gatt-access";
+import { exchange, MAX_REPLY_BYTES, refuseOverlong, type Exchange, type ResponseMode } from "./ble/gatt-access";
 import type { Lease } from "./ble/lease";
 import { decodeValue, encodeValue, type ReadFormat } from "./protocol/gatt-value";
 import type { ReplyEnd } from "./protocol/stream-split";
 import { configuredAdapter } from "./red/ble-config-node";
 import {
+  closingController,
   delimiterProperty,
   disconnectFor,
   explainError,
@@ -88,7 +89,7 @@ export = function register(RED: NodeAPI): void {
     const { adapter } = configuredAdapter(RED, this, def.ble);
     if (!adapter) return;
     const { target, replyCharacteristic, format, response, end, timeoutMs } = settings;
-    const closing = new AbortController();
+    const closing = closingController();
     let pending = 0;
     /** The status shows a failed request; the lease's next state puts its own back. */
     let failed = false;
@@ -108,6 +109,7 @@ export = function register(RED: NodeAPI): void {
       let value: Buffer;
       try {
         value = encodeValue("auto", msg.payload);
+        refuseOverlong(target.characteristic, value);
       } catch (error) {
         done(explainError(error, t));
         return;

@@ -53,7 +53,7 @@ function characteristicOf(session: DeviceSession, service: string, characteristi
 /**
  * Whether a write of `value` goes without response, or the problem that refuses it: the characteristic missing
  * ("no-characteristic"), lacking the property asked for or any write property ("no-property"), or a value too long
- * ("value-too-long": without response above MTU − 3, with response above 512).
+ * ("value-too-long": without response above MTU − 3; "value-too-long-attribute": above 512, what no write can carry).
  */
 export function writeKind(session: DeviceSession, service: string, characteristic: string, value: Buffer, response: ResponseMode): { withoutResponse: boolean } {
   const properties = characteristicOf(session, service, characteristic);
@@ -71,9 +71,18 @@ export function writeKind(session: DeviceSession, service: string, characteristi
     if (!canWith && !canWithout) throw problem("no-property", { characteristic: name, property: WRITE });
     withoutResponse = !canWith;
   }
-  const max = withoutResponse ? session.mtu - 3 : MAX_ATTRIBUTE_VALUE;
-  if (value.length > max) throw problem("value-too-long", { characteristic: name, length: value.length, max });
+  if (withoutResponse && value.length > session.mtu - 3) throw problem("value-too-long", { characteristic: name, length: value.length, max: session.mtu - 3 });
+  refuseOverlong(characteristic, value);
   return { withoutResponse };
+}
+
+/**
+ * Refuses a value no write can carry ("value-too-long-attribute": longer than an attribute holds, 512 bytes) before
+ * any device is involved: a node checks it before it connects (an idle device is not woken, an absent one not
+ * waited for, for a value that cannot be written).
+ */
+export function refuseOverlong(characteristic: string, value: Buffer): void {
+  if (value.length > MAX_ATTRIBUTE_VALUE) throw problem("value-too-long-attribute", { characteristic: formatUuid(characteristic), length: value.length, max: MAX_ATTRIBUTE_VALUE });
 }
 
 /**

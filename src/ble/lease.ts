@@ -3,6 +3,7 @@
  * holds. Callbacks are never synchronous: the pool queues them, in order, and runs them on a later microtask, so a
  * node always holds its Lease before it hears anything, and a released lease hears nothing more.
  */
+import { setMaxListeners } from "node:events";
 import type { Timer, Timers } from "../protocol/clock";
 import { BleProblemError, type BleProblem } from "./problem";
 import type { DeviceSelector } from "./selector";
@@ -118,7 +119,11 @@ export class LeaseImpl implements Lease {
   constructor(
     readonly options: LeaseOptions,
     private readonly host: LeaseHost,
-  ) {}
+  ) {
+    // Every use() waiting or running listens to it: as many as the node lets wait, which bounds them (a burst of a
+    // node's messages is not a leak for Node.js to warn about).
+    setMaxListeners(0, this.releasing.signal);
+  }
 
   /** The idle time of an idle lease; null for "keep". */
   get idleMs(): number | null {

@@ -3,6 +3,7 @@
  * by UUID, every request bounded by the pool's timeouts (noble has none), notifications fanned out from one CCCD
  * write to every subscriber, and closing the link.
  */
+import { setMaxListeners } from "node:events";
 import type { Characteristic, Peripheral, Service } from "@stoprocent/noble";
 import type { Timers } from "../protocol/clock";
 import { uuidFromNoble } from "../protocol/uuid";
@@ -111,6 +112,8 @@ export class Session implements DeviceSession {
   private readonly chars = new Map<string, Characteristic>();
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly table: GattService[] = [];
+  /** The end of the last read or write asked for on each characteristic (keyOf): the next one starts after it. */
+  private readonly turns = new Map<string, Promise<void>>();
   readonly signal = this.controller.signal;
 
   constructor(
@@ -119,6 +122,8 @@ export class Session implements DeviceSession {
     private readonly gattTimeout: number,
     private readonly timers: Timers,
   ) {
+    // Every lease's use() and exchange on this link listens to it, as many as the nodes let wait: bounded by them.
+    setMaxListeners(0, this.signal);
     for (const s of services) {
       const characteristics: GattService["characteristics"] = [];
       for (const c of s.characteristics ?? []) {
@@ -212,11 +217,36 @@ export class Session implements DeviceSession {
   }
 
   async read(service: string, characteristic: string): Promise<Buffer> {
-    return this.timed(this.characteristic(service, characteristic).readAsync(), "timeout-read", characteristic);
+    const c = this.characteristic(service, characteristic);
+    return this.inTurn(keyOf(service, characteristic), () => this.timed(c.readAsync(), "timeout-read", characteristic));
   }
 
   async write(service: string, characteristic: string, value: Buffer, withoutResponse: boolean): Promise<void> {
-    return this.timed(this.characteristic(service, characteristic).writeAsync(value, withoutResponse), "timeout-write", characteristic);
+    const c = this.characteristic(service, characteristic);
+    return this.inTurn(keyOf(service, characteristic), () => this.timed(c.writeAsync(value, withoutResponse), "timeout-write", characteristic));
+  }
+
+  /**
+   * Runs `request` once every read and write asked for before on the same characteristic has settled. noble 2.8
+   * keeps one write callback per characteristic (onceExclusive: a second write drops the first one's, which then
+   * never resolves) and hands the first read response to every pending read: two requests on one characteristic
+   * at once lose one of them. Each request's GATT timeout starts when its turn comes.
+   */
+  private inTurn<T>(key: string, request: () => Promise<T>): Promise<T> {
+    const before = this.turns.get(key) ?? Promise.resolve();
+    const mine = before.then(() => {
+      if (this.signal.aborted) throw new BleProblemError({ key: "not-connected", params: {} });
+      return request();
+    });
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.turns.set(key, settled);
+    void settled.then(() => {
+      if (this.turns.get(key) === settled) this.turns.delete(key);
+    });
+    return mine;
   }
 
   /** Every GATT request is bounded by the pool's GATT timeout (noble has none); `key` is its timeout's problem. */

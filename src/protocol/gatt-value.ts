@@ -118,14 +118,15 @@ export function decodeValue(format: ReadFormat, value: Buffer, characteristic: s
  * {digits}.
  */
 export function parseHex(text: string): Buffer {
-  let start = 0;
-  if (/^\s*0[xX]/.test(text)) start = text.indexOf("0") + 2;
-  let digits = "";
-  for (let i = start; i < text.length; i++) {
-    const c = text[i];
-    if (/[0-9a-fA-F]/.test(c)) digits += c;
-    else if (!/[\s:,-]/.test(c)) throw new GattValueError("hex-bad-digit", { position: i });
-  }
+  // Whole-text regular expressions, not a loop per character: a payload of many megabytes is read in one pass of
+  // native code rather than holding up every flow for seconds.
+  const prefix = /^\s*0[xX]/.exec(text);
+  const start = prefix ? prefix[0].length : 0;
+  const bad = /[^0-9a-fA-F\s:,-]/g;
+  bad.lastIndex = start;
+  const found = bad.exec(text);
+  if (found) throw new GattValueError("hex-bad-digit", { position: found.index });
+  const digits = text.slice(start).replace(/[\s:,-]+/g, "");
   if (digits.length % 2 !== 0) throw new GattValueError("hex-odd-length", { digits: digits.length });
   return Buffer.from(digits, "hex");
 }

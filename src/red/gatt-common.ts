@@ -4,6 +4,7 @@
  * carries, the lease's connection policy, `msg.disconnect`, and the wording of the lower layers' errors with the
  * node's own catalog (`errors.*`, `value.*`) or the shared one (BLE problems).
  */
+import { setMaxListeners } from "node:events";
 import type { Node, NodeDef } from "node-red";
 import type { Lease, LeaseOptions } from "../ble/lease";
 import { BleProblemError } from "../ble/problem";
@@ -129,6 +130,16 @@ export function setGattFields(msg: Record<string, unknown>, fields: GattFields, 
   msg.service = fields.service;
   msg.characteristic = fields.characteristic;
   if (topic || !passedOn) msg.topic = topic;
+}
+
+/**
+ * The controller a node aborts when it closes. Each message waiting for the device listens to its signal, up to the
+ * node's own limit of pending messages: a burst is no leak for Node.js to warn about in the log.
+ */
+export function closingController(): AbortController {
+  const closing = new AbortController();
+  setMaxListeners(0, closing.signal);
+  return closing;
 }
 
 /** `msg.disconnect === true`: the message asks the node to drop its device's link once (and does nothing else). */

@@ -84,7 +84,7 @@ describe("generic GATT access (src/ble/gatt-access.ts, fake noble)", () => {
 
     it("refuses a value longer than an attribute can hold (512) even with response", async () => {
       const { session, rw } = await connected(247);
-      assert.deepEqual(await rejection(writeValue(session, SVC, RW, Buffer.alloc(513), "with")), { key: "value-too-long", params: { characteristic: RW, length: 513, max: 512 } });
+      assert.deepEqual(await rejection(writeValue(session, SVC, RW, Buffer.alloc(513), "with")), { key: "value-too-long-attribute", params: { characteristic: RW, length: 513, max: 512 } });
       assert.deepEqual(rw.writes, []);
     });
 

@@ -329,6 +329,27 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.match(errorsOf(helper.getNode("bad"))[0], /^format "sig" has no decoder for characteristic aaa1/);
   });
 
+  it("settings of another mode or policy, hidden in the dialog, do not make a notify node invalid", async () => {
+    const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["read", "notify"], value: { hex: "50" }, notify: { intervalMs: 100, values: [{ hex: "51" }] } }] }]);
+    await loadFlow(
+      [bleConfigNode, bleGattInNode],
+      [simConfig(scenario), gattIn("bat", { service: "180f", characteristic: "2a19", format: "uint8", mode: "notify", interval: "-1", split: "none", quietMs: "0", connection: "keep", idleSeconds: "0" }), sink("bat-out"), tab],
+    );
+    const [msg] = await collectMessages(helper.getNode("bat-out"), 1);
+    assert.equal(msg.payload, 0x51);
+    assert.deepEqual(errorsOf(helper.getNode("bat")), []);
+  });
+
+  it("a split left from notify mode, hidden in the dialog, does not make a read node invalid", async () => {
+    const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["read"], value: { hex: "50" } }] }]);
+    await loadFlow(
+      [bleConfigNode, bleGattInNode],
+      [simConfig(scenario), gattIn("bat", { service: "180f", characteristic: "2a19", format: "uint8", mode: "read", interval: 0, split: "delimiter", delimiter: "\\q" }), sink("bat-out"), tab],
+    );
+    assert.equal((await ask("bat")).payload, 0x50);
+    assert.deepEqual(errorsOf(helper.getNode("bat")), []);
+  });
+
   it("connection idle: connects for a read, disconnects after idleSeconds, and connects again on the next message", async () => {
     const scenario = device([{ uuid: "180f", characteristics: [{ uuid: "2a19", properties: ["read"], value: { hex: "50" } }] }]);
     await loadFlow(

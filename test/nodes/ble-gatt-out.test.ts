@@ -153,8 +153,33 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
 
   it("refuses a value too long for a write without response, writing nothing", async () => {
     await loadFlow([bleConfigNode, bleGattOutNode, bleGattInNode], writeThenRead({ characteristic: "aaa2" }));
-    assert.match(await refused(Buffer.alloc(600, 7)), /600 bytes is too long for aaa2 without response/);
+    // Longer than the link takes in one write (MTU − 3), shorter than an attribute holds (512).
+    assert.match(await refused(Buffer.alloc(300, 7)), /300 bytes is too long for aaa2 without response \(at most \d+ on this link\)/);
     assert.equal(await writeAndReadBack(Buffer.from([9])), "09", "the next short value is written, nothing of the long one");
+  });
+
+  it("refuses a value longer than an attribute holds (512 bytes) with response, naming that limit", async () => {
+    await loadFlow([bleConfigNode, bleGattOutNode, bleGattInNode], writeThenRead({ response: "with" }));
+    const message = await refused(Buffer.alloc(600, 7));
+    assert.match(message, /600 bytes is too long for aaa1/);
+    assert.match(message, /at most 512/);
+    assert.doesNotMatch(message, /without response/, "the write asked for was with response");
+    assert.equal(await writeAndReadBack(Buffer.from([9])), "09", "nothing of the long value was written");
+  });
+
+  it("refuses a value no write can carry at once, without waiting for a device that is not there", async () => {
+    await loadFlow(
+      [bleConfigNode, bleGattOutNode],
+      [
+        { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenario(TABLE), simTimeScale: 10 },
+        { id: "w", z: "flow", type: "ble-gatt-out", ble: "cfg", address: "c0:ff:ee:00:00:99", service: "aaa0", characteristic: "aaa1" },
+        { id: "catcher", z: "flow", type: "catch", scope: ["w"], uncaught: false, wires: [["caught"]] },
+        { id: "caught", z: "flow", type: "helper" },
+        tab,
+      ],
+    );
+    assert.match(await refused(Buffer.alloc(513)), /513 bytes is too long for aaa1.*at most 512/);
+    assert.match(await refused("0a".repeat(1000)), /2000 bytes is too long for aaa1.*at most 512/, "a string: its UTF-8 bytes");
   });
 
   it("names a missing characteristic, and one that does not allow the write asked for", async () => {
@@ -187,6 +212,67 @@ describe("ble-gatt-out node (Node-RED runtime + simulator gatt devices through n
       ["print(1)", "print(2)"],
     );
     assert.equal(controller().connectionCount, 1, "one link for the writer and the reader");
+  });
+
+  it("a burst of messages to one characteristic: every write completes (done) once it is written, none times out", async () => {
+    await loadFlow(
+      [bleConfigNode, bleGattOutNode, bleGattInNode],
+      [
+        { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenario(TABLE), simTimeScale: 10 },
+        { id: "w", z: "flow", type: "ble-gatt-out", ble: "cfg", address: DEVICE, service: "aaa0", characteristic: "aaa1" },
+        { id: "done", z: "flow", type: "complete", scope: ["w"], uncaught: false, wires: [["completed"]] },
+        { id: "completed", z: "flow", type: "helper" },
+        { id: "catcher", z: "flow", type: "catch", scope: ["w"], uncaught: false, wires: [["caught"]] },
+        { id: "caught", z: "flow", type: "helper" },
+        { id: "r", z: "flow", type: "ble-gatt-in", ble: "cfg", address: DEVICE, service: "aaa0", characteristic: "aaa1", mode: "read", interval: 0, format: "hex", wires: [["read"]] },
+        { id: "read", z: "flow", type: "helper" },
+        tab,
+      ],
+    );
+    const w = helper.getNode("w");
+    await waitForStatus(w, isConnected);
+    const errors: string[] = [];
+    helper.getNode("caught").on("input", (msg: NodeMessage) => errors.push((msg as CaughtMsg).error.message));
+    const burst = 20;
+    const completed = collectMessages(helper.getNode("completed"), burst);
+    for (let i = 0; i < burst; i++) w.receive({ payload: [i] } as NodeMessage);
+    assert.deepEqual(
+      (await completed).map((m) => (m.payload as number[])[0]),
+      Array.from({ length: burst }, (_, i) => i),
+      "each message done, in order",
+    );
+    assert.deepEqual(errors, []);
+    const read = collectMessages(helper.getNode("read"), 1);
+    helper.getNode("r").receive({} as NodeMessage);
+    assert.equal((await read)[0].payload, (burst - 1).toString(16).padStart(2, "0"), "the last value written is stored");
+  });
+
+  it("a burst of messages raises no listener-leak warning from Node.js", async () => {
+    await loadFlow([bleConfigNode, bleGattOutNode], [
+      { id: "cfg", type: "ble-config", transport: "simulator", simScenario: scenario(TABLE), simTimeScale: 10 },
+      { id: "w", z: "flow", type: "ble-gatt-out", ble: "cfg", address: DEVICE, service: "aaa0", characteristic: "aaa1" },
+      { id: "done", z: "flow", type: "complete", scope: ["w"], uncaught: false, wires: [["completed"]] },
+      { id: "completed", z: "flow", type: "helper" },
+      tab,
+    ]);
+    const w = helper.getNode("w");
+    await waitForStatus(w, isConnected);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(`${warning.name}: ${warning.message}`);
+    };
+    process.on("warning", onWarning);
+    try {
+      const burst = 30;
+      const completed = collectMessages(helper.getNode("completed"), burst);
+      for (let i = 0; i < burst; i++) w.receive({ payload: [i] } as NodeMessage);
+      await completed;
+      // process "warning" is emitted on a later tick than the one that raised it.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(warnings.filter((x) => x.startsWith("MaxListenersExceededWarning")), []);
   });
 
   it("connection idle: connects for a write, lets the link go after idleSeconds, connects again for the next", async () => {

@@ -228,6 +228,11 @@ describe("ble-gatt-request node (Node-RED runtime + simulator gatt device throug
     assert.equal(await refused("silent", "x"), "BleProblemError: characteristic ccc2 does not allow notify");
   });
 
+  it("refuses a command no write can carry (over 512 bytes) at once, without waiting for a device that is not there", async () => {
+    await load(requestNode("away", { address: "c0:ff:ee:00:00:99" }));
+    assert.equal(await refused("away", Buffer.alloc(600)), "BleProblemError: a value of 600 bytes is too long for ccc1 (a characteristic holds at most 512)");
+  });
+
   it("an invalid setting is a red ring and an error naming the setting", async () => {
     await load(requestNode("q", { replyCharacteristic: "not-a-uuid" }));
     await waitForStatus(helper.getNode("q"), (s) => s.fill === "red" && s.text === "invalid configuration");

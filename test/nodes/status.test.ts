@@ -64,6 +64,7 @@ describe("lease states as node status (src/red/status.ts)", () => {
       ["no-characteristic", { characteristic: "2a38", service: "180d", address: "aa:00:00:00:00:01" }, "characteristic 2a38 of service 180d not found on aa:00:00:00:00:01"],
       ["no-property", { characteristic: "2a19", property: "write" }, "characteristic 2a19 does not allow write"],
       ["value-too-long", { characteristic: "fff2", length: 100, max: 20 }, "a value of 100 bytes is too long for fff2 without response (at most 20 on this link)"],
+      ["value-too-long-attribute", { characteristic: "fff1", length: 600, max: 512 }, "a value of 600 bytes is too long for fff1 (a characteristic holds at most 512)"],
       ["timeout-use", { ms: 11000 }, "no connection within 11000 ms"],
       ["timeout-reply", { characteristic: "fff1", ms: 1000 }, "no complete reply on fff1 within 1000 ms"],
     ];
