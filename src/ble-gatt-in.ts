@@ -109,8 +109,17 @@ export = function register(RED: NodeAPI): void {
      * instead of the green dot. Not a setup failure: that would drop the link every other node on the device uses.
      */
     let unusable: string | null = null;
+    /**
+     * A message of the node's own for an error no input message caused (a poll, a link coming up), so a Catch node
+     * gets it too: what the node reads, and its topic.
+     */
+    const ownMessage = (): NodeMessage => {
+      const msg: Record<string, unknown> = { service, characteristic };
+      if (target.topic) msg.topic = target.topic;
+      return msg as NodeMessage;
+    };
     const showUnusable = (text: string): void => {
-      if (text !== unusable) this.error(text); // once per cause, not on every reconnect
+      if (text !== unusable) this.error(new Error(text), ownMessage()); // once per cause, not on every reconnect
       unusable = text;
       this.status({ fill: "red", shape: "ring", text });
     };
@@ -173,7 +182,7 @@ export = function register(RED: NodeAPI): void {
           if (closing.signal.aborted) return;
           // Every tick would log the same failure: once, until a read succeeds; the status says it meanwhile.
           const problem = explainError(error, t);
-          if (problem.message !== pollProblem) this.error(problem);
+          if (problem.message !== pollProblem) this.error(problem, ownMessage());
           pollProblem = problem.message;
           this.status({ fill: "yellow", shape: "ring", text: problem.message });
         },

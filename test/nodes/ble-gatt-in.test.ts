@@ -288,10 +288,14 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
         sink("noread-out"),
         gattIn("missing", { service: "aaa0", characteristic: "aaa9", mode: "read", interval: 0 }),
         sink("missing-out"),
-        ...catcher(["noread", "missing"]),
+        ...catcher(["nonotify", "noread", "missing"]),
         tab,
       ],
     );
+    // Found when the link comes up, with no message to blame: a Catch node gets it on a message of the node's own.
+    const unusable = await caughtFrom("nonotify");
+    assert.match(unusable.error.message, /characteristic aaa1 of service aaa0 allows neither notify nor indicate/);
+    assert.equal(unusable.characteristic, "aaa1");
     const status = await waitForStatus(helper.getNode("nonotify"), (s) => s.fill === "red");
     assert.match(String(status.text), /characteristic aaa1 of service aaa0 allows neither notify nor indicate/);
 
@@ -303,9 +307,18 @@ describe("ble-gatt-in node (Node-RED runtime + simulator gatt devices through no
     assert.match(errors[1], /characteristic aaa9 of service aaa0 not found on c0:ff:ee:00:00:71/);
   });
 
-  it("a read that fails at every interval is logged once, and shown on the status", async () => {
+  it("a read that fails at every interval is a Catch-able error once (not on every tick), and shown on the status", async () => {
     const scenario = device([{ uuid: "aaa0", characteristics: [{ uuid: "aaa2", properties: ["notify"] }] }]);
-    await loadFlow([bleConfigNode, bleGattInNode], [simConfig(scenario), gattIn("poll", { service: "aaa0", characteristic: "aaa2", mode: "read", interval: 20 }), sink("poll-out"), tab]);
+    await loadFlow(
+      [bleConfigNode, bleGattInNode],
+      [simConfig(scenario), gattIn("poll", { service: "aaa0", characteristic: "aaa2", mode: "read", interval: 20, topic: "t" }), sink("poll-out"), ...catcher(["poll"]), tab],
+    );
+    // No input message caused it: the catch node gets a message of the node's own, naming what it reads.
+    const caught = await caughtFrom("poll");
+    assert.match(caught.error.message, /aaa2 of service aaa0 does not allow read/);
+    assert.equal(caught.topic, "t");
+    assert.equal(caught.service, "aaa0");
+    assert.equal(caught.characteristic, "aaa2");
     const node = helper.getNode("poll");
     // Three failed ticks, each setting the status.
     const failing = (s: { fill?: string; text?: unknown }): boolean => s.fill === "yellow" && /aaa2 of service aaa0 does not allow read/.test(String(s.text));
