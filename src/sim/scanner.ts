@@ -21,6 +21,8 @@ const MAX_ADV_DATA = 31;
 const SCAN_UNIT_MS = 0.625;
 /** Core spec default scan interval and window (0x0010). */
 const DEFAULT_SCAN_MS = 0x0010 * SCAN_UNIT_MS;
+/** LE Set Scan Parameters' values after power-up and HCI Reset. */
+const DEFAULT_PARAMETERS: ScanParameters = { active: false, intervalMs: DEFAULT_SCAN_MS, windowMs: DEFAULT_SCAN_MS };
 /** A late timer reports at most this many advertising events at once; beyond it every device skips ahead. */
 const MAX_CATCH_UP_EVENTS = 1000;
 
@@ -33,8 +35,8 @@ export interface ScanParameters {
 
 export class Scanner {
   private scanning = false;
-  // Active by default (the spec says passive): noble always sets its parameters first; tests rely on it.
-  private params: ScanParameters = { active: true, intervalMs: DEFAULT_SCAN_MS, windowMs: DEFAULT_SCAN_MS };
+  // The Core spec's defaults (Vol 4 Part E 7.8.10): passive, 10 ms every 10 ms, until LE Set Scan Parameters.
+  private params: ScanParameters = { ...DEFAULT_PARAMETERS };
   private filterDuplicates = false;
   /** The next advertising event of each device with its own timing, while scanning. */
   private readonly pending = new Map<PeripheralEntry, AdvertisingEvent>();
@@ -95,7 +97,7 @@ export class Scanner {
   /** HCI Reset: scanning stops, parameters return to their defaults. */
   reset(): void {
     this.enable(false, false);
-    this.params = { active: true, intervalMs: DEFAULT_SCAN_MS, windowMs: DEFAULT_SCAN_MS };
+    this.params = { ...DEFAULT_PARAMETERS };
   }
 
   /** A rebooted device is new to the duplicate filter, so a scan that is still running reports it again. */

@@ -231,6 +231,7 @@ describe("sim/controller", () => {
 
     it("with duplicate filtering reports each peripheral once per scan, again after re-enabling", async () => {
       const ctx = setup({}, two());
+      ctx.host.command(OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
       ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
       ctx.clock.advance(1000);
       await ctx.host.settle();
@@ -248,6 +249,7 @@ describe("sim/controller", () => {
       const ctx = setup({}, [one, two_]);
       ctx.controller.powerOff(two_.address);
       await connect(ctx, one);
+      ctx.host.command(OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
       ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 1]));
       ctx.clock.advance(500);
       await ctx.host.settle();
@@ -262,6 +264,27 @@ describe("sim/controller", () => {
       ctx.clock.advance(200);
       await ctx.host.settle();
       assert.deepEqual(addresses(), [two_.address, two_.address]);
+    });
+
+    it("scans passively until told otherwise (Core spec default LE_Scan_Type 0x00), also after a Reset", async () => {
+      const ctx = setup();
+      const types = () =>
+        ctx.host
+          .take()
+          .map((p) => parseLeAdvertisingReports(p))
+          .filter((r) => r !== undefined)
+          .map((r) => r[0].eventType);
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.clock.advance(150);
+      await ctx.host.settle();
+      assert.deepEqual(types(), [ADV_IND, ADV_IND], "no SCAN_REQ, so no SCAN_RSP, before LE Set Scan Parameters");
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 0]));
+      ctx.host.command(OP.LE_SET_SCAN_PARAMETERS, Buffer.from([1, 0x12, 0, 0x12, 0, 0, 0]));
+      ctx.host.command(OP.RESET);
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.clock.advance(150);
+      await ctx.host.settle();
+      assert.deepEqual(types(), [ADV_IND, ADV_IND], "Reset returns the parameters to passive");
     });
 
     it("sends no scan responses to a passive scan, and stops on Scan Enable off and on Reset", async () => {
@@ -437,7 +460,7 @@ describe("sim/controller", () => {
       await ctx.host.settle();
       const packets = ctx.host.take();
       assert.equal(packets.filter((p) => parseDisconnectionComplete(p)).length, 0);
-      assert.equal(packets.filter((p) => parseLeAdvertisingReports(p)).length, 2);
+      assert.equal(packets.filter((p) => parseLeAdvertisingReports(p)).length, 1, "its ADV_IND (Reset made the scan passive)");
       assert.deepEqual(ctx.peripheral.disconnectReasons, [0x08]);
       assert.equal(ctx.controller.peripheral(ctx.peripheral.address), ctx.peripheral);
       await connect(ctx);
