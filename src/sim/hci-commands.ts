@@ -131,7 +131,8 @@ const leSetScanParameters: CommandHandler = (ctx, p, reply) => {
 };
 
 const leSetScanEnable: CommandHandler = (ctx, p, reply) => {
-  if (p.length < 2) return reply.complete(HCI_INVALID_PARAMETERS);
+  // LE_Scan_Enable and Filter_Duplicates are 0x00 or 0x01; other values are reserved, refused as out of range.
+  if (p.length < 2 || p[0] > 0x01 || p[1] > 0x01) return reply.complete(HCI_INVALID_PARAMETERS);
   reply.ok();
   ctx.scanner.enable(p[0] === 0x01, p[1] === 0x01);
 };

@@ -287,6 +287,21 @@ describe("sim/controller", () => {
       assert.deepEqual(types(), [ADV_IND, ADV_IND], "Reset returns the parameters to passive");
     });
 
+    it("refuses LE Set Scan Enable with a reserved value (Invalid HCI Command Parameters 0x12) and keeps its state", async () => {
+      const ctx = setup();
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0]));
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([2, 0])); // no such LE_Scan_Enable
+      ctx.host.command(OP.LE_SET_SCAN_ENABLE, Buffer.from([0, 2])); // no such Filter_Duplicates
+      ctx.clock.advance(150);
+      await ctx.host.settle();
+      const packets = ctx.host.take();
+      assert.deepEqual(
+        ctx.host.commandCompletes(packets).map((c) => c.status),
+        [0x00, 0x12, 0x12],
+      );
+      assert.equal(packets.filter((p) => parseLeAdvertisingReports(p)).length, 2, "still scanning: neither refused command stopped it");
+    });
+
     it("sends no scan responses to a passive scan, and stops on Scan Enable off and on Reset", async () => {
       const ctx = setup();
       ctx.host.command(OP.LE_SET_SCAN_PARAMETERS, Buffer.from([0, 0x12, 0, 0x12, 0, 0, 0]));
