@@ -125,7 +125,8 @@ const leSetScanParameters: CommandHandler = (ctx, p, reply) => {
   const interval = p.readUInt16LE(1);
   const window = p.readUInt16LE(3);
   const inRange = (v: number) => v >= 0x0004 && v <= 0x4000;
-  if (type > 0x01 || !inRange(interval) || !inRange(window) || window > interval) return reply.complete(HCI_INVALID_PARAMETERS);
+  // Own_Address_Type and Scanning_Filter_Policy: 0x00 … 0x03 (the rest reserved).
+  if (type > 0x01 || !inRange(interval) || !inRange(window) || window > interval || p[5] > 0x03 || p[6] > 0x03) return reply.complete(HCI_INVALID_PARAMETERS);
   ctx.scanner.setParameters({ active: type === 0x01, intervalMs: interval * 0.625, windowMs: window * 0.625 });
   reply.ok();
 };

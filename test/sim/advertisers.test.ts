@@ -475,8 +475,11 @@ describe("sim: advertiser kinds through noble's HCI stack", function () {
       params(0x01, 0x0003, 0x0003); // interval below 2.5 ms
       params(0x01, 0x4001, 0x0010); // interval above 10.24 s
       params(0x01, 0x0010, 0x0020); // window longer than the interval
+      const raw = (p: number[]) => air?.controller.write(buildCommand(OP.LE_SET_SCAN_PARAMETERS, Buffer.from(p)));
+      raw([0x01, 0x10, 0x00, 0x10, 0x00, 0x04, 0x00]); // no such Own_Address_Type
+      raw([0x01, 0x10, 0x00, 0x10, 0x00, 0x00, 0x04]); // no such Scanning_Filter_Policy
       await settle();
-      assert.deepEqual(replies, [0x00, 0x12, 0x12, 0x12, 0x12]);
+      assert.deepEqual(replies, [0x00, 0x12, 0x12, 0x12, 0x12, 0x12, 0x12]);
       air.controller.write(buildCommand(OP.LE_SET_SCAN_ENABLE, Buffer.from([1, 0])));
       await air.run(1000);
       const reports = air.reportsOf("c0:00:00:00:05:00");
