@@ -152,6 +152,18 @@ function companyOf(data: Buffer | undefined): number | null {
   return Buffer.isBuffer(data) && data.length >= 2 ? data.readUInt16LE(0) : null;
 }
 
+/** TX_Power of an extended advertising report: "not available". */
+const TX_POWER_UNAVAILABLE = 0x7f;
+
+/**
+ * The transmit power in dBm, or null. noble takes a TX Power Level AD structure as a signed byte, but the TX_Power
+ * field of an extended advertising report (controllers with extended advertising) unsigned, 0x7F meaning none.
+ */
+function txPowerOf(value: unknown): number | null {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < -128 || value > 255 || value === TX_POWER_UNAVAILABLE) return null;
+  return value > TX_POWER_UNAVAILABLE ? value - 256 : value;
+}
+
 /** Advertised services and service data UUIDs, canonical, in the order given; unreadable ones left out. */
 function canonicalUuids(list: readonly unknown[] | undefined): string[] {
   if (!Array.isArray(list)) return [];
@@ -228,7 +240,7 @@ export class ScanReports {
       state.content = content;
     }
     state.sentAt = now;
-    const txPower = typeof ad.txPowerLevel === "number" && Number.isFinite(ad.txPowerLevel) ? ad.txPowerLevel : null;
+    const txPower = txPowerOf(ad.txPowerLevel);
     return {
       kind: "message",
       payload: {

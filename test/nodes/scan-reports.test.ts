@@ -4,7 +4,10 @@
  * any shape (they come from the radio) never making it throw.
  */
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
 import fc from "fast-check";
+import { buildLeMetaEvent } from "../../src/protocol/hci-packets";
 import { MAX_DEVICES, manufacturerIdProperty, scanOptions, ScanReports, scanStatus, type ReportSource, type ScanDef } from "../../src/red/scan-reports";
 import { translate } from "../support/catalog";
 
@@ -99,6 +102,31 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     });
     assert.ok(outcome && outcome.kind === "message");
     assert.deepEqual(outcome.payload.serviceData, [{ uuid: "fcd2", data: PLAIN }]);
+  });
+
+  it("txPower: a controller's extended report as noble gives it is the signed dBm, or null when not available", () => {
+    // noble 2.8's own HCI stack parses an LE Extended Advertising Report (controllers with extended advertising) and
+    // takes its TX_Power byte unsigned as the advertisement's txPowerLevel; 0x7F means "not available".
+    const nobleRequire = createRequire(require.resolve("@stoprocent/noble"));
+    const Hci = nobleRequire("./lib/hci-socket/hci.js") as { prototype: object };
+    const Gap = nobleRequire("./lib/hci-socket/gap.js") as new (hci: EventEmitter) => EventEmitter;
+    const txPowerOf = (headerTxPower: number, data: string): unknown => {
+      const hci = Object.create(Hci.prototype) as EventEmitter & { onSocketData(data: Buffer): void };
+      EventEmitter.call(hci);
+      let advertisement: ReportSource["advertisement"];
+      new Gap(hci).on("discover", (...args: unknown[]) => (advertisement = args[4] as ReportSource["advertisement"]));
+      // Legacy ADV_NONCONN_IND as an extended report (reported at once), random address c0:00:00:00:00:03, LE 1M.
+      const fixed = Buffer.concat([Buffer.from("100001" + "0300000000c0" + "0100ff", "hex"), Buffer.of(headerTxPower), Buffer.from("c4" + "0000" + "00000000000000", "hex")]);
+      hci.onSocketData(buildLeMetaEvent(0x0d, Buffer.concat([Buffer.of(1), fixed, Buffer.of(data.length / 2), Buffer.from(data, "hex")])));
+      assert.ok(advertisement, "noble reported it");
+      const outcome = reports().r.handle({ address: "c0:00:00:00:00:03", addressType: "random", rssi: -60, connectable: false, advertisement });
+      assert.ok(outcome && outcome.kind === "message");
+      return outcome.payload.txPower;
+    };
+    assert.equal(txPowerOf(0x7f, "020106"), null, "not available");
+    assert.equal(txPowerOf(0xf6, "020106"), -10);
+    assert.equal(txPowerOf(0x04, "020106"), 4);
+    assert.equal(txPowerOf(0x7f, "020106" + "020af6"), -10, "the advertised TX Power Level AD structure");
   });
 
   it("never throws on reports of any shape (10,000 runs)", () => {
