@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import fc from "fast-check";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { decodeAdvertisement } from "../../src/protocol/advertisement";
 import { buildLeMetaEvent } from "../../src/protocol/hci-packets";
 import { MAX_DEVICES, manufacturerIdProperty, scanOptions, ScanReports, scanStatus, type ReportSource, type ScanDef } from "../../src/red/scan-reports";
 import { translate } from "../support/catalog";
@@ -127,6 +130,29 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     assert.equal(txPowerOf(0xf6, "020106"), -10);
     assert.equal(txPowerOf(0x04, "020106"), 4);
     assert.equal(txPowerOf(0x7f, "020106" + "020af6"), -10, "the advertised TX Power Level AD structure");
+  });
+
+  it("the help names every field of every decoded type, and what a bind-key list and BTHome names may hold", () => {
+    const help = fs.readFileSync(path.join(__dirname, "..", "..", "nodes", "locales", "en-US", "ble-scan.html"), "utf8");
+    const inCode = (word: string): boolean => [...help.matchAll(/<code>([^<]*)<\/code>/g)].some((m) => new RegExp(`(^|[^\\w-])${word}($|[^\\w-])`).test(m[1]));
+    const hex = (s: string): Buffer => Buffer.from(s, "hex");
+    const samples = [
+      { manufacturerData: hex("4c000215" + "e2c56db5dffb48d2b060d0f5a71096e0" + "00010002c5") },
+      { serviceData: [{ uuid: "feaa", data: hex("00e7" + "00112233445566778899" + "aabbccddeeff") }] },
+      { serviceData: [{ uuid: "feaa", data: hex("10e7" + "01" + "6578616d706c6507") }] },
+      { serviceData: [{ uuid: "feaa", data: hex("2000" + "0c1a" + "1500" + "00000010" + "00000020") }] },
+      // A trigger-based BTHome sensor whose last object is cut short: every flag the decoder sets.
+      { serviceData: [{ uuid: "fcd2", data: hex("44" + "0001" + "02ca09" + "03") }] },
+    ];
+    for (const sample of samples) {
+      const decoded = decodeAdvertisement({ address: "c0:00:00:00:00:01", serviceData: [], ...sample });
+      assert.ok(decoded, JSON.stringify(sample));
+      assert.ok(inCode(decoded.type), `the type ${decoded.type}`);
+      for (const key of Object.keys(decoded)) if (key !== "type" && key !== "temperature") assert.ok(inCode(key), `${decoded.type}: ${key}`);
+    }
+    // BTHome names that are not the specification's plain word: the binary sensors that share a measurement's name.
+    for (const name of ["batteryLow", "powerOn", "massKg", "button", "dimmer"]) assert.ok(inCode(name), name);
+    assert.match(help, /<code>#<\/code>/, "comments in the bind-key list");
   });
 
   it("never throws on reports of any shape (10,000 runs)", () => {
