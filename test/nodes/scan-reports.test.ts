@@ -68,6 +68,25 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     assert.equal(r.handle(report("c0:00:00:00:00:05", ENCRYPTED))?.kind, "error");
   });
 
+  it("a radio sending encrypted or malformed BTHome from ever new addresses cannot flood the log: a bounded number of errors a minute", () => {
+    const { r, clock } = reports();
+    const address = (i: number): string => `d0:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, "0")}:${(i & 0xff).toString(16).padStart(2, "0")}`;
+    const errors = (from: number, count: number): number => {
+      let n = 0;
+      for (let i = from; i < from + count; i++) {
+        const outcome = r.handle(report(address(i), i % 2 === 0 ? ENCRYPTED : "20"));
+        assert.notEqual(outcome?.kind, "message");
+        if (outcome?.kind === "error") n++;
+      }
+      return n;
+    };
+    const first = errors(0, 5000);
+    assert.ok(first >= 1 && first <= 20, `errors in the first minute: ${first}`);
+    clock.now += 60_000;
+    const next = errors(5000, 5000);
+    assert.ok(next >= 1 && next <= 20, `errors in the next minute: ${next}`);
+  });
+
   it(`remembers at most ${MAX_DEVICES} devices, forgetting the one heard least recently`, () => {
     const { r } = reports({ throttle: "600000" });
     const address = (i: number): string => `c0:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, "0")}:${(i & 0xff).toString(16).padStart(2, "0")}`;
