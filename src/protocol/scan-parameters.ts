@@ -81,15 +81,18 @@ export function withEmptyScanResponses(packet: Buffer): Buffer[] {
 
 /** LE Extended Advertising Report (Core Spec Vol 4 Part E 7.7.65.13), which noble reads from controllers with the feature. */
 export const LE_EXTENDED_ADVERTISING_REPORT = 0x0d;
-/** Event_Type bits: connectable, scannable, scan response; bits 5–6 the data status (0: complete). */
+/** Event_Type bits: connectable, scan response; bits 5–6 the data status (0: complete). */
 const EXT_CONNECTABLE = 0x01;
-const EXT_SCANNABLE = 0x02;
 const EXT_SCAN_RESPONSE = 0x08;
 const EXT_DATA_STATUS = 0x60;
 /** Event type (2), address type, address (6), PHYs (2), SID, TX power, RSSI, interval (2), direct address type and address (7), data length. */
 const EXT_REPORT_FIXED = 24;
 
-/** The same completion for extended reports: an empty, complete scan response after each complete connectable or scannable report. */
+/**
+ * The same completion for extended reports: an empty, complete scan response after each complete connectable report.
+ * noble reads a scannable but non-connectable extended report (a legacy ADV_SCAN_IND among them) as non-connectable and
+ * reports it at once, so a scan response after it would be a second report of the same advertisement.
+ */
 function withEmptyExtendedScanResponses(packet: Buffer, params: Buffer): Buffer[] {
   if (params.length < 1) return [packet];
   const extra: Buffer[] = [];
@@ -99,7 +102,7 @@ function withEmptyExtendedScanResponses(packet: Buffer, params: Buffer): Buffer[
     const length = params[at + EXT_REPORT_FIXED - 1];
     if (at + EXT_REPORT_FIXED + length > params.length) return [packet];
     const type = params.readUInt16LE(at);
-    if ((type & (EXT_CONNECTABLE | EXT_SCANNABLE)) !== 0 && (type & (EXT_SCAN_RESPONSE | EXT_DATA_STATUS)) === 0) {
+    if ((type & EXT_CONNECTABLE) !== 0 && (type & (EXT_SCAN_RESPONSE | EXT_DATA_STATUS)) === 0) {
       const fixed = Buffer.from(params.subarray(at, at + EXT_REPORT_FIXED));
       fixed.writeUInt16LE(type | EXT_SCAN_RESPONSE, 0);
       fixed[EXT_REPORT_FIXED - 1] = 0;

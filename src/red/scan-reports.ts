@@ -81,6 +81,11 @@ const MAX_THROTTLE_MS = 86_400_000;
 export const MAX_DEVICES = 1000;
 /** At most one error per device in this period. */
 export const ERROR_INTERVAL_MS = 60_000;
+/**
+ * And at most this many errors of all devices in one such period: a radio that sends from ever new addresses (or a
+ * room of encrypted sensors without keys) must not flood the log.
+ */
+export const MAX_ERRORS_PER_INTERVAL = 10;
 /** Longest text a name filter may hold (an advertised name is at most 29 bytes). */
 const MAX_PREFIX = 248;
 
@@ -152,6 +157,18 @@ function companyOf(data: Buffer | undefined): number | null {
   return Buffer.isBuffer(data) && data.length >= 2 ? data.readUInt16LE(0) : null;
 }
 
+/** TX_Power of an extended advertising report: "not available". */
+const TX_POWER_UNAVAILABLE = 0x7f;
+
+/**
+ * The transmit power in dBm, or null. noble takes a TX Power Level AD structure as a signed byte, but the TX_Power
+ * field of an extended advertising report (controllers with extended advertising) unsigned, 0x7F meaning none.
+ */
+function txPowerOf(value: unknown): number | null {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < -128 || value > 255 || value === TX_POWER_UNAVAILABLE) return null;
+  return value > TX_POWER_UNAVAILABLE ? value - 256 : value;
+}
+
 /** Advertised services and service data UUIDs, canonical, in the order given; unreadable ones left out. */
 function canonicalUuids(list: readonly unknown[] | undefined): string[] {
   if (!Array.isArray(list)) return [];
@@ -168,6 +185,9 @@ export class ScanReports {
   private readonly devices = new Map<string, DeviceState>();
   private readonly replay = new ReplayGuard(MAX_DEVICES);
   private readonly bindKey: (address: string) => Buffer | undefined;
+  /** Errors given since `errorWindowAt` (MAX_ERRORS_PER_INTERVAL). */
+  private errorWindowAt: number | null = null;
+  private errorsInWindow = 0;
 
   constructor(
     readonly options: ScanOptions,
@@ -228,7 +248,7 @@ export class ScanReports {
       state.content = content;
     }
     state.sentAt = now;
-    const txPower = typeof ad.txPowerLevel === "number" && Number.isFinite(ad.txPowerLevel) ? ad.txPowerLevel : null;
+    const txPower = txPowerOf(ad.txPowerLevel);
     return {
       kind: "message",
       payload: {
@@ -246,9 +266,18 @@ export class ScanReports {
     };
   }
 
-  /** An error for the device, unless it had one less than ERROR_INTERVAL_MS ago. */
+  /**
+   * An error for the device, unless it had one less than ERROR_INTERVAL_MS ago, or MAX_ERRORS_PER_INTERVAL errors
+   * were given in the current period (the device then keeps its turn for the next one).
+   */
   private problem(state: DeviceState, now: number, problem: ScanProblem): ScanOutcome {
     if (state.errorAt !== null && now - state.errorAt < ERROR_INTERVAL_MS) return null;
+    if (this.errorWindowAt === null || now - this.errorWindowAt >= ERROR_INTERVAL_MS) {
+      this.errorWindowAt = now;
+      this.errorsInWindow = 0;
+    }
+    if (this.errorsInWindow >= MAX_ERRORS_PER_INTERVAL) return null;
+    this.errorsInWindow++;
     state.errorAt = now;
     return { kind: "error", problem };
   }

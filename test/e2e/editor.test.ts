@@ -274,4 +274,46 @@ describe("editor in a real browser (Node-RED + headless Chromium)", function () 
     await page.locator("#node-dialog-cancel").click();
     assert.deepEqual(pageErrors, [], "no script errors in the editor");
   });
+
+  it("marks a ble-scan node's bind-key list red while a line is wrong, naming the line and never the key", async () => {
+    type EditorWindow = {
+      RED: {
+        view: { importNodes(nodes: object[]): void };
+        nodes: { node(id: string): unknown; getType(type: string): { credentials: { bindKeys: { validate(v: string, opt: object): true | string } } } };
+        editor: { edit(node: unknown): void };
+      };
+    };
+    const key = "231d39c1d7cc1ab1aee224cd096db932";
+    // The editor is open when the tests before this one ran; alone, this test opens it.
+    if (!(await page.evaluate(() => "RED" in window))) {
+      await page.goto(red!.url);
+      await page.locator('[id="e2e-debug"]').waitFor({ timeout: 60000 });
+    }
+    await page.evaluate(() => {
+      const { RED } = window as unknown as EditorWindow;
+      RED.view.importNodes([{ id: "e2e-scan", type: "ble-scan", z: "e2e-tab", name: "bthome", x: 200, y: 400, wires: [[]] }]);
+      RED.editor.edit(RED.nodes.node("e2e-scan"));
+    });
+    const keys = page.locator("#node-input-bindKeys");
+    await keys.waitFor();
+    const validity = async (text: string): Promise<boolean> => {
+      await keys.fill(text);
+      await keys.dispatchEvent("change");
+      return !/input-error/.test(String(await keys.getAttribute("class")));
+    };
+    assert.equal(await validity(`# kitchen\nc0:b7:40:00:00:02 = ${key}`), true, "a good list with a comment");
+    assert.equal(await validity(`c0:b7:40:00:00:02 = ${key}\nC0-B7-40-00-00-03 = ${key}`), false, "an address with dashes");
+    assert.equal(await validity(`c0:b7:40:00:00:02 = ${key.slice(1)}`), false, "a key of 31 digits");
+    assert.equal(await validity(`c0:b7:40:00:00:02 = ${key}\nC0:B7:40:00:00:02 = ${key}`), false, "the same address twice");
+    assert.equal(await validity(`c0:b7:40:00:00:02 ${key}`), false, "no '='");
+    assert.equal(await validity("__PWRD__"), true, "a stored list, not shown again");
+    assert.equal(await validity(""), true, "none");
+    const message = await page.evaluate(
+      (k) => (window as unknown as EditorWindow).RED.nodes.getType("ble-scan").credentials.bindKeys.validate(`# kitchen\nc0:b7:40:00:00:02 = ${k}x`, {}),
+      key,
+    );
+    assert.equal(message, "Bind keys, line 2: the key must be 32 hex digits");
+    await shot("scan-bind-keys");
+    await page.locator("#node-dialog-cancel").click();
+  });
 });

@@ -4,7 +4,13 @@
  * any shape (they come from the radio) never making it throw.
  */
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
 import fc from "fast-check";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { decodeAdvertisement } from "../../src/protocol/advertisement";
+import { buildLeMetaEvent } from "../../src/protocol/hci-packets";
 import { MAX_DEVICES, manufacturerIdProperty, scanOptions, ScanReports, scanStatus, type ReportSource, type ScanDef } from "../../src/red/scan-reports";
 import { translate } from "../support/catalog";
 
@@ -62,6 +68,25 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     assert.equal(r.handle(report("c0:00:00:00:00:05", ENCRYPTED))?.kind, "error");
   });
 
+  it("a radio sending encrypted or malformed BTHome from ever new addresses cannot flood the log: a bounded number of errors a minute", () => {
+    const { r, clock } = reports();
+    const address = (i: number): string => `d0:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, "0")}:${(i & 0xff).toString(16).padStart(2, "0")}`;
+    const errors = (from: number, count: number): number => {
+      let n = 0;
+      for (let i = from; i < from + count; i++) {
+        const outcome = r.handle(report(address(i), i % 2 === 0 ? ENCRYPTED : "20"));
+        assert.notEqual(outcome?.kind, "message");
+        if (outcome?.kind === "error") n++;
+      }
+      return n;
+    };
+    const first = errors(0, 5000);
+    assert.ok(first >= 1 && first <= 20, `errors in the first minute: ${first}`);
+    clock.now += 60_000;
+    const next = errors(5000, 5000);
+    assert.ok(next >= 1 && next <= 20, `errors in the next minute: ${next}`);
+  });
+
   it(`remembers at most ${MAX_DEVICES} devices, forgetting the one heard least recently`, () => {
     const { r } = reports({ throttle: "600000" });
     const address = (i: number): string => `c0:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, "0")}:${(i & 0xff).toString(16).padStart(2, "0")}`;
@@ -99,6 +124,54 @@ describe("ble-scan reports (src/red/scan-reports.ts)", () => {
     });
     assert.ok(outcome && outcome.kind === "message");
     assert.deepEqual(outcome.payload.serviceData, [{ uuid: "fcd2", data: PLAIN }]);
+  });
+
+  it("txPower: a controller's extended report as noble gives it is the signed dBm, or null when not available", () => {
+    // noble 2.8's own HCI stack parses an LE Extended Advertising Report (controllers with extended advertising) and
+    // takes its TX_Power byte unsigned as the advertisement's txPowerLevel; 0x7F means "not available".
+    const nobleRequire = createRequire(require.resolve("@stoprocent/noble"));
+    const Hci = nobleRequire("./lib/hci-socket/hci.js") as { prototype: object };
+    const Gap = nobleRequire("./lib/hci-socket/gap.js") as new (hci: EventEmitter) => EventEmitter;
+    const txPowerOf = (headerTxPower: number, data: string): unknown => {
+      const hci = Object.create(Hci.prototype) as EventEmitter & { onSocketData(data: Buffer): void };
+      EventEmitter.call(hci);
+      let advertisement: ReportSource["advertisement"];
+      new Gap(hci).on("discover", (...args: unknown[]) => (advertisement = args[4] as ReportSource["advertisement"]));
+      // Legacy ADV_NONCONN_IND as an extended report (reported at once), random address c0:00:00:00:00:03, LE 1M.
+      const fixed = Buffer.concat([Buffer.from("100001" + "0300000000c0" + "0100ff", "hex"), Buffer.of(headerTxPower), Buffer.from("c4" + "0000" + "00000000000000", "hex")]);
+      hci.onSocketData(buildLeMetaEvent(0x0d, Buffer.concat([Buffer.of(1), fixed, Buffer.of(data.length / 2), Buffer.from(data, "hex")])));
+      assert.ok(advertisement, "noble reported it");
+      const outcome = reports().r.handle({ address: "c0:00:00:00:00:03", addressType: "random", rssi: -60, connectable: false, advertisement });
+      assert.ok(outcome && outcome.kind === "message");
+      return outcome.payload.txPower;
+    };
+    assert.equal(txPowerOf(0x7f, "020106"), null, "not available");
+    assert.equal(txPowerOf(0xf6, "020106"), -10);
+    assert.equal(txPowerOf(0x04, "020106"), 4);
+    assert.equal(txPowerOf(0x7f, "020106" + "020af6"), -10, "the advertised TX Power Level AD structure");
+  });
+
+  it("the help names every field of every decoded type, and what a bind-key list and BTHome names may hold", () => {
+    const help = fs.readFileSync(path.join(__dirname, "..", "..", "nodes", "locales", "en-US", "ble-scan.html"), "utf8");
+    const inCode = (word: string): boolean => [...help.matchAll(/<code>([^<]*)<\/code>/g)].some((m) => new RegExp(`(^|[^\\w-])${word}($|[^\\w-])`).test(m[1]));
+    const hex = (s: string): Buffer => Buffer.from(s, "hex");
+    const samples = [
+      { manufacturerData: hex("4c000215" + "e2c56db5dffb48d2b060d0f5a71096e0" + "00010002c5") },
+      { serviceData: [{ uuid: "feaa", data: hex("00e7" + "00112233445566778899" + "aabbccddeeff") }] },
+      { serviceData: [{ uuid: "feaa", data: hex("10e7" + "01" + "6578616d706c6507") }] },
+      { serviceData: [{ uuid: "feaa", data: hex("2000" + "0c1a" + "1500" + "00000010" + "00000020") }] },
+      // A trigger-based BTHome sensor whose last object is cut short: every flag the decoder sets.
+      { serviceData: [{ uuid: "fcd2", data: hex("44" + "0001" + "02ca09" + "03") }] },
+    ];
+    for (const sample of samples) {
+      const decoded = decodeAdvertisement({ address: "c0:00:00:00:00:01", serviceData: [], ...sample });
+      assert.ok(decoded, JSON.stringify(sample));
+      assert.ok(inCode(decoded.type), `the type ${decoded.type}`);
+      for (const key of Object.keys(decoded)) if (key !== "type" && key !== "temperature") assert.ok(inCode(key), `${decoded.type}: ${key}`);
+    }
+    // BTHome names that are not the specification's plain word: the binary sensors that share a measurement's name.
+    for (const name of ["batteryLow", "powerOn", "massKg", "button", "dimmer"]) assert.ok(inCode(name), name);
+    assert.match(help, /<code>#<\/code>/, "comments in the bind-key list");
   });
 
   it("never throws on reports of any shape (10,000 runs)", () => {

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
 import fc from "fast-check";
 import { ADV_IND, ADV_NONCONN_IND, ADV_SCAN_IND, OP, SCAN_RSP } from "../../src/protocol/hci";
 import { buildCommand, buildLeAdvertisingReport, buildLeMetaEvent, parseLeAdvertisingReports } from "../../src/protocol/hci-packets";
@@ -73,7 +75,7 @@ describe("protocol/scan-parameters withEmptyScanResponses (passive reports noble
     }
   });
 
-  it("does the same for extended reports (controllers with extended advertising): complete connectable or scannable ones", () => {
+  it("does the same for extended reports (controllers with extended advertising): complete connectable ones", () => {
     // Event type, random address c0:00:00:00:00:03, LE 1M, no secondary PHY, no SID, no TX power, RSSI -60, no
     // periodic interval, no direct address, then the data.
     const ext = (type: number, data: string): string =>
@@ -100,6 +102,40 @@ describe("protocol/scan-parameters withEmptyScanResponses (passive reports noble
       }),
       { numRuns: 10000 },
     );
+  });
+
+  it("makes noble's own HCI stack report every passive advertisement exactly once, legacy and extended", () => {
+    // noble 2.8's Hci parses the packets and its Gap decides when to report: a duplicate would be a second message
+    // of every ble-scan node for one advertisement.
+    const nobleRequire = createRequire(require.resolve("@stoprocent/noble"));
+    const Hci = nobleRequire("./lib/hci-socket/hci.js") as { prototype: object };
+    const Gap = nobleRequire("./lib/hci-socket/gap.js") as new (hci: EventEmitter) => EventEmitter;
+    const discoveries = (packets: Buffer[]): number => {
+      const hci = Object.create(Hci.prototype) as EventEmitter & { onSocketData(data: Buffer): void };
+      EventEmitter.call(hci);
+      let count = 0;
+      new Gap(hci).on("discover", () => count++);
+      for (const packet of packets) for (const p of withEmptyScanResponses(packet)) hci.onSocketData(p);
+      return count;
+    };
+    const ext = (type: number): Buffer =>
+      buildLeMetaEvent(
+        LE_EXTENDED_ADVERTISING_REPORT,
+        Buffer.concat([Buffer.of(1, type & 0xff, type >> 8, 0x01), Buffer.from("0300000000c0" + "01" + "00" + "ff" + "7f" + "c4" + "0000" + "00" + "000000000000" + "03020106", "hex")]),
+      );
+    for (const [label, packet] of [
+      ["ADV_IND", report(ADV_IND)],
+      ["ADV_SCAN_IND", report(ADV_SCAN_IND)],
+      ["ADV_NONCONN_IND", report(ADV_NONCONN_IND)],
+      ["extended legacy ADV_IND", ext(0x0013)],
+      ["extended legacy ADV_SCAN_IND", ext(0x0012)],
+      ["extended legacy ADV_NONCONN_IND", ext(0x0010)],
+      ["extended scannable", ext(0x0002)],
+      ["extended connectable", ext(0x0001)],
+    ] as const) {
+      assert.equal(discoveries([packet]), 1, `${label}: the first advertisement`);
+      assert.equal(discoveries([packet, packet, packet]), 3, `${label}: three advertisements`);
+    }
   });
 
   it("passes non-connectable reports, scan responses and other packets alone", () => {
